@@ -1,0 +1,3 @@
+std = "max"
+files["spec"] = { std = "+busted" }
+max_line_length = 120

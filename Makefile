@@ -1,0 +1,67 @@
+# lua-ws build.  `make` builds ws/core.so for Lua 5.4; LUA=lua5.1|lua5.3|luajit
+# builds for another Lua.  `make test` installs what is missing and runs
+# luacheck plus the specs on every supported Lua.
+
+LUA ?= lua5.4
+PKG_lua5.1 = lua5.1
+PKG_lua5.3 = lua5.3
+PKG_lua5.4 = lua5.4
+PKG_luajit = luajit
+LUA_PKG = $(or $(PKG_$(LUA)),$(LUA))
+
+VARIANT ?= dev
+BUILD = build/$(LUA)-$(VARIANT)
+OUT ?= $(if $(filter dev,$(VARIANT)),$(if $(filter lua5.4,$(LUA)),ws/core.so,$(BUILD)/ws/core.so),$(BUILD)/ws/core.so)
+
+CC ?= cc
+OPT_dev = -O2 -g
+OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT_valgrind = -O1 -g
+OPTFLAGS = $(OPT_$(VARIANT))
+WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L
+CFLAGS_ALL = -std=c99 -fPIC $(WARNINGS) $(OPTFLAGS) $(CFLAGS) \
+	$(shell pkg-config --cflags $(LUA_PKG) 2>/dev/null)
+LDLIBS = -lcrypto -lz
+
+SRC = $(sort $(wildcard csrc/*.c))
+OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
+DEP = $(OBJ:.o=.d)
+
+.PHONY: all test sanitize valgrind lint deps demo clean rock-check
+
+all: $(OUT)
+
+$(OUT): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(OPTFLAGS) -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/%.o: csrc/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+-include $(DEP)
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps
+	@bash scripts/test.sh
+
+sanitize: deps
+	@bash scripts/test.sh --sanitize
+
+valgrind: deps
+	@bash scripts/test.sh --valgrind
+
+lint: deps
+	@bash scripts/lint.sh
+
+rock-check: deps
+	@bash scripts/rock_check.sh
+
+demo: deps all
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' $(LUA) examples/demo.lua
+
+clean:
+	rm -rf build ws

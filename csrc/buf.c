@@ -1,0 +1,68 @@
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ws_buf_init(ws_buf *b) { memset(b, 0, sizeof *b); }
+
+void ws_buf_free(ws_buf *b)
+{
+    free(b->data);
+    ws_buf_init(b);
+}
+
+void ws_buf_clear(ws_buf *b) { ws_buf_free(b); }
+
+unsigned char *ws_buf_reserve(ws_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return b->data + b->len;
+    size_t used = b->len - b->start;
+    /* Reclaim the consumed front before growing. */
+    if (b->start > 0 && b->cap - used >= n && b->start >= used) {
+        memmove(b->data, b->data + b->start, used);
+        b->start = 0;
+        b->len = used;
+        return b->data + b->len;
+    }
+    if (n > (size_t)-1 / 2 - used)
+        return NULL;
+    size_t need = used + n;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    unsigned char *p = malloc(cap);
+    if (!p)
+        return NULL;
+    if (used)
+        memcpy(p, b->data + b->start, used);
+    free(b->data);
+    b->data = p;
+    b->start = 0;
+    b->len = used;
+    b->cap = cap;
+    return b->data + b->len;
+}
+
+void ws_buf_commit(ws_buf *b, size_t n) { b->len += n; }
+
+int ws_buf_append(ws_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned char *w = ws_buf_reserve(b, n);
+    if (!w)
+        return -1;
+    memcpy(w, p, n);
+    b->len += n;
+    return 0;
+}
+
+int ws_buf_puts(ws_buf *b, const char *s) { return ws_buf_append(b, s, strlen(s)); }
+
+void ws_buf_consume(ws_buf *b, size_t n)
+{
+    b->start += n;
+    if (b->start >= b->len)
+        ws_buf_free(b);
+}

@@ -1,0 +1,35 @@
+/* Growable byte buffer with a read position, used for session input and
+ * output.  Memory is released when the buffer drains, so an idle session
+ * holds no buffer at all. */
+#ifndef WS_BUF_H
+#define WS_BUF_H
+
+#include <stddef.h>
+
+typedef struct ws_buf {
+    unsigned char *data;
+    size_t start; /* first unread byte */
+    size_t len;   /* one past the last byte */
+    size_t cap;
+} ws_buf;
+
+void ws_buf_init(ws_buf *b);
+void ws_buf_free(ws_buf *b);
+
+/* Make room for n more bytes at the end; returns the write pointer or NULL
+ * when out of memory.  Commit what was written with ws_buf_commit. */
+unsigned char *ws_buf_reserve(ws_buf *b, size_t n);
+void ws_buf_commit(ws_buf *b, size_t n);
+
+/* Append bytes (or a NUL-terminated string); 0 on success, -1 on ENOMEM. */
+int ws_buf_append(ws_buf *b, const void *p, size_t n);
+int ws_buf_puts(ws_buf *b, const char *s);
+
+static inline size_t ws_buf_size(const ws_buf *b) { return b->len - b->start; }
+static inline unsigned char *ws_buf_begin(const ws_buf *b) { return b->data + b->start; }
+
+/* Drop n bytes from the front; frees the storage once empty. */
+void ws_buf_consume(ws_buf *b, size_t n);
+void ws_buf_clear(ws_buf *b);
+
+#endif

@@ -1,0 +1,70 @@
+/* Bounded, zero-copy HTTP/1.1 head parser for the opening handshake.
+ * Header names and values point into the caller's buffer.  The buffer is
+ * mutable: obsolete line folding (RFC 7230 3.2.4) is replaced in place by
+ * spaces so a folded value stays one contiguous span. */
+#ifndef WS_HTTP_H
+#define WS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ws_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* leading/trailing whitespace trimmed */
+    size_t value_len;
+} ws_http_header;
+
+typedef struct ws_http_head {
+    /* request line */
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    /* status line */
+    int status;
+    const char *reason;
+    size_t reason_len;
+    int version_minor; /* HTTP/1.x */
+    ws_http_header *headers; /* caller's array */
+    size_t num_headers;      /* in: capacity, out: count */
+} ws_http_head;
+
+enum {
+    WS_HTTP_INCOMPLETE = 0,      /* need more bytes */
+    WS_HTTP_ERR_SYNTAX = -1,     /* malformed head */
+    WS_HTTP_ERR_TOO_LARGE = -2,  /* head longer than max_head */
+    WS_HTTP_ERR_TOO_MANY = -3,   /* more headers than capacity */
+    WS_HTTP_ERR_VERSION = -4     /* not HTTP/1.1 (request) or not HTTP/1.x */
+};
+
+/* Find the end of a head ("\r\n\r\n", bare "\n\n" tolerated).  *scanned
+ * holds how far a previous call looked so a slow sender is not rescanned;
+ * start it at 0.  Returns the head length including the blank line, 0 when
+ * incomplete, WS_HTTP_ERR_TOO_LARGE when max_head bytes hold no end. */
+long ws_http_head_end(const char *buf, size_t len, size_t *scanned, size_t max_head);
+
+/* Parse a complete head of head_len bytes (as found by ws_http_head_end).
+ * Returns 0 or a negative WS_HTTP_ERR_*. */
+int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head);
+int ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head);
+
+/* First header with this name (case-insensitive), or NULL. */
+const ws_http_header *ws_http_find(const ws_http_head *head, const char *name);
+/* Number of headers with this name. */
+size_t ws_http_count(const ws_http_head *head, const char *name);
+
+/* True when any header called name holds token in its comma-separated list
+ * (case-insensitive, whitespace around elements ignored). */
+bool ws_http_has_token(const ws_http_head *head, const char *name, const char *token);
+
+/* Iterate the comma-separated elements of a value: returns false at the end.
+ * *pos starts at 0; *elem and *elem_len get the trimmed element (empty elements
+ * are skipped). */
+bool ws_http_next_element(const char *value, size_t value_len, size_t *pos, const char **elem,
+                          size_t *elem_len);
+
+/* RFC 7230 token check. */
+bool ws_http_is_token(const char *s, size_t n);
+
+#endif

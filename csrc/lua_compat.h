@@ -1,0 +1,38 @@
+/* The one place that papers over differences between Lua 5.1, 5.2, 5.3,
+ * 5.4 and LuaJIT for the bindings. */
+#ifndef WS_LUA_COMPAT_H
+#define WS_LUA_COMPAT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if LUA_VERSION_NUM < 502
+#define ws_setfuncs(L, l) luaL_register((L), NULL, (l))
+#define ws_rawlen(L, i) lua_objlen((L), (i))
+#define ws_newlib(L, l) (lua_newtable(L), luaL_register((L), NULL, (l)))
+#else
+#define ws_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
+#define ws_rawlen(L, i) lua_rawlen((L), (i))
+#define ws_newlib(L, l) luaL_newlib((L), (l))
+#endif
+
+/* Sizes: integers where the Lua has 64-bit integers, else doubles. */
+#if LUA_VERSION_NUM >= 503
+#define ws_pushsize(L, n) lua_pushinteger((L), (lua_Integer)(n))
+#else
+#define ws_pushsize(L, n) lua_pushnumber((L), (lua_Number)(n))
+#endif
+
+/* luaL_testudata appeared in 5.2. */
+static inline void *ws_testudata(lua_State *L, int i, const char *tname)
+{
+    void *p = lua_touserdata(L, i);
+    if (p == NULL || !lua_getmetatable(L, i))
+        return NULL;
+    luaL_getmetatable(L, tname);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? p : NULL;
+}
+
+#endif

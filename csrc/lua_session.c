@@ -1,0 +1,505 @@
+/* ws.core.session: the sans-I/O engine as a Lua object. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lua_compat.h"
+#include "lua_core.h"
+#include "lua_opts.h"
+#include "session.h"
+#include "url.h"
+
+#define SESSION_MT "ws.core.session"
+
+typedef struct lsession {
+    ws_session *s;
+    uint8_t mask_key[4]; /* fixed masking key (tests) */
+} lsession;
+
+static lsession *check_session(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (!ls->s)
+        luaL_argerror(L, 1, "session is freed");
+    return ls;
+}
+
+static void fixed_random(void *ud, uint8_t *buf, size_t n)
+{
+    const uint8_t *key = ud;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = key[i & 3];
+}
+
+/* The session's uservalue table keeps what Lua code gave it (the server's
+ * supported protocols). */
+static void get_uservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM < 502
+    lua_getfenv(L, idx);
+#else
+    lua_getuservalue(L, idx);
+#endif
+}
+
+static void set_uservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM < 502
+    lua_setfenv(L, idx);
+#else
+    lua_setuservalue(L, idx);
+#endif
+}
+
+static int start_client(lua_State *L, lsession *ls, int opts)
+{
+    const char *url = ws_lua_opt_string(L, opts, "url", NULL);
+    if (!url)
+        return luaL_error(L, "bad option 'url' (a client session with handshake needs a url)");
+    char err[256];
+    ws_url u;
+    if (ws_url_parse(url, &u, err, sizeof err) != 0)
+        return luaL_error(L, "bad option 'url' (%s)", err);
+    ws_client_request req;
+    memset(&req, 0, sizeof req);
+    req.host = u.host;
+    req.port = u.port;
+    req.secure = u.secure;
+    req.resource = u.resource;
+    req.origin = ws_lua_opt_string(L, opts, "origin", NULL);
+    req.extensions = ws_lua_opt_string(L, opts, "extensions", NULL);
+    req.key = ws_lua_opt_string(L, opts, "key", NULL);
+    const char **protocols = ws_lua_opt_strings(L, opts, "protocols", &req.num_protocols);
+    req.protocols = protocols;
+    req.headers = ws_lua_opt_headers(L, opts, "headers", &req.num_headers);
+    if (ws_session_start_client(ls->s, &req, protocols, req.num_protocols, req.extensions, err,
+                                sizeof err) != 0)
+        return luaL_error(L, "bad option (%s)", err);
+    lua_pop(L, 2);
+    return 0;
+}
+
+static int l_session(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *role = ws_lua_opt_string(L, 1, "role", NULL);
+    if (!role || (strcmp(role, "client") != 0 && strcmp(role, "server") != 0))
+        return luaL_error(L, "bad option 'role' (\"client\" or \"server\" expected)");
+    ws_session_config cfg;
+    ws_session_config_init(&cfg, role[0] == 'c' ? WS_CLIENT : WS_SERVER);
+    cfg.handshake = ws_lua_opt_bool(L, 1, "handshake", true);
+    cfg.stream = ws_lua_opt_bool(L, 1, "stream", false);
+    cfg.max_message = (uint64_t)ws_lua_opt_number(L, 1, "max_message", (lua_Number)cfg.max_message,
+                                                  1, 9007199254740992.0);
+    cfg.max_frame = (uint64_t)ws_lua_opt_number(L, 1, "max_frame", (lua_Number)cfg.max_message, 1,
+                                                9007199254740992.0);
+    cfg.max_head = (size_t)ws_lua_opt_number(L, 1, "max_head", (lua_Number)cfg.max_head, 64,
+                                             1048576);
+    cfg.max_headers = (size_t)ws_lua_opt_number(L, 1, "max_headers",
+                                                (lua_Number)cfg.max_headers, 1, 1024);
+    const char *mask_key = ws_lua_opt_string(L, 1, "mask_key", NULL);
+    if (mask_key && strlen(mask_key) != 4)
+        return luaL_error(L, "bad option 'mask_key' (4 bytes expected)");
+
+    lsession *ls = lua_newuserdata(L, sizeof *ls);
+    memset(ls, 0, sizeof *ls);
+    luaL_getmetatable(L, SESSION_MT);
+    lua_setmetatable(L, -2);
+    int ud = lua_gettop(L);
+    if (mask_key) {
+        memcpy(ls->mask_key, mask_key, 4);
+        cfg.random = fixed_random;
+        cfg.random_ud = ls->mask_key;
+    }
+    ls->s = ws_session_new(&cfg);
+    if (!ls->s)
+        return luaL_error(L, "out of memory");
+
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, 1, "protocols");
+    lua_setfield(L, -2, "protocols");
+    set_uservalue(L, ud);
+
+    if (cfg.handshake && cfg.role == WS_CLIENT)
+        start_client(L, ls, 1);
+    lua_settop(L, ud);
+    return 1;
+}
+
+static int l_feed(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    if (ws_session_feed(ls->s, (const uint8_t *)p, n) != WS_OK)
+        return luaL_error(L, "out of memory");
+    return 0;
+}
+
+static void push_server_request(lua_State *L, const ws_event *ev)
+{
+    const ws_http_head *h = ev->head;
+    const ws_server_request *r = ev->request;
+    lua_createtable(L, 0, 8);
+    lua_pushlstring(L, h->method, h->method_len);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, r->path, r->path_len);
+    lua_setfield(L, -2, "path");
+    if (r->query) {
+        lua_pushlstring(L, r->query, r->query_len);
+        lua_setfield(L, -2, "query");
+    }
+    ws_lua_push_headers(L, h);
+    lua_setfield(L, -2, "headers");
+    if (r->origin) {
+        lua_pushlstring(L, r->origin->value, r->origin->value_len);
+        lua_setfield(L, -2, "origin");
+    }
+    lua_pushlstring(L, r->key, r->key_len);
+    lua_setfield(L, -2, "key");
+    /* Offered subprotocols across every Sec-WebSocket-Protocol header. */
+    lua_newtable(L);
+    int n = 0;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const ws_http_header *hd = &h->headers[i];
+        if (hd->name_len != 22 || strncasecmp(hd->name, "Sec-WebSocket-Protocol", 22) != 0)
+            continue;
+        size_t pos = 0;
+        const char *e;
+        size_t el;
+        while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
+            lua_pushlstring(L, e, el);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    lua_setfield(L, -2, "protocols");
+    if (r->extensions) {
+        lua_pushlstring(L, r->extensions->value, r->extensions->value_len);
+        lua_setfield(L, -2, "extensions");
+    }
+}
+
+static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
+{
+    switch (ev->type) {
+    case WS_EV_OPEN:
+        lua_pushliteral(L, "open");
+        lua_createtable(L, 0, 4);
+        if (ev->head) {
+            lua_pushinteger(L, ev->head->status);
+            lua_setfield(L, -2, "status");
+            ws_lua_push_headers(L, ev->head);
+            lua_setfield(L, -2, "headers");
+        }
+        if (ws_session_protocol(ls->s)) {
+            lua_pushstring(L, ws_session_protocol(ls->s));
+            lua_setfield(L, -2, "protocol");
+        }
+        if (ws_session_extensions(ls->s)) {
+            lua_pushstring(L, ws_session_extensions(ls->s));
+            lua_setfield(L, -2, "extensions");
+        }
+        return 2;
+    case WS_EV_REQUEST:
+        lua_pushliteral(L, "request");
+        push_server_request(L, ev);
+        /* Remember the offers for accept() to choose from. */
+        get_uservalue(L, 1);
+        lua_getfield(L, -2, "protocols");
+        lua_setfield(L, -2, "offered");
+        lua_pop(L, 1);
+        return 2;
+    case WS_EV_MESSAGE:
+    case WS_EV_FRAGMENT:
+        if (ev->type == WS_EV_MESSAGE)
+            lua_pushliteral(L, "message");
+        else
+            lua_pushliteral(L, "fragment");
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        if (ev->binary)
+            lua_pushliteral(L, "binary");
+        else
+            lua_pushliteral(L, "text");
+        if (ev->type == WS_EV_MESSAGE)
+            return 3;
+        lua_pushboolean(L, ev->fin);
+        return 4;
+    case WS_EV_PING:
+    case WS_EV_PONG:
+        if (ev->type == WS_EV_PING)
+            lua_pushliteral(L, "ping");
+        else
+            lua_pushliteral(L, "pong");
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        return 2;
+    case WS_EV_ERROR:
+        lua_pushliteral(L, "error");
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        if (ev->code)
+            lua_pushinteger(L, ev->code);
+        else
+            lua_pushnil(L);
+        if (!ev->head)
+            return 3;
+        ws_lua_push_headers(L, ev->head);
+        return 4;
+    case WS_EV_CLOSE:
+        lua_pushliteral(L, "close");
+        lua_pushinteger(L, ev->code);
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        lua_pushboolean(L, ev->was_clean);
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+static int l_next_event(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    ws_event ev;
+    if (!ws_session_next(ls->s, &ev)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    return push_event(L, ls, &ev);
+}
+
+static int events_iter(lua_State *L)
+{
+    lua_settop(L, 1);
+    return l_next_event(L);
+}
+
+static int l_events(lua_State *L)
+{
+    check_session(L);
+    lua_pushcfunction(L, events_iter);
+    lua_pushvalue(L, 1);
+    return 2;
+}
+
+static int l_output(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const uint8_t *p = ws_session_output(ls->s, &n);
+    lua_pushlstring(L, (const char *)p, n);
+    ws_session_output_consume(ls->s, n);
+    return 1;
+}
+
+/* nil, message for a state error; raises for a bad argument. */
+static int send_result(lua_State *L, int r, int arg, const char *argmsg)
+{
+    if (r == WS_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (r == WS_E_ARG)
+        return luaL_argerror(L, arg, argmsg);
+    if (r == WS_E_NOMEM)
+        return luaL_error(L, "out of memory");
+    lua_pushnil(L);
+    lua_pushstring(L, ws_strerror(r));
+    return 2;
+}
+
+static bool check_kind(lua_State *L, int i)
+{
+    static const char *const kinds[] = {"text", "binary", NULL};
+    return luaL_checkoption(L, i, "text", kinds) == 1;
+}
+
+static int l_send(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    bool binary = check_kind(L, 3);
+    int r = ws_session_send(ls->s, binary, (const uint8_t *)p, n);
+    return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
+}
+
+static int l_send_fragment(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    bool fin = lua_toboolean(L, 3) != 0;
+    bool binary = check_kind(L, 4);
+    int r = ws_session_send_fragment(ls->s, binary, (const uint8_t *)p, n, fin);
+    return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
+}
+
+static int l_ping(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const char *p = luaL_optlstring(L, 2, "", &n);
+    if (n > 125)
+        return luaL_argerror(L, 2, "ping payload over 125 bytes");
+    return send_result(L, ws_session_ping(ls->s, (const uint8_t *)p, n), 2, "bad payload");
+}
+
+static int l_pong(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t n;
+    const char *p = luaL_optlstring(L, 2, "", &n);
+    if (n > 125)
+        return luaL_argerror(L, 2, "pong payload over 125 bytes");
+    return send_result(L, ws_session_pong(ls->s, (const uint8_t *)p, n), 2, "bad payload");
+}
+
+static int l_close(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
+    size_t n;
+    const char *reason = luaL_optlstring(L, 3, "", &n);
+    if (!ws_close_code_valid((int)code))
+        return luaL_argerror(L, 2, "invalid close code (1000-1003, 1007-1014, 3000-4999)");
+    if (n > 123)
+        return luaL_argerror(L, 3, "close reason over 123 bytes");
+    int r = ws_session_close(ls->s, (int)code, (const uint8_t *)reason, n);
+    return send_result(L, r, 3, "close reason is not valid UTF-8");
+}
+
+/* The first protocol the client offered that the server supports. */
+static const char *pick_protocol(lua_State *L, int offered, int supported)
+{
+    size_t no = ws_rawlen(L, offered), ns = ws_rawlen(L, supported);
+    for (size_t i = 1; i <= no; i++) {
+        lua_rawgeti(L, offered, (int)i);
+        for (size_t j = 1; j <= ns; j++) {
+            lua_rawgeti(L, supported, (int)j);
+            if (lua_rawequal(L, -1, -2)) {
+                lua_pop(L, 1);
+                return lua_tostring(L, -1); /* left on the stack */
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return NULL;
+}
+
+static int l_accept(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    int opts = ws_lua_opts_table(L, 2);
+    const char *protocol = ws_lua_opt_string(L, opts, "protocol", NULL);
+    const char *extensions = ws_lua_opt_string(L, opts, "extensions", NULL);
+    if (!protocol) {
+        /* Choose from the session's supported list and the offers made in
+         * the request, which is still in the input buffer. */
+        lua_settop(L, 2);
+        get_uservalue(L, 1);
+        lua_getfield(L, -1, "protocols");
+        lua_getfield(L, -2, "offered");
+        if (lua_istable(L, -1) && lua_istable(L, -2))
+            protocol = pick_protocol(L, lua_gettop(L), lua_gettop(L) - 1);
+    }
+    size_t nh;
+    ws_kv *headers = ws_lua_opt_headers(L, opts, "headers", &nh);
+    char err[256];
+    int r = ws_session_accept(ls->s, protocol, extensions, headers, nh, err, sizeof err);
+    if (r == WS_E_ARG)
+        return luaL_argerror(L, 2, err);
+    if (r != WS_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_reject(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    lua_Integer status = luaL_checkinteger(L, 2);
+    if (status < 300 || status > 599)
+        return luaL_argerror(L, 2, "status must be between 300 and 599");
+    const char *reason = luaL_optstring(L, 3, "");
+    size_t nh = 0;
+    ws_kv *headers = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        lua_settop(L, 4);
+        lua_newtable(L);
+        lua_pushvalue(L, 4);
+        lua_setfield(L, -2, "headers");
+        headers = ws_lua_opt_headers(L, lua_gettop(L), "headers", &nh);
+    }
+    int r = ws_session_reject(ls->s, (int)status, reason, headers, nh);
+    return send_result(L, r, 2, "bad status");
+}
+
+static int l_eof(lua_State *L)
+{
+    ws_session_eof(check_session(L)->s);
+    return 0;
+}
+
+static int l_state(lua_State *L)
+{
+    static const char *const names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
+    lua_pushstring(L, names[ws_session_state(check_session(L)->s)]);
+    return 1;
+}
+
+static int push_opt_string(lua_State *L, const char *s)
+{
+    if (s)
+        lua_pushstring(L, s);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int l_protocol(lua_State *L) { return push_opt_string(L, ws_session_protocol(check_session(L)->s)); }
+static int l_extensions(lua_State *L)
+{
+    return push_opt_string(L, ws_session_extensions(check_session(L)->s));
+}
+
+static int l_gc(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    ws_session_free(ls->s);
+    ls->s = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    lua_pushfstring(L, "ws.core.session (%p)", (void *)ls);
+    return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"feed", l_feed},       {"next_event", l_next_event}, {"events", l_events},
+    {"output", l_output},   {"send", l_send},             {"send_fragment", l_send_fragment},
+    {"ping", l_ping},       {"pong", l_pong},             {"close", l_close},
+    {"accept", l_accept},   {"reject", l_reject},         {"eof", l_eof},
+    {"abort", l_eof},       {"state", l_state},           {"protocol", l_protocol},
+    {"extensions", l_extensions}, {NULL, NULL}};
+
+static const luaL_Reg session_meta[] = {{"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring},
+                                        {NULL, NULL}};
+
+void ws_lua_open_session(lua_State *L)
+{
+    if (luaL_newmetatable(L, SESSION_MT)) {
+        ws_setfuncs(L, session_meta);
+        lua_newtable(L);
+        ws_setfuncs(L, session_methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_session);
+    lua_setfield(L, -2, "session");
+}

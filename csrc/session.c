@@ -1,0 +1,726 @@
+#include "session.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "mask.h"
+#include "utf8.h"
+
+/* Handshake state: lives only while CONNECTING (and, after a failed
+ * handshake, until the session is freed so the error event stays valid). */
+typedef struct ws_hs {
+    ws_http_head head;
+    ws_server_request req;
+    size_t scanned;  /* how far the head end was searched */
+    size_t head_len; /* server: request head length, dropped on accept */
+    bool requested;  /* server: WS_EV_REQUEST delivered, awaiting accept */
+    char accept[WS_ACCEPT_LEN + 1];
+    char **protocols; /* client offers, for checking the response */
+    size_t num_protocols;
+    char *extensions;
+    char err[200];
+    ws_http_header headers[]; /* max_headers entries */
+} ws_hs;
+
+enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
+
+struct ws_session {
+    ws_buf in;  /* received bytes; the current frame's payload sits at the front */
+    ws_buf out; /* bytes to send */
+    ws_buf msg; /* reassembly of a fragmented message */
+    uint64_t max_message;
+    uint64_t max_frame;
+    ws_random_fn random;
+    void *random_ud;
+    ws_hs *hs;
+    char *protocol;
+    char *extensions;
+    const char *close_reason; /* for a pending close event */
+    ws_frame_header fh;
+    uint64_t done;    /* payload bytes of the current frame already unmasked */
+    uint64_t msg_len; /* bytes of the current message so far */
+    size_t discard;   /* bytes of `in` to drop at the next call */
+    size_t max_head;
+    uint16_t max_headers;
+    uint16_t close_code;
+    uint8_t role;
+    uint8_t state;
+    uint8_t pending;
+    uint8_t msg_opcode;      /* opcode of the message being received, 0 if none */
+    bool have_header;        /* fh holds the current frame's header */
+    bool stream;
+    bool msg_done;           /* msg holds a delivered message: clear it */
+    bool free_hs;            /* drop hs at the next call */
+    bool close_sent;
+    bool eof;
+    bool sending_fragments;  /* a fragmented message is being sent */
+    bool close_clean;
+    ws_utf8 in_utf8;
+    ws_utf8 out_utf8;
+};
+
+const char *ws_strerror(int err)
+{
+    switch (err) {
+    case WS_OK: return "ok";
+    case WS_E_STATE: return "connection is not open";
+    case WS_E_NOMEM: return "out of memory";
+    case WS_E_BUSY: return "a fragmented message is being sent";
+    case WS_E_NOT_FRAG: return "no fragmented message is being sent";
+    case WS_E_ARG: return "invalid argument";
+    default: return "unknown error";
+    }
+}
+
+bool ws_close_code_valid(int code)
+{
+    if (code >= 1000 && code <= 1003)
+        return true;
+    /* 1004-1006 and 1015 are reserved and never sent; 1012-1014 are
+     * registered with IANA (restart, try again later, bad gateway). */
+    if (code >= 1007 && code <= 1014)
+        return true;
+    return code >= 3000 && code <= 4999;
+}
+
+void ws_session_config_init(ws_session_config *cfg, int role)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->role = role;
+    cfg->handshake = true;
+    cfg->max_message = 16u << 20;
+    cfg->max_frame = 16u << 20;
+    cfg->max_head = 8192;
+    cfg->max_headers = 64;
+}
+
+static void default_random(void *ud, uint8_t *buf, size_t n)
+{
+    (void)ud;
+    if (RAND_bytes(buf, (int)n) != 1) {
+        /* RAND_bytes only fails when the system RNG is unusable; a
+         * predictable mask would defeat its purpose, so stop here. */
+        abort();
+    }
+}
+
+static ws_hs *hs_new(size_t max_headers)
+{
+    ws_hs *hs = calloc(1, sizeof *hs + max_headers * sizeof(ws_http_header));
+    return hs;
+}
+
+static void hs_free(ws_hs *hs)
+{
+    if (!hs)
+        return;
+    for (size_t i = 0; i < hs->num_protocols; i++)
+        free(hs->protocols[i]);
+    free(hs->protocols);
+    free(hs->extensions);
+    free(hs);
+}
+
+ws_session *ws_session_new(const ws_session_config *cfg)
+{
+    ws_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->role = (uint8_t)cfg->role;
+    s->max_message = cfg->max_message;
+    s->max_frame = cfg->max_frame;
+    s->max_head = cfg->max_head;
+    s->max_headers = (uint16_t)(cfg->max_headers > 65535 ? 65535 : cfg->max_headers);
+    s->stream = cfg->stream;
+    s->random = cfg->random ? cfg->random : default_random;
+    s->random_ud = cfg->random_ud;
+    s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
+    if (cfg->handshake && cfg->role == WS_SERVER) {
+        s->hs = hs_new(s->max_headers);
+        if (!s->hs) {
+            free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void ws_session_free(ws_session *s)
+{
+    if (!s)
+        return;
+    ws_buf_free(&s->in);
+    ws_buf_free(&s->out);
+    ws_buf_free(&s->msg);
+    hs_free(s->hs);
+    free(s->protocol);
+    free(s->extensions);
+    free(s);
+}
+
+static char *dup_span(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static int queue_frame(ws_session *s, unsigned opcode, bool fin, const uint8_t *p, size_t n)
+{
+    ws_frame_header h;
+    memset(&h, 0, sizeof h);
+    h.fin = fin;
+    h.opcode = (uint8_t)opcode;
+    h.len = n;
+    h.masked = s->role == WS_CLIENT;
+    if (h.masked)
+        s->random(s->random_ud, h.mask, 4);
+    if (n > (size_t)-1 - WS_FRAME_HEADER_MAX)
+        return WS_E_NOMEM;
+    uint8_t *w = ws_buf_reserve(&s->out, WS_FRAME_HEADER_MAX + n);
+    if (!w)
+        return WS_E_NOMEM;
+    size_t hl = ws_frame_encode(w, &h);
+    if (h.masked)
+        ws_mask_copy(w + hl, p, n, h.mask, 0);
+    else if (n)
+        memcpy(w + hl, p, n);
+    ws_buf_commit(&s->out, hl + n);
+    return WS_OK;
+}
+
+static int queue_close(ws_session *s, int code, const uint8_t *reason, size_t n)
+{
+    uint8_t payload[WS_CONTROL_MAX];
+    size_t len = 0;
+    if (code) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (n > WS_CONTROL_MAX - 2)
+            n = WS_CONTROL_MAX - 2;
+        if (n)
+            memcpy(payload + 2, reason, n);
+        len = 2 + n;
+    }
+    s->close_sent = true;
+    return queue_frame(s, WS_OP_CLOSE, true, payload, len);
+}
+
+int ws_session_send(ws_session *s, bool binary, const uint8_t *p, size_t n)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (s->sending_fragments)
+        return WS_E_BUSY;
+    if (!binary && !ws_utf8_valid(p, n))
+        return WS_E_ARG;
+    return queue_frame(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n);
+}
+
+int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    unsigned opcode = WS_OP_CONT;
+    if (!s->sending_fragments) {
+        opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
+        ws_utf8_init(&s->out_utf8);
+        s->out_utf8.need = binary ? 0xff : 0; /* 0xff marks a binary message */
+    }
+    if (s->out_utf8.need != 0xff) {
+        ws_utf8 u = s->out_utf8;
+        int r = ws_utf8_feed(&u, p, n);
+        if (r == WS_UTF8_INVALID || (fin && r != WS_UTF8_OK))
+            return WS_E_ARG;
+        s->out_utf8 = u;
+    }
+    int r = queue_frame(s, opcode, fin, p, n);
+    if (r != WS_OK)
+        return r;
+    s->sending_fragments = !fin;
+    return WS_OK;
+}
+
+int ws_session_ping(ws_session *s, const uint8_t *p, size_t n)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (n > WS_CONTROL_MAX)
+        return WS_E_ARG;
+    return queue_frame(s, WS_OP_PING, true, p, n);
+}
+
+int ws_session_pong(ws_session *s, const uint8_t *p, size_t n)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (n > WS_CONTROL_MAX)
+        return WS_E_ARG;
+    return queue_frame(s, WS_OP_PONG, true, p, n);
+}
+
+int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (code == 0 ? n > 0 : !ws_close_code_valid(code))
+        return WS_E_ARG;
+    if (n > WS_CONTROL_MAX - 2 || !ws_utf8_valid(reason, n))
+        return WS_E_ARG;
+    int r = queue_close(s, code, reason, n);
+    if (r != WS_OK)
+        return r;
+    s->state = WS_CLOSING;
+    return WS_OK;
+}
+
+const uint8_t *ws_session_output(const ws_session *s, size_t *n)
+{
+    *n = ws_buf_size(&s->out);
+    return ws_buf_begin(&s->out);
+}
+
+void ws_session_output_consume(ws_session *s, size_t n) { ws_buf_consume(&s->out, n); }
+
+int ws_session_state(const ws_session *s) { return s->state; }
+int ws_session_role(const ws_session *s) { return s->role; }
+const char *ws_session_protocol(const ws_session *s) { return s->protocol; }
+const char *ws_session_extensions(const ws_session *s) { return s->extensions; }
+
+/* ---- input ------------------------------------------------------------ */
+
+int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
+{
+    if (s->state == WS_CLOSED || s->eof)
+        return WS_OK;
+    return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
+}
+
+void ws_session_eof(ws_session *s) { s->eof = true; }
+
+static void set_pending_close(ws_session *s, int code, const char *reason, bool clean)
+{
+    s->pending = PENDING_CLOSE;
+    s->close_code = (uint16_t)code;
+    s->close_reason = reason;
+    s->close_clean = clean;
+}
+
+static void drop_input(ws_session *s)
+{
+    ws_buf_free(&s->in);
+    ws_buf_free(&s->msg);
+    s->discard = 0;
+    s->have_header = false;
+}
+
+/* Fail the connection (RFC 6455 7.1.7): send a close frame with the code
+ * unless one was sent, stop reading, report the error then the close. */
+static int fail(ws_session *s, ws_event *ev, int code, const char *reason)
+{
+    if (!s->close_sent)
+        queue_close(s, code, (const uint8_t *)reason, strlen(reason));
+    s->state = WS_CLOSED;
+    drop_input(s);
+    ev->type = WS_EV_ERROR;
+    ev->data = (const uint8_t *)reason;
+    ev->len = strlen(reason);
+    ev->code = code;
+    set_pending_close(s, code, reason, false);
+    return 1;
+}
+
+/* ---- handshake -------------------------------------------------------- */
+
+int ws_session_start_client(ws_session *s, const ws_client_request *req,
+                            const char *const *protocols, size_t num_protocols,
+                            const char *extensions, char *err, size_t err_len)
+{
+    if (s->role != WS_CLIENT || s->state != WS_CONNECTING || s->hs) {
+        snprintf(err, err_len, "session is not a client waiting to connect");
+        return -1;
+    }
+    ws_hs *hs = hs_new(s->max_headers);
+    if (!hs)
+        goto nomem;
+    s->hs = hs;
+    if (num_protocols) {
+        hs->protocols = calloc(num_protocols, sizeof(char *));
+        if (!hs->protocols)
+            goto nomem;
+        for (size_t i = 0; i < num_protocols; i++) {
+            hs->protocols[i] = dup_span(protocols[i], strlen(protocols[i]));
+            if (!hs->protocols[i])
+                goto nomem;
+            hs->num_protocols = i + 1;
+        }
+    }
+    if (extensions && !(hs->extensions = dup_span(extensions, strlen(extensions))))
+        goto nomem;
+    if (ws_handshake_client_request(&s->out, req, hs->accept, err, err_len) != 0)
+        return -1;
+    return 0;
+nomem:
+    snprintf(err, err_len, "out of memory");
+    return -1;
+}
+
+static int client_handshake_step(ws_session *s, ws_event *ev)
+{
+    ws_hs *hs = s->hs;
+    if (!hs)
+        return 0; /* request not queued yet */
+    char *buf = (char *)ws_buf_begin(&s->in);
+    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
+    const char *why = NULL;
+    if (end == 0)
+        return 0;
+    if (end < 0) {
+        why = "response head too large";
+    } else {
+        hs->head.headers = hs->headers;
+        hs->head.num_headers = s->max_headers;
+        int r = ws_http_parse_response(buf, (size_t)end, &hs->head);
+        if (r == WS_HTTP_ERR_TOO_MANY)
+            why = "too many headers in the response";
+        else if (r < 0)
+            why = "malformed HTTP response";
+    }
+    if (why) {
+        snprintf(hs->err, sizeof hs->err, "%s", why);
+    } else {
+        ws_client_result res;
+        if (ws_handshake_check_response(&hs->head, hs->accept,
+                                        (const char *const *)hs->protocols, hs->num_protocols,
+                                        hs->extensions, &res, hs->err, sizeof hs->err) == 0) {
+            if ((res.protocol && !(s->protocol = dup_span(res.protocol, res.protocol_len))) ||
+                (res.extensions &&
+                 !(s->extensions = dup_span(res.extensions, res.extensions_len)))) {
+                snprintf(hs->err, sizeof hs->err, "out of memory");
+            } else {
+                s->state = WS_OPEN;
+                s->discard = (size_t)end;
+                s->free_hs = true;
+                ev->type = WS_EV_OPEN;
+                ev->head = &hs->head;
+                return 1;
+            }
+        }
+    }
+    /* Handshake failed: nothing is sent, the host drops the transport. */
+    s->state = WS_CLOSED;
+    ev->type = WS_EV_ERROR;
+    ev->data = (const uint8_t *)hs->err;
+    ev->len = strlen(hs->err);
+    ev->code = end > 0 && hs->head.status > 0 ? hs->head.status : 0;
+    ev->head = end > 0 && hs->head.status > 0 ? &hs->head : NULL;
+    s->discard = ws_buf_size(&s->in);
+    set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
+    return 1;
+}
+
+static int server_fail(ws_session *s, ws_event *ev, int status, const char *reason)
+{
+    ws_handshake_error_response(&s->out, status, reason, NULL, 0);
+    s->state = WS_CLOSED;
+    drop_input(s);
+    ev->type = WS_EV_ERROR;
+    ev->data = (const uint8_t *)reason;
+    ev->len = strlen(reason);
+    ev->code = status;
+    set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
+    return 1;
+}
+
+static int server_handshake_step(ws_session *s, ws_event *ev)
+{
+    ws_hs *hs = s->hs;
+    if (hs->requested)
+        return 0;
+    char *buf = (char *)ws_buf_begin(&s->in);
+    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
+    if (end == 0)
+        return 0;
+    if (end < 0)
+        return server_fail(s, ev, 431, "request head too large");
+    hs->head.headers = hs->headers;
+    hs->head.num_headers = s->max_headers;
+    int r = ws_http_parse_request(buf, (size_t)end, &hs->head);
+    if (r == WS_HTTP_ERR_TOO_MANY)
+        return server_fail(s, ev, 431, "too many headers");
+    if (r == WS_HTTP_ERR_VERSION)
+        return server_fail(s, ev, 400, "HTTP/1.1 required");
+    if (r < 0)
+        return server_fail(s, ev, 400, "malformed HTTP request");
+    const char *reason = NULL;
+    int status = ws_handshake_check_request(&hs->head, &hs->req, &reason);
+    if (status != 0)
+        return server_fail(s, ev, status, reason ? reason : "bad handshake");
+    hs->head_len = (size_t)end;
+    hs->requested = true;
+    ev->type = WS_EV_REQUEST;
+    ev->head = &hs->head;
+    ev->request = &hs->req;
+    return 1;
+}
+
+static bool awaiting_accept(const ws_session *s)
+{
+    return s->role == WS_SERVER && s->state == WS_CONNECTING && s->hs && s->hs->requested;
+}
+
+int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,
+                      const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
+{
+    if (!awaiting_accept(s)) {
+        snprintf(err, err_len, "no handshake request is waiting");
+        return WS_E_STATE;
+    }
+    ws_hs *hs = s->hs;
+    if (ws_handshake_server_response(&s->out, hs->req.key, hs->req.key_len, protocol, extensions,
+                                     headers, num_headers, err, err_len) != 0)
+        return WS_E_ARG;
+    if ((protocol && !(s->protocol = dup_span(protocol, strlen(protocol)))) ||
+        (extensions && !(s->extensions = dup_span(extensions, strlen(extensions))))) {
+        snprintf(err, err_len, "out of memory");
+        return WS_E_NOMEM;
+    }
+    ws_buf_consume(&s->in, hs->head_len);
+    hs_free(hs);
+    s->hs = NULL;
+    s->state = WS_OPEN;
+    s->pending = PENDING_OPEN;
+    return WS_OK;
+}
+
+int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv *headers,
+                      size_t num_headers)
+{
+    if (!awaiting_accept(s))
+        return WS_E_STATE;
+    if (ws_handshake_error_response(&s->out, status, reason, headers, num_headers) != 0)
+        return WS_E_NOMEM;
+    s->state = WS_CLOSED;
+    drop_input(s);
+    set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
+    return WS_OK;
+}
+
+/* ---- frames ----------------------------------------------------------- */
+
+/* Check a header just decoded; returns NULL or the failure reason with
+ * *code set. */
+static const char *check_header(ws_session *s, int *code)
+{
+    const ws_frame_header *h = &s->fh;
+    *code = WS_CLOSE_PROTOCOL;
+    if (h->rsv)
+        return "reserved bits set without a negotiated extension";
+    if ((h->opcode >= 3 && h->opcode <= 7) || h->opcode >= 11)
+        return "reserved opcode";
+    if (ws_opcode_is_control(h->opcode)) {
+        if (!h->fin)
+            return "fragmented control frame";
+        if (h->len > WS_CONTROL_MAX)
+            return "control frame payload over 125 bytes";
+    }
+    if (s->role == WS_SERVER && !h->masked)
+        return "unmasked frame from the client";
+    if (s->role == WS_CLIENT && h->masked)
+        return "masked frame from the server";
+    if (ws_opcode_is_control(h->opcode))
+        return NULL;
+    if (h->opcode == WS_OP_CONT && !s->msg_opcode)
+        return "continuation frame without a message to continue";
+    if (h->opcode != WS_OP_CONT && s->msg_opcode)
+        return "new message started inside a fragmented message";
+    *code = WS_CLOSE_TOO_BIG;
+    if (h->len > s->max_frame)
+        return "frame too big";
+    uint64_t before = h->opcode == WS_OP_CONT ? s->msg_len : 0;
+    if (h->len > s->max_message || before > s->max_message - h->len)
+        return "message too big";
+    if (h->opcode != WS_OP_CONT) {
+        s->msg_opcode = h->opcode;
+        s->msg_len = 0;
+        ws_utf8_init(&s->in_utf8);
+    }
+    s->msg_len += h->len;
+    return NULL;
+}
+
+static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t n)
+{
+    int code = WS_CLOSE_NO_STATUS;
+    const uint8_t *reason = p;
+    size_t reason_len = 0;
+    if (n == 1)
+        return fail(s, ev, WS_CLOSE_PROTOCOL, "close frame with a 1-byte payload");
+    if (n >= 2) {
+        code = (p[0] << 8) | p[1];
+        if (!ws_close_code_valid(code))
+            return fail(s, ev, WS_CLOSE_PROTOCOL, "invalid close code");
+        reason = p + 2;
+        reason_len = n - 2;
+        if (!ws_utf8_valid(reason, reason_len))
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
+    }
+    if (!s->close_sent)
+        queue_close(s, code == WS_CLOSE_NO_STATUS ? 0 : code, reason, reason_len);
+    s->state = WS_CLOSED;
+    /* Nothing after the close frame is read; the reason stays valid until
+     * the next call. */
+    s->discard = ws_buf_size(&s->in);
+    ev->type = WS_EV_CLOSE;
+    ev->code = code;
+    ev->data = reason;
+    ev->len = reason_len;
+    ev->was_clean = true;
+    return 1;
+}
+
+static int frame_step(ws_session *s, ws_event *ev)
+{
+    for (;;) {
+        if (!s->have_header) {
+            int hl = ws_frame_decode(ws_buf_begin(&s->in), ws_buf_size(&s->in), &s->fh);
+            if (hl == 0)
+                return 0;
+            if (hl < 0)
+                return fail(s, ev, WS_CLOSE_PROTOCOL, "frame length over 2^63");
+            ws_buf_consume(&s->in, (size_t)hl);
+            s->have_header = true;
+            s->done = 0;
+            int code;
+            const char *why = check_header(s, &code);
+            if (why)
+                return fail(s, ev, code, why);
+        }
+
+        ws_frame_header *h = &s->fh;
+        uint64_t avail = ws_buf_size(&s->in) - s->done;
+        uint64_t take = h->len - s->done;
+        if (take > avail)
+            take = avail;
+        if (take) {
+            uint8_t *p = ws_buf_begin(&s->in) + s->done;
+            if (h->masked)
+                ws_mask(p, (size_t)take, h->mask, s->done);
+            s->done += take;
+            if (!ws_opcode_is_control(h->opcode) && s->msg_opcode == WS_OP_TEXT &&
+                ws_utf8_feed(&s->in_utf8, p, (size_t)take) == WS_UTF8_INVALID)
+                return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+        }
+        if (s->done < h->len)
+            return 0;
+
+        /* The whole frame is here: its payload is at the front of `in`. */
+        s->have_header = false;
+        uint8_t *payload = ws_buf_begin(&s->in);
+        size_t len = (size_t)h->len;
+        switch (h->opcode) {
+        case WS_OP_PING:
+            if (s->state == WS_OPEN && queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
+                return fail(s, ev, 1011, "out of memory");
+            /* fallthrough */
+        case WS_OP_PONG:
+            s->discard = len;
+            ev->type = h->opcode == WS_OP_PING ? WS_EV_PING : WS_EV_PONG;
+            ev->data = payload;
+            ev->len = len;
+            return 1;
+        case WS_OP_CLOSE:
+            return on_close_frame(s, ev, payload, len);
+        default:
+            break;
+        }
+
+        bool binary = s->msg_opcode == WS_OP_BINARY;
+        if (h->fin && !binary && s->in_utf8.need)
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+        if (s->stream || (h->fin && h->opcode != WS_OP_CONT)) {
+            /* Delivered straight from the input buffer. */
+            s->discard = len;
+            ev->type = s->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
+            ev->data = payload;
+            ev->len = len;
+        } else {
+            if (ws_buf_append(&s->msg, payload, len) != 0)
+                return fail(s, ev, 1011, "out of memory");
+            ws_buf_consume(&s->in, len);
+            if (!h->fin)
+                continue;
+            s->msg_done = true;
+            ev->type = WS_EV_MESSAGE;
+            ev->data = ws_buf_begin(&s->msg);
+            ev->len = ws_buf_size(&s->msg);
+        }
+        ev->binary = binary;
+        ev->fin = h->fin;
+        if (h->fin)
+            s->msg_opcode = 0;
+        return 1;
+    }
+}
+
+int ws_session_next(ws_session *s, ws_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    if (s->discard) {
+        ws_buf_consume(&s->in, s->discard);
+        s->discard = 0;
+    }
+    if (s->msg_done) {
+        ws_buf_free(&s->msg);
+        s->msg_done = false;
+    }
+    if (s->free_hs) {
+        hs_free(s->hs);
+        s->hs = NULL;
+        s->free_hs = false;
+    }
+    if (s->pending == PENDING_OPEN) {
+        s->pending = PENDING_NONE;
+        ev->type = WS_EV_OPEN;
+        return 1;
+    }
+    if (s->pending == PENDING_CLOSE) {
+        s->pending = PENDING_NONE;
+        ev->type = WS_EV_CLOSE;
+        ev->code = s->close_code;
+        ev->data = (const uint8_t *)s->close_reason;
+        ev->len = strlen(s->close_reason);
+        ev->was_clean = s->close_clean;
+        return 1;
+    }
+    int r = 0;
+    switch (s->state) {
+    case WS_CLOSED:
+        return 0;
+    case WS_CONNECTING:
+        r = s->role == WS_CLIENT ? client_handshake_step(s, ev) : server_handshake_step(s, ev);
+        break;
+    default:
+        r = frame_step(s, ev);
+        break;
+    }
+    if (r || !s->eof)
+        return r;
+    /* The transport ended before the close handshake finished. */
+    s->state = WS_CLOSED;
+    drop_input(s);
+    ev->type = WS_EV_CLOSE;
+    ev->code = WS_CLOSE_ABNORMAL;
+    ev->data = (const uint8_t *)"";
+    ev->was_clean = false;
+    return 1;
+}

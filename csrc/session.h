@@ -1,0 +1,126 @@
+/* The sans-I/O WebSocket engine for both roles: bytes in, events out,
+ * bytes to send.  No sockets, no timers, no Lua.  The host feeds received
+ * bytes, pulls events one at a time (so a handler may send or close while
+ * events are being delivered), and writes whatever the output holds. */
+#ifndef WS_SESSION_H
+#define WS_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "handshake.h"
+#include "http.h"
+
+typedef struct ws_session ws_session;
+
+enum ws_role { WS_CLIENT, WS_SERVER };
+enum ws_state { WS_CONNECTING, WS_OPEN, WS_CLOSING, WS_CLOSED };
+
+enum ws_event_type {
+    WS_EV_NONE,
+    WS_EV_OPEN,     /* handshake done; client: head = the response */
+    WS_EV_REQUEST,  /* server: a valid request arrived; head + request set */
+    WS_EV_MESSAGE,  /* data/len, binary */
+    WS_EV_FRAGMENT, /* data/len, binary, fin (streaming mode) */
+    WS_EV_PING,     /* data/len; the pong is already queued */
+    WS_EV_PONG,     /* data/len */
+    WS_EV_ERROR,    /* data/len = message; code = close code or HTTP status */
+    WS_EV_CLOSE     /* code, data/len = reason, was_clean */
+};
+
+typedef struct ws_event {
+    int type;
+    const uint8_t *data; /* valid until the next call into the session */
+    size_t len;
+    int code;
+    bool binary;
+    bool fin;
+    bool was_clean;
+    const ws_http_head *head;          /* OPEN (client), REQUEST, handshake ERROR */
+    const ws_server_request *request;  /* REQUEST */
+} ws_event;
+
+/* Close codes used by the engine (RFC 6455 section 7.4.1). */
+enum {
+    WS_CLOSE_NORMAL = 1000,
+    WS_CLOSE_GOING_AWAY = 1001,
+    WS_CLOSE_PROTOCOL = 1002,
+    WS_CLOSE_NO_STATUS = 1005,
+    WS_CLOSE_ABNORMAL = 1006,
+    WS_CLOSE_INVALID_DATA = 1007,
+    WS_CLOSE_TOO_BIG = 1009
+};
+
+/* Errors returned by the send side. */
+enum ws_err {
+    WS_OK = 0,
+    WS_E_STATE = -1,   /* not OPEN (or the handshake is not at that step) */
+    WS_E_NOMEM = -2,
+    WS_E_BUSY = -3,    /* a fragmented message is being sent */
+    WS_E_NOT_FRAG = -4, /* continuation without a started fragmented message */
+    WS_E_ARG = -5      /* bad code, reason or payload size */
+};
+const char *ws_strerror(int err);
+
+typedef void (*ws_random_fn)(void *ud, uint8_t *buf, size_t n);
+
+typedef struct ws_session_config {
+    int role;
+    bool handshake;   /* false: start OPEN, the host did the handshake */
+    bool stream;      /* deliver data frames as WS_EV_FRAGMENT */
+    uint64_t max_message;
+    uint64_t max_frame;
+    size_t max_head;    /* handshake head size limit */
+    size_t max_headers; /* handshake header count limit */
+    ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
+    void *random_ud;
+} ws_session_config;
+
+/* Defaults: 16 MiB messages and frames, 8 KiB heads, 64 headers. */
+void ws_session_config_init(ws_session_config *cfg, int role);
+
+ws_session *ws_session_new(const ws_session_config *cfg);
+void ws_session_free(ws_session *s);
+
+/* Client with handshake: queue the request.  Returns 0 or -1 (err set). */
+int ws_session_start_client(ws_session *s, const ws_client_request *req,
+                            const char *const *protocols, size_t num_protocols,
+                            const char *extensions, char *err, size_t err_len);
+
+/* Server after WS_EV_REQUEST: answer 101 (protocol/extensions may be NULL)
+ * or an error status. */
+int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,
+                      const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
+int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv *headers,
+                      size_t num_headers);
+
+/* Input.  Returns 0 or WS_E_NOMEM. Bytes fed after CLOSED are dropped. */
+int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
+/* The transport ended (EOF, reset) or the host gave up (close timeout). */
+void ws_session_eof(ws_session *s);
+
+/* Next event: 1 with *ev filled, 0 when none is ready. */
+int ws_session_next(ws_session *s, ws_event *ev);
+
+/* Sending.  Text must be valid UTF-8 (checked, WS_E_ARG otherwise). */
+int ws_session_send(ws_session *s, bool binary, const uint8_t *p, size_t n);
+int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin);
+int ws_session_ping(ws_session *s, const uint8_t *p, size_t n);
+int ws_session_pong(ws_session *s, const uint8_t *p, size_t n);
+/* code 0 sends a close frame without a status code. */
+int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n);
+
+/* Output: bytes waiting to be written, and how many were written. */
+const uint8_t *ws_session_output(const ws_session *s, size_t *n);
+void ws_session_output_consume(ws_session *s, size_t n);
+
+int ws_session_state(const ws_session *s);
+int ws_session_role(const ws_session *s);
+const char *ws_session_protocol(const ws_session *s);   /* NULL if none */
+const char *ws_session_extensions(const ws_session *s); /* NULL if none */
+
+/* Close code validity, for codes received and codes the application sends. */
+bool ws_close_code_valid(int code);
+
+#endif

@@ -1,0 +1,48 @@
+package = "lua-ws"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-ws/lua-ws.git",
+}
+description = {
+  summary = "WebSocket (RFC 6455) client and server for Lua with a C core",
+  detailed = [[
+lua-ws is a WebSocket library for Lua: a sans-I/O protocol engine in C
+(handshake, framing, masking, UTF-8 validation, close handshake) exposed
+through the Lua C API, with a thin Lua layer on top.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+  OPENSSL = { header = "openssl/evp.h" },
+  ZLIB = { header = "zlib.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["ws"] = "lua/ws/init.lua",
+    ["ws.core"] = {
+      sources = {
+        "csrc/buf.c",
+        "csrc/frame.c",
+        "csrc/handshake.c",
+        "csrc/http.c",
+        "csrc/lua_codec.c",
+        "csrc/lua_core.c",
+        "csrc/lua_handshake.c",
+        "csrc/lua_opts.c",
+        "csrc/lua_session.c",
+        "csrc/mask.c",
+        "csrc/session.c",
+        "csrc/url.c",
+        "csrc/utf8.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
+      libraries = { "crypto", "z" },
+    },
+  },
+}

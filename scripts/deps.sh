@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what building and testing lua-ws needs on Debian, only when missing.
+set -euo pipefail
+
+pkgs=(pkg-config lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
+      luajit libluajit-5.1-dev libssl-dev zlib1g-dev openssl lua-busted luarocks
+      lua-check valgrind)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Build lua-ws and run luacheck plus the busted specs.
+#   scripts/test.sh              every supported Lua, dev build
+#   scripts/test.sh --sanitize   Lua 5.4 against an ASan+UBSan build
+#   scripts/test.sh --valgrind   Lua 5.4 under valgrind with leak checking
+# Ends with one line "N passed, N failed" summed over the runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+luas=(lua5.1 lua5.3 lua5.4 luajit)
+variant=dev
+runner=()
+case "$mode" in
+  "") ;;
+  --sanitize) luas=(lua5.4); variant=sanitize ;;
+  --valgrind) luas=(lua5.4); variant=valgrind
+    runner=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+            --show-leak-kinds=definite --suppressions=scripts/valgrind.supp) ;;
+  *) echo "usage: $0 [--sanitize|--valgrind]" >&2; exit 2 ;;
+esac
+
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0 failed=0 status=0
+
+if [ -z "$mode" ]; then
+  if ! bash scripts/lint.sh; then
+    echo "luacheck: FAILED"
+    failed=$((failed + 1)); status=1
+  fi
+fi
+
+for lua in "${luas[@]}"; do
+  out="build/$lua-$variant/ws/core.so"
+  if ! make -s -j"$jobs" LUA="$lua" VARIANT="$variant" OUT="$out" >/dev/null; then
+    echo "build for $lua ($variant): FAILED"
+    failed=$((failed + 1)); status=1; continue
+  fi
+  env=(LUA_PATH="./?.lua;lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$lua-$variant/?.so;;")
+  if [ "$variant" = sanitize ]; then
+    env+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+          ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
+  fi
+  log=$(mktemp)
+  echo "== busted on $lua ($variant)"
+  env "${env[@]}" "${runner[@]}" "$lua" /usr/bin/busted -o utfTerminal spec 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  s=$(grep -aoE '[0-9]+ success' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+  f=$(grep -aoE '[0-9]+ failure' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+  e=$(grep -aoE '[0-9]+ error' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+  rm -f "$log"
+  passed=$((passed + s)); failed=$((failed + f + e))
+  if [ "$rc" -ne 0 ]; then
+    status=1
+    [ $((f + e)) -eq 0 ] && failed=$((failed + 1)) # crash or valgrind error
+  fi
+done
+
+echo "$passed passed, $failed failed"
+exit $status
