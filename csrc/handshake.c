@@ -333,10 +333,13 @@ static int split_target(const ws_http_head *req, ws_server_request *info)
     if (n == 0)
         return -1;
     if (t[0] != '/') {
-        const char *sep = n > 3 ? strstr(t, "://") : NULL;
-        if (sep == NULL || sep >= t + n)
+        /* The target is not NUL-terminated: search "://" within it. */
+        size_t skip = 0;
+        while (skip + 3 <= n && memcmp(t + skip, "://", 3) != 0)
+            skip++;
+        if (skip == 0 || skip + 3 > n)
             return -1;
-        size_t skip = (size_t)(sep - t) + 3;
+        skip += 3;
         while (skip < n && t[skip] != '/' && t[skip] != '?')
             skip++;
         t += skip;
@@ -375,7 +378,7 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
     }
     size_t n = ws_http_count(req, "Host");
     if (n != 1 || ws_http_find(req, "Host")->value_len == 0) {
-        *reason = n > 1 ? "duplicate Host header" : "missing Host header";
+        *reason = n > 1 ? "duplicate Host header" : n ? "empty Host header" : "missing Host header";
         return 400;
     }
     if (!ws_http_has_token(req, "Upgrade", "websocket")) {

@@ -15,7 +15,8 @@
 #define BUF_MT "ws.core.handshake_buf"
 #define DEFAULT_MAX_HEAD 8192
 #define DEFAULT_MAX_HEADERS 64
-#define LIMIT_MAX 100000000
+#define LIMIT_MAX 100000000     /* bytes */
+#define MAX_HEADERS_MAX 100000  /* the header array is allocated up front */
 /* parse_head's "need more bytes"; WS_HTTP_INCOMPLETE is 0 like success. */
 #define HEAD_INCOMPLETE 1
 
@@ -66,7 +67,14 @@ static int get_opt(lua_State *L, int arg, const char *name)
     return lua_type(L, -1);
 }
 
-static size_t opt_size(lua_State *L, int arg, const char *name, size_t def)
+/* A whole number in [min, max]; the range is checked before the cast, which
+ * would be undefined for NaN or huge values. */
+static bool is_count(lua_Number n, lua_Number min, lua_Number max)
+{
+    return n >= min && n <= max && n == (lua_Number)(long)n;
+}
+
+static size_t opt_size(lua_State *L, int arg, const char *name, size_t def, size_t max)
 {
     int t = get_opt(L, arg, name);
     if (t == LUA_TNIL) {
@@ -74,7 +82,7 @@ static size_t opt_size(lua_State *L, int arg, const char *name, size_t def)
         return def;
     }
     lua_Number n = lua_tonumber(L, -1);
-    if (t != LUA_TNUMBER || n < 1 || n > LIMIT_MAX || n != (lua_Number)(long)n)
+    if (t != LUA_TNUMBER || !is_count(n, 1, (lua_Number)max))
         luaL_argerror(L, arg, lua_pushfstring(L, "'%s' must be a positive integer", name));
     lua_pop(L, 1);
     return (size_t)n;
@@ -100,8 +108,8 @@ static const char *opt_string(lua_State *L, int arg, const char *name)
 
 static void get_limits(lua_State *L, int arg, limits *lim)
 {
-    lim->max_head = opt_size(L, arg, "max_head", DEFAULT_MAX_HEAD);
-    lim->max_headers = opt_size(L, arg, "max_headers", DEFAULT_MAX_HEADERS);
+    lim->max_head = opt_size(L, arg, "max_head", DEFAULT_MAX_HEAD, LIMIT_MAX);
+    lim->max_headers = opt_size(L, arg, "max_headers", DEFAULT_MAX_HEADERS, MAX_HEADERS_MAX);
 }
 
 /* Remember a string value in the anchor table so its pointer stays valid;
@@ -347,12 +355,9 @@ static int l_head_end(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Number sc = luaL_optnumber(L, 2, 0);
     lua_Number max = luaL_optnumber(L, 3, DEFAULT_MAX_HEAD);
-    luaL_argcheck(L, sc >= 0 && sc == (lua_Number)(long)sc, 2, "must be a non-negative integer");
-    luaL_argcheck(L, max >= 1 && max <= LIMIT_MAX && max == (lua_Number)(long)max, 3,
-                  "must be a positive integer");
+    luaL_argcheck(L, is_count(sc, 0, (lua_Number)len), 2, "must be an integer in 0..#data");
+    luaL_argcheck(L, is_count(max, 1, LIMIT_MAX), 3, "must be a positive integer");
     size_t scanned = (size_t)sc;
-    if (scanned > len)
-        scanned = len;
     long end = ws_http_head_end(s, len, &scanned, (size_t)max);
     if (end < 0) {
         lua_pushnil(L);

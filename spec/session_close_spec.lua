@@ -156,6 +156,20 @@ for _, role in ipairs { "server", "client" } do
       assert.are.equal("OPEN", s:state())
     end)
 
+    it("raises on a reason that is not UTF-8, sending nothing", function()
+      local s = util.session(role)
+      assert.has_error(function() s:close(1000, "bye" .. hex("ff")) end)
+      assert.are.equal("", s:output())
+      assert.are.equal("OPEN", s:state())
+    end)
+
+    it("sends a multi-byte UTF-8 reason", function()
+      local s = util.session(role)
+      local reason = hex("e2 82 ac f0 9f 98 80")
+      assert.is_true(s:close(1000, reason))
+      assert.are.equal(util.out_frame(s, OP.close, util.close_payload(1000, reason)), s:output())
+    end)
+
     it("raises on codes that must not be sent", function()
       local s = util.session(role)
       for _, code in ipairs { 0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535 } do
@@ -231,6 +245,13 @@ for _, role in ipairs { "server", "client" } do
       assert.are.same({ { "close", 1006, "", false } }, util.events(s))
       assert.are.equal("CLOSED", s:state())
       assert.are.equal("", s:output())
+    end)
+
+    it("delivers a complete message fed before eof, then reports 1006", function()
+      local s = util.session(role)
+      s:feed(util.in_frame(s, OP.text, "last words"))
+      s:eof()
+      assert.are.same({ { "message", "last words", "text" }, { "close", 1006, "", false } }, util.events(s))
     end)
 
     it("reports 1006 not clean on eof in the middle of a frame", function()

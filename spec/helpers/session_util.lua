@@ -7,6 +7,7 @@
 -- Lua 5.1 compatible: no bit operators, no \x escapes, no string.pack.
 
 local core = require "ws.core"
+local assert = require "luassert"
 
 local M = {}
 M.core = core
@@ -207,9 +208,14 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
--- All events ready in s, as a list of {kind, a, b, c, d}.
+-- Events that M.pump took out of a session, kept for M.events.
+local stash = setmetatable({}, { __mode = "k" })
+
+-- All events ready in s, as a list of {kind, a, b, c, d} (including those
+-- M.pump already took out).
 function M.events(s)
-  local list = {}
+  local list = stash[s] or {}
+  stash[s] = nil
   while true do
     local e = pack(s:next_event())
     if e[1] == nil then break end
@@ -257,11 +263,19 @@ function M.find(list, kind)
 end
 
 -- Move bytes between two sessions until neither has anything to send.
--- Events are left queued in the sessions.
+-- Like a host, it drains each session's events after feeding it (the
+-- session may do its work, e.g. queue a pong, as events are taken); the
+-- events are kept and returned by the next M.events(s).
 function M.pump(a, b, limit)
+  local function drain(s)
+    local evs = M.events(s)
+    stash[s] = evs
+  end
   for _ = 1, limit or 100 do
+    drain(a)
     local x = a:output()
     if x ~= "" then b:feed(x) end
+    drain(b)
     local y = b:output()
     if y ~= "" then a:feed(y) end
     if x == "" and y == "" then return end
