@@ -98,8 +98,15 @@ static int l_session(lua_State *L)
     cfg.max_headers = (size_t)ws_lua_opt_number(L, 1, "max_headers",
                                                 (lua_Number)cfg.max_headers, 1, 1024);
     const char *mask_key = ws_lua_opt_string(L, 1, "mask_key", NULL);
-    if (mask_key && strlen(mask_key) != 4)
+    lua_getfield(L, 1, "mask_key");
+    if (mask_key && ws_rawlen(L, -1) != 4)
         return luaL_error(L, "bad option 'mask_key' (4 bytes expected)");
+    lua_pop(L, 1);
+    if (cfg.role == WS_SERVER) {
+        size_t np;
+        ws_lua_opt_strings(L, 1, "protocols", &np); /* type check only */
+        lua_pop(L, 1);
+    }
 
     lsession *ls = lua_newuserdata(L, sizeof *ls);
     memset(ls, 0, sizeof *ls);

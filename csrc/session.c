@@ -444,7 +444,7 @@ static int server_fail(ws_session *s, ws_event *ev, int status, const char *reas
 static int server_handshake_step(ws_session *s, ws_event *ev)
 {
     ws_hs *hs = s->hs;
-    if (hs->requested)
+    if (!hs || hs->requested)
         return 0;
     char *buf = (char *)ws_buf_begin(&s->in);
     long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
