@@ -33,7 +33,10 @@ static int l_build_frame(lua_State *L)
         payload = lua_tolstring(L, -1, &n);
     }
     if (key) {
-        if (strlen(key) != 4)
+        lua_getfield(L, 1, "mask");
+        size_t kn = ws_rawlen(L, -1);
+        lua_pop(L, 1);
+        if (kn != 4)
             return luaL_error(L, "bad option 'mask' (4 bytes expected)");
         h.masked = true;
         memcpy(h.mask, key, 4);

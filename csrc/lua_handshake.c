@@ -10,6 +10,7 @@
 #include "http.h"
 #include "lua_compat.h"
 #include "lua_core.h"
+#include "lua_opts.h"
 #include "url.h"
 
 #define BUF_MT "ws.core.handshake_buf"
@@ -49,179 +50,11 @@ static void push_buf(lua_State *L, const ws_buf *b)
     lua_pushlstring(L, (const char *)ws_buf_begin(b), ws_buf_size(b));
 }
 
-/* Options: nil/none or a table at arg. */
-static void check_opts(lua_State *L, int arg)
+static void get_limits(lua_State *L, int t, limits *lim)
 {
-    if (!lua_isnoneornil(L, arg))
-        luaL_checktype(L, arg, LUA_TTABLE);
-}
-
-/* Push opts[name] (nil when there are no options). */
-static int get_opt(lua_State *L, int arg, const char *name)
-{
-    if (lua_isnoneornil(L, arg)) {
-        lua_pushnil(L);
-        return LUA_TNIL;
-    }
-    lua_getfield(L, arg, name);
-    return lua_type(L, -1);
-}
-
-/* A whole number in [min, max]; the range is checked before the cast, which
- * would be undefined for NaN or huge values. */
-static bool is_count(lua_Number n, lua_Number min, lua_Number max)
-{
-    return n >= min && n <= max && n == (lua_Number)(long)n;
-}
-
-static size_t opt_size(lua_State *L, int arg, const char *name, size_t def, size_t max)
-{
-    int t = get_opt(L, arg, name);
-    if (t == LUA_TNIL) {
-        lua_pop(L, 1);
-        return def;
-    }
-    lua_Number n = lua_tonumber(L, -1);
-    if (t != LUA_TNUMBER || !is_count(n, 1, (lua_Number)max))
-        luaL_argerror(L, arg, lua_pushfstring(L, "'%s' must be a positive integer", name));
-    lua_pop(L, 1);
-    return (size_t)n;
-}
-
-/* A string option without NUL bytes, or NULL.  The value stays referenced
- * from the options table, so the pointer outlives the pop. */
-static const char *opt_string(lua_State *L, int arg, const char *name)
-{
-    int t = get_opt(L, arg, name);
-    const char *s = NULL;
-    size_t len;
-    if (t != LUA_TNIL) {
-        if (t != LUA_TSTRING)
-            luaL_argerror(L, arg, lua_pushfstring(L, "'%s' must be a string", name));
-        s = lua_tolstring(L, -1, &len);
-        if (strlen(s) != len)
-            luaL_argerror(L, arg, lua_pushfstring(L, "'%s' contains a NUL byte", name));
-    }
-    lua_pop(L, 1);
-    return s;
-}
-
-static void get_limits(lua_State *L, int arg, limits *lim)
-{
-    lim->max_head = opt_size(L, arg, "max_head", DEFAULT_MAX_HEAD, LIMIT_MAX);
-    lim->max_headers = opt_size(L, arg, "max_headers", DEFAULT_MAX_HEADERS, MAX_HEADERS_MAX);
-}
-
-/* Remember a string value in the anchor table so its pointer stays valid;
- * pops it. */
-static const char *anchor(lua_State *L, int anchors)
-{
-    const char *s = lua_tostring(L, -1);
-    lua_rawseti(L, anchors, (int)ws_rawlen(L, anchors) + 1);
-    return s;
-}
-
-/* opts.protocols (a list of strings, or one string) as a C array kept in a
- * userdata on the stack; the strings are anchored. */
-static const char **opt_protocols(lua_State *L, int arg, int anchors, size_t *count)
-{
-    int t = get_opt(L, arg, "protocols");
-    const char **list = NULL;
-    *count = 0;
-    if (t == LUA_TSTRING) {
-        list = (const char **)lua_newuserdata(L, sizeof *list);
-        lua_pushvalue(L, -2);
-        list[0] = anchor(L, anchors);
-        *count = 1;
-    } else if (t == LUA_TTABLE) {
-        size_t n = ws_rawlen(L, -1);
-        list = (const char **)lua_newuserdata(L, (n ? n : 1) * sizeof *list);
-        for (size_t i = 0; i < n; i++) {
-            lua_rawgeti(L, -2, (int)i + 1);
-            size_t len;
-            const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-            if (s == NULL || strlen(s) != len)
-                luaL_argerror(L, arg, "'protocols' must be a list of strings");
-            list[i] = anchor(L, anchors);
-        }
-        *count = n;
-    } else if (t != LUA_TNIL) {
-        luaL_argerror(L, arg, "'protocols' must be a list of strings");
-    }
-    if (list != NULL)
-        lua_rawseti(L, anchors, (int)ws_rawlen(L, anchors) + 1); /* keep the array */
-    lua_pop(L, 1);
-    return list;
-}
-
-/* A header name or value at the top of the stack: strings, and numbers
- * for values.  Anchored and popped. */
-static const char *header_part(lua_State *L, int arg, int anchors, bool is_value)
-{
-    int t = lua_type(L, -1);
-    if (t != LUA_TSTRING && !(is_value && t == LUA_TNUMBER))
-        luaL_argerror(L, arg, is_value ? "header values must be strings or numbers"
-                                       : "header names must be strings");
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (strlen(s) != len)
-        luaL_argerror(L, arg, lua_pushfstring(L, "header %s contains a NUL byte",
-                                              is_value ? "value" : "name"));
-    return anchor(L, anchors);
-}
-
-/* opts.headers as a ws_kv array: a list of {name, value} pairs first, in
- * order, then name = value entries.  Room is left for extra entries. */
-static ws_kv *opt_headers(lua_State *L, int arg, int anchors, size_t extra, size_t *count)
-{
-    int t = get_opt(L, arg, "headers");
-    int tbl = lua_gettop(L);
-    size_t n = 0, cap = extra;
-    *count = 0;
-    if (t != LUA_TNIL && t != LUA_TTABLE)
-        luaL_argerror(L, arg, "'headers' must be a table");
-    size_t len = t == LUA_TTABLE ? ws_rawlen(L, tbl) : 0;
-    if (t == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, tbl)) {
-            cap++;
-            lua_pop(L, 1);
-        }
-    }
-    ws_kv *kv = (ws_kv *)lua_newuserdata(L, (cap ? cap : 1) * sizeof *kv);
-    lua_rawseti(L, anchors, (int)ws_rawlen(L, anchors) + 1);
-    for (size_t i = 1; i <= len; i++) {
-        lua_rawgeti(L, tbl, (int)i);
-        if (lua_type(L, -1) != LUA_TTABLE)
-            luaL_argerror(L, arg, "'headers' list entries must be {name, value} pairs");
-        lua_rawgeti(L, -1, 1);
-        kv[n].name = header_part(L, arg, anchors, false);
-        lua_rawgeti(L, -1, 2);
-        kv[n].value = header_part(L, arg, anchors, true);
-        n++;
-        lua_pop(L, 1);
-    }
-    if (t == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, tbl)) {
-            if (lua_type(L, -2) == LUA_TNUMBER) {
-                lua_Number k = lua_tonumber(L, -2);
-                if (k >= 1 && k <= (lua_Number)len && k == (lua_Number)(long)k) {
-                    lua_pop(L, 1);
-                    continue; /* a pair, done above */
-                }
-            }
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_argerror(L, arg, "'headers' must map names to values");
-            kv[n].value = header_part(L, arg, anchors, true);
-            lua_pushvalue(L, -1); /* the key stays for lua_next */
-            kv[n].name = header_part(L, arg, anchors, false);
-            n++;
-        }
-    }
-    lua_pop(L, 1);
-    *count = n;
-    return kv;
+    lim->max_head = ws_lua_opt_size(L, t, "max_head", DEFAULT_MAX_HEAD, 1, LIMIT_MAX);
+    lim->max_headers = ws_lua_opt_size(L, t, "max_headers", DEFAULT_MAX_HEADERS, 1,
+                                       MAX_HEADERS_MAX);
 }
 
 static const char *head_error(int rc, bool request)
@@ -263,34 +96,6 @@ static int parse_head(lua_State *L, int idx, bool request, const limits *lim, ws
                    : ws_http_parse_response(copy, (size_t)end, head);
 }
 
-/* Headers as {lowercase name = value}, repeated names joined with ", ". */
-static void push_header_map(lua_State *L, const ws_http_head *head)
-{
-    lua_newtable(L);
-    int t = lua_gettop(L);
-    for (size_t i = 0; i < head->num_headers; i++) {
-        const ws_http_header *h = &head->headers[i];
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        for (size_t k = 0; k < h->name_len; k++) {
-            char c = h->name[k];
-            luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
-        }
-        luaL_pushresult(&b);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, t);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushlstring(L, h->value, h->value_len);
-        } else {
-            lua_pushliteral(L, ", ");
-            lua_pushlstring(L, h->value, h->value_len);
-            lua_concat(L, 3);
-        }
-        lua_rawset(L, t);
-    }
-}
-
 /* Headers as a list of {name = ..., value = ...}, in order. */
 static void push_header_list(lua_State *L, const ws_http_head *head)
 {
@@ -318,8 +123,7 @@ static int parse_any(lua_State *L, bool request)
     limits lim;
     ws_http_head head;
     size_t head_len = 0;
-    check_opts(L, 2);
-    get_limits(L, 2, &lim);
+    get_limits(L, ws_lua_opts_table(L, 2), &lim);
     int rc = parse_head(L, 1, request, &lim, &head, &head_len);
     if (rc != 0) {
         lua_pushnil(L);
@@ -355,8 +159,8 @@ static int l_head_end(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Number sc = luaL_optnumber(L, 2, 0);
     lua_Number max = luaL_optnumber(L, 3, DEFAULT_MAX_HEAD);
-    luaL_argcheck(L, is_count(sc, 0, (lua_Number)len), 2, "must be an integer in 0..#data");
-    luaL_argcheck(L, is_count(max, 1, LIMIT_MAX), 3, "must be a positive integer");
+    luaL_argcheck(L, ws_lua_is_count(sc, 0, (lua_Number)len), 2, "must be an integer in 0..#data");
+    luaL_argcheck(L, ws_lua_is_count(max, 1, LIMIT_MAX), 3, "must be a positive integer");
     size_t scanned = (size_t)sc;
     long end = ws_http_head_end(s, len, &scanned, (size_t)max);
     if (end < 0) {
@@ -407,51 +211,80 @@ static int l_parse_url(lua_State *L)
 
 static bool has_header(const ws_kv *kv, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *a = kv[i].name, *b = name;
-        while (*a && *b && (*a | 0x20) == (*b | 0x20))
-            a++, b++;
-        if (*a == '\0' && *b == '\0')
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(kv[i].name, name) == 0)
             return true;
-    }
     return false;
+}
+
+typedef struct client_request {
+    ws_url url;
+    ws_client_request req;
+} client_request;
+
+ws_client_request *ws_lua_client_request(lua_State *L, int url, int t)
+{
+    client_request *cr = (client_request *)lua_newuserdata(L, sizeof *cr);
+    memset(cr, 0, sizeof *cr);
+    int ud = lua_gettop(L);
+    lua_createtable(L, 3, 0); /* its uservalue: what the request points to */
+    int keep = ud + 1;
+    if (url) {
+        check_url(L, url, &cr->url);
+    } else {
+        const char *s = ws_lua_opt_text(L, t, "url", NULL);
+        char err[160];
+        if (s == NULL)
+            ws_lua_opt_error(L, t, "'url' must be set for a client handshake");
+        if (ws_url_parse(s, &cr->url, err, sizeof err) != 0)
+            ws_lua_opt_error(L, t, "'url' is invalid: %s", err);
+    }
+    ws_client_request *req = &cr->req;
+    req->host = cr->url.host;
+    req->port = cr->url.port;
+    req->secure = cr->url.secure;
+    req->resource = cr->url.resource;
+    req->origin = ws_lua_opt_text(L, t, "origin", NULL);
+    req->extensions = ws_lua_opt_text(L, t, "extensions", NULL);
+    req->key = ws_lua_opt_text(L, t, "key", NULL);
+    req->protocols = ws_lua_opt_strings(L, t, "protocols", &req->num_protocols);
+    lua_rawseti(L, keep, 1);
+    size_t nh;
+    ws_kv *kv = ws_lua_opt_headers(L, t, "headers", &nh);
+    lua_rawseti(L, keep, 2);
+    /* URL credentials become Basic auth unless the caller set Authorization. */
+    if (cr->url.userinfo[0] != '\0' && !has_header(kv, nh, "Authorization")) {
+        ws_kv *all = (ws_kv *)lua_newuserdata(L, (nh + 1) * sizeof *all);
+        lua_rawseti(L, keep, 3);
+        if (nh)
+            memcpy(all, kv, nh * sizeof *all);
+        unsigned char b64[4 * ((sizeof cr->url.userinfo + 2) / 3) + 1];
+        EVP_EncodeBlock(b64, (const unsigned char *)cr->url.userinfo,
+                        (int)strlen(cr->url.userinfo));
+        all[nh].name = "Authorization";
+        all[nh].value = lua_pushfstring(L, "Basic %s", (const char *)b64);
+        lua_rawseti(L, keep, 4);
+        kv = all;
+        nh++;
+    }
+    req->headers = kv;
+    req->num_headers = nh;
+#if LUA_VERSION_NUM < 502
+    lua_setfenv(L, ud);
+#else
+    lua_setuservalue(L, ud);
+#endif
+    return req;
 }
 
 static int l_client_handshake(lua_State *L)
 {
-    ws_url u;
-    check_url(L, 1, &u);
-    check_opts(L, 2);
-    lua_settop(L, 2);
-    lua_newtable(L);
-    int anchors = lua_gettop(L);
-    ws_client_request req;
-    memset(&req, 0, sizeof req);
-    req.host = u.host;
-    req.port = u.port;
-    req.secure = u.secure;
-    req.resource = u.resource;
-    req.origin = opt_string(L, 2, "origin");
-    req.extensions = opt_string(L, 2, "extensions");
-    req.key = opt_string(L, 2, "key");
-    req.protocols = opt_protocols(L, 2, anchors, &req.num_protocols);
-    size_t nh;
-    ws_kv *kv = opt_headers(L, 2, anchors, 1, &nh);
-    /* URL credentials become Basic auth unless the caller set Authorization. */
-    if (u.userinfo[0] != '\0' && !has_header(kv, nh, "Authorization")) {
-        unsigned char b64[4 * ((sizeof u.userinfo + 2) / 3) + 1];
-        EVP_EncodeBlock(b64, (const unsigned char *)u.userinfo, (int)strlen(u.userinfo));
-        lua_pushfstring(L, "Basic %s", (const char *)b64);
-        kv[nh].name = "Authorization";
-        kv[nh].value = anchor(L, anchors);
-        nh++;
-    }
-    req.headers = kv;
-    req.num_headers = nh;
+    int t = ws_lua_opts_table(L, 2);
+    ws_client_request *req = ws_lua_client_request(L, 1, t);
     ws_buf *out = new_buf(L);
     char accept[WS_ACCEPT_LEN + 1];
     char err[160];
-    if (ws_handshake_client_request(out, &req, accept, err, sizeof err) != 0) {
+    if (ws_handshake_client_request(out, req, accept, err, sizeof err) != 0) {
         if (strcmp(err, "out of memory") == 0 || strncmp(err, "random", 6) == 0)
             return luaL_error(L, "client_handshake: %s", err);
         return luaL_argerror(L, 2, err);
@@ -466,15 +299,13 @@ static int l_check_response(lua_State *L)
 {
     luaL_checkstring(L, 1);
     const char *accept = luaL_checkstring(L, 2);
-    check_opts(L, 3);
+    int t = ws_lua_opts_table(L, 3);
     lua_settop(L, 3);
-    lua_newtable(L);
-    int anchors = lua_gettop(L);
     limits lim;
-    get_limits(L, 3, &lim);
+    get_limits(L, t, &lim);
     size_t np;
-    const char **protocols = opt_protocols(L, 3, anchors, &np);
-    const char *extensions = opt_string(L, 3, "extensions");
+    const char **protocols = ws_lua_opt_strings(L, t, "protocols", &np);
+    const char *extensions = ws_lua_opt_text(L, t, "extensions", NULL);
     ws_http_head head;
     size_t head_len = 0;
     int rc = parse_head(L, 1, false, &lim, &head, &head_len);
@@ -490,7 +321,7 @@ static int l_check_response(lua_State *L)
         lua_pushnil(L);
         lua_pushstring(L, err);
         lua_pushinteger(L, head.status);
-        push_header_map(L, &head);
+        ws_lua_push_headers(L, &head);
         return 4;
     }
     lua_createtable(L, 0, 5);
@@ -500,7 +331,7 @@ static int l_check_response(lua_State *L)
     set_lstring(L, "extensions", res.extensions, res.extensions_len);
     lua_pushinteger(L, (lua_Integer)head_len);
     lua_setfield(L, -2, "head_length");
-    push_header_map(L, &head);
+    ws_lua_push_headers(L, &head);
     lua_setfield(L, -2, "headers");
     return 1;
 }
@@ -573,16 +404,14 @@ static void push_offered_extensions(lua_State *L, const ws_http_head *head)
 static int l_accept(lua_State *L)
 {
     luaL_checkstring(L, 1);
-    check_opts(L, 2);
+    int opts = ws_lua_opts_table(L, 2);
     lua_settop(L, 2);
-    lua_newtable(L);
-    int anchors = lua_gettop(L);
     limits lim;
-    get_limits(L, 2, &lim);
+    get_limits(L, opts, &lim);
     size_t np, nh;
-    const char **protocols = opt_protocols(L, 2, anchors, &np);
-    const char *extensions = opt_string(L, 2, "extensions");
-    ws_kv *kv = opt_headers(L, 2, anchors, 0, &nh);
+    const char **protocols = ws_lua_opt_strings(L, opts, "protocols", &np);
+    const char *extensions = ws_lua_opt_text(L, opts, "extensions", NULL);
+    ws_kv *kv = ws_lua_opt_headers(L, opts, "headers", &nh);
     char err[200];
     /* Bad options raise now, not only when a valid request arrives. */
     if (ws_handshake_check_headers(kv, nh, err, sizeof err) != 0)
@@ -623,7 +452,7 @@ static int l_accept(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)head_len);
     lua_setfield(L, t, "head_length");
-    push_header_map(L, &head);
+    ws_lua_push_headers(L, &head);
     lua_setfield(L, t, "headers");
 
     ws_buf *out = new_buf(L);

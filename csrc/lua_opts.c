@@ -1,7 +1,13 @@
 #include "lua_opts.h"
 
-#include <ctype.h>
+#include <stdio.h>
+
+#include <stdarg.h>
 #include <string.h>
+
+/* Registry key of {[options table] = {[string] = string}} with weak keys:
+ * strings an options table does not hold itself live as long as it. */
+static const char anchors_key = 'a';
 
 int ws_lua_opts_table(lua_State *L, int i)
 {
@@ -11,42 +17,145 @@ int ws_lua_opts_table(lua_State *L, int i)
     return i < 0 ? lua_gettop(L) + i + 1 : i;
 }
 
-static int bad_option(lua_State *L, const char *field, const char *expected)
+int ws_lua_opt_error(lua_State *L, int t, const char *fmt, ...)
 {
-    return luaL_error(L, "bad option '%s' (%s expected, got %s)", field, expected,
-                      luaL_typename(L, -1));
+    va_list ap;
+    va_start(ap, fmt);
+    const char *msg = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return luaL_argerror(L, t, msg);
+}
+
+bool ws_lua_is_count(lua_Number n, lua_Number min, lua_Number max)
+{
+    /* The range is checked before the cast, which would be undefined for
+     * NaN or huge values. */
+    return n >= min && n <= max && n == (lua_Number)(long long)n;
+}
+
+static void set_uservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM < 502
+    lua_setfenv(L, idx);
+#else
+    lua_setuservalue(L, idx);
+#endif
+}
+
+/* Push t[field]; returns its type. */
+static int get_opt(lua_State *L, int t, const char *field)
+{
+    lua_getfield(L, t, field);
+    return lua_type(L, -1);
+}
+
+/* The string at the top, read as t[field]: returns a pointer that stays
+ * valid while t is alive, and pops it. */
+static const char *keep_string(lua_State *L, int t, const char *field)
+{
+    const char *s = lua_tostring(L, -1);
+    lua_pushstring(L, field);
+    lua_rawget(L, t);
+    bool held = lua_type(L, -1) == LUA_TSTRING && lua_tostring(L, -1) == s;
+    lua_pop(L, 1);
+    if (held) {
+        lua_pop(L, 1);
+        return s;
+    }
+    /* Made by __index: anchor one string per distinct value to t. */
+    lua_pushlightuserdata(L, (void *)&anchors_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushlightuserdata(L, (void *)&anchors_key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    lua_pushvalue(L, t);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, t);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+    }
+    /* stack: s, registry table, set */
+    lua_pushvalue(L, -3);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -1);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, -3);
+    }
+    s = lua_tostring(L, -1); /* the anchored copy */
+    lua_pop(L, 4);
+    return s;
+}
+
+const char *ws_lua_opt_lstring(lua_State *L, int t, const char *field, const char *def,
+                               size_t *len)
+{
+    if (len)
+        *len = def ? strlen(def) : 0;
+    if (!t)
+        return def;
+    int type = get_opt(L, t, field);
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return def;
+    }
+    if (type != LUA_TSTRING)
+        ws_lua_opt_error(L, t, "'%s' must be a string, got %s", field, luaL_typename(L, -1));
+    if (len)
+        lua_tolstring(L, -1, len);
+    return keep_string(L, t, field);
 }
 
 const char *ws_lua_opt_string(lua_State *L, int t, const char *field, const char *def)
 {
-    if (!t)
-        return def;
-    lua_getfield(L, t, field);
-    const char *v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            bad_option(L, field, "string");
-        v = lua_tostring(L, -1);
-    }
-    /* The string stays referenced by the options table, so it outlives the
-     * pop for as long as the caller uses it. */
-    lua_pop(L, 1);
-    return v;
+    return ws_lua_opt_lstring(L, t, field, def, NULL);
+}
+
+const char *ws_lua_opt_text(lua_State *L, int t, const char *field, const char *def)
+{
+    size_t len;
+    const char *s = ws_lua_opt_lstring(L, t, field, def, &len);
+    if (s && s != def && strlen(s) != len)
+        ws_lua_opt_error(L, t, "'%s' contains a NUL byte", field);
+    return s;
 }
 
 bool ws_lua_opt_bool(lua_State *L, int t, const char *field, bool def)
 {
     if (!t)
         return def;
-    lua_getfield(L, t, field);
+    int type = get_opt(L, t, field);
     bool v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TBOOLEAN)
-            bad_option(L, field, "boolean");
+    if (type != LUA_TNIL) {
+        if (type != LUA_TBOOLEAN)
+            ws_lua_opt_error(L, t, "'%s' must be a boolean, got %s", field,
+                             luaL_typename(L, -1));
         v = lua_toboolean(L, -1) != 0;
     }
     lua_pop(L, 1);
     return v;
+}
+
+/* lua_pushfstring has no precision flags, so format the bounds here. */
+static void range_error(lua_State *L, int t, const char *field, const char *what, lua_Number min,
+                        lua_Number max)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "'%s' must be %s between %.17g and %.17g", field, what, min, max);
+    ws_lua_opt_error(L, t, "%s", msg);
 }
 
 lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number def,
@@ -54,102 +163,167 @@ lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number 
 {
     if (!t)
         return def;
-    lua_getfield(L, t, field);
+    int type = get_opt(L, t, field);
     lua_Number v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            bad_option(L, field, "number");
+    if (type != LUA_TNIL) {
+        if (type != LUA_TNUMBER)
+            ws_lua_opt_error(L, t, "'%s' must be a number, got %s", field, luaL_typename(L, -1));
         v = lua_tonumber(L, -1);
         if (!(v >= min && v <= max))
-            luaL_error(L, "bad option '%s' (must be between %.0f and %.0f)", field, min, max);
+            range_error(L, t, field, "a number", min, max);
     }
     lua_pop(L, 1);
     return v;
 }
 
+size_t ws_lua_opt_size(lua_State *L, int t, const char *field, size_t def, size_t min, size_t max)
+{
+    if (!t)
+        return def;
+    int type = get_opt(L, t, field);
+    size_t v = def;
+    if (type != LUA_TNIL) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (type != LUA_TNUMBER || !ws_lua_is_count(n, (lua_Number)min, (lua_Number)max))
+            range_error(L, t, field, "an integer", (lua_Number)min, (lua_Number)max);
+        v = (size_t)n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Push a userdata of size bytes and, above it, the table that is its
+ * uservalue; returns the userdata's memory. */
+static void *new_anchored_array(lua_State *L, size_t size)
+{
+    void *p = lua_newuserdata(L, size ? size : 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    set_uservalue(L, -3);
+    return p;
+}
+
+/* Append the value at the top to the anchor table at index anchors and pop
+ * it; returns it as a string (numbers are converted first). */
+static const char *anchor(lua_State *L, int anchors)
+{
+    const char *s = lua_tostring(L, -1);
+    lua_rawseti(L, anchors, (int)ws_rawlen(L, anchors) + 1);
+    return s;
+}
+
+/* The value at the top as a NUL-free string, anchored and popped. */
+static const char *list_string(lua_State *L, int t, int anchors, const char *field)
+{
+    size_t len;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (s == NULL || strlen(s) != len)
+        ws_lua_opt_error(L, t, "'%s' must be a string or a list of strings without NUL bytes",
+                         field);
+    return anchor(L, anchors);
+}
+
 const char **ws_lua_opt_strings(lua_State *L, int t, const char *field, size_t *n)
 {
     *n = 0;
-    if (t)
-        lua_getfield(L, t, field);
-    else
-        lua_pushnil(L);
-    if (lua_isnil(L, -1)) {
+    int type = t ? get_opt(L, t, field) : (lua_pushnil(L), LUA_TNIL);
+    if (type == LUA_TNIL) {
         lua_pop(L, 1);
         lua_newuserdata(L, 1);
         return NULL;
     }
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        /* A single string is a one-element list. */
-        const char **arr = lua_newuserdata(L, sizeof(char *));
-        arr[0] = lua_tostring(L, -2);
-        lua_remove(L, -2); /* t[field] keeps the string alive */
-        *n = 1;
-        return arr;
-    }
-    if (lua_type(L, -1) != LUA_TTABLE)
-        bad_option(L, field, "string or list of strings");
-    size_t len = ws_rawlen(L, -1);
-    const char **arr = lua_newuserdata(L, (len ? len : 1) * sizeof(char *));
+    if (type != LUA_TSTRING && type != LUA_TTABLE)
+        ws_lua_opt_error(L, t, "'%s' must be a string or a list of strings, got %s", field,
+                         luaL_typename(L, -1));
+    int v = lua_gettop(L);
+    size_t len = type == LUA_TSTRING ? 1 : ws_rawlen(L, v);
+    const char **arr = new_anchored_array(L, len * sizeof *arr);
+    int anchors = lua_gettop(L);
     for (size_t i = 0; i < len; i++) {
-        lua_rawgeti(L, -2, (int)i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "bad option '%s' (element %d is not a string)", field, (int)i + 1);
-        arr[i] = lua_tostring(L, -1);
-        lua_pop(L, 1);
+        if (type == LUA_TSTRING)
+            lua_pushvalue(L, v); /* a single string is a one-element list */
+        else
+            lua_rawgeti(L, v, (int)i + 1);
+        arr[i] = list_string(L, t, anchors, field);
     }
-    lua_remove(L, -2);
+    lua_pop(L, 1);
+    lua_remove(L, v);
     *n = len;
     return arr;
+}
+
+/* A header name or value at the top of the stack (strings, and numbers
+ * for values), anchored and popped. */
+static const char *header_part(lua_State *L, int t, int anchors, const char *field,
+                               bool is_value)
+{
+    int type = lua_type(L, -1);
+    if (type != LUA_TSTRING && !(is_value && type == LUA_TNUMBER))
+        ws_lua_opt_error(L, t, "'%s': header %s, got %s", field,
+                         is_value ? "values must be strings or numbers" : "names must be strings",
+                         luaL_typename(L, -1));
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (strlen(s) != len)
+        ws_lua_opt_error(L, t, "'%s': header %s contains a NUL byte", field,
+                         is_value ? "value" : "name");
+    return anchor(L, anchors);
 }
 
 ws_kv *ws_lua_opt_headers(lua_State *L, int t, const char *field, size_t *n)
 {
     *n = 0;
-    if (t)
-        lua_getfield(L, t, field);
-    else
-        lua_pushnil(L);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newuserdata(L, 1);
-        return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TTABLE)
-        bad_option(L, field, "table");
+    int type = t ? get_opt(L, t, field) : (lua_pushnil(L), LUA_TNIL);
+    if (type != LUA_TNIL && type != LUA_TTABLE)
+        ws_lua_opt_error(L, t, "'%s' must be a table, got %s", field, luaL_typename(L, -1));
     int tbl = lua_gettop(L);
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, tbl)) {
-        count++;
-        lua_pop(L, 1);
-    }
-    ws_kv *arr = lua_newuserdata(L, (count ? count : 1) * sizeof(ws_kv));
-    size_t i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, tbl)) {
-        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-            arr[i].name = lua_tostring(L, -2);
-            arr[i].value = lua_tostring(L, -1);
-        } else if (lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TTABLE) {
-            lua_rawgeti(L, -1, 1);
-            lua_rawgeti(L, -2, 2);
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "bad option '%s' (pairs must be {name, value} strings)", field);
-            /* The pair table, held by the headers table, keeps both alive. */
-            arr[i].name = lua_tostring(L, -2);
-            arr[i].value = lua_tostring(L, -1);
-            lua_pop(L, 2);
-        } else {
-            luaL_error(L, "bad option '%s' (expected name = value strings or {name, value} pairs)",
-                       field);
+    size_t len = 0, cap = 0;
+    if (type == LUA_TTABLE) {
+        len = ws_rawlen(L, tbl);
+        lua_pushnil(L);
+        while (lua_next(L, tbl)) {
+            cap++;
+            lua_pop(L, 1);
         }
+    }
+    ws_kv *kv = new_anchored_array(L, cap * sizeof *kv);
+    int anchors = lua_gettop(L);
+    size_t i = 0;
+    /* The list part first, in order... */
+    for (size_t k = 1; k <= len; k++) {
+        lua_rawgeti(L, tbl, (int)k);
+        if (lua_type(L, -1) != LUA_TTABLE)
+            ws_lua_opt_error(L, t, "'%s' list entries must be {name, value} pairs, got %s",
+                             field, luaL_typename(L, -1));
+        lua_rawgeti(L, -1, 1);
+        kv[i].name = header_part(L, t, anchors, field, false);
+        lua_rawgeti(L, -1, 2);
+        kv[i].value = header_part(L, t, anchors, field, true);
         i++;
         lua_pop(L, 1);
     }
+    /* ...then the name = value entries. */
+    if (type == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, tbl)) {
+            if (lua_type(L, -2) == LUA_TNUMBER &&
+                ws_lua_is_count(lua_tonumber(L, -2), 1, (lua_Number)len)) {
+                lua_pop(L, 1);
+                continue; /* a pair, done above */
+            }
+            if (lua_type(L, -2) != LUA_TSTRING || i >= cap)
+                ws_lua_opt_error(L, t, "'%s' must map names to values or list {name, value} pairs",
+                                 field);
+            kv[i].value = header_part(L, t, anchors, field, true);
+            lua_pushvalue(L, -1); /* the key stays for lua_next */
+            kv[i].name = header_part(L, t, anchors, field, false);
+            i++;
+        }
+    }
+    lua_pop(L, 1);
     lua_remove(L, tbl);
-    *n = count;
-    return arr;
+    *n = i;
+    return kv;
 }
 
 void ws_lua_push_headers(lua_State *L, const ws_http_head *head)
@@ -158,11 +332,13 @@ void ws_lua_push_headers(lua_State *L, const ws_http_head *head)
     int tbl = lua_gettop(L);
     for (size_t i = 0; i < head->num_headers; i++) {
         const ws_http_header *h = &head->headers[i];
-        char name[256];
-        size_t n = h->name_len < sizeof name ? h->name_len : sizeof name;
-        for (size_t k = 0; k < n; k++)
-            name[k] = (char)tolower((unsigned char)h->name[k]);
-        lua_pushlstring(L, name, n);
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (size_t k = 0; k < h->name_len; k++) {
+            char c = h->name[k];
+            luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+        }
+        luaL_pushresult(&b);
         lua_pushvalue(L, -1);
         lua_rawget(L, tbl);
         if (lua_isnil(L, -1)) {

@@ -7,7 +7,6 @@
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "session.h"
-#include "url.h"
 
 #define SESSION_MT "ws.core.session"
 
@@ -53,29 +52,15 @@ static void set_uservalue(lua_State *L, int idx)
 
 static int start_client(lua_State *L, lsession *ls, int opts)
 {
-    const char *url = ws_lua_opt_string(L, opts, "url", NULL);
-    if (!url)
-        return luaL_error(L, "bad option 'url' (a client session with handshake needs a url)");
+    ws_client_request *req = ws_lua_client_request(L, 0, opts);
     char err[256];
-    ws_url u;
-    if (ws_url_parse(url, &u, err, sizeof err) != 0)
-        return luaL_error(L, "bad option 'url' (%s)", err);
-    ws_client_request req;
-    memset(&req, 0, sizeof req);
-    req.host = u.host;
-    req.port = u.port;
-    req.secure = u.secure;
-    req.resource = u.resource;
-    req.origin = ws_lua_opt_string(L, opts, "origin", NULL);
-    req.extensions = ws_lua_opt_string(L, opts, "extensions", NULL);
-    req.key = ws_lua_opt_string(L, opts, "key", NULL);
-    const char **protocols = ws_lua_opt_strings(L, opts, "protocols", &req.num_protocols);
-    req.protocols = protocols;
-    req.headers = ws_lua_opt_headers(L, opts, "headers", &req.num_headers);
-    if (ws_session_start_client(ls->s, &req, protocols, req.num_protocols, req.extensions, err,
-                                sizeof err) != 0)
-        return luaL_error(L, "bad option (%s)", err);
-    lua_pop(L, 2);
+    if (ws_session_start_client(ls->s, req, req->protocols, req->num_protocols, req->extensions,
+                                err, sizeof err) != 0) {
+        if (strcmp(err, "out of memory") == 0 || strncmp(err, "random", 6) == 0)
+            return luaL_error(L, "session: %s", err);
+        return luaL_argerror(L, opts, err);
+    }
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -84,24 +69,21 @@ static int l_session(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *role = ws_lua_opt_string(L, 1, "role", NULL);
     if (!role || (strcmp(role, "client") != 0 && strcmp(role, "server") != 0))
-        return luaL_error(L, "bad option 'role' (\"client\" or \"server\" expected)");
+        return ws_lua_opt_error(L, 1, "'role' must be \"client\" or \"server\"");
     ws_session_config cfg;
     ws_session_config_init(&cfg, role[0] == 'c' ? WS_CLIENT : WS_SERVER);
     cfg.handshake = ws_lua_opt_bool(L, 1, "handshake", true);
     cfg.stream = ws_lua_opt_bool(L, 1, "stream", false);
-    cfg.max_message = (uint64_t)ws_lua_opt_number(L, 1, "max_message", (lua_Number)cfg.max_message,
-                                                  1, 9007199254740992.0);
-    cfg.max_frame = (uint64_t)ws_lua_opt_number(L, 1, "max_frame", (lua_Number)cfg.max_message, 1,
-                                                9007199254740992.0);
-    cfg.max_head = (size_t)ws_lua_opt_number(L, 1, "max_head", (lua_Number)cfg.max_head, 64,
-                                             1048576);
-    cfg.max_headers = (size_t)ws_lua_opt_number(L, 1, "max_headers",
-                                                (lua_Number)cfg.max_headers, 1, 1024);
-    const char *mask_key = ws_lua_opt_string(L, 1, "mask_key", NULL);
-    lua_getfield(L, 1, "mask_key");
-    if (mask_key && ws_rawlen(L, -1) != 4)
-        return luaL_error(L, "bad option 'mask_key' (4 bytes expected)");
-    lua_pop(L, 1);
+    /* Sizes up to 2^53 so they stay exact in a Lua 5.1 double. */
+    const size_t size_max = (size_t)1 << 53;
+    cfg.max_message = ws_lua_opt_size(L, 1, "max_message", (size_t)cfg.max_message, 1, size_max);
+    cfg.max_frame = ws_lua_opt_size(L, 1, "max_frame", (size_t)cfg.max_message, 1, size_max);
+    cfg.max_head = ws_lua_opt_size(L, 1, "max_head", cfg.max_head, 64, 1 << 20);
+    cfg.max_headers = ws_lua_opt_size(L, 1, "max_headers", cfg.max_headers, 1, 1024);
+    size_t mask_len = 0;
+    const char *mask_key = ws_lua_opt_lstring(L, 1, "mask_key", NULL, &mask_len);
+    if (mask_key && mask_len != 4)
+        return ws_lua_opt_error(L, 1, "'mask_key' must be 4 bytes");
     if (cfg.role == WS_SERVER) {
         size_t np;
         ws_lua_opt_strings(L, 1, "protocols", &np); /* type check only */
@@ -363,10 +345,10 @@ static int l_pong(lua_State *L)
 static int l_close(lua_State *L)
 {
     lsession *ls = check_session(L);
-    lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
+    lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_NORMAL);
     size_t n;
     const char *reason = luaL_optlstring(L, 3, "", &n);
-    if (!ws_close_code_valid((int)code))
+    if (code != (int)code || !ws_close_code_valid((int)code))
         return luaL_argerror(L, 2, "invalid close code (1000-1003, 1007-1014, 3000-4999)");
     if (n > 123)
         return luaL_argerror(L, 3, "close reason over 123 bytes");
@@ -393,6 +375,24 @@ static const char *pick_protocol(lua_State *L, int offered, int supported)
     return NULL;
 }
 
+/* True when the request offered protocol (uservalue.offered). */
+static bool offered_protocol(lua_State *L, const char *protocol)
+{
+    get_uservalue(L, 1);
+    lua_getfield(L, -1, "offered");
+    bool found = false;
+    if (lua_istable(L, -1)) {
+        size_t n = ws_rawlen(L, -1);
+        for (size_t i = 1; i <= n && !found; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            found = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), protocol) == 0;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+    return found;
+}
+
 static int l_accept(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -408,6 +408,8 @@ static int l_accept(lua_State *L)
         lua_getfield(L, -2, "offered");
         if (lua_istable(L, -1) && lua_istable(L, -2))
             protocol = pick_protocol(L, lua_gettop(L), lua_gettop(L) - 1);
+    } else if (ws_session_state(ls->s) == WS_CONNECTING && !offered_protocol(L, protocol)) {
+        return luaL_argerror(L, 2, "protocol was not offered by the client");
     }
     size_t nh;
     ws_kv *headers = ws_lua_opt_headers(L, opts, "headers", &nh);
@@ -434,14 +436,17 @@ static int l_reject(lua_State *L)
     size_t nh = 0;
     ws_kv *headers = NULL;
     if (!lua_isnoneornil(L, 4)) {
+        /* Read through a {headers = arg 4} wrapper; report errors as arg 4. */
+        luaL_checktype(L, 4, LUA_TTABLE);
         lua_settop(L, 4);
         lua_newtable(L);
         lua_pushvalue(L, 4);
         lua_setfield(L, -2, "headers");
-        headers = ws_lua_opt_headers(L, lua_gettop(L), "headers", &nh);
+        lua_replace(L, 4);
+        headers = ws_lua_opt_headers(L, 4, "headers", &nh);
     }
     int r = ws_session_reject(ls->s, (int)status, reason, headers, nh);
-    return send_result(L, r, 2, "bad status");
+    return send_result(L, r, 4, "invalid header name or value");
 }
 
 static int l_eof(lua_State *L)

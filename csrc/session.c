@@ -507,6 +507,9 @@ int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv
 {
     if (!awaiting_accept(s))
         return WS_E_STATE;
+    char err[128];
+    if (ws_handshake_check_headers(headers, num_headers, err, sizeof err) != 0)
+        return WS_E_ARG;
     if (ws_handshake_error_response(&s->out, status, reason, headers, num_headers) != 0)
         return WS_E_NOMEM;
     s->state = WS_CLOSED;

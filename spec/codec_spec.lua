@@ -56,6 +56,22 @@ describe("core.build_frame", function()
     end
   end)
 
+  it("takes any 4-byte masking key, zero bytes included", function()
+    assert.are.equal(hex("81 82 00 00 00 00") .. "ab",
+      core.build_frame { opcode = 1, payload = "ab", mask = char(0, 0, 0, 0) })
+    local key = char(1, 0, 2, 0)
+    assert.are.equal(hex("82 83") .. key .. util.lua_mask("xyz", key),
+      core.build_frame { opcode = 2, payload = "xyz", mask = key })
+  end)
+
+  it("raises on an opcode outside 0..15, naming the option", function()
+    for _, op in ipairs { 16, -1 } do
+      local ok, err = pcall(core.build_frame, { opcode = op })
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("opcode", 1, true), tostring(err))
+    end
+  end)
+
   it("masks with the reference XOR (not just with some involution)", function()
     local p = util.bytes(37, 7)
     local f = core.build_frame { opcode = 2, payload = p, mask = util.PEER_KEY }
@@ -177,6 +193,12 @@ describe("core.mask", function()
       local b = core.mask(data:sub(cut + 1), RFC_KEY, cut)
       assert.are.equal(whole, a .. b, "cut at " .. cut)
     end
+  end)
+
+  it("takes offsets beyond 32 bits", function()
+    local data = util.bytes(21, 8)
+    assert.are.equal(core.mask(data, RFC_KEY, 1), core.mask(data, RFC_KEY, 2 ^ 33 + 1))
+    assert.are.equal(core.mask(data, RFC_KEY, 3), core.mask(data, RFC_KEY, 2 ^ 40 + 7))
   end)
 
   it("is an involution", function()

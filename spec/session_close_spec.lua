@@ -172,7 +172,16 @@ for _, role in ipairs { "server", "client" } do
 
     it("raises on codes that must not be sent", function()
       local s = util.session(role)
-      for _, code in ipairs { 0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535 } do
+      for _, code in ipairs { 0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535, -1 } do
+        assert.has_error(function() s:close(code) end, nil, "code " .. code)
+      end
+      assert.are.equal("", s:output())
+      assert.are.equal("OPEN", s:state())
+    end)
+
+    it("raises on codes that only look valid after truncation to 16 or 32 bits", function()
+      local s = util.session(role)
+      for _, code in ipairs { 66536, 4294968296 } do -- 65536 + 1000, 2^32 + 1000
         assert.has_error(function() s:close(code) end, nil, "code " .. code)
       end
       assert.are.equal("", s:output())
@@ -237,6 +246,19 @@ for _, role in ipairs { "server", "client" } do
       assert.are.same({ { "close", 1000, "", true } }, { evs[#evs] })
       assert.are.equal("CLOSED", s:state())
       assert.are.equal("", s:output())
+    end)
+
+    it("fails with 1002 while CLOSING without sending a second close frame", function()
+      local s = util.session(role)
+      assert.is_true(s:close(1000, "bye"))
+      s:output()
+      local evs = util.feed(s, util.in_frame(s, 3, "") .. close_frame(s, 1000))
+      assert.are.same({ "error", "close" }, util.kinds(evs))
+      assert.are.equal(1002, evs[1][3])
+      assert.are.same({ "close", 1002 }, { evs[2][1], evs[2][2] })
+      assert.is_false(evs[2][4])
+      assert.are.equal("", s:output())
+      assert.are.equal("CLOSED", s:state())
     end)
 
     it("reports 1006 not clean on eof while OPEN", function()

@@ -211,6 +211,16 @@ describe("handshake, client session", function()
     assert.are.equal("", s:output())
   end)
 
+  it("takes Upgrade and Connection tokens in any case and in a list", function()
+    local s = client()
+    s:output()
+    local evs = util.feed(s, response {
+      "HTTP/1.1 101 Switching Protocols", "upgrade: WebSocket", "CONNECTION: keep-alive, UPGRADE",
+      "sec-websocket-accept: " .. ACCEPT })
+    assert.are.same({ "open" }, util.kinds(evs))
+    assert.is_nil(s:protocol())
+  end)
+
   local BAD = {
     { "a wrong Sec-WebSocket-Accept", response {
       "HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
@@ -272,6 +282,20 @@ describe("handshake, server session", function()
     assert.are.equal(KEY, req.key)
     assert.are.equal("", s:output())
     assert.are.equal("CONNECTING", s:state())
+  end)
+
+  it("takes a browser-like request with mixed case and a Connection list", function()
+    local s = server()
+    local evs = util.feed(s, request {
+      "GET /p?a=b&c=d HTTP/1.1", "host: h:8080", "upgrade: WebSocket", "Connection: keep-alive, Upgrade",
+      "sec-websocket-key: " .. KEY, "sec-websocket-version: 13",
+      "Sec-WebSocket-Protocol: chat", "Sec-WebSocket-Protocol: superchat" })
+    assert.are.same({ "request" }, util.kinds(evs))
+    local req = evs[1][2]
+    assert.are.equal("/p", req.path)
+    assert.are.equal("a=b&c=d", req.query)
+    assert.are.same({ "chat", "superchat" }, req.protocols)
+    assert.are.equal("h:8080", req.headers.host)
   end)
 
   it("reports no query and no origin when there are none", function()
@@ -350,6 +374,45 @@ describe("handshake, server session", function()
     s:output()
     util.events(s)
     assert.are.same({ { "message", "hi", "text" } }, util.feed(s, util.cframe(OP.text, "hi")))
+  end)
+
+  it("keeps a frame that arrived right behind the request until after accept", function()
+    local s = server()
+    local evs = util.feed(s, GOOD_REQUEST .. util.cframe(OP.text, "eager"))
+    assert.are.same({ "request" }, util.kinds(evs))
+    s:accept {}
+    assert.are.same({ "open", "message" }, util.kinds(util.events(s)))
+  end)
+
+  it("does not accept twice, nor accept or reject once open", function()
+    local s = server()
+    util.feed(s, GOOD_REQUEST)
+    s:accept {}
+    s:output()
+    util.events(s)
+    local function refused(ok, a, b)
+      -- raising or returning nil, err are both fine; doing it is not
+      if ok then
+        assert.is_nil(a)
+        assert.is_string(b)
+      end
+    end
+    refused(pcall(s.accept, s, {}))
+    refused(pcall(s.reject, s, 400, "late"))
+    assert.are.equal("", s:output())
+    assert.are.equal("OPEN", s:state())
+    assert.are.same({}, util.events(s))
+  end)
+
+  it("does not accept before a request arrived", function()
+    local s = server()
+    local ok, a, b = pcall(s.accept, s, {})
+    if ok then
+      assert.is_nil(a)
+      assert.is_string(b)
+    end
+    assert.are.equal("", s:output())
+    assert.are.equal("CONNECTING", s:state())
   end)
 
   it("reports the request split in two at every byte", function()

@@ -124,10 +124,12 @@ end
 
 describe("random stream", function()
   it("delivers a few hundred random messages to a server, split at random points", function()
-    print("session_stream_spec: seed " .. SEED)
     math.randomseed(SEED)
     local s = util.server()
     local bytes, expected, pings = build_stream(300, 70000, util.cframe)
+    print(string.format("session_stream_spec: seed %d, %d bytes, %d events, %d pings",
+      SEED, #bytes, #expected, #pings))
+    assert.is_true(#expected >= 300 and #pings > 20)
     local got = feed_random(s, bytes)
     check_events(got, expected)
     check_pongs(s:output(), pings, false)
