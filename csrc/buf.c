@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ws_buf_init(ws_buf *b) { memset(b, 0, sizeof *b); }
+void ws_buf_init(ws_buf *b)
+{
+    memset(b, 0, sizeof *b);
+}
 
 void ws_buf_free(ws_buf *b)
 {
@@ -11,7 +14,10 @@ void ws_buf_free(ws_buf *b)
     ws_buf_init(b);
 }
 
-void ws_buf_clear(ws_buf *b) { ws_buf_free(b); }
+void ws_buf_clear(ws_buf *b)
+{
+    ws_buf_free(b);
+}
 
 unsigned char *ws_buf_reserve(ws_buf *b, size_t n)
 {
@@ -44,7 +50,10 @@ unsigned char *ws_buf_reserve(ws_buf *b, size_t n)
     return b->data + b->len;
 }
 
-void ws_buf_commit(ws_buf *b, size_t n) { b->len += n; }
+void ws_buf_commit(ws_buf *b, size_t n)
+{
+    b->len += n;
+}
 
 int ws_buf_append(ws_buf *b, const void *p, size_t n)
 {
@@ -58,7 +67,10 @@ int ws_buf_append(ws_buf *b, const void *p, size_t n)
     return 0;
 }
 
-int ws_buf_puts(ws_buf *b, const char *s) { return ws_buf_append(b, s, strlen(s)); }
+int ws_buf_puts(ws_buf *b, const char *s)
+{
+    return ws_buf_append(b, s, strlen(s));
+}
 
 void ws_buf_consume(ws_buf *b, size_t n)
 {

@@ -25,8 +25,14 @@ void ws_buf_commit(ws_buf *b, size_t n);
 int ws_buf_append(ws_buf *b, const void *p, size_t n);
 int ws_buf_puts(ws_buf *b, const char *s);
 
-static inline size_t ws_buf_size(const ws_buf *b) { return b->len - b->start; }
-static inline unsigned char *ws_buf_begin(const ws_buf *b) { return b->data + b->start; }
+static inline size_t ws_buf_size(const ws_buf *b)
+{
+    return b->len - b->start;
+}
+static inline unsigned char *ws_buf_begin(const ws_buf *b)
+{
+    return b->data + b->start;
+}
 
 /* Drop n bytes from the front; frees the storage once empty. */
 void ws_buf_consume(ws_buf *b, size_t n);

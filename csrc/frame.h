@@ -20,7 +20,7 @@ enum ws_opcode {
 #define WS_RSV3 0x10
 
 #define WS_FRAME_HEADER_MAX 14
-#define WS_CONTROL_MAX 125
+#define WS_CONTROL_MAX      125
 
 typedef struct ws_frame_header {
     uint64_t len;
@@ -31,7 +31,10 @@ typedef struct ws_frame_header {
     bool masked;
 } ws_frame_header;
 
-static inline bool ws_opcode_is_control(unsigned op) { return (op & 0x8) != 0; }
+static inline bool ws_opcode_is_control(unsigned op)
+{
+    return (op & 0x8) != 0;
+}
 
 /* Decode a header from the first n bytes of p.  Returns the header length,
  * 0 when more bytes are needed, -1 when the 64-bit length has its most

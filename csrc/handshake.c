@@ -13,12 +13,22 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /* Headers the handshake itself writes, or that would change how the bytes
  * after the head are read: an application may not set them. */
 static const char *const reserved_headers[] = {
-    "Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
-    "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions",
-    "Content-Length", "Transfer-Encoding",
+    "Host",
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Content-Length",
+    "Transfer-Encoding",
 };
 
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 static bool ieq(const char *a, size_t an, const char *b)
 {
@@ -97,8 +107,8 @@ int ws_handshake_check_headers(const ws_kv *headers, size_t num, char *err, size
             return fail(err, err_len, "header '%.*s' is set by the handshake and may not be given",
                         name, strlen(name));
         if (value == NULL || !is_safe_value(value))
-            return fail(err, err_len, "invalid value for header '%.*s' (control characters)",
-                        name, strlen(name));
+            return fail(err, err_len, "invalid value for header '%.*s' (control characters)", name,
+                        strlen(name));
     }
     return 0;
 }
@@ -126,8 +136,8 @@ static bool is_visible(const char *s)
     return true;
 }
 
-static int client_request(ws_buf *out, const ws_client_request *req,
-                          char accept[WS_ACCEPT_LEN + 1], char *err, size_t err_len)
+static int client_request(ws_buf *out, const ws_client_request *req, char accept[WS_ACCEPT_LEN + 1],
+                          char *err, size_t err_len)
 {
     const char *resource = req->resource && req->resource[0] ? req->resource : "/";
     if (req->host == NULL || req->host[0] == '\0' || !is_visible(req->host))
@@ -431,10 +441,9 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
     return 0;
 }
 
-int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len,
-                                 const char *protocol, const char *extensions,
-                                 const ws_kv *headers, size_t num_headers, char *err,
-                                 size_t err_len)
+int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, const char *protocol,
+                                 const char *extensions, const ws_kv *headers, size_t num_headers,
+                                 char *err, size_t err_len)
 {
     if (protocol != NULL && !ws_http_is_token(protocol, strlen(protocol)))
         return fail(err, err_len, "invalid subprotocol '%.*s' (must be a token)", protocol,
@@ -484,8 +493,8 @@ static const char *reason_phrase(int status)
     return "Unknown";
 }
 
-int ws_handshake_error_response(ws_buf *out, int status, const char *reason,
-                                const ws_kv *headers, size_t num_headers)
+int ws_handshake_error_response(ws_buf *out, int status, const char *reason, const ws_kv *headers,
+                                size_t num_headers)
 {
     if (status < 100 || status > 999)
         status = 500;

@@ -10,7 +10,7 @@
 #include "buf.h"
 #include "http.h"
 
-#define WS_KEY_LEN 24    /* base64 of 16 random bytes */
+#define WS_KEY_LEN    24 /* base64 of 16 random bytes */
 #define WS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
 
 typedef struct ws_kv {
@@ -19,11 +19,11 @@ typedef struct ws_kv {
 } ws_kv;
 
 typedef struct ws_client_request {
-    const char *host;     /* host name or IP literal (IPv6 without brackets) */
+    const char *host; /* host name or IP literal (IPv6 without brackets) */
     int port;
-    bool secure;          /* wss: default port 443 instead of 80 */
-    const char *resource; /* path and query, "/" when empty */
-    const char *origin;   /* NULL: no Origin header */
+    bool secure;                  /* wss: default port 443 instead of 80 */
+    const char *resource;         /* path and query, "/" when empty */
+    const char *origin;           /* NULL: no Origin header */
     const char *const *protocols; /* offered subprotocols */
     size_t num_protocols;
     const char *extensions; /* Sec-WebSocket-Extensions offer, NULL: none */
@@ -78,20 +78,18 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
  * and not set by the handshake itself (Host, Upgrade, Connection,
  * Sec-WebSocket-*, Content-Length, Transfer-Encoding), values must hold no
  * control characters but HTAB.  0, or -1 with a message in err. */
-int ws_handshake_check_headers(const ws_kv *headers, size_t num_headers, char *err,
-                               size_t err_len);
+int ws_handshake_check_headers(const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
 
 /* Append "101 Switching Protocols" with the accept for key, the chosen
  * protocol and extensions (NULL: none) and extra headers.  0 or -1 (bad
  * header / out of memory, message in err). */
-int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len,
-                                 const char *protocol, const char *extensions,
-                                 const ws_kv *headers, size_t num_headers, char *err,
-                                 size_t err_len);
+int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, const char *protocol,
+                                 const char *extensions, const ws_kv *headers, size_t num_headers,
+                                 char *err, size_t err_len);
 
 /* Append an error response with the status, the reason as a text/plain
  * body, "Connection: close", and "Sec-WebSocket-Version: 13" for 426. */
-int ws_handshake_error_response(ws_buf *out, int status, const char *reason,
-                                const ws_kv *headers, size_t num_headers);
+int ws_handshake_error_response(ws_buf *out, int status, const char *reason, const ws_kv *headers,
+                                size_t num_headers);
 
 #endif

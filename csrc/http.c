@@ -12,9 +12,15 @@ static bool is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
 
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 static bool ieq(const char *a, size_t an, const char *b, size_t bn)
 {
@@ -73,8 +79,7 @@ long ws_http_head_end(const char *buf, size_t len, size_t *scanned, size_t max_h
 
 /* One line of the head: [*pos, end of line) without its "\r\n" or "\n".
  * A "\r" anywhere else in the head is malformed. */
-static int next_line(const char *buf, size_t len, size_t *pos, const char **line,
-                     size_t *line_len)
+static int next_line(const char *buf, size_t len, size_t *pos, const char **line, size_t *line_len)
 {
     size_t start = *pos;
     const char *nl = memchr(buf + start, '\n', len - start);
@@ -105,7 +110,10 @@ static int parse_version(const char *s, size_t n, int *minor)
     return 0;
 }
 
-static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+static bool is_field_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 static int parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
 {

@@ -25,17 +25,17 @@ typedef struct ws_http_head {
     int status;
     const char *reason;
     size_t reason_len;
-    int version_minor; /* HTTP/1.x */
+    int version_minor;       /* HTTP/1.x */
     ws_http_header *headers; /* caller's array */
     size_t num_headers;      /* in: capacity, out: count */
 } ws_http_head;
 
 enum {
-    WS_HTTP_INCOMPLETE = 0,      /* need more bytes */
-    WS_HTTP_ERR_SYNTAX = -1,     /* malformed head */
-    WS_HTTP_ERR_TOO_LARGE = -2,  /* head longer than max_head */
-    WS_HTTP_ERR_TOO_MANY = -3,   /* more headers than capacity */
-    WS_HTTP_ERR_VERSION = -4     /* not HTTP/1.1 (request) or not HTTP/1.x */
+    WS_HTTP_INCOMPLETE = 0,     /* need more bytes */
+    WS_HTTP_ERR_SYNTAX = -1,    /* malformed head */
+    WS_HTTP_ERR_TOO_LARGE = -2, /* head longer than max_head */
+    WS_HTTP_ERR_TOO_MANY = -3,  /* more headers than capacity */
+    WS_HTTP_ERR_VERSION = -4    /* not HTTP/1.1 (request) or not HTTP/1.x */
 };
 
 /* Find the end of a head ("\r\n\r\n", bare "\n\n" tolerated).  *scanned

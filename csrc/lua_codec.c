@@ -167,12 +167,9 @@ static int l_validator_finish(lua_State *L)
 static const luaL_Reg validator_methods[] = {
     {"feed", l_validator_feed}, {"finish", l_validator_finish}, {NULL, NULL}};
 
-static const luaL_Reg codec_funcs[] = {{"build_frame", l_build_frame},
-                                       {"parse_frame_header", l_parse_frame_header},
-                                       {"mask", l_mask},
-                                       {"utf8_valid", l_utf8_valid},
-                                       {"utf8_validator", l_utf8_validator},
-                                       {NULL, NULL}};
+static const luaL_Reg codec_funcs[] = {
+    {"build_frame", l_build_frame}, {"parse_frame_header", l_parse_frame_header}, {"mask", l_mask},
+    {"utf8_valid", l_utf8_valid},   {"utf8_validator", l_utf8_validator},         {NULL, NULL}};
 
 void ws_lua_open_codec(lua_State *L)
 {

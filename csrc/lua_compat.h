@@ -8,12 +8,12 @@
 
 #if LUA_VERSION_NUM < 502
 #define ws_setfuncs(L, l) luaL_register((L), NULL, (l))
-#define ws_rawlen(L, i) lua_objlen((L), (i))
-#define ws_newlib(L, l) (lua_newtable(L), luaL_register((L), NULL, (l)))
+#define ws_rawlen(L, i)   lua_objlen((L), (i))
+#define ws_newlib(L, l)   (lua_newtable(L), luaL_register((L), NULL, (l)))
 #else
 #define ws_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
-#define ws_rawlen(L, i) lua_rawlen((L), (i))
-#define ws_newlib(L, l) luaL_newlib((L), (l))
+#define ws_rawlen(L, i)   lua_rawlen((L), (i))
+#define ws_newlib(L, l)   luaL_newlib((L), (l))
 #endif
 
 /* Sizes: integers where the Lua has 64-bit integers, else doubles. */

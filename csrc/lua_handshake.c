@@ -13,11 +13,11 @@
 #include "lua_opts.h"
 #include "url.h"
 
-#define BUF_MT "ws.core.handshake_buf"
-#define DEFAULT_MAX_HEAD 8192
+#define BUF_MT              "ws.core.handshake_buf"
+#define DEFAULT_MAX_HEAD    8192
 #define DEFAULT_MAX_HEADERS 64
-#define LIMIT_MAX 100000000     /* bytes */
-#define MAX_HEADERS_MAX 100000  /* the header array is allocated up front */
+#define LIMIT_MAX           100000000 /* bytes */
+#define MAX_HEADERS_MAX     100000    /* the header array is allocated up front */
 /* parse_head's "need more bytes"; WS_HTTP_INCOMPLETE is 0 like success. */
 #define HEAD_INCOMPLETE 1
 
@@ -53,15 +53,16 @@ static void push_buf(lua_State *L, const ws_buf *b)
 static void get_limits(lua_State *L, int t, limits *lim)
 {
     lim->max_head = ws_lua_opt_size(L, t, "max_head", DEFAULT_MAX_HEAD, 1, LIMIT_MAX);
-    lim->max_headers = ws_lua_opt_size(L, t, "max_headers", DEFAULT_MAX_HEADERS, 1,
-                                       MAX_HEADERS_MAX);
+    lim->max_headers =
+        ws_lua_opt_size(L, t, "max_headers", DEFAULT_MAX_HEADERS, 1, MAX_HEADERS_MAX);
 }
 
 static const char *head_error(int rc, bool request)
 {
     switch (rc) {
     case HEAD_INCOMPLETE: return request ? "incomplete request head" : "incomplete response head";
-    case WS_HTTP_ERR_TOO_LARGE: return request ? "request head too large" : "response head too large";
+    case WS_HTTP_ERR_TOO_LARGE:
+        return request ? "request head too large" : "response head too large";
     case WS_HTTP_ERR_TOO_MANY: return "too many headers";
     case WS_HTTP_ERR_VERSION:
         return request ? "unsupported HTTP version (HTTP/1.1 or later required)"
@@ -147,8 +148,14 @@ static int parse_any(lua_State *L, bool request)
     return 1;
 }
 
-static int l_parse_request(lua_State *L) { return parse_any(L, true); }
-static int l_parse_response(lua_State *L) { return parse_any(L, false); }
+static int l_parse_request(lua_State *L)
+{
+    return parse_any(L, true);
+}
+static int l_parse_response(lua_State *L)
+{
+    return parse_any(L, false);
+}
 
 /* head_end(data[, scanned[, max_head]]) -> length, scanned: length is 0
  * while the head is incomplete; pass scanned back with more data so the
@@ -418,8 +425,8 @@ static int l_accept(lua_State *L)
         return luaL_argerror(L, 2, err);
     for (size_t i = 0; i < np; i++)
         if (!ws_http_is_token(protocols[i], strlen(protocols[i])))
-            return luaL_argerror(L, 2, lua_pushfstring(L, "invalid subprotocol '%s'",
-                                                       protocols[i]));
+            return luaL_argerror(L, 2,
+                                 lua_pushfstring(L, "invalid subprotocol '%s'", protocols[i]));
 
     ws_http_head head;
     size_t head_len = 0;
@@ -456,8 +463,8 @@ static int l_accept(lua_State *L)
     lua_setfield(L, t, "headers");
 
     ws_buf *out = new_buf(L);
-    if (ws_handshake_server_response(out, info.key, info.key_len, chosen, extensions, kv, nh,
-                                     err, sizeof err) != 0) {
+    if (ws_handshake_server_response(out, info.key, info.key_len, chosen, extensions, kv, nh, err,
+                                     sizeof err) != 0) {
         if (strcmp(err, "out of memory") == 0)
             return luaL_error(L, "accept: %s", err);
         return luaL_argerror(L, 2, err);

@@ -100,8 +100,7 @@ static const char *keep_string(lua_State *L, int t, const char *field)
     return s;
 }
 
-const char *ws_lua_opt_lstring(lua_State *L, int t, const char *field, const char *def,
-                               size_t *len)
+const char *ws_lua_opt_lstring(lua_State *L, int t, const char *field, const char *def, size_t *len)
 {
     if (len)
         *len = def ? strlen(def) : 0;
@@ -141,8 +140,7 @@ bool ws_lua_opt_bool(lua_State *L, int t, const char *field, bool def)
     bool v = def;
     if (type != LUA_TNIL) {
         if (type != LUA_TBOOLEAN)
-            ws_lua_opt_error(L, t, "'%s' must be a boolean, got %s", field,
-                             luaL_typename(L, -1));
+            ws_lua_opt_error(L, t, "'%s' must be a boolean, got %s", field, luaL_typename(L, -1));
         v = lua_toboolean(L, -1) != 0;
     }
     lua_pop(L, 1);
@@ -158,8 +156,8 @@ static void range_error(lua_State *L, int t, const char *field, const char *what
     ws_lua_opt_error(L, t, "%s", msg);
 }
 
-lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number def,
-                             lua_Number min, lua_Number max)
+lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number def, lua_Number min,
+                             lua_Number max)
 {
     if (!t)
         return def;
@@ -254,8 +252,7 @@ const char **ws_lua_opt_strings(lua_State *L, int t, const char *field, size_t *
 
 /* A header name or value at the top of the stack (strings, and numbers
  * for values), anchored and popped. */
-static const char *header_part(lua_State *L, int t, int anchors, const char *field,
-                               bool is_value)
+static const char *header_part(lua_State *L, int t, int anchors, const char *field, bool is_value)
 {
     int type = lua_type(L, -1);
     if (type != LUA_TSTRING && !(is_value && type == LUA_TNUMBER))
@@ -293,8 +290,8 @@ ws_kv *ws_lua_opt_headers(lua_State *L, int t, const char *field, size_t *n)
     for (size_t k = 1; k <= len; k++) {
         lua_rawgeti(L, tbl, (int)k);
         if (lua_type(L, -1) != LUA_TTABLE)
-            ws_lua_opt_error(L, t, "'%s' list entries must be {name, value} pairs, got %s",
-                             field, luaL_typename(L, -1));
+            ws_lua_opt_error(L, t, "'%s' list entries must be {name, value} pairs, got %s", field,
+                             luaL_typename(L, -1));
         lua_rawgeti(L, -1, 1);
         kv[i].name = header_part(L, t, anchors, field, false);
         lua_rawgeti(L, -1, 2);

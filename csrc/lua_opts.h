@@ -39,8 +39,8 @@ const char *ws_lua_opt_string(lua_State *L, int t, const char *field, const char
 const char *ws_lua_opt_text(lua_State *L, int t, const char *field, const char *def);
 bool ws_lua_opt_bool(lua_State *L, int t, const char *field, bool def);
 /* A number in [min, max]. */
-lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number def,
-                             lua_Number min, lua_Number max);
+lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number def, lua_Number min,
+                             lua_Number max);
 /* A whole number in [min, max]. */
 size_t ws_lua_opt_size(lua_State *L, int t, const char *field, size_t def, size_t min, size_t max);
 

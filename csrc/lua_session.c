@@ -238,8 +238,7 @@ static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
         lua_pushlstring(L, (const char *)ev->data, ev->len);
         lua_pushboolean(L, ev->was_clean);
         return 4;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -471,7 +470,10 @@ static int push_opt_string(lua_State *L, const char *s)
     return 1;
 }
 
-static int l_protocol(lua_State *L) { return push_opt_string(L, ws_session_protocol(check_session(L)->s)); }
+static int l_protocol(lua_State *L)
+{
+    return push_opt_string(L, ws_session_protocol(check_session(L)->s));
+}
 static int l_extensions(lua_State *L)
 {
     return push_opt_string(L, ws_session_extensions(check_session(L)->s));
@@ -492,16 +494,26 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg session_methods[] = {
-    {"feed", l_feed},       {"next_event", l_next_event}, {"events", l_events},
-    {"output", l_output},   {"send", l_send},             {"send_fragment", l_send_fragment},
-    {"ping", l_ping},       {"pong", l_pong},             {"close", l_close},
-    {"accept", l_accept},   {"reject", l_reject},         {"eof", l_eof},
-    {"abort", l_eof},       {"state", l_state},           {"protocol", l_protocol},
-    {"extensions", l_extensions}, {NULL, NULL}};
+static const luaL_Reg session_methods[] = {{"feed", l_feed},
+                                           {"next_event", l_next_event},
+                                           {"events", l_events},
+                                           {"output", l_output},
+                                           {"send", l_send},
+                                           {"send_fragment", l_send_fragment},
+                                           {"ping", l_ping},
+                                           {"pong", l_pong},
+                                           {"close", l_close},
+                                           {"accept", l_accept},
+                                           {"reject", l_reject},
+                                           {"eof", l_eof},
+                                           {"abort", l_eof},
+                                           {"state", l_state},
+                                           {"protocol", l_protocol},
+                                           {"extensions", l_extensions},
+                                           {NULL, NULL}};
 
-static const luaL_Reg session_meta[] = {{"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring},
-                                        {NULL, NULL}};
+static const luaL_Reg session_meta[] = {
+    {"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 
 void ws_lua_open_session(lua_State *L)
 {

@@ -19,8 +19,7 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
     ws_mask_copy(p, p, n, key, offset);
 }
 
-void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
-                  uint64_t offset)
+void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], uint64_t offset)
 {
     size_t i = 0;
     /* Byte steps until dst is 8-byte aligned, then whole words; memcpy keeps

@@ -50,14 +50,14 @@ struct ws_session {
     uint8_t role;
     uint8_t state;
     uint8_t pending;
-    uint8_t msg_opcode;      /* opcode of the message being received, 0 if none */
-    bool have_header;        /* fh holds the current frame's header */
+    uint8_t msg_opcode; /* opcode of the message being received, 0 if none */
+    bool have_header;   /* fh holds the current frame's header */
     bool stream;
-    bool msg_done;           /* msg holds a delivered message: clear it */
-    bool free_hs;            /* drop hs at the next call */
+    bool msg_done; /* msg holds a delivered message: clear it */
+    bool free_hs;  /* drop hs at the next call */
     bool close_sent;
     bool eof;
-    bool sending_fragments;  /* a fragmented message is being sent */
+    bool sending_fragments; /* a fragmented message is being sent */
     bool close_clean;
     ws_utf8 in_utf8;
     ws_utf8 out_utf8;
@@ -289,12 +289,27 @@ const uint8_t *ws_session_output(const ws_session *s, size_t *n)
     return ws_buf_begin(&s->out);
 }
 
-void ws_session_output_consume(ws_session *s, size_t n) { ws_buf_consume(&s->out, n); }
+void ws_session_output_consume(ws_session *s, size_t n)
+{
+    ws_buf_consume(&s->out, n);
+}
 
-int ws_session_state(const ws_session *s) { return s->state; }
-int ws_session_role(const ws_session *s) { return s->role; }
-const char *ws_session_protocol(const ws_session *s) { return s->protocol; }
-const char *ws_session_extensions(const ws_session *s) { return s->extensions; }
+int ws_session_state(const ws_session *s)
+{
+    return s->state;
+}
+int ws_session_role(const ws_session *s)
+{
+    return s->role;
+}
+const char *ws_session_protocol(const ws_session *s)
+{
+    return s->protocol;
+}
+const char *ws_session_extensions(const ws_session *s)
+{
+    return s->extensions;
+}
 
 /* ---- input ------------------------------------------------------------ */
 
@@ -305,7 +320,10 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
     return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
-void ws_session_eof(ws_session *s) { s->eof = true; }
+void ws_session_eof(ws_session *s)
+{
+    s->eof = true;
+}
 
 static void set_pending_close(ws_session *s, int code, const char *reason, bool clean)
 {
@@ -399,9 +417,9 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
         snprintf(hs->err, sizeof hs->err, "%s", why);
     } else {
         ws_client_result res;
-        if (ws_handshake_check_response(&hs->head, hs->accept,
-                                        (const char *const *)hs->protocols, hs->num_protocols,
-                                        hs->extensions, &res, hs->err, sizeof hs->err) == 0) {
+        if (ws_handshake_check_response(&hs->head, hs->accept, (const char *const *)hs->protocols,
+                                        hs->num_protocols, hs->extensions, &res, hs->err,
+                                        sizeof hs->err) == 0) {
             if ((res.protocol && !(s->protocol = dup_span(res.protocol, res.protocol_len))) ||
                 (res.extensions &&
                  !(s->extensions = dup_span(res.extensions, res.extensions_len)))) {
@@ -641,10 +659,8 @@ static int frame_step(ws_session *s, ws_event *ev)
             ev->data = payload;
             ev->len = len;
             return 1;
-        case WS_OP_CLOSE:
-            return on_close_frame(s, ev, payload, len);
-        default:
-            break;
+        case WS_OP_CLOSE: return on_close_frame(s, ev, payload, len);
+        default: break;
         }
 
         bool binary = s->msg_opcode == WS_OP_BINARY;
@@ -707,14 +723,11 @@ int ws_session_next(ws_session *s, ws_event *ev)
     }
     int r = 0;
     switch (s->state) {
-    case WS_CLOSED:
-        return 0;
+    case WS_CLOSED: return 0;
     case WS_CONNECTING:
         r = s->role == WS_CLIENT ? client_handshake_step(s, ev) : server_handshake_step(s, ev);
         break;
-    default:
-        r = frame_step(s, ev);
-        break;
+    default: r = frame_step(s, ev); break;
     }
     if (r || !s->eof)
         return r;

@@ -37,8 +37,8 @@ typedef struct ws_event {
     bool binary;
     bool fin;
     bool was_clean;
-    const ws_http_head *head;          /* OPEN (client), REQUEST, handshake ERROR */
-    const ws_server_request *request;  /* REQUEST */
+    const ws_http_head *head;         /* OPEN (client), REQUEST, handshake ERROR */
+    const ws_server_request *request; /* REQUEST */
 } ws_event;
 
 /* Close codes used by the engine (RFC 6455 section 7.4.1). */
@@ -55,11 +55,11 @@ enum {
 /* Errors returned by the send side. */
 enum ws_err {
     WS_OK = 0,
-    WS_E_STATE = -1,   /* not OPEN (or the handshake is not at that step) */
+    WS_E_STATE = -1, /* not OPEN (or the handshake is not at that step) */
     WS_E_NOMEM = -2,
-    WS_E_BUSY = -3,    /* a fragmented message is being sent */
+    WS_E_BUSY = -3,     /* a fragmented message is being sent */
     WS_E_NOT_FRAG = -4, /* continuation without a started fragmented message */
-    WS_E_ARG = -5      /* bad code, reason or payload size */
+    WS_E_ARG = -5       /* bad code, reason or payload size */
 };
 const char *ws_strerror(int err);
 
@@ -67,12 +67,12 @@ typedef void (*ws_random_fn)(void *ud, uint8_t *buf, size_t n);
 
 typedef struct ws_session_config {
     int role;
-    bool handshake;   /* false: start OPEN, the host did the handshake */
-    bool stream;      /* deliver data frames as WS_EV_FRAGMENT */
+    bool handshake; /* false: start OPEN, the host did the handshake */
+    bool stream;    /* deliver data frames as WS_EV_FRAGMENT */
     uint64_t max_message;
     uint64_t max_frame;
-    size_t max_head;    /* handshake head size limit */
-    size_t max_headers; /* handshake header count limit */
+    size_t max_head;     /* handshake head size limit */
+    size_t max_headers;  /* handshake header count limit */
     ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
     void *random_ud;
 } ws_session_config;

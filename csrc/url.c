@@ -23,7 +23,10 @@ static int fail_quoted(char *err, size_t err_len, const char *what, const char *
     return -1;
 }
 
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 static bool ieq(const char *a, size_t an, const char *b)
 {
@@ -46,8 +49,14 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-static bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static int parse_userinfo(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
 {
@@ -181,8 +190,8 @@ int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
         return fail(err, err_len, "fragment not allowed");
 
     size_t i = 0;
-    while (i < len && (is_alpha((unsigned char)url[i]) || (i > 0 && (is_digit((unsigned char)url[i]) ||
-                                                                   strchr("+-.", url[i])))))
+    while (i < len && (is_alpha((unsigned char)url[i]) ||
+                       (i > 0 && (is_digit((unsigned char)url[i]) || strchr("+-.", url[i])))))
         i++;
     if (i == 0 || i >= len || url[i] != ':')
         return fail(err, err_len, "missing scheme (expected ws:// or wss://)");

@@ -7,9 +7,9 @@
 
 typedef struct ws_url {
     bool secure;
-    char host[256];     /* IPv6 literals without brackets */
+    char host[256]; /* IPv6 literals without brackets */
     bool host_is_ipv6;
-    int port;           /* explicit or default (80 / 443) */
+    int port; /* explicit or default (80 / 443) */
     bool port_explicit;
     char resource[4096]; /* path + query, "/" when the URL has no path */
     char userinfo[256];  /* "user:password" (percent-decoded), "" if none */
