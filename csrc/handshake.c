@@ -25,22 +25,6 @@ static const char *const reserved_headers[] = {
     "Transfer-Encoding",
 };
 
-static unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-static bool ieq(const char *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    if (an != bn)
-        return false;
-    for (size_t i = 0; i < an; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
 static int fail(char *err, size_t err_len, const char *fmt, const char *s, size_t n)
 {
     if (err_len > 0)
@@ -91,7 +75,7 @@ static bool is_reserved(const char *name)
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof reserved_headers / sizeof reserved_headers[0]; i++)
-        if (ieq(name, n, reserved_headers[i]))
+        if (ws_http_ieq(name, n, reserved_headers[i], strlen(reserved_headers[i])))
             return true;
     return false;
 }
@@ -422,7 +406,8 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
     info->key_len = h->value_len;
     for (size_t i = 0; i < req->num_headers; i++) {
         const ws_http_header *p = &req->headers[i];
-        if (!ieq(p->name, p->name_len, "Sec-WebSocket-Protocol"))
+        if (!ws_http_ieq(p->name, p->name_len, "Sec-WebSocket-Protocol",
+                         strlen("Sec-WebSocket-Protocol")))
             continue;
         size_t pos = 0;
         const char *elem;

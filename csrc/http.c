@@ -22,7 +22,7 @@ static unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static bool ieq(const char *a, size_t an, const char *b, size_t bn)
+bool ws_http_ieq(const char *a, size_t an, const char *b, size_t bn)
 {
     if (an != bn)
         return false;
@@ -269,7 +269,7 @@ const ws_http_header *ws_http_find(const ws_http_head *head, const char *name)
 {
     size_t len = strlen(name);
     for (size_t i = 0; i < head->num_headers; i++)
-        if (ieq(head->headers[i].name, head->headers[i].name_len, name, len))
+        if (ws_http_ieq(head->headers[i].name, head->headers[i].name_len, name, len))
             return &head->headers[i];
     return NULL;
 }
@@ -278,7 +278,7 @@ size_t ws_http_count(const ws_http_head *head, const char *name)
 {
     size_t len = strlen(name), count = 0;
     for (size_t i = 0; i < head->num_headers; i++)
-        if (ieq(head->headers[i].name, head->headers[i].name_len, name, len))
+        if (ws_http_ieq(head->headers[i].name, head->headers[i].name_len, name, len))
             count++;
     return count;
 }
@@ -324,13 +324,13 @@ bool ws_http_has_token(const ws_http_head *head, const char *name, const char *t
     size_t name_len = strlen(name), token_len = strlen(token);
     for (size_t i = 0; i < head->num_headers; i++) {
         const ws_http_header *h = &head->headers[i];
-        if (!ieq(h->name, h->name_len, name, name_len))
+        if (!ws_http_ieq(h->name, h->name_len, name, name_len))
             continue;
         size_t pos = 0;
         const char *elem;
         size_t elem_len;
         while (ws_http_next_element(h->value, h->value_len, &pos, &elem, &elem_len))
-            if (ieq(elem, elem_len, token, token_len))
+            if (ws_http_ieq(elem, elem_len, token, token_len))
                 return true;
     }
     return false;

@@ -64,6 +64,9 @@ bool ws_http_has_token(const ws_http_head *head, const char *name, const char *t
 bool ws_http_next_element(const char *value, size_t value_len, size_t *pos, const char **elem,
                           size_t *elem_len);
 
+/* Case-insensitive (ASCII) comparison of two spans. */
+bool ws_http_ieq(const char *a, size_t an, const char *b, size_t bn);
+
 /* RFC 7230 token check. */
 bool ws_http_is_token(const char *s, size_t n);
 

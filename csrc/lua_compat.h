@@ -16,6 +16,15 @@
 #define ws_newlib(L, l)   luaL_newlib((L), (l))
 #endif
 
+/* A userdata's uservalue (a table): the environment on 5.1. */
+#if LUA_VERSION_NUM < 502
+#define ws_getuservalue(L, i) lua_getfenv((L), (i))
+#define ws_setuservalue(L, i) lua_setfenv((L), (i))
+#else
+#define ws_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
+#define ws_setuservalue(L, i) lua_setuservalue((L), (i))
+#endif
+
 /* Sizes: integers where the Lua has 64-bit integers, else doubles. */
 #if LUA_VERSION_NUM >= 503
 #define ws_pushsize(L, n) lua_pushinteger((L), (lua_Integer)(n))

@@ -276,11 +276,7 @@ ws_client_request *ws_lua_client_request(lua_State *L, int url, int t)
     }
     req->headers = kv;
     req->num_headers = nh;
-#if LUA_VERSION_NUM < 502
-    lua_setfenv(L, ud);
-#else
-    lua_setuservalue(L, ud);
-#endif
+    ws_setuservalue(L, ud);
     return req;
 }
 

@@ -33,15 +33,6 @@ bool ws_lua_is_count(lua_Number n, lua_Number min, lua_Number max)
     return n >= min && n <= max && n == (lua_Number)(long long)n;
 }
 
-static void set_uservalue(lua_State *L, int idx)
-{
-#if LUA_VERSION_NUM < 502
-    lua_setfenv(L, idx);
-#else
-    lua_setuservalue(L, idx);
-#endif
-}
-
 /* Push t[field]; returns its type. */
 static int get_opt(lua_State *L, int t, const char *field)
 {
@@ -197,7 +188,7 @@ static void *new_anchored_array(lua_State *L, size_t size)
     void *p = lua_newuserdata(L, size ? size : 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    set_uservalue(L, -3);
+    ws_setuservalue(L, -3);
     return p;
 }
 

@@ -32,24 +32,6 @@ static void fixed_random(void *ud, uint8_t *buf, size_t n)
 
 /* The session's uservalue table keeps what Lua code gave it (the server's
  * supported protocols). */
-static void get_uservalue(lua_State *L, int idx)
-{
-#if LUA_VERSION_NUM < 502
-    lua_getfenv(L, idx);
-#else
-    lua_getuservalue(L, idx);
-#endif
-}
-
-static void set_uservalue(lua_State *L, int idx)
-{
-#if LUA_VERSION_NUM < 502
-    lua_setfenv(L, idx);
-#else
-    lua_setuservalue(L, idx);
-#endif
-}
-
 static int start_client(lua_State *L, lsession *ls, int opts)
 {
     ws_client_request *req = ws_lua_client_request(L, 0, opts);
@@ -107,7 +89,7 @@ static int l_session(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_getfield(L, 1, "protocols");
     lua_setfield(L, -2, "protocols");
-    set_uservalue(L, ud);
+    ws_setuservalue(L, ud);
 
     if (cfg.handshake && cfg.role == WS_CLIENT)
         start_client(L, ls, 1);
@@ -193,7 +175,7 @@ static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
         lua_pushliteral(L, "request");
         push_server_request(L, ev);
         /* Remember the offers for accept() to choose from. */
-        get_uservalue(L, 1);
+        ws_getuservalue(L, 1);
         lua_getfield(L, -2, "protocols");
         lua_setfield(L, -2, "offered");
         lua_pop(L, 1);
@@ -377,7 +359,7 @@ static const char *pick_protocol(lua_State *L, int offered, int supported)
 /* True when the request offered protocol (uservalue.offered). */
 static bool offered_protocol(lua_State *L, const char *protocol)
 {
-    get_uservalue(L, 1);
+    ws_getuservalue(L, 1);
     lua_getfield(L, -1, "offered");
     bool found = false;
     if (lua_istable(L, -1)) {
@@ -402,7 +384,7 @@ static int l_accept(lua_State *L)
         /* Choose from the session's supported list and the offers made in
          * the request, which is still in the input buffer. */
         lua_settop(L, 2);
-        get_uservalue(L, 1);
+        ws_getuservalue(L, 1);
         lua_getfield(L, -1, "protocols");
         lua_getfield(L, -2, "offered");
         if (lua_istable(L, -1) && lua_istable(L, -2))

@@ -6,8 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http.h"
+
 /* How much of an offending piece of input an error message quotes. */
 #define QUOTE_MAX 64
+
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 static int fail(char *err, size_t err_len, const char *msg)
 {
@@ -21,22 +28,6 @@ static int fail_quoted(char *err, size_t err_len, const char *what, const char *
     if (err_len > 0)
         snprintf(err, err_len, "%s '%.*s'", what, (int)(n > QUOTE_MAX ? QUOTE_MAX : n), s);
     return -1;
-}
-
-static unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-static bool ieq(const char *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    if (an != bn)
-        return false;
-    for (size_t i = 0; i < an; i++)
-        if (lower((unsigned char)a[i]) != (unsigned char)b[i])
-            return false;
-    return true;
 }
 
 static int hexval(unsigned char c)
@@ -195,9 +186,9 @@ int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
         i++;
     if (i == 0 || i >= len || url[i] != ':')
         return fail(err, err_len, "missing scheme (expected ws:// or wss://)");
-    if (ieq(url, i, "wss"))
+    if (ws_http_ieq(url, i, "wss", strlen("wss")))
         out->secure = true;
-    else if (!ieq(url, i, "ws"))
+    else if (!ws_http_ieq(url, i, "ws", strlen("ws")))
         return fail_quoted(err, err_len, "unsupported scheme", url, i);
     if (strncmp(url + i, "://", 3) != 0)
         return fail(err, err_len, "expected '//' after the scheme");
