@@ -22,7 +22,7 @@ WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototyp
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L
 CFLAGS_ALL = -std=c99 -fPIC $(WARNINGS) $(OPTFLAGS) $(CFLAGS) \
 	$(shell pkg-config --cflags $(LUA_PKG) 2>/dev/null)
-LDLIBS = -lcrypto -lz
+LDLIBS = -lssl -lcrypto -lz -pthread
 
 SRC = $(sort $(wildcard csrc/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))

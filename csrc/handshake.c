@@ -505,3 +505,35 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
         out->len = mark;
     return rc ? -1 : 0;
 }
+
+int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
+                               const uint8_t *body, size_t body_len, char *err, size_t err_len)
+{
+    if (status < 100 || status > 999) {
+        snprintf(err, err_len, "invalid HTTP status %d", status);
+        return -1;
+    }
+    if (ws_handshake_check_headers(headers, num_headers, err, err_len) != 0)
+        return -1;
+    bool has_type = false;
+    for (size_t i = 0; i < num_headers; i++)
+        if (ws_http_ieq(headers[i].name, strlen(headers[i].name), "Content-Type", 12))
+            has_type = true;
+    char line[200];
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n%s",
+             status, reason_phrase(status), body_len,
+             has_type ? "" : "Content-Type: text/plain; charset=utf-8\r\n");
+    size_t mark = out->len;
+    int rc = ws_buf_puts(out, line);
+    for (size_t i = 0; rc == 0 && i < num_headers; i++)
+        rc = put_header(out, headers[i].name, headers[i].value);
+    if (rc == 0)
+        rc = ws_buf_puts(out, "\r\n") || ws_buf_append(out, body, body_len);
+    if (rc != 0) {
+        if (out->data != NULL)
+            out->len = mark;
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return 0;
+}

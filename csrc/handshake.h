@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "http.h"
@@ -91,5 +92,12 @@ int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, c
  * body, "Connection: close", and "Sec-WebSocket-Version: 13" for 426. */
 int ws_handshake_error_response(ws_buf *out, int status, const char *reason, const ws_kv *headers,
                                 size_t num_headers);
+
+/* Append a plain HTTP response (for requests that are not upgrades):
+ * status line, Content-Length, "Connection: close", a text/plain
+ * Content-Type unless headers name one, the headers, then the body.
+ * Returns 0, or -1 with err set for a bad status or header. */
+int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
+                               const uint8_t *body, size_t body_len, char *err, size_t err_len);
 
 #endif

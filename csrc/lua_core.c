@@ -10,6 +10,9 @@ int luaopen_ws_core(lua_State *L)
     ws_lua_open_codec(L);
     ws_lua_open_session(L);
     ws_lua_open_handshake(L);
+    ws_lua_open_loop(L);
+    ws_lua_open_conn(L);
+    ws_lua_open_server(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");
     return 1;

@@ -8,5 +8,8 @@
 void ws_lua_open_session(lua_State *L);
 void ws_lua_open_handshake(lua_State *L);
 void ws_lua_open_codec(lua_State *L);
+void ws_lua_open_loop(lua_State *L);
+void ws_lua_open_conn(lua_State *L);
+void ws_lua_open_server(lua_State *L);
 
 #endif

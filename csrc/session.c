@@ -18,6 +18,7 @@ typedef struct ws_hs {
     size_t scanned;  /* how far the head end was searched */
     size_t head_len; /* server: request head length, dropped on accept */
     bool requested;  /* server: WS_EV_REQUEST delivered, awaiting accept */
+    bool http;       /* server: the request is plain HTTP (WS_EV_HTTP) */
     char accept[WS_ACCEPT_LEN + 1];
     char **protocols; /* client offers, for checking the response */
     size_t num_protocols;
@@ -53,6 +54,7 @@ struct ws_session {
     uint8_t msg_opcode; /* opcode of the message being received, 0 if none */
     bool have_header;   /* fh holds the current frame's header */
     bool stream;
+    bool allow_http;
     bool msg_done; /* msg holds a delivered message: clear it */
     bool free_hs;  /* drop hs at the next call */
     bool close_sent;
@@ -136,6 +138,7 @@ ws_session *ws_session_new(const ws_session_config *cfg)
     s->max_head = cfg->max_head;
     s->max_headers = (uint16_t)(cfg->max_headers > 65535 ? 65535 : cfg->max_headers);
     s->stream = cfg->stream;
+    s->allow_http = cfg->allow_http;
     s->random = cfg->random ? cfg->random : default_random;
     s->random_ud = cfg->random_ud;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
@@ -281,6 +284,15 @@ int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n)
         return r;
     s->state = WS_CLOSING;
     return WS_OK;
+}
+
+int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (s->sending_fragments)
+        return WS_E_BUSY;
+    return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
 const uint8_t *ws_session_output(const ws_session *s, size_t *n)
@@ -479,6 +491,14 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return server_fail(s, ev, 400, "HTTP/1.1 required");
     if (r < 0)
         return server_fail(s, ev, 400, "malformed HTTP request");
+    if (s->allow_http && !ws_http_has_token(&hs->head, "Upgrade", "websocket")) {
+        hs->head_len = (size_t)end;
+        hs->requested = true;
+        hs->http = true;
+        ev->type = WS_EV_HTTP;
+        ev->head = &hs->head;
+        return 1;
+    }
     const char *reason = NULL;
     int status = ws_handshake_check_request(&hs->head, &hs->req, &reason);
     if (status != 0)
@@ -493,7 +513,24 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
 
 static bool awaiting_accept(const ws_session *s)
 {
-    return s->role == WS_SERVER && s->state == WS_CONNECTING && s->hs && s->hs->requested;
+    return s->role == WS_SERVER && s->state == WS_CONNECTING && s->hs && s->hs->requested &&
+           !s->hs->http;
+}
+
+int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t num_headers,
+                       const uint8_t *body, size_t body_len, char *err, size_t err_len)
+{
+    if (s->role != WS_SERVER || s->state != WS_CONNECTING || !s->hs || !s->hs->http) {
+        snprintf(err, err_len, "no plain HTTP request is waiting");
+        return WS_E_STATE;
+    }
+    if (ws_handshake_http_response(&s->out, status, headers, num_headers, body, body_len, err,
+                                   err_len) != 0)
+        return WS_E_ARG;
+    s->state = WS_CLOSED;
+    drop_input(s);
+    set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
+    return WS_OK;
 }
 
 int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,

@@ -26,7 +26,8 @@ enum ws_event_type {
     WS_EV_PING,     /* data/len; the pong is already queued */
     WS_EV_PONG,     /* data/len */
     WS_EV_ERROR,    /* data/len = message; code = close code or HTTP status */
-    WS_EV_CLOSE     /* code, data/len = reason, was_clean */
+    WS_EV_CLOSE,    /* code, data/len = reason, was_clean */
+    WS_EV_HTTP      /* server with allow_http: a plain request; head set */
 };
 
 typedef struct ws_event {
@@ -67,8 +68,9 @@ typedef void (*ws_random_fn)(void *ud, uint8_t *buf, size_t n);
 
 typedef struct ws_session_config {
     int role;
-    bool handshake; /* false: start OPEN, the host did the handshake */
-    bool stream;    /* deliver data frames as WS_EV_FRAGMENT */
+    bool handshake;  /* false: start OPEN, the host did the handshake */
+    bool stream;     /* deliver data frames as WS_EV_FRAGMENT */
+    bool allow_http; /* server: report requests without Upgrade as WS_EV_HTTP */
     uint64_t max_message;
     uint64_t max_frame;
     size_t max_head;     /* handshake head size limit */
@@ -95,6 +97,10 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
 int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv *headers,
                       size_t num_headers);
 
+/* Server after WS_EV_HTTP: answer the plain request and close. */
+int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t num_headers,
+                       const uint8_t *body, size_t body_len, char *err, size_t err_len);
+
 /* Input.  Returns 0 or WS_E_NOMEM. Bytes fed after CLOSED are dropped. */
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
 /* The transport ended (EOF, reset) or the host gave up (close timeout). */
@@ -110,6 +116,11 @@ int ws_session_ping(ws_session *s, const uint8_t *p, size_t n);
 int ws_session_pong(ws_session *s, const uint8_t *p, size_t n);
 /* code 0 sends a close frame without a status code. */
 int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n);
+
+/* Queue a frame built elsewhere (a broadcast frames once for every
+ * client): WS_E_STATE unless OPEN, WS_E_BUSY while a fragmented message is
+ * being sent. */
+int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n);
 
 /* Output: bytes waiting to be written, and how many were written. */
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);

@@ -16,7 +16,7 @@ dependencies = {
   "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
-  OPENSSL = { header = "openssl/evp.h" },
+  OPENSSL = { header = "openssl/ssl.h" },
   ZLIB = { header = "zlib.h" },
 }
 build = {
@@ -26,23 +26,31 @@ build = {
     ["ws.core"] = {
       sources = {
         "csrc/buf.c",
+        "csrc/conn.c",
         "csrc/frame.c",
         "csrc/handshake.c",
         "csrc/http.c",
+        "csrc/loop.c",
         "csrc/lua_codec.c",
+        "csrc/lua_conn.c",
         "csrc/lua_core.c",
         "csrc/lua_handshake.c",
+        "csrc/lua_loop.c",
         "csrc/lua_opts.c",
+        "csrc/lua_server.c",
         "csrc/lua_session.c",
         "csrc/mask.c",
+        "csrc/net.c",
         "csrc/session.c",
+        "csrc/tcp_transport.c",
+        "csrc/tls.c",
         "csrc/url.c",
         "csrc/utf8.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
-      libraries = { "crypto", "z" },
+      libraries = { "ssl", "crypto", "z", "pthread" },
     },
   },
 }

@@ -1,12 +1,190 @@
---- lua-ws: WebSocket (RFC 6455) for Lua.
--- The protocol engine lives in the C module ws.core; this module is the
--- public entry point and grows the networked API on top of it.
+--- lua-ws: WebSocket (RFC 6455) client and server for Lua.
+-- The protocol engine, the event loop and the sockets live in the C module
+-- ws.core; this module adds the default loop, the straight-line style
+-- (connect that waits, receive) and coroutines (spawn, sleep).
 local core = require "ws.core"
 
 local ws = {
   core = core,
   version = core.version,
 }
+
+local CALLBACKS = { "on_open", "on_message", "on_close", "on_error", "on_drain", "on_ping", "on_pong" }
+
+local default_loop
+--- The loop every connection, server and timer of this module runs on.
+function ws.loop()
+  if not default_loop then default_loop = core.loop() end
+  return default_loop
+end
+
+-- Coroutines started by ws.spawn: inside them waiting yields to the loop.
+local spawned = setmetatable({}, { __mode = "k" })
+
+local function current_task()
+  local co, is_main = coroutine.running()
+  if co and not is_main and spawned[co] then return co end
+  return nil
+end
+
+local function resume(co, ...)
+  -- A task may trigger its own wake-up (closing a connection runs on_close
+  -- at once): it is running then, not waiting.
+  if coroutine.status(co) ~= "suspended" then return end
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then
+    error(debug.traceback(co, tostring(err)), 0)
+  end
+end
+
+--- Run fn(...) in a coroutine now; inside it connect, receive and sleep
+-- yield to the loop instead of blocking it.
+function ws.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local co = coroutine.create(fn)
+  spawned[co] = true
+  resume(co, ...)
+  return co
+end
+
+-- Wait until ready() or the timeout (seconds, nil = none).  Inside a task
+-- the task yields and `wake_list` (a table of waiting coroutines) gets it
+-- until then; outside, the loop runs here.
+local function wait(ready, timeout, wake_list)
+  if ready() then return true end
+  local loop = ws.loop()
+  local deadline = timeout and loop:now() + timeout
+  local co = current_task()
+  if co then
+    local timer
+    if timeout then timer = loop:timer(timeout, function() resume(co) end) end
+    if wake_list then wake_list[co] = true end
+    repeat
+      coroutine.yield()
+    until ready() or (deadline and loop:now() >= deadline)
+    if wake_list then wake_list[co] = nil end
+    if timer then timer:cancel() end
+    return ready()
+  end
+  while not ready() do
+    local remaining = deadline and deadline - loop:now()
+    if remaining and remaining <= 0 then break end
+    if not loop:alive() then break end
+    loop:step(remaining)
+  end
+  return ready()
+end
+
+--- Pause: inside a task the loop runs other work meanwhile; outside, the
+-- loop runs for that long.
+function ws.sleep(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("bad argument #1 to 'sleep' (non-negative number expected)", 2)
+  end
+  local loop = ws.loop()
+  local deadline = loop:now() + seconds
+  local co = current_task()
+  if co then
+    local timer = loop:timer(seconds, function() resume(co) end)
+    repeat coroutine.yield() until loop:now() >= deadline
+    timer:cancel()
+    return
+  end
+  while loop:now() < deadline do
+    loop:step(deadline - loop:now())
+  end
+end
+
+function ws.timer(seconds, fn) return ws.loop():timer(seconds, fn) end
+function ws.every(seconds, fn) return ws.loop():every(seconds, fn) end
+
+--- Run until nothing is left to do: no connection, server, timer or task.
+function ws.run() return ws.loop():run() end
+function ws.step(timeout) return ws.loop():step(timeout) end
+
+-- Straight-line state of a connection: received messages in order, the
+-- close, and the tasks waiting on it.
+local function state_of(c)
+  local st = c.__ws
+  if st then return st end
+  st = { first = 1, last = 0, waiting = {} }
+  c.__ws = st
+  local function wake()
+    local list = {}
+    for co in pairs(st.waiting) do list[#list + 1] = co end
+    for i = 1, #list do
+      if st.waiting[list[i]] then resume(list[i]) end
+    end
+  end
+  c.on_message = function(_, data, is_binary)
+    st.last = st.last + 1
+    st[st.last] = { data, is_binary and "binary" or "text" }
+    wake()
+  end
+  c.on_close = function(_, code, reason)
+    st.closed = { code, reason }
+    wake()
+  end
+  c.on_open = wake
+  c.on_error = function(_, err)
+    st.error = err
+    wake()
+  end
+  return st
+end
+
+--- Next message: data, "text"|"binary"; or nil, "timeout"; or nil,
+-- "closed", code, reason.
+local function receive(c, timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("bad argument #1 to 'receive' (non-negative number expected)", 2)
+  end
+  local st = state_of(c)
+  wait(function() return st.first <= st.last or st.closed ~= nil end, timeout, st.waiting)
+  if st.first <= st.last then
+    local m = st[st.first]
+    st[st.first] = nil
+    st.first = st.first + 1
+    return m[1], m[2]
+  end
+  if st.closed then return nil, "closed", st.closed[1], st.closed[2] end
+  return nil, "timeout"
+end
+core.conn_methods.receive = receive
+
+--- Open a client connection.  With any on_* callback in opts it returns
+-- at once (ready_state CONNECTING) and the callbacks fire from ws.run();
+-- without, it waits and returns an OPEN connection or nil, err[, info].
+function ws.connect(url, opts)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local callback_style = false
+  for i = 1, #CALLBACKS do
+    if opts and opts[CALLBACKS[i]] ~= nil then callback_style = true end
+  end
+  local c = core.connect(url, opts, ws.loop())
+  if callback_style then return c end
+  local st = state_of(c)
+  wait(function() return c.ready_state ~= "CONNECTING" end, nil, st.waiting)
+  if c.ready_state == "OPEN" then return c end
+  local info
+  if c.status then info = { status = c.status, headers = c.headers } end
+  return nil, c.error or "connection closed during the handshake", info
+end
+
+--- Listen for WebSocket connections (and plain HTTP through on_request).
+function ws.listen(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'listen' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  return core.listen(opts, ws.loop())
+end
 
 --- A sans-I/O session: feed it received bytes, pull events, send what
 -- `output()` returns.  See README.md for the options.

@@ -1,0 +1,692 @@
+#include "conn.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "tls.h"
+#include "transport.h"
+
+enum phase {
+    P_RESOLVE,  /* client: waiting for the address list */
+    P_CONNECT,  /* client: TCP connect in progress */
+    P_TLS,      /* TLS handshake */
+    P_ACTIVE,   /* WebSocket handshake and messages */
+    P_DRAINING, /* session closed: flushing the last bytes, maybe awaiting EOF */
+    P_DONE      /* transport closed */
+};
+
+/* What the one-shot timer is counting down. */
+enum { T_NONE, T_OPEN, T_PONG, T_CLOSE };
+
+#define READ_TURNS 64 /* reads per readiness event before yielding */
+
+struct ws_conn {
+    ws_loop *loop;
+    ws_session *s;
+    ws_transport *t;
+    ws_tls_ctx *tls;
+    ws_conn_callbacks cb;
+    void *ud;
+    ws_conn_config cfg;
+    ws_io io;
+    ws_timer timer; /* open, pong or close deadline */
+    ws_timer ka;    /* keepalive pings */
+    ws_timer idle;
+    ws_deferred flush;
+    ws_resolve *resolve;
+    struct addrinfo *addrs;
+    struct addrinfo *next_addr;
+    char *host;
+    int port;
+    int fd;
+    unsigned interest;
+    uint8_t phase;
+    uint8_t timer_kind;
+    bool started;       /* client: resolution begun */
+    bool write_blocked; /* the last flush could not write everything */
+    bool wait_eof;      /* client after a clean close: let the server close first */
+    bool got_eof;
+    bool secure; /* the transport is TLS */
+    char connect_err[128];
+};
+
+void ws_conn_config_init(ws_conn_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->open_timeout_ns = 30 * WS_NSEC_PER_SEC;
+    cfg->close_timeout_ns = 5 * WS_NSEC_PER_SEC;
+    cfg->max_buffered = 16u << 20;
+}
+
+static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud);
+static void on_timer(ws_loop *loop, ws_timer *t, void *ud);
+static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud);
+static void on_idle(ws_loop *loop, ws_timer *t, void *ud);
+static void on_flush(ws_loop *loop, ws_deferred *d, void *ud);
+static void teardown(ws_conn *c);
+
+static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
+                         void *ud, ws_session *s)
+{
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->s = s;
+    c->cb = *cb;
+    c->ud = ud;
+    c->cfg = *cfg;
+    c->fd = -1;
+    ws_timer_init(&c->timer, on_timer, c);
+    ws_timer_init(&c->ka, on_keepalive, c);
+    ws_timer_init(&c->idle, on_idle, c);
+    ws_deferred_init(&c->flush, on_flush, c);
+    return c;
+}
+
+static void arm(ws_conn *c, int kind, uint64_t after_ns)
+{
+    ws_timer_stop(&c->timer);
+    c->timer_kind = (uint8_t)kind;
+    if (after_ns)
+        ws_timer_start(c->loop, &c->timer, after_ns, 0);
+    else
+        c->timer_kind = T_NONE;
+}
+
+static bool has_output(const ws_conn *c)
+{
+    size_t n;
+    ws_session_output(c->s, &n);
+    return n > 0;
+}
+
+static void update_interest(ws_conn *c)
+{
+    if (c->phase == P_DONE || c->fd < 0)
+        return;
+    unsigned want = 0;
+    switch (c->phase) {
+    case P_CONNECT: want = WS_IO_WRITE; break;
+    case P_TLS: want = c->t->ops->wants(c->t); break;
+    case P_ACTIVE:
+        want = WS_IO_READ;
+        if (has_output(c))
+            want |= c->write_blocked ? (WS_IO_WRITE | c->t->ops->wants(c->t)) : 0;
+        break;
+    case P_DRAINING:
+        want = c->wait_eof ? WS_IO_READ : 0;
+        if (has_output(c))
+            want |= WS_IO_WRITE | c->t->ops->wants(c->t);
+        break;
+    default: break;
+    }
+    if (want == 0)
+        want = WS_IO_READ; /* still notice resets */
+    if (!ws_io_active(&c->io))
+        ws_io_start(c->loop, &c->io, want);
+    else if (want != c->interest)
+        ws_io_modify(&c->io, want);
+    c->interest = want;
+}
+
+static void schedule_flush(ws_conn *c)
+{
+    if (c->phase != P_DONE && !ws_deferred_queued(&c->flush))
+        ws_loop_defer(c->loop, &c->flush);
+}
+
+/* Deliver every pending session event to the owner. */
+static void dispatch(ws_conn *c)
+{
+    ws_event ev;
+    while (c->phase != P_DONE && ws_session_next(c->s, &ev)) {
+        switch (ev.type) {
+        case WS_EV_OPEN:
+            arm(c, T_NONE, 0);
+            if (c->cfg.ping_interval_ns)
+                ws_timer_start(c->loop, &c->ka, c->cfg.ping_interval_ns, c->cfg.ping_interval_ns);
+            if (c->cfg.idle_timeout_ns)
+                ws_timer_start(c->loop, &c->idle, c->cfg.idle_timeout_ns, 0);
+            break;
+        case WS_EV_MESSAGE:
+        case WS_EV_FRAGMENT:
+            if (ws_timer_active(&c->idle))
+                ws_timer_again(&c->idle);
+            break;
+        default: break;
+        }
+        c->cb.event(c, &ev, c->ud);
+    }
+    if (c->phase == P_DONE)
+        return;
+    int state = ws_session_state(c->s);
+    if (state == WS_CLOSED && c->phase <= P_ACTIVE) {
+        /* Flush the last bytes (a close frame, an HTTP answer), then close
+         * the transport; a client that closed cleanly lets the server close
+         * TCP first (RFC 6455 7.1.1). */
+        c->phase = P_DRAINING;
+        ws_timer_stop(&c->ka);
+        ws_timer_stop(&c->idle);
+        c->wait_eof = ws_session_role(c->s) == WS_CLIENT && !c->got_eof && c->t;
+        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+    } else if (state == WS_CLOSING && c->timer_kind != T_CLOSE) {
+        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+    }
+    schedule_flush(c);
+}
+
+static void fail(ws_conn *c, const char *msg)
+{
+    if (c->phase == P_DONE)
+        return;
+    if (msg && c->cb.error)
+        c->cb.error(c, msg, c->ud);
+    if (c->phase == P_DONE)
+        return;
+    ws_session_eof(c->s);
+    dispatch(c);
+    teardown(c);
+}
+
+void ws_conn_abort(ws_conn *c, const char *msg)
+{
+    fail(c, msg);
+}
+
+static void teardown(ws_conn *c)
+{
+    if (c->phase == P_DONE)
+        return;
+    c->phase = P_DONE;
+    ws_timer_stop(&c->timer);
+    ws_timer_stop(&c->ka);
+    ws_timer_stop(&c->idle);
+    ws_deferred_cancel(&c->flush);
+    if (ws_io_active(&c->io))
+        ws_io_stop(&c->io);
+    if (c->resolve) {
+        ws_resolve_cancel(c->resolve);
+        c->resolve = NULL;
+    }
+    if (c->addrs) {
+        freeaddrinfo(c->addrs);
+        c->addrs = NULL;
+    }
+    if (c->t) {
+        c->t->ops->destroy(c->t); /* closes the fd */
+        c->t = NULL;
+    } else if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->fd = -1;
+    if (c->cb.closed)
+        c->cb.closed(c, c->ud);
+}
+
+/* ---- client connect ---------------------------------------------------- */
+
+static void start_transport(ws_conn *c)
+{
+    char err[256];
+    if (c->tls) {
+        c->t = ws_tls_client_new(c->tls, c->fd, c->host, err, sizeof err);
+        if (!c->t) {
+            c->fd = -1; /* closed by ws_tls_client_new */
+            fail(c, err);
+            return;
+        }
+        c->phase = P_TLS;
+        c->secure = true;
+        update_interest(c);
+        return;
+    }
+    c->t = ws_tcp_transport_new(c->fd);
+    if (!c->t) {
+        c->fd = -1;
+        fail(c, "out of memory");
+        return;
+    }
+    c->phase = P_ACTIVE;
+    schedule_flush(c);
+    update_interest(c);
+}
+
+static void try_connect(ws_conn *c)
+{
+    while (c->next_addr) {
+        struct addrinfo *ai = c->next_addr;
+        c->next_addr = ai->ai_next;
+        char err[128];
+        int fd = ws_net_connect(ai->ai_addr, ai->ai_addrlen, err, sizeof err);
+        if (fd < 0) {
+            snprintf(c->connect_err, sizeof c->connect_err, "%s", err);
+            continue;
+        }
+        c->fd = fd;
+        c->phase = P_CONNECT;
+        ws_io_init(&c->io, fd, on_io, c);
+        c->interest = 0;
+        update_interest(c);
+        return;
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "cannot connect to %s port %d: %s", c->host, c->port,
+             c->connect_err[0] ? c->connect_err : "no address");
+    fail(c, msg);
+}
+
+static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, void *ud)
+{
+    (void)loop;
+    ws_conn *c = ud;
+    c->resolve = NULL;
+    if (!res) {
+        fail(c, err);
+        return;
+    }
+    c->addrs = c->next_addr = res;
+    try_connect(c);
+}
+
+static void start_resolve(ws_conn *c)
+{
+    c->started = true;
+    /* Numeric hosts need no lookup thread. */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    if (getaddrinfo(c->host, port, &hints, &res) == 0) {
+        on_resolved(c->loop, res, NULL, c);
+        return;
+    }
+    char err[256];
+    c->resolve = ws_resolve_start(c->loop, c->host, c->port, on_resolved, c, err, sizeof err);
+    if (!c->resolve)
+        fail(c, err);
+}
+
+ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
+                         void *ud, ws_session *s, const char *host, int port, ws_tls_ctx *tls,
+                         char *err, size_t err_len)
+{
+    ws_conn *c = conn_new(loop, cfg, cb, ud, s);
+    if (c)
+        c->host = strdup(host);
+    if (!c || !c->host) {
+        free(c);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    c->port = port;
+    if (tls) {
+        ws_tls_ctx_ref(tls);
+        c->tls = tls;
+    }
+    c->phase = P_RESOLVE;
+    arm(c, T_OPEN, cfg->open_timeout_ns);
+    /* Start on the next turn so failures reach callbacks the caller has
+     * finished installing. */
+    ws_loop_defer(loop, &c->flush);
+    return c;
+}
+
+/* ---- server accept ---------------------------------------------------- */
+
+ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
+                        void *ud, ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len)
+{
+    ws_conn *c = conn_new(loop, cfg, cb, ud, s);
+    if (!c) {
+        close(fd);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    c->fd = fd;
+    c->t = tls ? ws_tls_server_new(tls, fd, err, err_len) : ws_tcp_transport_new(fd);
+    if (!c->t) {
+        if (!tls)
+            snprintf(err, err_len, "out of memory");
+        free(c);
+        return NULL;
+    }
+    c->phase = tls ? P_TLS : P_ACTIVE;
+    c->secure = tls != NULL;
+    ws_io_init(&c->io, fd, on_io, c);
+    arm(c, T_OPEN, cfg->open_timeout_ns);
+    update_interest(c);
+    return c;
+}
+
+void ws_conn_free(ws_conn *c)
+{
+    if (!c)
+        return;
+    c->cb.error = NULL;
+    c->cb.closed = NULL;
+    c->cb.event = NULL;
+    if (c->phase != P_DONE) {
+        /* No callbacks: the owner is going away. */
+        c->phase = P_DRAINING;
+        teardown(c);
+    }
+    if (c->tls)
+        ws_tls_ctx_unref(c->tls);
+    ws_session_free(c->s);
+    free(c->host);
+    free(c);
+}
+
+ws_session *ws_conn_session(ws_conn *c)
+{
+    return c->s;
+}
+void ws_conn_set_ud(ws_conn *c, void *ud)
+{
+    c->ud = ud;
+}
+bool ws_conn_finished(const ws_conn *c)
+{
+    return c->phase == P_DONE;
+}
+
+size_t ws_conn_buffered(const ws_conn *c)
+{
+    size_t n;
+    ws_session_output(c->s, &n);
+    return n;
+}
+
+void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    addr[0] = '\0';
+    *port = -1;
+    int fd = c->t ? c->t->fd : c->fd;
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        ws_net_addr_string((struct sockaddr *)&ss, addr, addr_len, port);
+}
+
+const char *ws_conn_server_name(const ws_conn *c)
+{
+    return c->secure && c->t ? ws_tls_server_name(c->t) : NULL;
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+static void do_tls(ws_conn *c)
+{
+    int r = c->t->ops->handshake(c->t);
+    if (r == WS_T_AGAIN) {
+        update_interest(c);
+        return;
+    }
+    if (r == WS_T_ERROR) {
+        fail(c, c->t->ops->error(c->t));
+        return;
+    }
+    c->phase = P_ACTIVE;
+    schedule_flush(c);
+    update_interest(c);
+}
+
+static void do_read(ws_conn *c)
+{
+    size_t size;
+    uint8_t *buf = ws_loop_read_buffer(c->loop, &size);
+    for (int turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE; turn++) {
+        ssize_t r = c->t->ops->read(c->t, buf, size);
+        if (r == WS_T_AGAIN)
+            break;
+        if (r == WS_T_ERROR) {
+            fail(c, c->t->ops->error(c->t));
+            return;
+        }
+        if (r == 0) {
+            c->got_eof = true;
+            break;
+        }
+        if (c->timer_kind == T_PONG)
+            arm(c, T_NONE, 0); /* any byte shows the peer is alive */
+        if (c->phase == P_DRAINING)
+            continue; /* after the close nothing is read, only awaited */
+        if (ws_session_feed(c->s, buf, (size_t)r) != WS_OK) {
+            fail(c, "out of memory");
+            return;
+        }
+        dispatch(c);
+    }
+    if (c->phase == P_DONE)
+        return;
+    if (c->got_eof) {
+        if (c->phase == P_DRAINING) {
+            if (!has_output(c))
+                teardown(c);
+            return;
+        }
+        ws_session_eof(c->s);
+        dispatch(c);
+        if (c->phase != P_DONE && !has_output(c))
+            teardown(c);
+        return;
+    }
+    update_interest(c);
+}
+
+static void do_flush(ws_conn *c)
+{
+    if (c->phase < P_ACTIVE || c->phase == P_DONE)
+        return;
+    size_t n;
+    const uint8_t *p = ws_session_output(c->s, &n);
+    bool was_blocked = c->write_blocked;
+    while (n) {
+        struct iovec iov = {(void *)p, n};
+        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
+        if (w == WS_T_AGAIN) {
+            c->write_blocked = true;
+            break;
+        }
+        if (w == WS_T_ERROR) {
+            fail(c, c->t->ops->error(c->t));
+            return;
+        }
+        ws_session_output_consume(c->s, (size_t)w);
+        p = ws_session_output(c->s, &n);
+    }
+    if (n == 0) {
+        c->write_blocked = false;
+        if (c->phase == P_DRAINING) {
+            if (!c->wait_eof || c->got_eof) {
+                if (ws_session_role(c->s) == WS_SERVER)
+                    c->t->ops->shutdown(c->t);
+                teardown(c);
+                return;
+            }
+        } else if (was_blocked && c->cb.drain) {
+            c->cb.drain(c, c->ud);
+            if (c->phase == P_DONE)
+                return;
+        }
+    }
+    update_interest(c);
+}
+
+static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
+{
+    (void)loop;
+    (void)d;
+    ws_conn *c = ud;
+    if (c->phase == P_RESOLVE && !c->started) {
+        start_resolve(c);
+        return;
+    }
+    /* Events made ready outside a read (accept() called later, say). */
+    if (c->phase == P_ACTIVE)
+        dispatch(c);
+    do_flush(c);
+}
+
+static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+{
+    (void)loop;
+    (void)io;
+    ws_conn *c = ud;
+    switch (c->phase) {
+    case P_CONNECT: {
+        int e = ws_net_connect_error(c->fd);
+        if (e) {
+            snprintf(c->connect_err, sizeof c->connect_err, "%s",
+                     e == ECONNREFUSED ? "connection refused" : strerror(e));
+            ws_io_stop(&c->io);
+            close(c->fd);
+            c->fd = -1;
+            try_connect(c);
+            return;
+        }
+        ws_io_stop(&c->io); /* restarted with the transport's interest */
+        if (c->addrs) {
+            freeaddrinfo(c->addrs);
+            c->addrs = c->next_addr = NULL;
+        }
+        start_transport(c);
+        return;
+    }
+    case P_TLS: do_tls(c); return;
+    case P_ACTIVE:
+    case P_DRAINING:
+        if (events & (WS_IO_READ | WS_IO_ERROR))
+            do_read(c);
+        if (c->phase != P_DONE && (events & WS_IO_WRITE))
+            do_flush(c);
+        return;
+    default: return;
+    }
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    ws_conn *c = ud;
+    int kind = c->timer_kind;
+    c->timer_kind = T_NONE;
+    char msg[128];
+    switch (kind) {
+    case T_OPEN:
+        snprintf(msg, sizeof msg, "%s timeout after %.3g s",
+                 ws_session_role(c->s) == WS_CLIENT ? "connect" : "handshake",
+                 (double)c->cfg.open_timeout_ns / 1e9);
+        fail(c, msg);
+        break;
+    case T_PONG:
+        snprintf(msg, sizeof msg, "keepalive timeout: no answer to ping within %.3g s",
+                 (double)c->cfg.ping_timeout_ns / 1e9);
+        fail(c, msg);
+        break;
+    case T_CLOSE: fail(c, NULL); break;
+    default: break;
+    }
+}
+
+static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    ws_conn *c = ud;
+    if (ws_session_state(c->s) != WS_OPEN)
+        return;
+    if (ws_session_ping(c->s, NULL, 0) == WS_OK)
+        schedule_flush(c);
+    if (c->timer_kind == T_NONE)
+        arm(c, T_PONG, c->cfg.ping_timeout_ns ? c->cfg.ping_timeout_ns : c->cfg.ping_interval_ns);
+}
+
+static void on_idle(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    ws_conn *c = ud;
+    static const char reason[] = "idle timeout";
+    ws_conn_close(c, 1001, (const uint8_t *)reason, sizeof reason - 1);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static int after_send(ws_conn *c, int r)
+{
+    if (r == WS_OK) {
+        if (ws_timer_active(&c->idle))
+            ws_timer_again(&c->idle);
+        schedule_flush(c);
+    }
+    return r;
+}
+
+static int check_room(ws_conn *c, size_t n)
+{
+    if (ws_session_state(c->s) != WS_OPEN)
+        return WS_E_STATE;
+    if (ws_conn_buffered(c) + n <= c->cfg.max_buffered)
+        return WS_OK;
+    if (c->cfg.close_on_full) {
+        static const char reason[] = "send buffer full";
+        ws_conn_close(c, 1013, (const uint8_t *)reason, sizeof reason - 1);
+    }
+    return WS_E_FULL;
+}
+
+int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n)
+{
+    int r = check_room(c, n);
+    return r != WS_OK ? r : after_send(c, ws_session_send(c->s, binary, p, n));
+}
+
+int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin)
+{
+    int r = check_room(c, n);
+    return r != WS_OK ? r : after_send(c, ws_session_send_fragment(c->s, binary, p, n, fin));
+}
+
+int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n)
+{
+    int r = check_room(c, n);
+    return r != WS_OK ? r : after_send(c, ws_session_send_raw(c->s, frame, n));
+}
+
+int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n)
+{
+    return after_send(c, ws_session_ping(c->s, p, n));
+}
+
+int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
+{
+    int state = ws_session_state(c->s);
+    if (state == WS_CONNECTING && c->phase != P_DONE) {
+        fail(c, NULL); /* closing before the handshake ends fails it (1006) */
+        return WS_OK;
+    }
+    int r = ws_session_close(c->s, code, reason, n);
+    if (r == WS_OK) {
+        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+        schedule_flush(c);
+    }
+    return r;
+}
+
+void ws_conn_output_changed(ws_conn *c)
+{
+    schedule_flush(c);
+}

@@ -1,0 +1,86 @@
+/* A connection: a transport (TCP or TLS) + a session + timers on a loop.
+ * It moves bytes between the socket and the session, flushes output once
+ * per loop turn, runs the handshake, close and keepalive timers, and hands
+ * every session event to its owner through callbacks.  No Lua here. */
+#ifndef WS_CONN_H
+#define WS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+#include "session.h"
+
+typedef struct ws_conn ws_conn;
+typedef struct ws_tls_ctx ws_tls_ctx;
+
+typedef struct ws_conn_config {
+    uint64_t open_timeout_ns;  /* client: resolve to OPEN; server: handshake */
+    uint64_t close_timeout_ns; /* close handshake and final flush */
+    uint64_t ping_interval_ns; /* 0: no keepalive */
+    uint64_t ping_timeout_ns;  /* no byte from the peer this long after a ping: dead */
+    uint64_t idle_timeout_ns;  /* 0: none; no message either way this long: close 1001 */
+    size_t max_buffered;       /* unsent output limit */
+    bool close_on_full;        /* over max_buffered: close 1013 instead of refusing */
+} ws_conn_config;
+
+void ws_conn_config_init(ws_conn_config *cfg);
+
+typedef struct ws_conn_callbacks {
+    /* A session event (open, request, http, message, ping, pong, error,
+     * close).  The handler may send, close or accept from inside. */
+    void (*event)(ws_conn *c, const ws_event *ev, void *ud);
+    /* A failure outside the protocol: DNS, connect, TLS, reset, timeouts.
+     * A close event (1006) follows. */
+    void (*error)(ws_conn *c, const char *msg, void *ud);
+    /* The output queue emptied after having been blocked. */
+    void (*drain)(ws_conn *c, void *ud);
+    /* The transport is closed; no callback follows.  The owner frees the
+     * connection when it likes (ws_conn_free). */
+    void (*closed)(ws_conn *c, void *ud);
+} ws_conn_callbacks;
+
+/* Client: s is a client session whose request is queued.  Resolves host,
+ * connects (trying each address), runs TLS when tls is not NULL (host is
+ * the SNI and the name verified).  NULL with err on immediate failure. */
+ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
+                         void *ud, ws_session *s, const char *host, int port, ws_tls_ctx *tls,
+                         char *err, size_t err_len);
+
+/* Server: wrap an accepted socket; s is a server session. */
+ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
+                        void *ud, ws_session *s, int fd, ws_tls_ctx *tls, char *err,
+                        size_t err_len);
+
+/* Free a connection; if it is still running it is aborted first without
+ * callbacks. */
+void ws_conn_free(ws_conn *c);
+
+ws_session *ws_conn_session(ws_conn *c);
+void ws_conn_set_ud(ws_conn *c, void *ud);
+
+/* Sending: as ws_session_send & co., then a flush is scheduled.  Over
+ * max_buffered: WS_E_FULL (or, with close_on_full, the connection closes
+ * with 1013 and WS_E_FULL is returned). */
+enum { WS_E_FULL = -10 };
+int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n);
+int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
+int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
+int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
+int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n);
+/* Give up now: error callback with msg (if not NULL), close 1006. */
+void ws_conn_abort(ws_conn *c, const char *msg);
+/* After the session's output changed outside the calls above (accept,
+ * reject, respond). */
+void ws_conn_output_changed(ws_conn *c);
+
+size_t ws_conn_buffered(const ws_conn *c);
+bool ws_conn_finished(const ws_conn *c); /* transport closed */
+/* Peer address of the socket ("" when unknown). */
+void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port);
+/* TLS server: the SNI name the client sent, or NULL. */
+const char *ws_conn_server_name(const ws_conn *c);
+
+#endif

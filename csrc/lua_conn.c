@@ -1,0 +1,591 @@
+/* ws.core.connect and the connection object shared by clients and
+ * server-side connections: methods, fields, and the callbacks that turn
+ * connection events into calls of on_open, on_message, on_close, ... */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "lua_conn.h"
+#include "lua_core.h"
+#include "lua_opts.h"
+#include "tls.h"
+#include "url.h"
+
+/* ---- options ------------------------------------------------------------ */
+
+void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg)
+{
+    const size_t size_max = (size_t)1 << 53;
+    scfg->max_message =
+        ws_lua_opt_size(L, t, "max_message", (size_t)scfg->max_message, 1, size_max);
+    scfg->max_frame = ws_lua_opt_size(L, t, "max_frame", (size_t)scfg->max_message, 1, size_max);
+    scfg->max_head = ws_lua_opt_size(L, t, "max_head", scfg->max_head, 64, 1 << 20);
+    scfg->max_headers = ws_lua_opt_size(L, t, "max_headers", scfg->max_headers, 1, 1024);
+}
+
+static uint64_t opt_seconds(lua_State *L, int t, const char *field, uint64_t def)
+{
+    lua_Number v = ws_lua_opt_number(L, t, field, (lua_Number)def / 1e9, 0, 1e7);
+    return (uint64_t)(v * 1e9);
+}
+
+void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server)
+{
+    ccfg->open_timeout_ns = opt_seconds(L, t, server ? "handshake_timeout" : "timeout",
+                                        server ? 10 * WS_NSEC_PER_SEC : ccfg->open_timeout_ns);
+    ccfg->close_timeout_ns = opt_seconds(L, t, "close_timeout", ccfg->close_timeout_ns);
+    ccfg->ping_interval_ns = opt_seconds(L, t, "ping_interval", 0);
+    ccfg->ping_timeout_ns = opt_seconds(L, t, "ping_timeout", ccfg->ping_interval_ns);
+    ccfg->idle_timeout_ns = opt_seconds(L, t, "idle_timeout", 0);
+    ccfg->max_buffered =
+        ws_lua_opt_size(L, t, "max_buffered", ccfg->max_buffered, 1, (size_t)1 << 53);
+    const char *policy = ws_lua_opt_string(L, t, "buffer_policy", "error");
+    if (strcmp(policy, "error") != 0 && strcmp(policy, "close") != 0)
+        ws_lua_opt_error(L, t, "'buffer_policy' must be \"error\" or \"close\"");
+    ccfg->close_on_full = policy[0] == 'c';
+}
+
+/* ---- callbacks into Lua ------------------------------------------------- */
+
+static const char *const callback_names[] = {"on_open",  "on_message", "on_close", "on_error",
+                                             "on_drain", "on_ping",    "on_pong",  NULL};
+
+/* Push the connection userdata of lc (anchored while it runs). */
+static bool push_self(lua_State *L, lconn *lc)
+{
+    if (lc->self_ref == LUA_NOREF)
+        return false;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+    return true;
+}
+
+/* Push the callback called name of the connection at idx: its own field,
+ * else the server's.  Returns false (nothing pushed) when there is none. */
+static bool push_callback(lua_State *L, int idx, const char *name)
+{
+    ws_getuservalue(L, idx);
+    lua_getfield(L, -1, name);
+    if (lua_isfunction(L, -1)) {
+        lua_remove(L, -2);
+        return true;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "server");
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return false;
+    }
+    ws_getuservalue(L, -1);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    if (lua_isfunction(L, -1))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+static void set_field(lua_State *L, int idx, const char *name)
+{
+    ws_getuservalue(L, idx);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+/* Call name(conn, <nargs values on the stack>) if it exists; pops the
+ * values.  conn is at idx. */
+static void call_callback(lua_State *L, ws_lua_loop *ll, int idx, const char *name, int nargs)
+{
+    if (!push_callback(L, idx, name)) {
+        lua_pop(L, nargs);
+        return;
+    }
+    lua_insert(L, -nargs - 1);
+    lua_pushvalue(L, idx);
+    lua_insert(L, -nargs - 1);
+    ws_lua_loop_call(ll, nargs + 1);
+}
+
+static void push_head_fields(lua_State *L, const ws_http_head *h)
+{
+    ws_lua_push_headers(L, h);
+}
+
+void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+
+/* Runs protected (anything in it may raise): (lc, ev, conn). */
+static int event_body(lua_State *L)
+{
+    lconn *lc = lua_touserdata(L, 1);
+    const ws_event *ev = lua_touserdata(L, 2);
+    int idx = 3;
+    luaL_checkstack(L, 20, "ws: event");
+    switch (ev->type) {
+    case WS_EV_REQUEST: ws_lua_upgrade(L, lc, idx, ev); break;
+    case WS_EV_HTTP: ws_lua_http(L, lc, idx, ev); break;
+    case WS_EV_OPEN:
+        lc->opened = true;
+        if (ev->head) {
+            lua_pushinteger(L, ev->head->status);
+            set_field(L, idx, "status");
+            push_head_fields(L, ev->head);
+            set_field(L, idx, "headers");
+        }
+        {
+            char addr[64];
+            int port;
+            ws_conn_peer(lc->c, addr, sizeof addr, &port);
+            lua_pushstring(L, addr);
+            set_field(L, idx, "remote_address");
+            lua_pushinteger(L, port);
+            set_field(L, idx, "remote_port");
+        }
+        call_callback(L, lc->ll, idx, "on_open", 0);
+        break;
+    case WS_EV_MESSAGE:
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        lua_pushboolean(L, ev->binary);
+        call_callback(L, lc->ll, idx, "on_message", 2);
+        break;
+    case WS_EV_PING:
+    case WS_EV_PONG:
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        call_callback(L, lc->ll, idx, ev->type == WS_EV_PING ? "on_ping" : "on_pong", 1);
+        break;
+    case WS_EV_ERROR:
+        if (ev->head) { /* a client's failed handshake: keep the answer */
+            lua_pushinteger(L, ev->code);
+            set_field(L, idx, "status");
+            push_head_fields(L, ev->head);
+            set_field(L, idx, "headers");
+        }
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        if (!lc->opened) {
+            lua_pushliteral(L, "handshake failed: ");
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        lua_pushvalue(L, -1);
+        set_field(L, idx, "error");
+        if (lc->opened || !lc->srv)
+            call_callback(L, lc->ll, idx, "on_error", 1);
+        break;
+    case WS_EV_CLOSE:
+        lua_pushinteger(L, ev->code);
+        set_field(L, idx, "close_code");
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        set_field(L, idx, "close_reason");
+        lua_pushboolean(L, ev->was_clean);
+        set_field(L, idx, "was_clean");
+        if (lc->opened || !lc->srv) {
+            lua_pushinteger(L, ev->code);
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            lua_pushboolean(L, ev->was_clean);
+            call_callback(L, lc->ll, idx, "on_close", 3);
+        }
+        break;
+    default: break;
+    }
+    return 0;
+}
+
+static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
+{
+    lconn *lc = ud;
+    lua_State *L = ws_lua_loop_state(lc->ll);
+    if (!L || !lua_checkstack(L, 8))
+        return;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, event_body);
+    lua_pushlightuserdata(L, lc);
+    lua_pushlightuserdata(L, (void *)ev);
+    ws_session *s = ws_conn_session(c);
+    if (push_self(L, lc) && !ws_lua_loop_call(lc->ll, 3) && ws_session_state(s) == WS_CONNECTING) {
+        /* on_upgrade's or on_request's answer could not be used: answer 500
+         * rather than leave the client hanging. */
+        static const char body[] = "Internal Server Error\n";
+        char err[128];
+        if (ev->type == WS_EV_REQUEST)
+            ws_session_reject(s, 500, "Internal Server Error", NULL, 0);
+        else if (ev->type == WS_EV_HTTP)
+            ws_session_respond(s, 500, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
+                               sizeof err);
+        ws_conn_output_changed(c);
+    }
+    lua_settop(L, top);
+}
+
+static void conn_error(ws_conn *c, const char *msg, void *ud)
+{
+    (void)c;
+    lconn *lc = ud;
+    lua_State *L = ws_lua_loop_state(lc->ll);
+    if (!L || !lua_checkstack(L, 8))
+        return;
+    int top = lua_gettop(L);
+    if (!push_self(L, lc))
+        return;
+    int idx = lua_gettop(L);
+    lua_pushstring(L, msg);
+    set_field(L, idx, "error");
+    if (lc->opened || !lc->srv) {
+        lua_pushstring(L, msg);
+        call_callback(L, lc->ll, idx, "on_error", 1);
+    }
+    lua_settop(L, top);
+}
+
+static void conn_drain(ws_conn *c, void *ud)
+{
+    (void)c;
+    lconn *lc = ud;
+    lua_State *L = ws_lua_loop_state(lc->ll);
+    if (!L || !lua_checkstack(L, 8))
+        return;
+    int top = lua_gettop(L);
+    if (push_self(L, lc))
+        call_callback(L, lc->ll, top + 1, "on_drain", 0);
+    lua_settop(L, top);
+}
+
+static void conn_closed(ws_conn *c, void *ud)
+{
+    (void)c;
+    lconn *lc = ud;
+    ws_lua_server_detach(lc);
+    lua_State *L = ws_lua_loop_state(lc->ll);
+    if (L && lc->self_ref != LUA_NOREF) {
+        /* Closed: from now on the garbage collector may take it. */
+        luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
+        lc->self_ref = LUA_NOREF;
+    }
+}
+
+const ws_conn_callbacks ws_lua_conn_callbacks = {conn_event, conn_error, conn_drain, conn_closed};
+
+/* ---- the object --------------------------------------------------------- */
+
+lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll)
+{
+    lconn *lc = lua_newuserdata(L, sizeof *lc);
+    memset(lc, 0, sizeof *lc);
+    lc->self_ref = LUA_NOREF;
+    lc->ll = ll;
+    ws_lua_loop_ref(ll);
+    luaL_getmetatable(L, CONN_MT);
+    lua_setmetatable(L, -2);
+    lua_newtable(L);
+    ws_setuservalue(L, -2);
+    return lc;
+}
+
+void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx)
+{
+    lua_pushvalue(L, idx);
+    lc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static lconn *check_conn(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    if (!lc->c)
+        luaL_argerror(L, 1, "connection is freed");
+    return lc;
+}
+
+/* Read the client TLS options (opts.tls) into a new context. */
+static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
+{
+    int t = 0;
+    if (opts) {
+        lua_getfield(L, opts, "tls");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_istable(L, -1))
+                ws_lua_opt_error(L, opts, "'tls' must be a table");
+            t = lua_gettop(L);
+        }
+    }
+    ws_tls_options to;
+    ws_tls_options_init(&to);
+    to.verify = ws_lua_opt_bool(L, t, "verify", true);
+    to.cafile = ws_lua_opt_text(L, t, "cafile", NULL);
+    to.capath = ws_lua_opt_text(L, t, "capath", NULL);
+    to.cert = ws_lua_opt_text(L, t, "cert", NULL);
+    to.key = ws_lua_opt_text(L, t, "key", NULL);
+    ws_tls_ctx *ctx = ws_tls_client_ctx_new(&to, err, err_len);
+    if (opts)
+        lua_pop(L, 1);
+    return ctx;
+}
+
+/* ws.core.connect(url, opts, loop) */
+static int l_connect(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    int opts = ws_lua_opts_table(L, 2);
+    ws_lua_loop *ll = ws_lua_check_loop(L, 3);
+    lua_settop(L, 3);
+    char err[256];
+    ws_url u;
+    if (ws_url_parse(lua_tostring(L, 1), &u, err, sizeof err) != 0)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "invalid URL: %s", err));
+
+    /* Everything that may raise comes before anything is allocated. */
+    ws_session_config scfg;
+    ws_session_config_init(&scfg, WS_CLIENT);
+    ws_lua_read_limits(L, opts, &scfg);
+    ws_conn_config ccfg;
+    ws_conn_config_init(&ccfg);
+    ws_lua_read_timeouts(L, opts, &ccfg, false);
+    for (int i = 0; opts && callback_names[i]; i++) {
+        lua_getfield(L, opts, callback_names[i]);
+        if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+            return ws_lua_opt_error(L, opts, "'%s' must be a function", callback_names[i]);
+        lua_pop(L, 1);
+    }
+    /* The request (URL, origin, protocols, headers) is read the way
+     * ws.core.client_handshake reads it. */
+    lua_newtable(L);
+    int ropts = lua_gettop(L);
+    if (opts) {
+        lua_pushnil(L);
+        while (lua_next(L, opts)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, ropts);
+        }
+    }
+    lua_pushvalue(L, 1);
+    lua_setfield(L, ropts, "url");
+    const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
+    lconn *lc = ws_lua_conn_push(L, ll);
+    int idx = lua_gettop(L);
+    ws_getuservalue(L, idx);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "url");
+    for (int i = 0; opts && callback_names[i]; i++) {
+        lua_getfield(L, opts, callback_names[i]);
+        lua_setfield(L, -2, callback_names[i]);
+    }
+    lua_pop(L, 1);
+
+    ws_tls_ctx *tls = NULL;
+    if (u.secure && !(tls = client_tls(L, opts, err, sizeof err)))
+        return luaL_error(L, "ws.connect: %s", err);
+    ws_session *s = ws_session_new(&scfg);
+    if (!s || ws_session_start_client(s, req, req->protocols, req->num_protocols, req->extensions,
+                                      err, sizeof err) != 0) {
+        if (!s)
+            snprintf(err, sizeof err, "out of memory");
+        ws_session_free(s);
+        if (tls)
+            ws_tls_ctx_unref(tls);
+        return luaL_error(L, "ws.connect: %s", err);
+    }
+    lc->c = ws_conn_connect(ws_lua_loop_get(ll), &ccfg, &ws_lua_conn_callbacks, lc, s, u.host,
+                            u.port, tls, err, sizeof err);
+    if (tls)
+        ws_tls_ctx_unref(tls); /* the connection holds its own reference */
+    if (!lc->c) {
+        ws_session_free(s);
+        return luaL_error(L, "ws.connect: %s", err);
+    }
+    ws_lua_conn_anchor(L, lc, idx);
+    lua_settop(L, idx);
+    return 1;
+}
+
+static int send_result(lua_State *L, int r)
+{
+    if (r == WS_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (r == WS_E_ARG)
+        return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
+    lua_pushnil(L);
+    lua_pushstring(L, r == WS_E_FULL ? "send buffer full" : ws_strerror(r));
+    return 2;
+}
+
+static bool check_kind(lua_State *L, int i)
+{
+    static const char *const kinds[] = {"text", "binary", NULL};
+    return luaL_checkoption(L, i, "text", kinds) == 1;
+}
+
+static int l_send(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    bool binary = check_kind(L, 3);
+    return send_result(L, ws_conn_send(lc->c, binary, (const uint8_t *)p, n));
+}
+
+static int l_send_fragment(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    bool binary = check_kind(L, 4);
+    return send_result(
+        L, ws_conn_send_fragment(lc->c, binary, (const uint8_t *)p, n, lua_toboolean(L, 3) != 0));
+}
+
+static int l_ping(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    size_t n;
+    const char *p = luaL_optlstring(L, 2, "", &n);
+    if (n > 125)
+        return luaL_argerror(L, 2, "ping payload over 125 bytes");
+    return send_result(L, ws_conn_ping(lc->c, (const uint8_t *)p, n));
+}
+
+static int l_close(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    lua_Number code = luaL_optnumber(L, 2, 1000);
+    size_t n;
+    const char *reason = luaL_optlstring(L, 3, "", &n);
+    if (code != (int)code || !ws_close_code_valid((int)code))
+        return luaL_argerror(L, 2, "invalid close code (1000-1003, 1007-1014, 3000-4999)");
+    if (n > 123)
+        return luaL_argerror(L, 3, "close reason over 123 bytes");
+    int r = ws_conn_close(lc->c, (int)code, (const uint8_t *)reason, n);
+    if (r == WS_E_ARG)
+        return luaL_argerror(L, 3, "close reason is not valid UTF-8");
+    return send_result(L, r);
+}
+
+static int l_buffered_amount(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    ws_pushsize(L, ws_conn_buffered(lc->c));
+    return 1;
+}
+
+static const char *const state_names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
+
+static int l_index(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    const char *key = lua_tostring(L, 2);
+    /* methods */
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_settop(L, 2);
+    if (key && lc->c) {
+        ws_session *s = ws_conn_session(lc->c);
+        if (strcmp(key, "ready_state") == 0) {
+            int st = ws_session_state(s);
+            /* CLOSED only once the transport is gone too. */
+            if (st == WS_CLOSED && !ws_conn_finished(lc->c))
+                st = WS_CLOSING;
+            lua_pushstring(L, state_names[st]);
+            return 1;
+        }
+        if (strcmp(key, "protocol") == 0) {
+            const char *p = ws_session_protocol(s);
+            lua_pushstring(L, p ? p : "");
+            return 1;
+        }
+        if (strcmp(key, "extensions") == 0) {
+            const char *p = ws_session_extensions(s);
+            lua_pushstring(L, p ? p : "");
+            return 1;
+        }
+        if (strcmp(key, "server_name") == 0) {
+            const char *p = ws_conn_server_name(lc->c);
+            if (p)
+                lua_pushstring(L, p);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        if (strcmp(key, "server") == 0) {
+            ws_lua_push_server(L, lc);
+            return 1;
+        }
+    }
+    ws_getuservalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+    luaL_checkudata(L, 1, CONN_MT);
+    const char *key = lua_tostring(L, 2);
+    static const char *const readonly[] = {"ready_state", "protocol",    "extensions", "url",
+                                           "server",      "server_name", "request",    NULL};
+    for (int i = 0; key && readonly[i]; i++)
+        if (strcmp(key, readonly[i]) == 0)
+            return luaL_error(L, "connection field '%s' is read-only", key);
+    if (key && strncmp(key, "on_", 3) == 0 && !lua_isnil(L, 3) && !lua_isfunction(L, 3))
+        return luaL_error(L, "connection field '%s' must be a function", key);
+    ws_getuservalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    if (lc->c) {
+        ws_lua_server_detach(lc);
+        ws_conn_free(lc->c);
+        lc->c = NULL;
+    }
+    if (lc->ll) {
+        ws_lua_loop_unref(lc->ll);
+        lc->ll = NULL;
+    }
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lua_pushfstring(L, "ws.conn (%p)", (void *)lc);
+    return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"send", l_send},   {"send_fragment", l_send_fragment},     {"ping", l_ping},
+    {"close", l_close}, {"buffered_amount", l_buffered_amount}, {NULL, NULL}};
+
+static const luaL_Reg conn_meta[] = {{"__index", l_index},
+                                     {"__newindex", l_newindex},
+                                     {"__gc", l_gc},
+                                     {"__tostring", l_tostring},
+                                     {NULL, NULL}};
+
+void ws_lua_open_conn(lua_State *L)
+{
+    if (luaL_newmetatable(L, CONN_MT)) {
+        ws_setfuncs(L, conn_meta);
+        lua_newtable(L);
+        ws_setfuncs(L, conn_methods);
+        lua_setfield(L, -2, "methods");
+    }
+    /* Lua code adds methods (receive) through ws.core.conn_methods. */
+    lua_getfield(L, -1, "methods");
+    lua_setfield(L, -3, "conn_methods");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_connect);
+    lua_setfield(L, -2, "connect");
+}

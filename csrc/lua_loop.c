@@ -1,0 +1,899 @@
+/* ws.core.loop: a minimal binding of the event loop (csrc/loop.h), enough
+ * to use and test it from Lua; the public API wraps it later.
+ *
+ *   local loop = ws.core.loop()
+ *   loop:timer(s, fn) / loop:every(s, fn) -> timer  (fn(timer))
+ *       timer:cancel(), timer:again([s]), timer:active(), :ref(), :unref()
+ *   loop:defer(fn) -> deferred  (fn(deferred)), deferred:cancel(),
+ *       :again() (queue it again; no-op while queued), :queued()
+ *   loop:watch(fd, "r"|"w"|"rw", fn) -> watcher | nil, err, errno
+ *       fn(watcher, events): events is "r", "w" or "rw", with "e" appended on
+ *       error/hang-up.  watcher:stop(), :start([mode]), :modify(mode),
+ *       :active(), :fd(), :mode(), :ref(), :unref()
+ *   loop:step([timeout_s]) -> number of callbacks run (nil: wait until
+ *       something happens; <= 0: do not wait), loop:run(), loop:stop(),
+ *       loop:alive(),
+ *   loop:now() (seconds, monotonic), loop:fd() (nil, err on the poll
+ *       backend), loop:backend(), loop:close() (also __gc, __close)
+ *
+ * Lifetime: a Lua callback lives in its handle's uservalue table
+ * {fn, U}, where U is the loop's uservalue table; while a handle is active
+ * (timer armed, watcher started, deferred queued) U[lightuserdata(handle)]
+ * = handle anchors it, so a dropped handle still fires and everything is
+ * traced by the GC (no registry references: cycles through callbacks are
+ * collectable).  Handles do not keep the loop alive: they share a small
+ * refcounted context with it, and once the loop is closed or collected
+ * their methods raise "loop is closed".
+ *
+ * Errors: callbacks run under lua_pcall with a traceback handler
+ * (ws_lua_loop_call, also used by the connection bindings); the first
+ * error of a turn is kept in U, ws_loop_break makes the C loop return in a
+ * consistent state, and step/run re-raise it.  The loop stays usable.
+ *
+ * Test helpers (for specs, not part of the public API): ws.core.pipe(),
+ * ws.core.write_fd(fd, s), ws.core.read_fd(fd, n), ws.core.close_fd(fd),
+ * ws.core.poll_fd(fd, timeout_s[, "r"|"w"]). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "lua_compat.h"
+#include "lua_core.h"
+#include "lua_loop.h"
+
+#define LOOP_MT     "ws.core.loop"
+#define TIMER_MT    "ws.core.loop.timer"
+#define WATCHER_MT  "ws.core.loop.watcher"
+#define DEFERRED_MT "ws.core.loop.deferred"
+
+/* Shared by a loop userdata, its handles and the C objects of other
+ * bindings (connections, servers) that run on it: see lua_loop.h. */
+struct ws_lua_loop {
+    ws_loop *loop; /* NULL once closed */
+    lua_State *L;  /* the thread in step/run, else NULL */
+    int uidx;      /* stack index (in L) of the loop's uservalue table */
+    bool err;      /* an error waits in U[lightuserdata(ctx)] */
+    unsigned refs; /* the loop userdata + its handles + ws_lua_loop_ref */
+};
+typedef struct ws_lua_loop lctx;
+
+typedef struct lloop {
+    lctx *ctx;
+} lloop;
+
+/* Every handle starts with its context. */
+typedef struct lhandle {
+    lctx *ctx;
+} lhandle;
+
+typedef struct ltimer {
+    lctx *ctx;
+    ws_timer t;
+} ltimer;
+
+typedef struct lwatcher {
+    lctx *ctx;
+    ws_io io;
+} lwatcher;
+
+typedef struct ldeferred {
+    lctx *ctx;
+    ws_deferred d;
+} ldeferred;
+
+static void ctx_unref(lctx *ctx)
+{
+    if (--ctx->refs == 0)
+        free(ctx);
+}
+
+static void get_uservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM < 502
+    lua_getfenv(L, idx);
+#else
+    lua_getuservalue(L, idx);
+#endif
+}
+
+static void set_uservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM < 502
+    lua_setfenv(L, idx);
+#else
+    lua_setuservalue(L, idx);
+#endif
+}
+
+static int absindex(lua_State *L, int idx)
+{
+    return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+}
+
+/* ---- arguments -------------------------------------------------------------- */
+
+static lctx *check_loop(lua_State *L)
+{
+    lloop *l = luaL_checkudata(L, 1, LOOP_MT);
+    if (!l->ctx || !l->ctx->loop)
+        luaL_error(L, "loop is closed");
+    return l->ctx;
+}
+
+static void *check_handle(lua_State *L, const char *mt)
+{
+    lhandle *h = luaL_checkudata(L, 1, mt);
+    if (!h->ctx || !h->ctx->loop)
+        luaL_error(L, "loop is closed");
+    return h;
+}
+
+static uint64_t check_seconds(lua_State *L, int arg, bool positive)
+{
+    double s = luaL_checknumber(L, arg);
+    if (s != s || s < 0 || (positive && s == 0))
+        luaL_argerror(L, arg, positive ? "seconds must be > 0" : "seconds must be >= 0");
+    double ns = s * 1e9 + 0.5;
+    return ns >= 1.8e19 ? UINT64_MAX : (uint64_t)ns;
+}
+
+/* nil/none or math.huge: -1 (until something happens); a negative
+ * timeout (a deadline already past) does not wait. */
+static int opt_timeout_ms(lua_State *L, int arg)
+{
+    if (lua_isnoneornil(L, arg))
+        return -1;
+    double s = luaL_checknumber(L, arg);
+    if (s != s)
+        luaL_argerror(L, arg, "timeout must be a number of seconds, not NaN");
+    if (s <= 0)
+        return 0;
+    if (s == HUGE_VAL)
+        return -1;
+    double ms = ceil(s * 1000.0);
+    return ms >= INT_MAX ? INT_MAX : (int)ms;
+}
+
+static unsigned check_mode(lua_State *L, int arg)
+{
+    const char *m = luaL_checkstring(L, arg);
+    if (strcmp(m, "r") == 0)
+        return WS_IO_READ;
+    if (strcmp(m, "w") == 0)
+        return WS_IO_WRITE;
+    if (strcmp(m, "rw") == 0 || strcmp(m, "wr") == 0)
+        return WS_IO_READ | WS_IO_WRITE;
+    return (unsigned)luaL_argerror(L, arg, "mode must be \"r\", \"w\" or \"rw\"");
+}
+
+static void check_function(lua_State *L, int arg)
+{
+    if (lua_type(L, arg) != LUA_TFUNCTION)
+        luaL_argerror(L, arg, "function expected");
+}
+
+/* ---- handles and anchors ---------------------------------------------------- */
+
+/* Pushes a new handle userdata whose uservalue is {fn, U}; the loop is at
+ * index 1, the function at fn_idx. */
+static void *new_handle(lua_State *L, lctx *ctx, size_t size, const char *mt, int fn_idx)
+{
+    lhandle *h = lua_newuserdata(L, size);
+    memset(h, 0, size);
+    h->ctx = ctx;
+    ctx->refs++;
+    luaL_getmetatable(L, mt);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, fn_idx);
+    lua_rawseti(L, -2, 1);
+    get_uservalue(L, 1);
+    lua_rawseti(L, -2, 2);
+    set_uservalue(L, -2);
+    return h;
+}
+
+/* U[lightuserdata(h)] = handle (on) or nil: active handles are reachable
+ * from the loop, inactive ones only from whoever holds them. */
+static void anchor(lua_State *L, int idx, void *h, bool on)
+{
+    idx = absindex(L, idx);
+    get_uservalue(L, idx);
+    lua_rawgeti(L, -1, 2);
+    lua_pushlightuserdata(L, h);
+    if (on)
+        lua_pushvalue(L, idx);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+}
+
+/* ---- calling Lua from the loop ----------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return 1; /* error objects pass through untouched */
+#if LUA_VERSION_NUM >= 502
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+#else
+    lua_getglobal(L, "debug");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "traceback");
+        if (lua_isfunction(L, -1)) {
+            lua_pushvalue(L, 1);
+            lua_pushinteger(L, 2);
+            lua_call(L, 2, 1);
+            return 1;
+        }
+    }
+    lua_settop(L, 1);
+#endif
+    return 1;
+}
+
+bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
+{
+    lua_State *L = ll->L;
+    if (!L)
+        return false;
+    int base = lua_gettop(L) - nargs; /* the function */
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    if (lua_pcall(L, nargs, 0, base) == 0) {
+        lua_remove(L, base);
+        return true;
+    }
+    if (!ll->err && ll->loop) {
+        /* Kept in U, out of the way of the callers' lua_settop. */
+        lua_pushlightuserdata(L, ll);
+        lua_insert(L, -2);
+        lua_rawset(L, ll->uidx);
+        ll->err = true;
+        ws_loop_break(ll->loop);
+    } else {
+        lua_pop(L, 1); /* a later error of the same turn */
+    }
+    lua_remove(L, base);
+    return false;
+}
+
+/* Runs the callback of handle h.  `keep`: the handle stays active, so it
+ * stays anchored. */
+static void call_handle(lctx *ctx, void *h, bool keep, const char *events)
+{
+    lua_State *L = ctx->L;
+    if (!L || ctx->err || !lua_checkstack(L, 8))
+        return;
+    int top = lua_gettop(L);
+    lua_pushlightuserdata(L, h);
+    lua_rawget(L, ctx->uidx);
+    if (lua_isnil(L, -1)) { /* cannot happen: active handles are anchored */
+        lua_settop(L, top);
+        return;
+    }
+    if (!keep) {
+        lua_pushlightuserdata(L, h);
+        lua_pushnil(L);
+        lua_rawset(L, ctx->uidx);
+    }
+    get_uservalue(L, top + 1);
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+    lua_pushvalue(L, top + 1);
+    int nargs = 1;
+    if (events) {
+        lua_pushstring(L, events);
+        nargs++;
+    }
+    ws_lua_loop_call(ctx, nargs);
+    lua_settop(L, top);
+}
+
+static void timer_cb(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)loop;
+    ltimer *lt = ud;
+    call_handle(lt->ctx, lt, ws_timer_active(t), NULL);
+}
+
+static void io_cb(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+{
+    (void)loop;
+    (void)io;
+    lwatcher *lw = ud;
+    char ev[4];
+    size_t n = 0;
+    if (events & WS_IO_READ)
+        ev[n++] = 'r';
+    if (events & WS_IO_WRITE)
+        ev[n++] = 'w';
+    if (events & WS_IO_ERROR)
+        ev[n++] = 'e';
+    ev[n] = '\0';
+    call_handle(lw->ctx, lw, true, ev);
+}
+
+static void deferred_cb(ws_loop *loop, ws_deferred *d, void *ud)
+{
+    (void)loop;
+    (void)d;
+    ldeferred *ld = ud;
+    call_handle(ld->ctx, ld, false, NULL);
+}
+
+/* ---- what other bindings use (lua_loop.h) ------------------------------------ */
+
+ws_lua_loop *ws_lua_check_loop(lua_State *L, int idx)
+{
+    lloop *l = luaL_checkudata(L, idx, LOOP_MT);
+    if (!l->ctx || !l->ctx->loop)
+        luaL_argerror(L, idx, "loop is closed");
+    return l->ctx;
+}
+
+ws_loop *ws_lua_loop_get(ws_lua_loop *ll)
+{
+    return ll->loop;
+}
+void ws_lua_loop_ref(ws_lua_loop *ll)
+{
+    ll->refs++;
+}
+void ws_lua_loop_unref(ws_lua_loop *ll)
+{
+    ctx_unref(ll);
+}
+lua_State *ws_lua_loop_state(ws_lua_loop *ll)
+{
+    return ll->L;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static int l_loop_new(lua_State *L)
+{
+    lloop *l = lua_newuserdata(L, sizeof *l);
+    l->ctx = NULL;
+    luaL_getmetatable(L, LOOP_MT);
+    lua_setmetatable(L, -2);
+    lctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return luaL_error(L, "ws.core.loop: out of memory");
+    ctx->refs = 1;
+    l->ctx = ctx;
+    ctx->loop = ws_loop_new();
+    if (!ctx->loop)
+        return luaL_error(L, "ws.core.loop: %s", strerror(errno));
+    lua_newtable(L);
+    set_uservalue(L, -2);
+    return 1;
+}
+
+/* step/run: U goes on the stack for the callbacks; an error they raised
+ * is re-raised once the C loop has returned. */
+static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
+{
+    const char *what = run ? "run" : "step";
+    if (ws_loop_running(ctx->loop))
+        return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
+    get_uservalue(L, 1);
+    ctx->L = L;
+    ctx->uidx = lua_gettop(L);
+    ctx->err = false;
+    int r = run ? ws_loop_run(ctx->loop) : ws_loop_step(ctx->loop, timeout_ms);
+    int saved = errno;
+    ctx->L = NULL;
+    if (ctx->err) {
+        ctx->err = false;
+        lua_pushlightuserdata(L, ctx);
+        lua_rawget(L, ctx->uidx);
+        lua_pushlightuserdata(L, ctx);
+        lua_pushnil(L);
+        lua_rawset(L, ctx->uidx);
+        return lua_error(L);
+    }
+    if (r < 0)
+        return luaL_error(L, "loop:%s: %s", what, strerror(saved));
+    if (run)
+        return 0;
+    lua_pushinteger(L, r);
+    return 1;
+}
+
+static int l_step(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    int timeout = opt_timeout_ms(L, 2);
+    lua_settop(L, 1);
+    return drive(L, ctx, false, timeout);
+}
+
+static int l_run(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    lua_settop(L, 1);
+    return drive(L, ctx, true, -1);
+}
+
+static int l_stop(lua_State *L)
+{
+    ws_loop_stop(check_loop(L)->loop);
+    return 0;
+}
+
+static int l_alive(lua_State *L)
+{
+    lua_pushboolean(L, ws_loop_alive(check_loop(L)->loop));
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    uint64_t ns =
+        ws_loop_running(ctx->loop) ? ws_loop_now(ctx->loop) : ws_loop_update_time(ctx->loop);
+    lua_pushnumber(L, (lua_Number)ns / 1e9);
+    return 1;
+}
+
+static int l_fd(lua_State *L)
+{
+    int fd = ws_loop_fd(check_loop(L)->loop);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "loop:fd: not available with the %s backend",
+                        ws_loop_backend(check_loop(L)->loop));
+        return 2;
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_backend(lua_State *L)
+{
+    lua_pushstring(L, ws_loop_backend(check_loop(L)->loop));
+    return 1;
+}
+
+static int new_timer(lua_State *L, bool repeat)
+{
+    lctx *ctx = check_loop(L);
+    uint64_t ns = check_seconds(L, 2, repeat);
+    check_function(L, 3);
+    ltimer *lt = new_handle(L, ctx, sizeof *lt, TIMER_MT, 3);
+    ws_timer_init(&lt->t, timer_cb, lt);
+    if (ws_timer_start(ctx->loop, &lt->t, ns, repeat ? ns : 0) < 0)
+        return luaL_error(L, "loop:%s: out of memory", repeat ? "every" : "timer");
+    anchor(L, -1, lt, true);
+    return 1;
+}
+
+static int l_timer(lua_State *L)
+{
+    return new_timer(L, false);
+}
+static int l_every(lua_State *L)
+{
+    return new_timer(L, true);
+}
+
+static int l_defer(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    check_function(L, 2);
+    ldeferred *ld = new_handle(L, ctx, sizeof *ld, DEFERRED_MT, 2);
+    ws_deferred_init(&ld->d, deferred_cb, ld);
+    ws_loop_defer(ctx->loop, &ld->d);
+    anchor(L, -1, ld, true);
+    return 1;
+}
+
+static int push_errno(lua_State *L, const char *what, int err)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", what, strerror(err));
+    lua_pushinteger(L, err);
+    return 3;
+}
+
+static int l_watch(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    if (fd < 0 || fd > INT_MAX)
+        luaL_argerror(L, 2, "fd must be a non-negative integer");
+    unsigned mode = check_mode(L, 3);
+    check_function(L, 4);
+    lwatcher *lw = new_handle(L, ctx, sizeof *lw, WATCHER_MT, 4);
+    ws_io_init(&lw->io, (int)fd, io_cb, lw);
+    if (ws_io_start(ctx->loop, &lw->io, mode) < 0)
+        return push_errno(L, "loop:watch", errno);
+    anchor(L, -1, lw, true);
+    return 1;
+}
+
+static void close_loop(lctx *ctx)
+{
+    if (ctx->loop) {
+        ws_loop_free(ctx->loop);
+        ctx->loop = NULL;
+    }
+}
+
+static int l_close(lua_State *L)
+{
+    lloop *l = luaL_checkudata(L, 1, LOOP_MT);
+    if (!l->ctx || !l->ctx->loop)
+        return 0;
+    if (ws_loop_running(l->ctx->loop))
+        return luaL_error(L, "loop:close: called from a callback of the same loop");
+    close_loop(l->ctx);
+    lua_newtable(L); /* drop the anchors of its handles */
+    set_uservalue(L, 1);
+    return 0;
+}
+
+static int l_loop_gc(lua_State *L)
+{
+    lloop *l = luaL_checkudata(L, 1, LOOP_MT);
+    if (l->ctx) {
+        close_loop(l->ctx);
+        ctx_unref(l->ctx);
+        l->ctx = NULL;
+    }
+    return 0;
+}
+
+static int l_loop_tostring(lua_State *L)
+{
+    lloop *l = luaL_checkudata(L, 1, LOOP_MT);
+    if (l->ctx && l->ctx->loop)
+        lua_pushfstring(L, "ws.core.loop (%s, %p)", ws_loop_backend(l->ctx->loop), (void *)l);
+    else
+        lua_pushfstring(L, "ws.core.loop (closed, %p)", (void *)l);
+    return 1;
+}
+
+/* ---- timers ------------------------------------------------------------------ */
+
+static int l_timer_cancel(lua_State *L)
+{
+    ltimer *lt = check_handle(L, TIMER_MT);
+    ws_timer_stop(&lt->t);
+    anchor(L, 1, lt, false);
+    return 0;
+}
+
+/* again([seconds]): restart from now; seconds replaces the delay (and the
+ * interval of a repeating timer).  Works on a fired or cancelled timer. */
+static int l_timer_again(lua_State *L)
+{
+    ltimer *lt = check_handle(L, TIMER_MT);
+    int r;
+    if (lua_isnoneornil(L, 2)) {
+        r = ws_timer_start(lt->ctx->loop, &lt->t, lt->t.after, lt->t.repeat);
+    } else {
+        bool repeat = lt->t.repeat > 0;
+        uint64_t ns = check_seconds(L, 2, repeat);
+        r = ws_timer_start(lt->ctx->loop, &lt->t, ns, repeat ? ns : 0);
+    }
+    if (r < 0)
+        return luaL_error(L, "timer:again: out of memory");
+    anchor(L, 1, lt, true);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_timer_active(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
+    lua_pushboolean(L, lt->ctx && lt->ctx->loop && ws_timer_active(&lt->t));
+    return 1;
+}
+
+static int l_timer_ref(lua_State *L)
+{
+    ws_timer_ref(&((ltimer *)check_handle(L, TIMER_MT))->t);
+    return 0;
+}
+
+static int l_timer_unref(lua_State *L)
+{
+    ws_timer_unref(&((ltimer *)check_handle(L, TIMER_MT))->t);
+    return 0;
+}
+
+static int l_timer_gc(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
+    if (lt->ctx) {
+        if (lt->ctx->loop)
+            ws_timer_stop(&lt->t);
+        ctx_unref(lt->ctx);
+        lt->ctx = NULL;
+    }
+    return 0;
+}
+
+/* ---- watchers ---------------------------------------------------------------- */
+
+static int l_watcher_stop(lua_State *L)
+{
+    lwatcher *lw = check_handle(L, WATCHER_MT);
+    ws_io_stop(&lw->io);
+    anchor(L, 1, lw, false);
+    return 0;
+}
+
+static int l_watcher_start(lua_State *L)
+{
+    lwatcher *lw = check_handle(L, WATCHER_MT);
+    unsigned mode = lua_isnoneornil(L, 2) ? ws_io_events(&lw->io) : check_mode(L, 2);
+    if (ws_io_start(lw->ctx->loop, &lw->io, mode) < 0)
+        return push_errno(L, "watcher:start", errno);
+    anchor(L, 1, lw, true);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_watcher_modify(lua_State *L)
+{
+    lwatcher *lw = check_handle(L, WATCHER_MT);
+    unsigned mode = check_mode(L, 2);
+    if (ws_io_modify(&lw->io, mode) < 0)
+        return push_errno(L, "watcher:modify", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_watcher_active(lua_State *L)
+{
+    lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
+    lua_pushboolean(L, lw->ctx && lw->ctx->loop && ws_io_active(&lw->io));
+    return 1;
+}
+
+static int l_watcher_fd(lua_State *L)
+{
+    lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
+    lua_pushinteger(L, ws_io_fd(&lw->io));
+    return 1;
+}
+
+static int l_watcher_mode(lua_State *L)
+{
+    lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
+    unsigned e = ws_io_events(&lw->io);
+    lua_pushstring(L, e == (WS_IO_READ | WS_IO_WRITE) ? "rw"
+                      : e == WS_IO_READ               ? "r"
+                      : e == WS_IO_WRITE              ? "w"
+                                                      : "");
+    return 1;
+}
+
+static int l_watcher_ref(lua_State *L)
+{
+    ws_io_ref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
+    return 0;
+}
+
+static int l_watcher_unref(lua_State *L)
+{
+    ws_io_unref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
+    return 0;
+}
+
+static int l_watcher_gc(lua_State *L)
+{
+    lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
+    if (lw->ctx) {
+        if (lw->ctx->loop)
+            ws_io_stop(&lw->io);
+        ctx_unref(lw->ctx);
+        lw->ctx = NULL;
+    }
+    return 0;
+}
+
+/* ---- deferred ------------------------------------------------------------------ */
+
+static int l_deferred_cancel(lua_State *L)
+{
+    ldeferred *ld = check_handle(L, DEFERRED_MT);
+    ws_deferred_cancel(&ld->d);
+    anchor(L, 1, ld, false);
+    return 0;
+}
+
+/* again(): queue it again (no-op while queued). */
+static int l_deferred_again(lua_State *L)
+{
+    ldeferred *ld = check_handle(L, DEFERRED_MT);
+    ws_loop_defer(ld->ctx->loop, &ld->d);
+    anchor(L, 1, ld, true);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_deferred_queued(lua_State *L)
+{
+    ldeferred *ld = luaL_checkudata(L, 1, DEFERRED_MT);
+    lua_pushboolean(L, ld->ctx && ld->ctx->loop && ws_deferred_queued(&ld->d));
+    return 1;
+}
+
+static int l_deferred_gc(lua_State *L)
+{
+    ldeferred *ld = luaL_checkudata(L, 1, DEFERRED_MT);
+    if (ld->ctx) {
+        if (ld->ctx->loop)
+            ws_deferred_cancel(&ld->d);
+        ctx_unref(ld->ctx);
+        ld->ctx = NULL;
+    }
+    return 0;
+}
+
+/* ---- test helpers: raw fds for the specs (not part of the public API) ---------- */
+
+static int check_fd(lua_State *L, int arg)
+{
+    lua_Integer fd = luaL_checkinteger(L, arg);
+    if (fd < 0 || fd > INT_MAX)
+        luaL_argerror(L, arg, "fd must be a non-negative integer");
+    return (int)fd;
+}
+
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fdfl < 0)
+        return -1;
+    if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+        return -1;
+    return 0;
+}
+
+/* pipe() -> read_fd, write_fd: non-blocking, close-on-exec. */
+static int l_pipe(lua_State *L)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return push_errno(L, "pipe", errno);
+    if (set_flags(fds[0]) < 0 || set_flags(fds[1]) < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return push_errno(L, "pipe", err);
+    }
+    lua_pushinteger(L, fds[0]);
+    lua_pushinteger(L, fds[1]);
+    return 2;
+}
+
+/* write_fd(fd, s) -> bytes written | nil, err, errno */
+static int l_write_fd(lua_State *L)
+{
+    int fd = check_fd(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    ssize_t w = write(fd, s, n);
+    if (w < 0)
+        return push_errno(L, "write_fd", errno);
+    lua_pushinteger(L, (lua_Integer)w);
+    return 1;
+}
+
+/* read_fd(fd, n) -> string ("" at EOF) | nil, err, errno (EAGAIN: no data) */
+static int l_read_fd(lua_State *L)
+{
+    int fd = check_fd(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 1 || n > WS_LOOP_READ_BUFFER_SIZE)
+        luaL_argerror(L, 2, "size must be 1..65536");
+    char buf[WS_LOOP_READ_BUFFER_SIZE];
+    ssize_t r = read(fd, buf, (size_t)n);
+    if (r < 0)
+        return push_errno(L, "read_fd", errno);
+    lua_pushlstring(L, buf, (size_t)r);
+    return 1;
+}
+
+static int l_close_fd(lua_State *L)
+{
+    if (close(check_fd(L, 1)) < 0)
+        return push_errno(L, "close_fd", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* poll_fd(fd, timeout_s[, "r"|"w"]) -> true (ready) | false (timed out) |
+ * nil, "invalid fd" (the fd is not open) */
+static int l_poll_fd(lua_State *L)
+{
+    int fd = check_fd(L, 1);
+    int timeout = opt_timeout_ms(L, 2);
+    unsigned mode = lua_isnoneornil(L, 3) ? WS_IO_READ : check_mode(L, 3);
+    struct pollfd p;
+    p.fd = fd;
+    p.events = (short)(((mode & WS_IO_READ) ? POLLIN : 0) | ((mode & WS_IO_WRITE) ? POLLOUT : 0));
+    p.revents = 0;
+    int r;
+    do
+        r = poll(&p, 1, timeout);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return push_errno(L, "poll_fd", errno);
+    if (p.revents & POLLNVAL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid fd");
+        return 2;
+    }
+    lua_pushboolean(L, r > 0);
+    return 1;
+}
+
+/* ---- registration ---------------------------------------------------------------- */
+
+static const luaL_Reg loop_methods[] = {
+    {"step", l_step},   {"run", l_run},     {"stop", l_stop},       {"alive", l_alive},
+    {"now", l_now},     {"fd", l_fd},       {"backend", l_backend}, {"timer", l_timer},
+    {"every", l_every}, {"defer", l_defer}, {"watch", l_watch},     {"close", l_close},
+    {NULL, NULL}};
+static const luaL_Reg loop_meta[] = {
+    {"__gc", l_loop_gc}, {"__close", l_close}, {"__tostring", l_loop_tostring}, {NULL, NULL}};
+
+static const luaL_Reg timer_methods[] = {{"cancel", l_timer_cancel}, {"again", l_timer_again},
+                                         {"active", l_timer_active}, {"ref", l_timer_ref},
+                                         {"unref", l_timer_unref},   {NULL, NULL}};
+static const luaL_Reg timer_meta[] = {{"__gc", l_timer_gc}, {NULL, NULL}};
+
+static const luaL_Reg watcher_methods[] = {
+    {"stop", l_watcher_stop},     {"start", l_watcher_start}, {"modify", l_watcher_modify},
+    {"active", l_watcher_active}, {"fd", l_watcher_fd},       {"mode", l_watcher_mode},
+    {"ref", l_watcher_ref},       {"unref", l_watcher_unref}, {NULL, NULL}};
+static const luaL_Reg watcher_meta[] = {{"__gc", l_watcher_gc}, {NULL, NULL}};
+
+static const luaL_Reg deferred_methods[] = {{"cancel", l_deferred_cancel},
+                                            {"again", l_deferred_again},
+                                            {"queued", l_deferred_queued},
+                                            {NULL, NULL}};
+static const luaL_Reg deferred_meta[] = {{"__gc", l_deferred_gc}, {NULL, NULL}};
+
+static const luaL_Reg helpers[] = {{"loop", l_loop_new},
+                                   {"pipe", l_pipe},
+                                   {"write_fd", l_write_fd},
+                                   {"read_fd", l_read_fd},
+                                   {"close_fd", l_close_fd},
+                                   {"poll_fd", l_poll_fd},
+                                   {NULL, NULL}};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    if (luaL_newmetatable(L, name)) {
+        ws_setfuncs(L, meta);
+        lua_newtable(L);
+        ws_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+void ws_lua_open_loop(lua_State *L)
+{
+    new_class(L, LOOP_MT, loop_meta, loop_methods);
+    new_class(L, TIMER_MT, timer_meta, timer_methods);
+    new_class(L, WATCHER_MT, watcher_meta, watcher_methods);
+    new_class(L, DEFERRED_MT, deferred_meta, deferred_methods);
+    ws_setfuncs(L, helpers);
+}

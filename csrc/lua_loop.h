@@ -1,0 +1,32 @@
+/* What the other bindings need of a Lua loop object: its ws_loop, and a
+ * way to call Lua from a loop callback so that an error stops the turn and
+ * is re-raised by loop:step()/loop:run() once the C loop has returned. */
+#ifndef WS_LUA_LOOP_H
+#define WS_LUA_LOOP_H
+
+#include <stdbool.h>
+
+#include "loop.h"
+#include "lua_compat.h"
+
+typedef struct ws_lua_loop ws_lua_loop;
+
+/* The loop object at idx (raises an argument error otherwise, or when the
+ * loop is closed). */
+ws_lua_loop *ws_lua_check_loop(lua_State *L, int idx);
+ws_loop *ws_lua_loop_get(ws_lua_loop *ll); /* NULL once closed */
+
+/* Keep the context alive while a C object points at it. */
+void ws_lua_loop_ref(ws_lua_loop *ll);
+void ws_lua_loop_unref(ws_lua_loop *ll);
+
+/* The Lua thread driving the loop right now (inside step/run), or NULL. */
+lua_State *ws_lua_loop_state(ws_lua_loop *ll);
+
+/* Call the function below nargs arguments on top of ws_lua_loop_state's
+ * stack, with a traceback handler; pops them.  The first error raised is
+ * kept for step/run to re-raise and breaks the loop turn; later ones in
+ * the same turn are dropped.  Returns false on error. */
+bool ws_lua_loop_call(ws_lua_loop *ll, int nargs);
+
+#endif

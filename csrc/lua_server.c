@@ -1,0 +1,598 @@
+/* ws.core.listen: a listening socket whose accepted connections share the
+ * server's callbacks and settings; on_upgrade / on_request handling;
+ * broadcast framing a message once for every client. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "lua_conn.h"
+#include "lua_core.h"
+#include "lua_opts.h"
+#include "net.h"
+#include "tls.h"
+#include "utf8.h"
+
+#define SERVER_MT        "ws.core.server"
+#define ACCEPTS_PER_TURN 128
+
+struct lserver {
+    ws_lua_loop *ll;
+    ws_io io;
+    int fd;
+    int port;
+    int self_ref; /* anchor while listening */
+    ws_tls_ctx *tls;
+    ws_session_config scfg;
+    ws_conn_config ccfg;
+    lconn *clients; /* every connection not yet closed */
+    size_t nclients;
+};
+
+static const char *const server_callbacks[] = {"on_upgrade", "on_request", "on_open",  "on_message",
+                                               "on_close",   "on_error",   "on_drain", "on_ping",
+                                               "on_pong",    NULL};
+
+void ws_lua_server_detach(lconn *lc)
+{
+    lserver *srv = lc->srv;
+    if (!srv)
+        return;
+    if (lc->prev)
+        lc->prev->next = lc->next;
+    else if (srv->clients == lc)
+        srv->clients = lc->next;
+    if (lc->next)
+        lc->next->prev = lc->prev;
+    lc->next = lc->prev = NULL;
+    srv->nclients--;
+    lc->srv = NULL;
+}
+
+void ws_lua_push_server(lua_State *L, lconn *lc)
+{
+    (void)lc;
+    ws_getuservalue(L, 1);
+    lua_getfield(L, -1, "server");
+    lua_remove(L, -2);
+}
+
+/* The request as a Lua table (also kept as conn.request). */
+static void push_request(lua_State *L, lconn *lc, const ws_http_head *h, const ws_server_request *r)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushlstring(L, h->method, h->method_len);
+    lua_setfield(L, -2, "method");
+    const char *q = memchr(h->target, '?', h->target_len);
+    size_t plen = q ? (size_t)(q - h->target) : h->target_len;
+    lua_pushlstring(L, h->target, plen);
+    lua_setfield(L, -2, "path");
+    if (q) {
+        lua_pushlstring(L, q + 1, h->target_len - plen - 1);
+        lua_setfield(L, -2, "query");
+    }
+    ws_lua_push_headers(L, h);
+    lua_getfield(L, -1, "origin");
+    lua_setfield(L, -3, "origin");
+    lua_setfield(L, -2, "headers");
+    lua_newtable(L);
+    int n = 0;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const ws_http_header *hd = &h->headers[i];
+        if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Protocol", 22))
+            continue;
+        size_t pos = 0;
+        const char *e;
+        size_t el;
+        while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
+            lua_pushlstring(L, e, el);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    lua_setfield(L, -2, "protocols");
+    if (r && r->extensions) {
+        lua_pushlstring(L, r->extensions->value, r->extensions->value_len);
+        lua_setfield(L, -2, "extensions");
+    }
+    char addr[64];
+    int port;
+    ws_conn_peer(lc->c, addr, sizeof addr, &port);
+    lua_pushstring(L, addr);
+    lua_setfield(L, -2, "peer_address");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "peer_port");
+    const char *sni = ws_conn_server_name(lc->c);
+    if (sni) {
+        lua_pushstring(L, sni);
+        lua_setfield(L, -2, "server_name");
+    }
+}
+
+/* Push server field name of the connection at idx. */
+static void push_server_field(lua_State *L, int idx, const char *name)
+{
+    ws_getuservalue(L, idx);
+    lua_getfield(L, -1, "server");
+    ws_getuservalue(L, -1);
+    lua_getfield(L, -1, name);
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+}
+
+/* First protocol the client offered that the server supports. */
+static const char *choose_protocol(lua_State *L, int req, int supported)
+{
+    if (!lua_istable(L, supported))
+        return NULL;
+    lua_getfield(L, req, "protocols");
+    size_t no = ws_rawlen(L, -1), ns = ws_rawlen(L, supported);
+    for (size_t i = 1; i <= no; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        for (size_t j = 1; j <= ns; j++) {
+            lua_rawgeti(L, supported, (int)j);
+            bool eq = lua_rawequal(L, -1, -2) != 0;
+            lua_pop(L, 1);
+            if (eq) {
+                const char *p = lua_tostring(L, -1);
+                lua_pop(L, 2); /* the string stays alive in req.protocols */
+                return p;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return NULL;
+}
+
+/* on_upgrade's results are gathered by a small Lua function, since loop
+ * calls return nothing: collect(fn, req, res) stores fn(req) in res. */
+#define COLLECT_KEY "ws.core.collect"
+static const char collect_src[] = "local fn, req, res = ...\n"
+                                  "res[1], res[2], res[3], res[4] = fn(req)\n";
+
+void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+{
+    ws_session *s = ws_conn_session(lc->c);
+    push_request(L, lc, ev->head, ev->request);
+    int req = lua_gettop(L);
+    ws_getuservalue(L, idx);
+    lua_pushvalue(L, req);
+    lua_setfield(L, -2, "request");
+    lua_getfield(L, req, "path");
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+
+    bool accepted = true;
+    int status = 403;
+    const char *reason = "Forbidden";
+    const char *protocol = NULL;
+    ws_kv *headers = NULL;
+    size_t nh = 0;
+    push_server_field(L, idx, "on_upgrade");
+    if (lua_isfunction(L, -1)) {
+        lua_newtable(L);
+        int results = lua_gettop(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, COLLECT_KEY);
+        lua_pushvalue(L, results - 1);
+        lua_pushvalue(L, req);
+        lua_pushvalue(L, results);
+        if (!ws_lua_loop_call(lc->ll, 3)) {
+            accepted = false;
+            status = 500;
+            reason = "Internal Server Error";
+        } else {
+            lua_rawgeti(L, results, 1);
+            int first = lua_gettop(L);
+            if (lua_type(L, first) == LUA_TSTRING) {
+                protocol = lua_tostring(L, first);
+            } else if (lua_istable(L, first)) {
+                protocol = ws_lua_opt_text(L, first, "protocol", NULL);
+                headers = ws_lua_opt_headers(L, first, "headers", &nh);
+            } else if (lua_isboolean(L, first) && !lua_toboolean(L, first)) {
+                accepted = false;
+                lua_rawgeti(L, results, 2);
+                if (lua_type(L, -1) == LUA_TNUMBER)
+                    status = (int)lua_tointeger(L, -1);
+                lua_rawgeti(L, results, 3);
+                if (lua_type(L, -1) == LUA_TSTRING)
+                    reason = lua_tostring(L, -1);
+                lua_rawgeti(L, results, 4);
+                if (lua_istable(L, -1)) {
+                    lua_newtable(L);
+                    lua_insert(L, -2);
+                    lua_setfield(L, -2, "headers");
+                    headers = ws_lua_opt_headers(L, lua_gettop(L), "headers", &nh);
+                }
+            }
+        }
+    }
+    if (accepted && !protocol) {
+        push_server_field(L, idx, "protocols");
+        protocol = choose_protocol(L, req, lua_gettop(L));
+    }
+    char err[256];
+    if (accepted) {
+        if (ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err) != WS_OK)
+            ws_session_reject(s, 500, "Internal Server Error", NULL, 0);
+    } else {
+        if (status < 300 || status > 599)
+            status = 403;
+        if (ws_session_reject(s, status, reason, headers, nh) != WS_OK)
+            ws_session_reject(s, status, reason, NULL, 0);
+    }
+    ws_conn_output_changed(lc->c);
+}
+
+void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+{
+    ws_session *s = ws_conn_session(lc->c);
+    push_request(L, lc, ev->head, NULL);
+    int req = lua_gettop(L);
+    lua_createtable(L, 0, 3);
+    int res = lua_gettop(L);
+    lua_pushinteger(L, 200);
+    lua_setfield(L, res, "status");
+    lua_newtable(L);
+    lua_setfield(L, res, "headers");
+    lua_pushliteral(L, "");
+    lua_setfield(L, res, "body");
+    push_server_field(L, idx, "on_request");
+    int status;
+    char err[256];
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        static const ws_kv version = {"Sec-WebSocket-Version", "13"};
+        static const char body[] = "This is a WebSocket endpoint.\n";
+        ws_session_respond(s, 426, &version, 1, (const uint8_t *)body, sizeof body - 1, err,
+                           sizeof err);
+        ws_conn_output_changed(lc->c);
+        return;
+    }
+    lua_pushvalue(L, req);
+    lua_pushvalue(L, res);
+    if (!ws_lua_loop_call(lc->ll, 2)) {
+        static const char body[] = "Internal Server Error\n";
+        ws_session_respond(s, 500, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
+                           sizeof err);
+        ws_conn_output_changed(lc->c);
+        return;
+    }
+    lua_getfield(L, res, "status");
+    status = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 200;
+    lua_getfield(L, res, "body");
+    size_t blen = 0;
+    const char *body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &blen) : "";
+    size_t nh = 0;
+    ws_kv *headers = ws_lua_opt_headers(L, res, "headers", &nh);
+    if (ws_session_respond(s, status, headers, nh, (const uint8_t *)body, blen, err, sizeof err) !=
+        WS_OK) {
+        static const char fallback[] = "Internal Server Error\n";
+        ws_session_respond(s, 500, NULL, 0, (const uint8_t *)fallback, sizeof fallback - 1, err,
+                           sizeof err);
+    }
+    ws_conn_output_changed(lc->c);
+}
+
+/* ---- the server object ---------------------------------------------------- */
+
+static lserver *check_server(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SERVER_MT);
+}
+
+static void accept_one(lua_State *L, lserver *srv, int sidx, int fd)
+{
+    ws_session_config scfg = srv->scfg;
+    ws_session *s = ws_session_new(&scfg);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    lconn *lc = ws_lua_conn_push(L, srv->ll);
+    int idx = lua_gettop(L);
+    ws_getuservalue(L, idx);
+    lua_pushvalue(L, sidx);
+    lua_setfield(L, -2, "server");
+    lua_pop(L, 1);
+    char err[256];
+    lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), &srv->ccfg, &ws_lua_conn_callbacks, lc, s, fd,
+                           srv->tls, err, sizeof err);
+    if (!lc->c) {
+        ws_session_free(s);
+        lua_pop(L, 1);
+        return;
+    }
+    lc->srv = srv;
+    lc->next = srv->clients;
+    if (srv->clients)
+        srv->clients->prev = lc;
+    srv->clients = lc;
+    srv->nclients++;
+    ws_lua_conn_anchor(L, lc, idx);
+    lua_pop(L, 1);
+}
+
+static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+{
+    (void)loop;
+    (void)io;
+    (void)events;
+    lserver *srv = ud;
+    lua_State *L = ws_lua_loop_state(srv->ll);
+    if (!L || srv->self_ref == LUA_NOREF || !lua_checkstack(L, 16))
+        return;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref);
+    int sidx = lua_gettop(L);
+    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len;
+        int fd = ws_net_accept(srv->fd, &peer, &len);
+        if (fd < 0)
+            break; /* EAGAIN, or EMFILE & co: try again on the next turn */
+        accept_one(L, srv, sidx, fd);
+    }
+    lua_settop(L, top);
+}
+
+static void stop_listening(lua_State *L, lserver *srv)
+{
+    if (srv->fd >= 0) {
+        ws_io_stop(&srv->io);
+        close(srv->fd);
+        srv->fd = -1;
+    }
+    if (srv->self_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, srv->self_ref);
+        srv->self_ref = LUA_NOREF;
+    }
+}
+
+static ws_tls_ctx *server_tls(lua_State *L, int opts)
+{
+    lua_getfield(L, opts, "tls");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        ws_lua_opt_error(L, opts, "'tls' must be a table");
+    int t = lua_gettop(L);
+    ws_tls_options to;
+    ws_tls_options_init(&to);
+    to.verify_client = ws_lua_opt_bool(L, t, "verify", false);
+    to.cafile = ws_lua_opt_text(L, t, "cafile", NULL);
+    to.capath = ws_lua_opt_text(L, t, "capath", NULL);
+    to.cert = ws_lua_opt_text(L, t, "cert", NULL);
+    to.key = ws_lua_opt_text(L, t, "key", NULL);
+    if (!to.cert || !to.key)
+        ws_lua_opt_error(L, opts, "'tls' needs cert and key files");
+    char err[256];
+    ws_tls_ctx *ctx = ws_tls_server_ctx_new(&to, err, sizeof err);
+    if (!ctx)
+        luaL_error(L, "ws.listen: %s", err);
+    lua_pop(L, 1);
+    return ctx;
+}
+
+/* ws.core.listen(opts, loop) */
+static int l_listen(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ws_lua_loop *ll = ws_lua_check_loop(L, 2);
+    lua_settop(L, 2);
+    int opts = 1;
+    const char *host = ws_lua_opt_text(L, opts, "host", "127.0.0.1");
+    int port = (int)ws_lua_opt_size(L, opts, "port", 0, 0, 65535);
+    bool reuseport = ws_lua_opt_bool(L, opts, "reuseport", false);
+    int backlog = (int)ws_lua_opt_size(L, opts, "backlog", 511, 1, 65535);
+    for (int i = 0; server_callbacks[i]; i++) {
+        lua_getfield(L, opts, server_callbacks[i]);
+        if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+            return ws_lua_opt_error(L, opts, "'%s' must be a function", server_callbacks[i]);
+        lua_pop(L, 1);
+    }
+    size_t np;
+    ws_lua_opt_strings(L, opts, "protocols", &np); /* type check */
+    lua_pop(L, 1);
+
+    lserver *srv = lua_newuserdata(L, sizeof *srv);
+    memset(srv, 0, sizeof *srv);
+    srv->fd = -1;
+    srv->self_ref = LUA_NOREF;
+    luaL_getmetatable(L, SERVER_MT);
+    lua_setmetatable(L, -2);
+    int sidx = lua_gettop(L);
+    ws_session_config_init(&srv->scfg, WS_SERVER);
+    srv->scfg.allow_http = true;
+    ws_lua_read_limits(L, opts, &srv->scfg);
+    ws_conn_config_init(&srv->ccfg);
+    ws_lua_read_timeouts(L, opts, &srv->ccfg, true);
+
+    lua_newtable(L);
+    for (int i = 0; server_callbacks[i]; i++) {
+        lua_getfield(L, opts, server_callbacks[i]);
+        lua_setfield(L, -2, server_callbacks[i]);
+    }
+    lua_getfield(L, opts, "protocols");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_newtable(L);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+    }
+    lua_setfield(L, -2, "protocols");
+    ws_setuservalue(L, sidx);
+
+    srv->tls = server_tls(L, opts);
+    srv->ll = ll;
+    ws_lua_loop_ref(ll);
+    char err[256];
+    srv->fd = ws_net_listen(host, port, reuseport, backlog, err, sizeof err);
+    if (srv->fd < 0)
+        return luaL_error(L, "ws.listen: %s", err);
+    srv->port = ws_net_local_port(srv->fd);
+    ws_io_init(&srv->io, srv->fd, on_listen, srv);
+    if (ws_io_start(ws_lua_loop_get(ll), &srv->io, WS_IO_READ) != 0)
+        return luaL_error(L, "ws.listen: cannot watch the socket: %s", strerror(errno));
+    lua_pushvalue(L, sidx);
+    srv->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, sidx);
+    return 1;
+}
+
+static int l_broadcast(lua_State *L)
+{
+    lserver *srv = check_server(L);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    static const char *const kinds[] = {"text", "binary", NULL};
+    bool binary = luaL_checkoption(L, 3, "text", kinds) == 1;
+    if (!binary && !ws_utf8_valid((const uint8_t *)p, n))
+        return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
+    /* Frame once; every client gets the same bytes (servers never mask). */
+    ws_frame_header h;
+    memset(&h, 0, sizeof h);
+    h.fin = true;
+    h.opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    h.len = n;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    uint8_t hdr[WS_FRAME_HEADER_MAX];
+    luaL_addlstring(&b, (const char *)hdr, ws_frame_encode(hdr, &h));
+    luaL_addlstring(&b, p, n);
+    luaL_pushresult(&b);
+    size_t fl;
+    const uint8_t *frame = (const uint8_t *)lua_tolstring(L, -1, &fl);
+    lua_Integer count = 0;
+    for (lconn *lc = srv->clients; lc; lc = lc->next)
+        if (lc->c && ws_session_state(ws_conn_session(lc->c)) == WS_OPEN &&
+            ws_conn_send_raw(lc->c, frame, fl) == WS_OK)
+            count++;
+    lua_pushinteger(L, count);
+    return 1;
+}
+
+static int l_clients(lua_State *L)
+{
+    lserver *srv = check_server(L);
+    lua_createtable(L, (int)srv->nclients, 0);
+    int i = 0;
+    for (lconn *lc = srv->clients; lc; lc = lc->next) {
+        if (!lc->c || ws_session_state(ws_conn_session(lc->c)) != WS_OPEN ||
+            lc->self_ref == LUA_NOREF)
+            continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+        lua_rawseti(L, -2, ++i);
+    }
+    return 1;
+}
+
+/* Stop listening; close every open client with 1001 (their queued output
+ * goes first), and drop the ones still in the handshake. */
+static int l_close(lua_State *L)
+{
+    lserver *srv = check_server(L);
+    lua_Number code = luaL_optnumber(L, 2, 1001);
+    const char *reason = luaL_optstring(L, 3, "server shutting down");
+    stop_listening(L, srv);
+    lconn *next;
+    for (lconn *lc = srv->clients; lc; lc = next) {
+        next = lc->next;
+        if (!lc->c)
+            continue;
+        ws_session *s = ws_conn_session(lc->c);
+        if (ws_session_state(s) == WS_OPEN)
+            ws_conn_close(lc->c, (int)code, (const uint8_t *)reason, strlen(reason));
+        else if (ws_session_state(s) == WS_CONNECTING)
+            ws_conn_abort(lc->c, NULL);
+    }
+    return 0;
+}
+
+static int l_index(lua_State *L)
+{
+    lserver *srv = check_server(L);
+    const char *key = lua_tostring(L, 2);
+    if (key && strcmp(key, "port") == 0) {
+        lua_pushinteger(L, srv->port);
+        return 1;
+    }
+    if (key && strcmp(key, "listening") == 0) {
+        lua_pushboolean(L, srv->fd >= 0);
+        return 1;
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1))
+        return 1;
+    ws_getuservalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+    check_server(L);
+    const char *key = lua_tostring(L, 2);
+    if (key && (strcmp(key, "port") == 0 || strcmp(key, "listening") == 0))
+        return luaL_error(L, "server field '%s' is read-only", key);
+    if (key && strncmp(key, "on_", 3) == 0 && !lua_isnil(L, 3) && !lua_isfunction(L, 3))
+        return luaL_error(L, "server field '%s' must be a function", key);
+    ws_getuservalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+    lserver *srv = luaL_checkudata(L, 1, SERVER_MT);
+    if (srv->fd >= 0) {
+        ws_io_stop(&srv->io);
+        close(srv->fd);
+        srv->fd = -1;
+    }
+    for (lconn *lc = srv->clients; lc; lc = lc->next)
+        lc->srv = NULL;
+    srv->clients = NULL;
+    if (srv->tls) {
+        ws_tls_ctx_unref(srv->tls);
+        srv->tls = NULL;
+    }
+    if (srv->ll) {
+        ws_lua_loop_unref(srv->ll);
+        srv->ll = NULL;
+    }
+    return 0;
+}
+
+static const luaL_Reg server_methods[] = {
+    {"broadcast", l_broadcast}, {"clients", l_clients}, {"close", l_close}, {NULL, NULL}};
+
+static const luaL_Reg server_meta[] = {
+    {"__index", l_index}, {"__newindex", l_newindex}, {"__gc", l_gc}, {NULL, NULL}};
+
+void ws_lua_open_server(lua_State *L)
+{
+    if (luaL_newmetatable(L, SERVER_MT)) {
+        ws_setfuncs(L, server_meta);
+        lua_newtable(L);
+        ws_setfuncs(L, server_methods);
+        lua_setfield(L, -2, "methods");
+    }
+    lua_pop(L, 1);
+    if (luaL_loadbuffer(L, collect_src, sizeof collect_src - 1, "=ws.collect") == 0)
+        lua_setfield(L, LUA_REGISTRYINDEX, COLLECT_KEY);
+    else
+        lua_pop(L, 1);
+    lua_pushcfunction(L, l_listen);
+    lua_setfield(L, -2, "listen");
+}

@@ -1,0 +1,282 @@
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int set_nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    int fdf = fcntl(fd, F_GETFD);
+    if (fdf < 0 || fcntl(fd, F_SETFD, fdf | FD_CLOEXEC) < 0)
+        return -1;
+    return 0;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char *err,
+                  size_t err_len)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    if (host && strcmp(host, "*") == 0)
+        host = NULL;
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot resolve '%s': %s", host ? host : "*", gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+        if (reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#else
+        (void)reuseport;
+#endif
+        if (set_nonblock_cloexec(fd) == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, backlog > 0 ? backlog : 511) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(err, err_len, "cannot listen on %s port %d: %s", host ? host : "*", port,
+                 strerror(saved));
+    return fd;
+}
+
+int ws_net_local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    int port = -1;
+    char tmp[64];
+    ws_net_addr_string((struct sockaddr *)&ss, tmp, sizeof tmp, &port);
+    return port;
+}
+
+int ws_net_accept(int listen_fd, struct sockaddr_storage *peer, socklen_t *peer_len)
+{
+    *peer_len = sizeof *peer;
+    int fd = accept(listen_fd, (struct sockaddr *)peer, peer_len);
+    if (fd < 0)
+        return -1;
+    if (set_nonblock_cloexec(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    set_nodelay(fd);
+    return fd;
+}
+
+int ws_net_connect(const struct sockaddr *addr, socklen_t len, char *err, size_t err_len)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (set_nonblock_cloexec(fd) != 0) {
+        snprintf(err, err_len, "fcntl: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    set_nodelay(fd);
+    if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
+        snprintf(err, err_len, "connect: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int ws_net_connect_error(int fd)
+{
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        return errno;
+    return e;
+}
+
+void ws_net_addr_string(const struct sockaddr *addr, char *out, size_t out_len, int *port)
+{
+    out[0] = '\0';
+    *port = -1;
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)out_len);
+        *port = ntohs(in->sin_port);
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)out_len);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+/* ---- resolution --------------------------------------------------------- */
+
+/* A lookup runs getaddrinfo on a detached thread and reports through a
+ * pipe the loop watches.  The request is shared by the two sides; the
+ * last one done with it frees it. */
+struct ws_resolve {
+    ws_io io;
+    ws_loop *loop;
+    ws_resolve_cb cb;
+    void *ud;
+    int pipe_rd, pipe_wr;
+    pthread_mutex_t lock;
+    int refs; /* thread + loop side */
+    bool cancelled;
+    int gai_err;
+    struct addrinfo *res;
+    char port[16];
+    char host[];
+};
+
+static void resolve_unref(ws_resolve *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int left = --r->refs;
+    pthread_mutex_unlock(&r->lock);
+    if (left)
+        return;
+    if (r->res)
+        freeaddrinfo(r->res);
+    close(r->pipe_rd);
+    close(r->pipe_wr);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static void *resolve_thread(void *arg)
+{
+    ws_resolve *r = arg;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(r->host, r->port, &hints, &res);
+    pthread_mutex_lock(&r->lock);
+    r->gai_err = rc;
+    r->res = rc == 0 ? res : NULL;
+    pthread_mutex_unlock(&r->lock);
+    char one = 1;
+    ssize_t w;
+    do
+        w = write(r->pipe_wr, &one, 1);
+    while (w < 0 && errno == EINTR);
+    resolve_unref(r);
+    return NULL;
+}
+
+static void resolve_ready(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+{
+    (void)events;
+    (void)io;
+    ws_resolve *r = ud;
+    ws_io_stop(&r->io);
+    pthread_mutex_lock(&r->lock);
+    struct addrinfo *res = r->res;
+    int rc = r->gai_err;
+    r->res = NULL;
+    pthread_mutex_unlock(&r->lock);
+    char msg[300];
+    if (!res)
+        snprintf(msg, sizeof msg, "cannot resolve '%s': %s", r->host, gai_strerror(rc));
+    ws_resolve_cb cb = r->cb;
+    void *cbud = r->ud;
+    resolve_unref(r);
+    cb(loop, res, res ? NULL : msg, cbud);
+}
+
+ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resolve_cb cb, void *ud,
+                             char *err, size_t err_len)
+{
+    size_t hl = strlen(host);
+    ws_resolve *r = calloc(1, sizeof *r + hl + 1);
+    if (!r) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    memcpy(r->host, host, hl + 1);
+    snprintf(r->port, sizeof r->port, "%d", port);
+    r->loop = loop;
+    r->cb = cb;
+    r->ud = ud;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(err, err_len, "pipe: %s", strerror(errno));
+        free(r);
+        return NULL;
+    }
+    r->pipe_rd = fds[0];
+    r->pipe_wr = fds[1];
+    set_nonblock_cloexec(fds[0]);
+    set_nonblock_cloexec(fds[1]);
+    pthread_mutex_init(&r->lock, NULL);
+    r->refs = 2;
+    ws_io_init(&r->io, r->pipe_rd, resolve_ready, r);
+    if (ws_io_start(loop, &r->io, WS_IO_READ) != 0) {
+        snprintf(err, err_len, "cannot watch the resolver pipe");
+        r->refs = 1;
+        resolve_unref(r);
+        return NULL;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, resolve_thread, r);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot start a resolver thread: %s", strerror(rc));
+        ws_io_stop(&r->io);
+        r->refs = 1;
+        resolve_unref(r);
+        return NULL;
+    }
+    return r;
+}
+
+void ws_resolve_cancel(ws_resolve *r)
+{
+    if (!r)
+        return;
+    ws_io_stop(&r->io);
+    resolve_unref(r); /* the thread frees it when it finishes */
+}

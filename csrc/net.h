@@ -1,0 +1,50 @@
+/* Non-blocking TCP sockets over IPv4 and IPv6, and host name resolution
+ * that does not block the loop. */
+#ifndef WS_NET_H
+#define WS_NET_H
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+/* Listening socket bound to host (NULL or "*": every address; names are
+ * resolved synchronously here, at start-up) and port (0: ephemeral).
+ * SO_REUSEADDR always, SO_REUSEPORT when asked, non-blocking, close-on-exec.
+ * Returns the fd or -1 with a message in err. */
+int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char *err,
+                  size_t err_len);
+
+/* Port a socket is bound to, or -1. */
+int ws_net_local_port(int fd);
+
+/* Accept one connection: non-blocking, close-on-exec, TCP_NODELAY.  Returns
+ * the fd, or -1 with errno (EAGAIN when none is waiting). */
+int ws_net_accept(int listen_fd, struct sockaddr_storage *peer, socklen_t *peer_len);
+
+/* Start a non-blocking connect (TCP_NODELAY set).  Returns the fd (the
+ * connection completes when it becomes writable; check ws_net_connect_error)
+ * or -1 with a message in err. */
+int ws_net_connect(const struct sockaddr *addr, socklen_t len, char *err, size_t err_len);
+
+/* 0 when the connect succeeded, else the errno value (SO_ERROR). */
+int ws_net_connect_error(int fd);
+
+/* "127.0.0.1" / "::1" and the port of an address. */
+void ws_net_addr_string(const struct sockaddr *addr, char *out, size_t out_len, int *port);
+
+/* Resolution on a helper thread; numeric hosts resolve at once without
+ * one.  The callback runs on the loop with the list (freed with
+ * freeaddrinfo by the callee) or NULL and a message. */
+typedef struct ws_resolve ws_resolve;
+typedef void (*ws_resolve_cb)(ws_loop *loop, struct addrinfo *res, const char *err, void *ud);
+
+/* Returns a handle or NULL with err set.  Cancel the handle to drop the
+ * callback; it is invalid once the callback has run. */
+ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resolve_cb cb, void *ud,
+                             char *err, size_t err_len);
+void ws_resolve_cancel(ws_resolve *r);
+
+#endif
