@@ -51,6 +51,7 @@ struct ws_conn {
     bool write_blocked; /* the last flush could not write everything */
     bool wait_eof;      /* client after a clean close: let the server close first */
     bool got_eof;
+    bool abort_pending; /* fail on the next turn (asked from outside the loop) */
     bool secure; /* the transport is TLS */
     char connect_err[128];
 };
@@ -69,6 +70,7 @@ static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud);
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud);
 static void on_flush(ws_loop *loop, ws_deferred *d, void *ud);
 static void teardown(ws_conn *c);
+static void do_tls(ws_conn *c);
 
 static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
                          void *ud, ws_session *s)
@@ -194,9 +196,14 @@ static void fail(ws_conn *c, const char *msg)
     teardown(c);
 }
 
-void ws_conn_abort(ws_conn *c, const char *msg)
+/* Called by the owner, maybe outside any loop callback: the failure and
+ * its close event happen on the next loop turn, where callbacks can run. */
+void ws_conn_abort(ws_conn *c)
 {
-    fail(c, msg);
+    if (c->phase == P_DONE)
+        return;
+    c->abort_pending = true;
+    schedule_flush(c);
 }
 
 static void teardown(ws_conn *c)
@@ -243,7 +250,7 @@ static void start_transport(ws_conn *c)
         }
         c->phase = P_TLS;
         c->secure = true;
-        update_interest(c);
+        do_tls(c); /* the client speaks first */
         return;
     }
     c->t = ws_tcp_transport_new(c->fd);
@@ -527,6 +534,10 @@ static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
     (void)loop;
     (void)d;
     ws_conn *c = ud;
+    if (c->abort_pending) {
+        fail(c, NULL);
+        return;
+    }
     if (c->phase == P_RESOLVE && !c->started) {
         start_resolve(c);
         return;
@@ -675,7 +686,7 @@ int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
 {
     int state = ws_session_state(c->s);
     if (state == WS_CONNECTING && c->phase != P_DONE) {
-        fail(c, NULL); /* closing before the handshake ends fails it (1006) */
+        ws_conn_abort(c); /* closing before the handshake ends fails it (1006) */
         return WS_OK;
     }
     int r = ws_session_close(c->s, code, reason, n);

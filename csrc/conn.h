@@ -70,8 +70,9 @@ int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, b
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
 int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n);
-/* Give up now: error callback with msg (if not NULL), close 1006. */
-void ws_conn_abort(ws_conn *c, const char *msg);
+/* Give up: on the next loop turn the connection closes with 1006 (no
+ * error callback). */
+void ws_conn_abort(ws_conn *c);
 /* After the session's output changed outside the calls above (accept,
  * reject, respond). */
 void ws_conn_output_changed(ws_conn *c);

@@ -525,6 +525,8 @@ int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, si
              has_type ? "" : "Content-Type: text/plain; charset=utf-8\r\n");
     size_t mark = out->len;
     int rc = ws_buf_puts(out, line);
+    if (rc == 0 && status == 426)
+        rc = ws_buf_puts(out, "Sec-WebSocket-Version: 13\r\n");
     for (size_t i = 0; rc == 0 && i < num_headers; i++)
         rc = put_header(out, headers[i].name, headers[i].value);
     if (rc == 0)

@@ -95,7 +95,8 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
 
 /* Append a plain HTTP response (for requests that are not upgrades):
  * status line, Content-Length, "Connection: close", a text/plain
- * Content-Type unless headers name one, the headers, then the body.
+ * Content-Type unless headers name one, "Sec-WebSocket-Version: 13" for
+ * 426, the headers, then the body.
  * Returns 0, or -1 with err set for a bad status or header. */
 int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
                                const uint8_t *body, size_t body_len, char *err, size_t err_len);

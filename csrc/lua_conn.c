@@ -162,6 +162,8 @@ static int event_body(lua_State *L)
             set_field(L, idx, "status");
             push_head_fields(L, ev->head);
             set_field(L, idx, "headers");
+            lua_pushlstring(L, (const char *)ev->body, ev->body_len);
+            set_field(L, idx, "body");
         }
         lua_pushlstring(L, (const char *)ev->data, ev->len);
         if (!lc->opened) {
@@ -488,11 +490,7 @@ static int l_index(lua_State *L)
     if (key && lc->c) {
         ws_session *s = ws_conn_session(lc->c);
         if (strcmp(key, "ready_state") == 0) {
-            int st = ws_session_state(s);
-            /* CLOSED only once the transport is gone too. */
-            if (st == WS_CLOSED && !ws_conn_finished(lc->c))
-                st = WS_CLOSING;
-            lua_pushstring(L, state_names[st]);
+            lua_pushstring(L, state_names[ws_session_state(s)]);
             return 1;
         }
         if (strcmp(key, "protocol") == 0) {
@@ -557,6 +555,15 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
+/* __close (Lua 5.4 to-be-closed variables): start a normal close. */
+static int l_close_meta(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    if (lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
+        ws_conn_close(lc->c, 1000, NULL, 0);
+    return 0;
+}
+
 static int l_tostring(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
@@ -568,11 +575,9 @@ static const luaL_Reg conn_methods[] = {
     {"send", l_send},   {"send_fragment", l_send_fragment},     {"ping", l_ping},
     {"close", l_close}, {"buffered_amount", l_buffered_amount}, {NULL, NULL}};
 
-static const luaL_Reg conn_meta[] = {{"__index", l_index},
-                                     {"__newindex", l_newindex},
-                                     {"__gc", l_gc},
-                                     {"__tostring", l_tostring},
-                                     {NULL, NULL}};
+static const luaL_Reg conn_meta[] = {
+    {"__index", l_index},      {"__newindex", l_newindex}, {"__gc", l_gc},
+    {"__close", l_close_meta}, {"__tostring", l_tostring}, {NULL, NULL}};
 
 void ws_lua_open_conn(lua_State *L)
 {

@@ -58,7 +58,6 @@
 struct ws_lua_loop {
     ws_loop *loop; /* NULL once closed */
     lua_State *L;  /* the thread in step/run, else NULL */
-    int uidx;      /* stack index (in L) of the loop's uservalue table */
     bool err;      /* an error waits in U[lightuserdata(ctx)] */
     unsigned refs; /* the loop userdata + its handles + ws_lua_loop_ref */
 };
@@ -240,6 +239,14 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* While a step/run executes, registry[lightuserdata(ctx)] = U: reachable
+ * from callbacks at any C call depth (a stack index would not be). */
+static void push_u(lua_State *L, lctx *ctx)
+{
+    lua_pushlightuserdata(L, ctx);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
 bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
 {
     lua_State *L = ll->L;
@@ -254,9 +261,11 @@ bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
     }
     if (!ll->err && ll->loop) {
         /* Kept in U, out of the way of the callers' lua_settop. */
+        push_u(L, ll);
         lua_pushlightuserdata(L, ll);
-        lua_insert(L, -2);
-        lua_rawset(L, ll->uidx);
+        lua_pushvalue(L, -3);
+        lua_rawset(L, -3);
+        lua_pop(L, 2);
         ll->err = true;
         ws_loop_break(ll->loop);
     } else {
@@ -274,8 +283,13 @@ static void call_handle(lctx *ctx, void *h, bool keep, const char *events)
     if (!L || ctx->err || !lua_checkstack(L, 8))
         return;
     int top = lua_gettop(L);
+    push_u(L, ctx);
+    if (!lua_istable(L, -1)) {
+        lua_settop(L, top);
+        return;
+    }
     lua_pushlightuserdata(L, h);
-    lua_rawget(L, ctx->uidx);
+    lua_rawget(L, top + 1);
     if (lua_isnil(L, -1)) { /* cannot happen: active handles are anchored */
         lua_settop(L, top);
         return;
@@ -283,12 +297,12 @@ static void call_handle(lctx *ctx, void *h, bool keep, const char *events)
     if (!keep) {
         lua_pushlightuserdata(L, h);
         lua_pushnil(L);
-        lua_rawset(L, ctx->uidx);
+        lua_rawset(L, top + 1);
     }
-    get_uservalue(L, top + 1);
+    get_uservalue(L, top + 2);
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
-    lua_pushvalue(L, top + 1);
+    lua_pushvalue(L, top + 2);
     int nargs = 1;
     if (events) {
         lua_pushstring(L, events);
@@ -378,27 +392,33 @@ static int l_loop_new(lua_State *L)
     return 1;
 }
 
-/* step/run: U goes on the stack for the callbacks; an error they raised
- * is re-raised once the C loop has returned. */
+/* step/run: U is published in the registry for the callbacks; an error
+ * they raised is re-raised once the C loop has returned. */
 static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
 {
     const char *what = run ? "run" : "step";
     if (ws_loop_running(ctx->loop))
         return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
     get_uservalue(L, 1);
+    int uidx = lua_gettop(L);
+    lua_pushlightuserdata(L, ctx);
+    lua_pushvalue(L, uidx);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     ctx->L = L;
-    ctx->uidx = lua_gettop(L);
     ctx->err = false;
     int r = run ? ws_loop_run(ctx->loop) : ws_loop_step(ctx->loop, timeout_ms);
     int saved = errno;
     ctx->L = NULL;
+    lua_pushlightuserdata(L, ctx);
+    lua_pushnil(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     if (ctx->err) {
         ctx->err = false;
         lua_pushlightuserdata(L, ctx);
-        lua_rawget(L, ctx->uidx);
+        lua_rawget(L, uidx);
         lua_pushlightuserdata(L, ctx);
         lua_pushnil(L);
-        lua_rawset(L, ctx->uidx);
+        lua_rawset(L, uidx);
         return lua_error(L);
     }
     if (r < 0)

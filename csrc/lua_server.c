@@ -245,9 +245,8 @@ void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     char err[256];
     if (!lua_isfunction(L, -1)) {
         lua_pop(L, 1);
-        static const ws_kv version = {"Sec-WebSocket-Version", "13"};
         static const char body[] = "This is a WebSocket endpoint.\n";
-        ws_session_respond(s, 426, &version, 1, (const uint8_t *)body, sizeof body - 1, err,
+        ws_session_respond(s, 426, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
                            sizeof err);
         ws_conn_output_changed(lc->c);
         return;
@@ -508,7 +507,7 @@ static int l_close(lua_State *L)
         if (ws_session_state(s) == WS_OPEN)
             ws_conn_close(lc->c, (int)code, (const uint8_t *)reason, strlen(reason));
         else if (ws_session_state(s) == WS_CONNECTING)
-            ws_conn_abort(lc->c, NULL);
+            ws_conn_abort(lc->c);
     }
     return 0;
 }
@@ -577,8 +576,11 @@ static int l_gc(lua_State *L)
 static const luaL_Reg server_methods[] = {
     {"broadcast", l_broadcast}, {"clients", l_clients}, {"close", l_close}, {NULL, NULL}};
 
-static const luaL_Reg server_meta[] = {
-    {"__index", l_index}, {"__newindex", l_newindex}, {"__gc", l_gc}, {NULL, NULL}};
+static const luaL_Reg server_meta[] = {{"__index", l_index},
+                                       {"__newindex", l_newindex},
+                                       {"__gc", l_gc},
+                                       {"__close", l_close},
+                                       {NULL, NULL}};
 
 void ws_lua_open_server(lua_State *L)
 {

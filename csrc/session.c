@@ -453,6 +453,19 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
     ev->len = strlen(hs->err);
     ev->code = end > 0 && hs->head.status > 0 ? hs->head.status : 0;
     ev->head = end > 0 && hs->head.status > 0 ? &hs->head : NULL;
+    if (ev->head) {
+        /* Whatever of the error body came with the head. */
+        ev->body = ws_buf_begin(&s->in) + end;
+        ev->body_len = ws_buf_size(&s->in) - (size_t)end;
+        const ws_http_header *cl = ws_http_find(&hs->head, "Content-Length");
+        if (cl) {
+            size_t want = 0;
+            for (size_t i = 0; i < cl->value_len && cl->value[i] >= '0' && cl->value[i] <= '9'; i++)
+                want = want * 10 + (size_t)(cl->value[i] - '0');
+            if (want < ev->body_len)
+                ev->body_len = want;
+        }
+    }
     s->discard = ws_buf_size(&s->in);
     set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
     return 1;

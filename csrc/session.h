@@ -40,6 +40,8 @@ typedef struct ws_event {
     bool was_clean;
     const ws_http_head *head;         /* OPEN (client), REQUEST, handshake ERROR */
     const ws_server_request *request; /* REQUEST */
+    const uint8_t *body;              /* client handshake ERROR: the body bytes received so far */
+    size_t body_len;
 } ws_event;
 
 /* Close codes used by the engine (RFC 6455 section 7.4.1). */

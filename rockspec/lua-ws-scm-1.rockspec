@@ -39,6 +39,7 @@ build = {
         "csrc/lua_opts.c",
         "csrc/lua_server.c",
         "csrc/lua_session.c",
+        "csrc/lua_testing.c",
         "csrc/mask.c",
         "csrc/net.c",
         "csrc/session.c",

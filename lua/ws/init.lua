@@ -127,7 +127,10 @@ local function state_of(c)
     st.closed = { code, reason }
     wake()
   end
-  c.on_open = wake
+  c.on_open = function()
+    st.opened = true
+    wake()
+  end
   c.on_error = function(_, err)
     st.error = err
     wake()
@@ -172,9 +175,11 @@ function ws.connect(url, opts)
   if callback_style then return c end
   local st = state_of(c)
   wait(function() return c.ready_state ~= "CONNECTING" end, nil, st.waiting)
-  if c.ready_state == "OPEN" then return c end
+  -- Opened counts even if the server already closed: what it sent first
+  -- waits in the queue for receive().
+  if st.opened then return c end
   local info
-  if c.status then info = { status = c.status, headers = c.headers } end
+  if c.status then info = { status = c.status, headers = c.headers, body = c.body } end
   return nil, c.error or "connection closed during the handshake", info
 end
 
