@@ -52,7 +52,7 @@ struct ws_conn {
     bool wait_eof;      /* client after a clean close: let the server close first */
     bool got_eof;
     bool abort_pending; /* fail on the next turn (asked from outside the loop) */
-    bool secure; /* the transport is TLS */
+    bool secure;        /* the transport is TLS */
     char connect_err[128];
 };
 

@@ -1,59 +1,68 @@
--- In-memory demo: a client session and a server session do the opening
--- handshake, exchange messages, ping and close, with the bytes passed
--- between them by hand (no sockets): what a host does with ws.core.
+-- The demo: an echo server on 127.0.0.1 that also serves a page using the
+-- browser's WebSocket API, and a Lua client that talks to it.
+--   lua examples/demo.lua [--seconds N]    (default: serve until Ctrl-C)
 local ws = require "ws"
 
-local client = ws.session{ role = "client", url = "ws://example.test/chat?room=1",
-                           protocols = { "chat.v2", "chat.v1" } }
-local server = ws.session{ role = "server", protocols = { "chat.v1" } }
+local seconds
+for i = 1, #arg do
+  if arg[i] == "--seconds" then seconds = tonumber(arg[i + 1]) end
+end
+local port = tonumber(os.getenv("WS_DEMO_PORT") or "8080")
 
-local function show(who, kind, a, b, c)
-  local parts = {}
-  for _, v in ipairs({ a, b, c }) do
-    if type(v) == "table" then
-      local keys = {}
-      for k, x in pairs(v) do
-        if type(x) ~= "table" then keys[#keys + 1] = k .. "=" .. tostring(x) end
-      end
-      table.sort(keys)
-      parts[#parts + 1] = "{" .. table.concat(keys, ", ") .. "}"
-    elseif v ~= nil then
-      parts[#parts + 1] = string.format("%q", tostring(v))
+local PAGE = [[<!doctype html>
+<meta charset="utf-8"><title>lua-ws echo</title>
+<h1>lua-ws echo</h1>
+<form id="f"><input id="m" value="hello from the browser" size="40"> <button>send</button></form>
+<pre id="log"></pre>
+<script>
+const log = (s) => document.getElementById("log").textContent += s + "\n";
+const sock = new WebSocket("ws://" + location.host + "/echo", ["echo.v1"]);
+sock.onopen = () => log("open, protocol " + sock.protocol);
+sock.onmessage = (e) => log("< " + e.data);
+sock.onclose = (e) => log("closed " + e.code + " " + e.reason);
+document.getElementById("f").onsubmit = (e) => {
+  e.preventDefault();
+  const text = document.getElementById("m").value;
+  sock.send(text); log("> " + text);
+};
+</script>
+]]
+
+local server = ws.listen {
+  host = "127.0.0.1",
+  port = port,
+  protocols = { "echo.v1" },
+  on_request = function(req, res)
+    if req.path == "/" then
+      res.headers = { ["Content-Type"] = "text/html; charset=utf-8" }
+      res.body = PAGE
+    else
+      res.status, res.body = 404, "not found\n"
     end
+  end,
+  on_upgrade = function(req)
+    if req.path ~= "/echo" then return false, 404, "no such endpoint" end
+  end,
+  on_open = function(c) print(("server: %s:%d connected"):format(c.remote_address, c.remote_port)) end,
+  on_message = function(c, data, is_binary) c:send(data, is_binary and "binary" or "text") end,
+  on_close = function(_, code, reason) print(("server: client left (%d %s)"):format(code, reason)) end,
+}
+print(("lua-ws demo: open http://127.0.0.1:%d/ in a browser"):format(server.port))
+
+-- A client in a task, while the server keeps serving.
+ws.spawn(function()
+  local c = assert(ws.connect(("ws://127.0.0.1:%d/echo"):format(server.port), { protocols = { "echo.v1" } }))
+  print("client: connected, protocol " .. c.protocol)
+  for _, text in ipairs({ "hello", "héllo wörld", ("x"):rep(70000) }) do
+    c:send(text)
+    local echo = c:receive(5)
+    print(("client: echoed %d bytes%s"):format(#echo, #echo < 40 and ": " .. echo or ""))
   end
-  print(string.format("%-6s %-8s %s", who, kind, table.concat(parts, " ")))
-end
+  c:close(1000, "bye")
+  print("client: " .. select(2, c:receive(5)) .. " " .. tostring(c.close_code))
+end)
 
--- Move bytes both ways and deliver events until both sides are quiet.
-local function pump()
-  repeat
-    local moved = false
-    local out = client:output()
-    if #out > 0 then server:feed(out); moved = true end
-    out = server:output()
-    if #out > 0 then client:feed(out); moved = true end
-    for kind, a, b, c in server:events() do
-      show("server", kind, a, b, c)
-      moved = true
-      if kind == "request" then
-        server:accept()                    -- picks chat.v1 from the offers
-      elseif kind == "message" then
-        server:send("echo: " .. a, b)      -- answer from inside the loop
-      end
-    end
-    for kind, a, b, c in client:events() do
-      show("client", kind, a, b, c)
-      moved = true
-    end
-  until not moved
+if seconds then
+  ws.timer(seconds, function() server:close() end)
 end
-
-pump()
-print("client protocol:", client:protocol())
-client:send("hello, world")
-client:send("\0\1\2\3", "binary")
-client:ping("are you there?")
-pump()
-client:close(1000, "done")
-pump()
-print("states:", client:state(), server:state())
+ws.run()
