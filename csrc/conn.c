@@ -52,6 +52,7 @@ struct ws_conn {
     bool wait_eof;      /* client after a clean close: let the server close first */
     bool got_eof;
     bool abort_pending; /* fail on the next turn (asked from outside the loop) */
+    bool read_more;     /* the read budget ran out with data maybe left */
     bool secure;        /* the transport is TLS */
     char connect_err[128];
 };
@@ -451,7 +452,8 @@ static void do_read(ws_conn *c)
 {
     size_t size;
     uint8_t *buf = ws_loop_read_buffer(c->loop, &size);
-    for (int turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE; turn++) {
+    int turn;
+    for (turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE; turn++) {
         ssize_t r = c->t->ops->read(c->t, buf, size);
         if (r == WS_T_AGAIN)
             break;
@@ -475,6 +477,13 @@ static void do_read(ws_conn *c)
     }
     if (c->phase == P_DONE)
         return;
+    if (turn == READ_TURNS) {
+        /* Budget spent: let other connections run, and come back on this
+         * turn's deferred pass (TLS may hold decrypted bytes the fd no
+         * longer signals). */
+        c->read_more = true;
+        schedule_flush(c);
+    }
     if (c->got_eof) {
         if (c->phase == P_DRAINING) {
             if (!has_output(c))
@@ -541,6 +550,12 @@ static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
     if (c->phase == P_RESOLVE && !c->started) {
         start_resolve(c);
         return;
+    }
+    if (c->read_more && c->phase >= P_ACTIVE) {
+        c->read_more = false;
+        do_read(c);
+        if (c->phase == P_DONE)
+            return;
     }
     /* Events made ready outside a read (accept() called later, say). */
     if (c->phase == P_ACTIVE)

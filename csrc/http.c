@@ -335,3 +335,19 @@ bool ws_http_has_token(const ws_http_head *head, const char *name, const char *t
     }
     return false;
 }
+
+bool ws_http_request_prefix_ok(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && buf[i] != ' ') {
+        if (!ws_http_is_token(buf + i, 1))
+            return false;
+        i++;
+    }
+    for (; i < len && buf[i] != '\r' && buf[i] != '\n'; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}

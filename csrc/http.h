@@ -64,6 +64,11 @@ bool ws_http_has_token(const ws_http_head *head, const char *name, const char *t
 bool ws_http_next_element(const char *value, size_t value_len, size_t *pos, const char **elem,
                           size_t *elem_len);
 
+/* False when the first len bytes of a request cannot begin a valid request
+ * line (a method token, then a target without control characters): lets a
+ * server answer garbage at once instead of waiting for a line end. */
+bool ws_http_request_prefix_ok(const char *buf, size_t len);
+
 /* Case-insensitive (ASCII) comparison of two spans. */
 bool ws_http_ieq(const char *a, size_t an, const char *b, size_t bn);
 

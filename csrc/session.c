@@ -491,6 +491,8 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return 0;
     char *buf = (char *)ws_buf_begin(&s->in);
     long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
+    if (end == 0 && !ws_http_request_prefix_ok(buf, ws_buf_size(&s->in)))
+        return server_fail(s, ev, 400, "malformed HTTP request");
     if (end == 0)
         return 0;
     if (end < 0)

@@ -69,4 +69,15 @@ describe("server session", function()
     assert.has_error(function() s:reject(600) end)
     assert.are.equal("CONNECTING", s:state())
   end)
+
+  it("answers 400 as soon as the bytes cannot start a request line", function()
+    local s = core.session{ role = "server" }
+    s:feed("GE")
+    assert.is_nil(s:next_event()) -- still a possible request
+    local s2 = core.session{ role = "server" }
+    s2:feed("\22\3\1\0") -- a TLS ClientHello, no line end in sight
+    local kind, _, status = s2:next_event()
+    assert.are.same({ "error", 400 }, { kind, status })
+    assert.matches("^HTTP/1.1 400", s2:output())
+  end)
 end)
