@@ -38,6 +38,8 @@ static int l_tcp_connect(lua_State *L)
         return 2;
     }
     int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC); /* child processes must not inherit it */
     int e = 0;
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
         e = errno;

@@ -51,13 +51,15 @@ end
 ---------------------------------------------------------------------------
 -- Clock and waiting
 
-local clock_loop
-function M.now()
-  -- A private core loop that is never run: now() reads the monotonic clock.
-  clock_loop = clock_loop or core.loop()
-  return clock_loop:now()
+-- Seconds on a monotonic-enough clock: LuaSocket's, else a private core
+-- loop that is never run (its now() reads the monotonic clock).  The loop
+-- is made here, at load time, so its fds are part of every fd baseline.
+if socket and socket.gettime then
+  M.now = socket.gettime
+else
+  local clock_loop = core.loop()
+  function M.now() return clock_loop:now() end
 end
-if socket and socket.gettime then M.now = socket.gettime end
 
 -- Sleep without running the ws loop.
 function M.sleep(s)
