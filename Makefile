@@ -61,7 +61,7 @@ rock-check: deps
 	@bash scripts/rock_check.sh
 
 demo: deps all
-	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' $(LUA) examples/demo.lua $(DEMO_ARGS)
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' $(LUA) examples/chat/server.lua $(DEMO_ARGS)
 
 clean:
 	rm -rf build ws

@@ -23,6 +23,7 @@ build = {
   type = "builtin",
   modules = {
     ["ws"] = "lua/ws/init.lua",
+    ["ws.reconnect"] = "lua/ws/reconnect.lua",
     ["ws.core"] = {
       sources = {
         "csrc/buf.c",

@@ -18,3 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Peers of the browser spec (Chromium, playwright-core); that spec installs
+# them itself too and fails on CI when they are missing.
+bash "$(dirname "$0")/browser_deps.sh" >/dev/null || echo "deps: browser peers missing"

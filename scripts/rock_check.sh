@@ -12,6 +12,11 @@ if [ "$listed" != "$present" ]; then
   exit 1
 fi
 
+for f in lua/ws/*.lua; do
+  grep -q "\"$f\"" rockspec/lua-ws-scm-1.rockspec ||
+    { echo "rockspec: $f is not listed in build.modules"; exit 1; }
+done
+
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 for v in 5.1 5.4; do
@@ -26,5 +31,6 @@ for v in 5.1 5.4; do
     s:feed(c:output())
     local kind, data = s:next_event()
     assert(kind == "message" and data == "rock", "message did not arrive")
+    assert(type(ws.reconnecting) == "function" and require("ws.reconnect"))
     print("rockspec: Lua '"$v"' installed module works")')
 done

@@ -200,4 +200,6 @@ function ws.session(opts)
   return core.session(opts)
 end
 
+ws.reconnecting = function(url, opts) return (require("ws.reconnect").new(ws, url, opts, wait, resume)) end
+
 return ws
