@@ -93,24 +93,6 @@ static void ctx_unref(lctx *ctx)
         free(ctx);
 }
 
-static void get_uservalue(lua_State *L, int idx)
-{
-#if LUA_VERSION_NUM < 502
-    lua_getfenv(L, idx);
-#else
-    lua_getuservalue(L, idx);
-#endif
-}
-
-static void set_uservalue(lua_State *L, int idx)
-{
-#if LUA_VERSION_NUM < 502
-    lua_setfenv(L, idx);
-#else
-    lua_setuservalue(L, idx);
-#endif
-}
-
 static int absindex(lua_State *L, int idx)
 {
     return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
@@ -193,9 +175,9 @@ static void *new_handle(lua_State *L, lctx *ctx, size_t size, const char *mt, in
     lua_createtable(L, 2, 0);
     lua_pushvalue(L, fn_idx);
     lua_rawseti(L, -2, 1);
-    get_uservalue(L, 1);
+    ws_getuservalue(L, 1);
     lua_rawseti(L, -2, 2);
-    set_uservalue(L, -2);
+    ws_setuservalue(L, -2);
     return h;
 }
 
@@ -204,7 +186,7 @@ static void *new_handle(lua_State *L, lctx *ctx, size_t size, const char *mt, in
 static void anchor(lua_State *L, int idx, void *h, bool on)
 {
     idx = absindex(L, idx);
-    get_uservalue(L, idx);
+    ws_getuservalue(L, idx);
     lua_rawgeti(L, -1, 2);
     lua_pushlightuserdata(L, h);
     if (on)
@@ -299,7 +281,7 @@ static void call_handle(lctx *ctx, void *h, bool keep, const char *events)
         lua_pushnil(L);
         lua_rawset(L, top + 1);
     }
-    get_uservalue(L, top + 2);
+    ws_getuservalue(L, top + 2);
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
     lua_pushvalue(L, top + 2);
@@ -388,7 +370,7 @@ static int l_loop_new(lua_State *L)
     if (!ctx->loop)
         return luaL_error(L, "ws.core.loop: %s", strerror(errno));
     lua_newtable(L);
-    set_uservalue(L, -2);
+    ws_setuservalue(L, -2);
     return 1;
 }
 
@@ -399,7 +381,7 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
     const char *what = run ? "run" : "step";
     if (ws_loop_running(ctx->loop))
         return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
-    get_uservalue(L, 1);
+    ws_getuservalue(L, 1);
     int uidx = lua_gettop(L);
     lua_pushlightuserdata(L, ctx);
     lua_pushvalue(L, uidx);
@@ -558,7 +540,7 @@ static int l_close(lua_State *L)
         return luaL_error(L, "loop:close: called from a callback of the same loop");
     close_loop(l->ctx);
     lua_newtable(L); /* drop the anchors of its handles */
-    set_uservalue(L, 1);
+    ws_setuservalue(L, 1);
     return 0;
 }
 
