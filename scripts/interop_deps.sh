@@ -9,8 +9,7 @@
 #                is built with gcc into build/interop-lws/lws_peer
 #   chromium     Debian chromium + playwright-core (scripts/browser_deps.sh)
 #
-#   scripts/interop_deps.sh [--check] [PEER...]   (default: every peer but lws,
-#                                                  whose peer program is not written yet)
+#   scripts/interop_deps.sh [--check] [PEER...]   (default: every peer)
 #
 # Prints one line per peer, "interop_deps: <peer> ok|missing|failed ...",
 # and exits non-zero when a requested peer is still missing.
@@ -20,7 +19,7 @@ cd "$(dirname "$0")/.."
 check_only=0
 if [ "${1:-}" = "--check" ]; then check_only=1; shift; fi
 peers=("$@")
-[ ${#peers[@]} -eq 0 ] && peers=(node-ws python lua-http chromium)
+[ ${#peers[@]} -eq 0 ] && peers=(node-ws python lua-http lws chromium)
 
 status=0
 sudo=""
@@ -99,7 +98,7 @@ lws() {
     if [ "$check_only" = 1 ]; then report lws 1 "$out not built"; return; fi
     mkdir -p build/interop-lws
     # shellcheck disable=SC2046
-    if ! gcc -O1 -g -Wall -o "$out" "$src" $(pkg-config --cflags --libs libwebsockets) 2>build/interop-lws/build.log; then
+    if ! gcc -std=gnu99 -O1 -g -Wall -o "$out" "$src" $(pkg-config --cflags --libs libwebsockets) 2>build/interop-lws/build.log; then
       cat build/interop-lws/build.log
       report lws 1 "gcc $src failed"; return
     fi
