@@ -8,6 +8,9 @@
 #   scripts/browser_deps.sh           install what is missing
 #   scripts/browser_deps.sh --check   only report, install nothing
 set -uo pipefail
+# Under `make sanitize` the specs run with libasan preloaded; the peers and
+# Chromium must not inherit it.
+unset LD_PRELOAD
 cd "$(dirname "$0")/.."
 
 check_only=0

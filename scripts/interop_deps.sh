@@ -14,6 +14,9 @@
 # Prints one line per peer, "interop_deps: <peer> ok|missing|failed ...",
 # and exits non-zero when a requested peer is still missing.
 set -uo pipefail
+# Under `make sanitize` the specs run with libasan preloaded; the peers and
+# Chromium must not inherit it.
+unset LD_PRELOAD
 cd "$(dirname "$0")/.."
 
 check_only=0

@@ -68,7 +68,11 @@ function M.start(name, argv)
   local base = net.next_name("proc")
   local words = {}
   for i = 1, #argv do words[i] = quote(tostring(argv[i])) end
-  local cmd = ("(%s exec %s >%s 2>%s </dev/null) & echo $!"):format(env_prefix(), table.concat(words, " "),
+  -- Only our own Lua children may inherit a sanitizer preload (they load the
+  -- sanitized module); peers and browsers must not.
+  local prefix = env_prefix()
+  if argv[1] ~= net.lua_interpreter() then prefix = prefix .. " LD_PRELOAD=" end
+  local cmd = ("(%s exec %s >%s 2>%s </dev/null) & echo $!"):format(prefix, table.concat(words, " "),
     quote(base .. ".out"), quote(base .. ".err"))
   local p = assert(io.popen(cmd))
   local pid = tonumber(p:read("*l"))
