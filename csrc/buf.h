@@ -31,7 +31,8 @@ static inline size_t ws_buf_size(const ws_buf *b)
 }
 static inline unsigned char *ws_buf_begin(const ws_buf *b)
 {
-    return b->data + b->start;
+    /* NULL + 0 is undefined in C (UBSan: pointer-overflow). */
+    return b->data ? b->data + b->start : b->data;
 }
 
 /* Drop n bytes from the front; frees the storage once empty. */

@@ -340,6 +340,7 @@ static int l_connect(lua_State *L)
     ws_session_config scfg;
     ws_session_config_init(&scfg, WS_CLIENT);
     ws_lua_read_limits(L, opts, &scfg);
+    ws_lua_opt_compress(L, opts, false, false, &scfg.compress);
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
     ws_lua_read_timeouts(L, opts, &ccfg, false);

@@ -340,3 +340,108 @@ void ws_lua_push_headers(lua_State *L, const ws_http_head *head)
         lua_rawset(L, tbl);
     }
 }
+
+/* ---- compress ------------------------------------------------------------ */
+
+/* A whole number in [min, max] from the compress table at c; true (when
+ * allow_true) gives WS_PMD_BITS_NOVALUE. */
+static lua_Number compress_number(lua_State *L, int t, int c, const char *field, lua_Number def,
+                                  lua_Number min, lua_Number max, bool allow_true)
+{
+    lua_getfield(L, c, field);
+    lua_Number v = def;
+    if (allow_true && lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
+        v = WS_PMD_BITS_NOVALUE;
+    } else if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !ws_lua_is_count(n, min, max)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "'compress.%s' must be an integer between %.17g and %.17g%s",
+                     field, min, max, allow_true ? " or true" : "");
+            ws_lua_opt_error(L, t, "%s", msg);
+        }
+        v = n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool compress_bool(lua_State *L, int t, int c, const char *field)
+{
+    lua_getfield(L, c, field);
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        ws_lua_opt_error(L, t, "'compress.%s' must be a boolean, got %s", field,
+                         luaL_typename(L, -1));
+    bool v = lua_toboolean(L, -1) != 0;
+    lua_pop(L, 1);
+    return v;
+}
+
+void ws_lua_opt_compress(lua_State *L, int t, bool server, bool negotiated, ws_deflate_config *cfg)
+{
+    static const char *const known[] = {"threshold",
+                                        "level",
+                                        "mem_level",
+                                        "window_bits",
+                                        "no_context_takeover",
+                                        "server_no_context_takeover",
+                                        "client_no_context_takeover",
+                                        "server_max_window_bits",
+                                        "client_max_window_bits",
+                                        NULL};
+    ws_deflate_config_init(cfg);
+    if (!t)
+        return;
+    lua_getfield(L, t, "compress");
+    int c = lua_gettop(L);
+    if (lua_isnil(L, c) || (lua_isboolean(L, c) && !lua_toboolean(L, c))) {
+        lua_pop(L, 1);
+        return;
+    }
+    cfg->enabled = true;
+    if (lua_isboolean(L, c)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, c))
+        ws_lua_opt_error(L, t, "'compress' must be a boolean or a table, got %s",
+                         luaL_typename(L, c));
+    lua_pushnil(L);
+    while (lua_next(L, c)) {
+        lua_pop(L, 1);
+        bool ok = false;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), known[i]) == 0;
+        if (!ok && lua_type(L, -1) == LUA_TSTRING)
+            ws_lua_opt_error(L, t, "unknown option 'compress.%s'", lua_tostring(L, -1));
+        if (!ok)
+            ws_lua_opt_error(L, t, "'compress' keys must be option names, got a %s",
+                             luaL_typename(L, -1));
+    }
+    const lua_Number size_max = (lua_Number)((size_t)1 << 53);
+    cfg->threshold = (size_t)compress_number(L, t, c, "threshold", 64, 0, size_max, false);
+    cfg->level = (int8_t)compress_number(L, t, c, "level", -1, -1, 9, false);
+    cfg->mem_level = (uint8_t)compress_number(L, t, c, "mem_level", 8, 1, 9, false);
+    cfg->window_bits = (uint8_t)compress_number(L, t, c, "window_bits", 15, 9, 15, false);
+    cfg->server_no_context_takeover = compress_bool(L, t, c, "server_no_context_takeover");
+    cfg->client_no_context_takeover = compress_bool(L, t, c, "client_no_context_takeover");
+    if (compress_bool(L, t, c, "no_context_takeover")) {
+        if (server)
+            cfg->server_no_context_takeover = true;
+        else
+            cfg->client_no_context_takeover = true;
+    }
+    /* Our own side's window must be one zlib can compress with (9..15);
+     * the peer's may be 8.  Already negotiated values may be anything. */
+    lua_Number own_min = negotiated ? 8 : 9;
+    lua_Number smin = server ? own_min : 8, cmin = server ? 8 : own_min;
+    cfg->server_max_window_bits =
+        (uint8_t)compress_number(L, t, c, "server_max_window_bits", 0, smin, 15, false);
+    lua_Number cm =
+        compress_number(L, t, c, "client_max_window_bits", 0, cmin, 15, !server && !negotiated);
+    if (cm == WS_PMD_BITS_NOVALUE)
+        cfg->client_max_window_bits_offer = true;
+    else
+        cfg->client_max_window_bits = (uint8_t)cm;
+    lua_pop(L, 1);
+}

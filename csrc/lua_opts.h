@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "deflate.h"
 #include "handshake.h"
 #include "http.h"
 #include "lua_compat.h"
@@ -57,6 +58,12 @@ ws_kv *ws_lua_opt_headers(lua_State *L, int t, const char *field, size_t *n);
 
 /* Push {lowercase name = value}; repeated names are joined with ", ". */
 void ws_lua_push_headers(lua_State *L, const ws_http_head *head);
+
+/* Option `compress` of t: nil/false (off), true (defaults) or a table of
+ * threshold, level, mem_level, window_bits, no_context_takeover (our own
+ * side), server_/client_no_context_takeover, server_/client_max_window_bits.
+ * negotiated: the values were agreed already (sessions without handshake). */
+void ws_lua_opt_compress(lua_State *L, int t, bool server, bool negotiated, ws_deflate_config *cfg);
 
 /* The client's opening request (defined in lua_handshake.c): the URL is
  * the string at stack index url, or option "url" of t when url is 0;

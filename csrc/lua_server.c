@@ -409,6 +409,7 @@ static int l_listen(lua_State *L)
     ws_session_config_init(&srv->scfg, WS_SERVER);
     srv->scfg.allow_http = true;
     ws_lua_read_limits(L, opts, &srv->scfg);
+    ws_lua_opt_compress(L, opts, true, false, &srv->scfg.compress);
     ws_conn_config_init(&srv->ccfg);
     ws_lua_read_timeouts(L, opts, &srv->ccfg, true);
 

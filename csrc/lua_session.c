@@ -56,6 +56,7 @@ static int l_session(lua_State *L)
     ws_session_config_init(&cfg, role[0] == 'c' ? WS_CLIENT : WS_SERVER);
     cfg.handshake = ws_lua_opt_bool(L, 1, "handshake", true);
     cfg.stream = ws_lua_opt_bool(L, 1, "stream", false);
+    ws_lua_opt_compress(L, 1, cfg.role == WS_SERVER, !cfg.handshake, &cfg.compress);
     /* Sizes up to 2^53 so they stay exact in a Lua 5.1 double. */
     const size_t size_max = (size_t)1 << 53;
     cfg.max_message = ws_lua_opt_size(L, 1, "max_message", (size_t)cfg.max_message, 1, size_max);
@@ -461,6 +462,16 @@ static int l_extensions(lua_State *L)
     return push_opt_string(L, ws_session_extensions(check_session(L)->s));
 }
 
+/* Bytes held: buffers (capacity) and zlib state. */
+static int l_memory(lua_State *L)
+{
+    size_t zlib;
+    size_t bufs = ws_session_memory(check_session(L)->s, &zlib);
+    lua_pushinteger(L, (lua_Integer)bufs);
+    lua_pushinteger(L, (lua_Integer)zlib);
+    return 2;
+}
+
 static int l_gc(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
@@ -476,23 +487,16 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg session_methods[] = {{"feed", l_feed},
-                                           {"next_event", l_next_event},
-                                           {"events", l_events},
-                                           {"output", l_output},
-                                           {"send", l_send},
-                                           {"send_fragment", l_send_fragment},
-                                           {"ping", l_ping},
-                                           {"pong", l_pong},
-                                           {"close", l_close},
-                                           {"accept", l_accept},
-                                           {"reject", l_reject},
-                                           {"eof", l_eof},
-                                           {"abort", l_eof},
-                                           {"state", l_state},
-                                           {"protocol", l_protocol},
-                                           {"extensions", l_extensions},
-                                           {NULL, NULL}};
+static const luaL_Reg session_methods[] = {
+    {"feed", l_feed},         {"next_event", l_next_event},
+    {"events", l_events},     {"output", l_output},
+    {"send", l_send},         {"send_fragment", l_send_fragment},
+    {"ping", l_ping},         {"pong", l_pong},
+    {"close", l_close},       {"accept", l_accept},
+    {"reject", l_reject},     {"eof", l_eof},
+    {"abort", l_eof},         {"state", l_state},
+    {"protocol", l_protocol}, {"extensions", l_extensions},
+    {"memory", l_memory},     {NULL, NULL}};
 
 static const luaL_Reg session_meta[] = {
     {"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};

@@ -23,11 +23,16 @@ typedef struct ws_hs {
     char **protocols; /* client offers, for checking the response */
     size_t num_protocols;
     char *extensions;
+    ws_pmd_params pmd_offer; /* client: the permessage-deflate offer made */
+    bool pmd_offered;
     char err[200];
     ws_http_header headers[]; /* max_headers entries */
 } ws_hs;
 
 enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
+
+/* Unsent output above which automatic pongs replace each other. */
+#define WS_PONG_COALESCE_AT 65536
 
 struct ws_session {
     ws_buf in;  /* received bytes; the current frame's payload sits at the front */
@@ -45,6 +50,7 @@ struct ws_session {
     uint64_t done;    /* payload bytes of the current frame already unmasked */
     uint64_t msg_len; /* bytes of the current message so far */
     size_t discard;   /* bytes of `in` to drop at the next call */
+    size_t pong_len;  /* the last bytes of `out` are an unsent automatic pong of this size */
     size_t max_head;
     uint16_t max_headers;
     uint16_t close_code;
@@ -63,6 +69,11 @@ struct ws_session {
     bool close_clean;
     ws_utf8 in_utf8;
     ws_utf8 out_utf8;
+    ws_deflate_config dcfg;
+    ws_deflate *dfl;      /* permessage-deflate agreed: NULL otherwise */
+    ws_buf zbuf;          /* a compressed message on its way to `out` */
+    bool msg_compressed;  /* the message being received has RSV1 */
+    bool send_compressed; /* the fragmented message being sent is compressed */
 };
 
 const char *ws_strerror(int err)
@@ -98,6 +109,7 @@ void ws_session_config_init(ws_session_config *cfg, int role)
     cfg->max_frame = 16u << 20;
     cfg->max_head = 8192;
     cfg->max_headers = 64;
+    ws_deflate_config_init(&cfg->compress);
 }
 
 static void default_random(void *ud, uint8_t *buf, size_t n)
@@ -142,6 +154,26 @@ ws_session *ws_session_new(const ws_session_config *cfg)
     s->random = cfg->random ? cfg->random : default_random;
     s->random_ud = cfg->random_ud;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
+    s->dcfg = cfg->compress;
+    if (!cfg->handshake && cfg->compress.enabled) {
+        /* The host negotiated: the parameters are the agreed values. */
+        ws_pmd_params p;
+        memset(&p, 0, sizeof p);
+        p.server_no_context_takeover = cfg->compress.server_no_context_takeover;
+        p.client_no_context_takeover = cfg->compress.client_no_context_takeover;
+        p.server_max_window_bits = cfg->compress.server_max_window_bits;
+        p.client_max_window_bits = cfg->compress.client_max_window_bits;
+        ws_pmd_agreed agreed;
+        ws_pmd_agreed_from_params(&p, &agreed);
+        char str[WS_PMD_STR_MAX];
+        ws_pmd_format(&p, str);
+        s->dfl = ws_deflate_new(&cfg->compress, &agreed, cfg->role == WS_SERVER);
+        s->extensions = strdup(str);
+        if (!s->dfl || !s->extensions) {
+            ws_session_free(s);
+            return NULL;
+        }
+    }
     if (cfg->handshake && cfg->role == WS_SERVER) {
         s->hs = hs_new(s->max_headers);
         if (!s->hs) {
@@ -159,6 +191,8 @@ void ws_session_free(ws_session *s)
     ws_buf_free(&s->in);
     ws_buf_free(&s->out);
     ws_buf_free(&s->msg);
+    ws_buf_free(&s->zbuf);
+    ws_deflate_free(s->dfl);
     hs_free(s->hs);
     free(s->protocol);
     free(s->extensions);
@@ -177,11 +211,14 @@ static char *dup_span(const char *p, size_t n)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int queue_frame(ws_session *s, unsigned opcode, bool fin, const uint8_t *p, size_t n)
+static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rsv, const uint8_t *p,
+                           size_t n)
 {
+    s->pong_len = 0; /* whatever is queued now follows the automatic pong */
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = fin;
+    h.rsv = (uint8_t)rsv;
     h.opcode = (uint8_t)opcode;
     h.len = n;
     h.masked = s->role == WS_CLIENT;
@@ -199,6 +236,26 @@ static int queue_frame(ws_session *s, unsigned opcode, bool fin, const uint8_t *
         memcpy(w + hl, p, n);
     ws_buf_commit(&s->out, hl + n);
     return WS_OK;
+}
+
+static int queue_frame(ws_session *s, unsigned opcode, bool fin, const uint8_t *p, size_t n)
+{
+    return queue_frame_rsv(s, opcode, fin, 0, p, n);
+}
+
+/* A data frame, compressed when asked (RSV1 on the first frame only). */
+static int queue_data(ws_session *s, unsigned opcode, bool fin, const uint8_t *p, size_t n,
+                      bool compress)
+{
+    if (!compress)
+        return queue_frame(s, opcode, fin, p, n);
+    ws_buf_clear(&s->zbuf);
+    int r = WS_E_NOMEM;
+    if (ws_deflate_compress(s->dfl, p, n, fin, &s->zbuf) == 0)
+        r = queue_frame_rsv(s, opcode, fin, opcode == WS_OP_CONT ? 0 : WS_RSV1,
+                            ws_buf_begin(&s->zbuf), ws_buf_size(&s->zbuf));
+    ws_buf_free(&s->zbuf);
+    return r;
 }
 
 static int queue_close(ws_session *s, int code, const uint8_t *reason, size_t n)
@@ -226,7 +283,8 @@ int ws_session_send(ws_session *s, bool binary, const uint8_t *p, size_t n)
         return WS_E_BUSY;
     if (!binary && !ws_utf8_valid(p, n))
         return WS_E_ARG;
-    return queue_frame(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n);
+    return queue_data(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n,
+                      s->dfl && ws_deflate_wants(s->dfl, n));
 }
 
 int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin)
@@ -236,6 +294,7 @@ int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_
     unsigned opcode = WS_OP_CONT;
     if (!s->sending_fragments) {
         opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
+        s->send_compressed = s->dfl && ws_deflate_can_send(s->dfl);
         ws_utf8_init(&s->out_utf8);
         s->out_utf8.need = binary ? 0xff : 0; /* 0xff marks a binary message */
     }
@@ -246,7 +305,7 @@ int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_
             return WS_E_ARG;
         s->out_utf8 = u;
     }
-    int r = queue_frame(s, opcode, fin, p, n);
+    int r = queue_data(s, opcode, fin, p, n, s->send_compressed);
     if (r != WS_OK)
         return r;
     s->sending_fragments = !fin;
@@ -292,6 +351,7 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
         return WS_E_STATE;
     if (s->sending_fragments)
         return WS_E_BUSY;
+    s->pong_len = 0;
     return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
@@ -321,6 +381,22 @@ const char *ws_session_protocol(const ws_session *s)
 const char *ws_session_extensions(const ws_session *s)
 {
     return s->extensions;
+}
+
+size_t ws_session_memory(const ws_session *s, size_t *zlib)
+{
+    *zlib = ws_deflate_memory(s->dfl);
+    size_t n = s->in.cap + s->out.cap + s->msg.cap + s->zbuf.cap;
+    if (s->hs)
+        n += sizeof *s->hs + s->max_headers * sizeof(ws_http_header);
+    return n;
+}
+
+/* Drop zlib state once nothing more is compressed or decompressed. */
+static void release_deflate(ws_session *s)
+{
+    if (s->dfl)
+        ws_deflate_release(s->dfl);
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -361,6 +437,7 @@ static int fail(ws_session *s, ws_event *ev, int code, const char *reason)
         queue_close(s, code, (const uint8_t *)reason, strlen(reason));
     s->state = WS_CLOSED;
     drop_input(s);
+    release_deflate(s);
     ev->type = WS_EV_ERROR;
     ev->data = (const uint8_t *)reason;
     ev->len = strlen(reason);
@@ -394,14 +471,86 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
             hs->num_protocols = i + 1;
         }
     }
-    if (extensions && !(hs->extensions = dup_span(extensions, strlen(extensions))))
+    ws_client_request r = *req;
+    if (s->dcfg.enabled) {
+        /* Our permessage-deflate offer first, then the host's own offers. */
+        char offer[WS_PMD_STR_MAX];
+        ws_pmd_client_offer(&s->dcfg, &hs->pmd_offer);
+        hs->pmd_offered = true;
+        ws_pmd_format(&hs->pmd_offer, offer);
+        size_t ol = strlen(offer), el = extensions ? strlen(extensions) : 0;
+        if (!(hs->extensions = malloc(ol + el + 3)))
+            goto nomem;
+        memcpy(hs->extensions, offer, ol + 1);
+        if (el) {
+            memcpy(hs->extensions + ol, ", ", 2);
+            memcpy(hs->extensions + ol + 2, extensions, el + 1);
+        }
+        r.extensions = hs->extensions;
+    } else if (extensions && !(hs->extensions = dup_span(extensions, strlen(extensions)))) {
         goto nomem;
-    if (ws_handshake_client_request(&s->out, req, hs->accept, err, err_len) != 0)
+    }
+    if (ws_handshake_client_request(&s->out, &r, hs->accept, err, err_len) != 0)
         return -1;
     return 0;
 nomem:
     snprintf(err, err_len, "out of memory");
     return -1;
+}
+
+/* Client: permessage-deflate in the accepted extensions.  0, or -1 with
+ * hs->err set. */
+static int client_negotiate(ws_session *s, const ws_client_result *res)
+{
+    ws_hs *hs = s->hs;
+    size_t pos = 0, elen;
+    const char *e;
+    ws_pmd_params resp;
+    bool found = false;
+    while (res->extensions &&
+           ws_http_next_element(res->extensions, res->extensions_len, &pos, &e, &elen)) {
+        ws_pmd_params p;
+        const char *why = NULL;
+        int r = ws_pmd_parse(e, elen, &p, &why);
+        if (r == 0)
+            continue;
+        if (r < 0) {
+            snprintf(hs->err, sizeof hs->err, "invalid permessage-deflate response '%.*s': %s",
+                     (int)(elen > 100 ? 100 : elen), e, why);
+            return -1;
+        }
+        if (found) {
+            snprintf(hs->err, sizeof hs->err, "server accepted permessage-deflate twice");
+            return -1;
+        }
+        found = true;
+        resp = p;
+    }
+    if (!found)
+        return 0;
+    ws_deflate_config cfg = s->dcfg;
+    if (!hs->pmd_offered) {
+        /* Offered by hand in the extensions string: take that offer. */
+        ws_deflate_config_init(&cfg);
+        memset(&hs->pmd_offer, 0, sizeof hs->pmd_offer);
+        pos = 0;
+        while (hs->extensions &&
+               ws_http_next_element(hs->extensions, strlen(hs->extensions), &pos, &e, &elen)) {
+            const char *why;
+            if (ws_pmd_parse(e, elen, &hs->pmd_offer, &why) == 1)
+                break;
+            memset(&hs->pmd_offer, 0, sizeof hs->pmd_offer);
+        }
+        cfg.client_no_context_takeover = hs->pmd_offer.client_no_context_takeover;
+    }
+    ws_pmd_agreed agreed;
+    if (ws_pmd_client_accept(&hs->pmd_offer, &resp, &agreed, hs->err, sizeof hs->err) != 0)
+        return -1;
+    if (!(s->dfl = ws_deflate_new(&cfg, &agreed, false))) {
+        snprintf(hs->err, sizeof hs->err, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static int client_handshake_step(ws_session *s, ws_event *ev)
@@ -431,7 +580,8 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
         ws_client_result res;
         if (ws_handshake_check_response(&hs->head, hs->accept, (const char *const *)hs->protocols,
                                         hs->num_protocols, hs->extensions, &res, hs->err,
-                                        sizeof hs->err) == 0) {
+                                        sizeof hs->err) == 0 &&
+            client_negotiate(s, &res) == 0) {
             if ((res.protocol && !(s->protocol = dup_span(res.protocol, res.protocol_len))) ||
                 (res.extensions &&
                  !(s->extensions = dup_span(res.extensions, res.extensions_len)))) {
@@ -548,6 +698,35 @@ int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t n
     return WS_OK;
 }
 
+static int accept_with(ws_session *s, const char *protocol, const char *extensions,
+                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
+
+/* Server: the first acceptable permessage-deflate offer across every
+ * Sec-WebSocket-Extensions header.  Offers with unknown, repeated or
+ * invalid parameters are declined.  Returns true with the response. */
+static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agreed)
+{
+    const ws_http_head *h = &s->hs->head;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const ws_http_header *hd = &h->headers[i];
+        if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Extensions", 24))
+            continue;
+        size_t pos = 0, elen;
+        const char *e;
+        while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &elen)) {
+            ws_pmd_params offer, resp;
+            const char *why;
+            if (ws_pmd_parse(e, elen, &offer, &why) != 1)
+                continue;
+            if (ws_pmd_server_accept(&s->dcfg, &offer, &resp, agreed)) {
+                ws_pmd_format(&resp, resp_str);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,
                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
 {
@@ -555,6 +734,37 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
         snprintf(err, err_len, "no handshake request is waiting");
         return WS_E_STATE;
     }
+    char *joined = NULL;
+    ws_pmd_agreed agreed;
+    char pmd[WS_PMD_STR_MAX];
+    bool compress = s->dcfg.enabled && server_negotiate(s, pmd, &agreed);
+    if (compress) {
+        size_t pl = strlen(pmd), el = extensions ? strlen(extensions) : 0;
+        if (!(joined = malloc(pl + el + 3)) ||
+            !(s->dfl = ws_deflate_new(&s->dcfg, &agreed, true))) {
+            free(joined);
+            snprintf(err, err_len, "out of memory");
+            return WS_E_NOMEM;
+        }
+        memcpy(joined, pmd, pl + 1);
+        if (el) {
+            memcpy(joined + pl, ", ", 2);
+            memcpy(joined + pl + 2, extensions, el + 1);
+        }
+        extensions = joined;
+    }
+    int r = accept_with(s, protocol, extensions, headers, num_headers, err, err_len);
+    free(joined);
+    if (r != WS_OK) {
+        ws_deflate_free(s->dfl);
+        s->dfl = NULL;
+    }
+    return r;
+}
+
+static int accept_with(ws_session *s, const char *protocol, const char *extensions,
+                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
+{
     ws_hs *hs = s->hs;
     if (ws_handshake_server_response(&s->out, hs->req.key, hs->req.key_len, protocol, extensions,
                                      headers, num_headers, err, err_len) != 0)
@@ -596,8 +806,16 @@ static const char *check_header(ws_session *s, int *code)
 {
     const ws_frame_header *h = &s->fh;
     *code = WS_CLOSE_PROTOCOL;
-    if (h->rsv)
+    if ((h->rsv & (WS_RSV2 | WS_RSV3)) || ((h->rsv & WS_RSV1) && !s->dfl))
         return "reserved bits set without a negotiated extension";
+    if (h->rsv & WS_RSV1) {
+        /* permessage-deflate: RSV1 marks the first frame of a compressed
+         * message (RFC 7692 6). */
+        if (ws_opcode_is_control(h->opcode))
+            return "RSV1 set on a control frame";
+        if (h->opcode == WS_OP_CONT)
+            return "RSV1 set on a continuation frame";
+    }
     if ((h->opcode >= 3 && h->opcode <= 7) || h->opcode >= 11)
         return "reserved opcode";
     if (ws_opcode_is_control(h->opcode)) {
@@ -619,15 +837,21 @@ static const char *check_header(ws_session *s, int *code)
     *code = WS_CLOSE_TOO_BIG;
     if (h->len > s->max_frame)
         return "frame too big";
-    uint64_t before = h->opcode == WS_OP_CONT ? s->msg_len : 0;
-    if (h->len > s->max_message || before > s->max_message - h->len)
-        return "message too big";
+    bool compressed = h->opcode == WS_OP_CONT ? s->msg_compressed : (h->rsv & WS_RSV1) != 0;
+    if (!compressed) {
+        /* A compressed message is measured as it is inflated. */
+        uint64_t before = h->opcode == WS_OP_CONT ? s->msg_len : 0;
+        if (h->len > s->max_message || before > s->max_message - h->len)
+            return "message too big";
+    }
     if (h->opcode != WS_OP_CONT) {
         s->msg_opcode = h->opcode;
+        s->msg_compressed = compressed;
         s->msg_len = 0;
         ws_utf8_init(&s->in_utf8);
     }
-    s->msg_len += h->len;
+    if (!compressed)
+        s->msg_len += h->len;
     return NULL;
 }
 
@@ -650,6 +874,7 @@ static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t 
     if (!s->close_sent)
         queue_close(s, code == WS_CLOSE_NO_STATUS ? 0 : code, reason, reason_len);
     s->state = WS_CLOSED;
+    release_deflate(s);
     /* Nothing after the close frame is read; the reason stays valid until
      * the next call. */
     s->discard = ws_buf_size(&s->in);
@@ -658,6 +883,56 @@ static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t 
     ev->data = reason;
     ev->len = reason_len;
     ev->was_clean = true;
+    return 1;
+}
+
+/* The payload of a frame of a compressed message: unmasked and inflated as
+ * it arrives, so the inflated size and UTF-8 are checked before the frame
+ * is complete.  Returns 1 with an event, 0 when more bytes are needed, -1
+ * when a non-final frame ended (reassembly continues). */
+static int compressed_step(ws_session *s, ws_event *ev)
+{
+    ws_frame_header *h = &s->fh;
+    uint64_t take = h->len - s->done;
+    if (take > ws_buf_size(&s->in))
+        take = ws_buf_size(&s->in);
+    bool last = s->done + take == h->len;
+    if (take || last) {
+        uint8_t *p = ws_buf_begin(&s->in);
+        if (h->masked)
+            ws_mask(p, (size_t)take, h->mask, s->done);
+        bool text = s->msg_opcode == WS_OP_TEXT;
+        int r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, &s->msg, &s->msg_len,
+                                s->max_message, text ? &s->in_utf8 : NULL);
+        ws_buf_consume(&s->in, (size_t)take);
+        s->done += take;
+        switch (r) {
+        case WS_INFLATE_OK: break;
+        case WS_INFLATE_TOO_BIG: return fail(s, ev, WS_CLOSE_TOO_BIG, "message too big");
+        case WS_INFLATE_UTF8:
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+        case WS_INFLATE_DATA: return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+        default: return fail(s, ev, 1011, "out of memory");
+        }
+    }
+    if (!last)
+        return 0;
+    s->have_header = false;
+    bool binary = s->msg_opcode == WS_OP_BINARY;
+    if (h->fin && !binary && s->in_utf8.need)
+        return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+    if (!h->fin && !s->stream)
+        return -1;
+    s->msg_done = true;
+    ev->type = s->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
+    ev->data = ws_buf_size(&s->msg) ? ws_buf_begin(&s->msg) : (const uint8_t *)"";
+    ev->len = ws_buf_size(&s->msg);
+    ev->binary = binary;
+    ev->fin = h->fin;
+    if (h->fin) {
+        s->msg_opcode = 0;
+        s->msg_compressed = false;
+    }
     return 1;
 }
 
@@ -680,6 +955,12 @@ static int frame_step(ws_session *s, ws_event *ev)
         }
 
         ws_frame_header *h = &s->fh;
+        if (s->msg_compressed && !ws_opcode_is_control(h->opcode)) {
+            int r = compressed_step(s, ev);
+            if (r < 0)
+                continue; /* a non-final frame was inflated: next frame */
+            return r;
+        }
         uint64_t avail = ws_buf_size(&s->in) - s->done;
         uint64_t take = h->len - s->done;
         if (take > avail)
@@ -702,8 +983,20 @@ static int frame_step(ws_session *s, ws_event *ev)
         size_t len = (size_t)h->len;
         switch (h->opcode) {
         case WS_OP_PING:
-            if (s->state == WS_OPEN && queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
-                return fail(s, ev, 1011, "out of memory");
+            if (s->state == WS_OPEN) {
+                /* A ping flood from a peer that does not read must not grow
+                 * the output without bound: once output piles up, while the
+                 * previous automatic pong is still wholly unsent at the end
+                 * of the output, replace it (RFC 6455 5.5.3 allows answering
+                 * only the most recent ping). */
+                size_t queued = ws_buf_size(&s->out);
+                if (s->pong_len && queued >= s->pong_len && queued >= WS_PONG_COALESCE_AT)
+                    s->out.len -= s->pong_len;
+                size_t before = ws_buf_size(&s->out);
+                if (queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
+                    return fail(s, ev, 1011, "out of memory");
+                s->pong_len = ws_buf_size(&s->out) - before;
+            }
             /* fallthrough */
         case WS_OP_PONG:
             s->discard = len;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deflate.h"
 #include "handshake.h"
 #include "http.h"
 
@@ -79,6 +80,10 @@ typedef struct ws_session_config {
     size_t max_headers;  /* handshake header count limit */
     ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
     void *random_ud;
+    /* permessage-deflate.  With a handshake: the client offers it, the
+     * server accepts the first acceptable offer.  Without one (handshake =
+     * false) the four negotiation parameters are the agreed values. */
+    ws_deflate_config compress;
 } ws_session_config;
 
 /* Defaults: 16 MiB messages and frames, 8 KiB heads, 64 headers. */
@@ -132,6 +137,9 @@ int ws_session_state(const ws_session *s);
 int ws_session_role(const ws_session *s);
 const char *ws_session_protocol(const ws_session *s);   /* NULL if none */
 const char *ws_session_extensions(const ws_session *s); /* NULL if none */
+
+/* Memory the session holds: buffers (capacity) and zlib state. */
+size_t ws_session_memory(const ws_session *s, size_t *zlib);
 
 /* Close code validity, for codes received and codes the application sends. */
 bool ws_close_code_valid(int code);

@@ -28,6 +28,7 @@ build = {
       sources = {
         "csrc/buf.c",
         "csrc/conn.c",
+        "csrc/deflate.c",
         "csrc/frame.c",
         "csrc/handshake.c",
         "csrc/http.c",

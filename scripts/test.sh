@@ -16,10 +16,11 @@ case "$mode" in
   "") ;;
   --sanitize) luas=(lua5.4); variant=sanitize ;;
   --valgrind) luas=(lua5.4); variant=valgrind
-    # Peers, browsers and the soak only add minutes here: the C paths they
-    # drive are covered by the other specs.
+    # Peers, browsers, floods and the soak only add minutes (and timing
+    # noise) here: the C paths they drive are covered by the other specs,
+    # and make sanitize runs them all.
     mapfile -t specs < <(find spec -name '*_spec.lua' ! -path 'spec/interop/*' \
-      ! -name 'chat_browser_spec.lua' ! -name 'soak_spec.lua' | sort)
+      ! -name 'chat_browser_spec.lua' ! -name 'soak_spec.lua' ! -name 'hostile_spec.lua' | sort)
     runner=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
             --show-leak-kinds=definite --suppressions=scripts/valgrind.supp) ;;
   *) echo "usage: $0 [--sanitize|--valgrind]" >&2; exit 2 ;;
