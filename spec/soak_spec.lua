@@ -109,6 +109,10 @@ describe("soak #soak", function()
     local rss = net.rss_kb()
     print(string.format("soak: Lua heap %.0f -> %.0f KiB, RSS %d -> %d KiB", heap0, heap, rss0, rss))
     assert.is_true(heap - heap0 < 512, string.format("Lua heap grew by %.0f KiB", heap - heap0))
-    assert.is_true(rss - rss0 < 32 * 1024, "RSS grew by " .. (rss - rss0) .. " KiB")
+    -- Under AddressSanitizer freed memory sits in its quarantine (256 MiB by
+    -- default), so RSS says little there; the heap and fd checks still hold.
+    local asan = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
+    local rss_limit = asan and 300 * 1024 or 32 * 1024
+    assert.is_true(rss - rss0 < rss_limit, "RSS grew by " .. (rss - rss0) .. " KiB")
   end)
 end)
