@@ -5,8 +5,11 @@
 local harness = require "spec.interop.harness"
 
 harness.define({
-  name = "chromium", deps = "chromium",
-  check_opts = { ping = { peer_pings = false } }, -- the page cannot send pings
+  name = "chromium", deps = "chromium", deflate = true,
+  check_opts = {
+    ping = { peer_pings = false }, -- the page cannot send pings
+    deflate_window_bits_10 = { server_window = false }, -- the browser offers no server_max_window_bits
+  },
   client = function(st, names)
     local argv = { "env", "-u", "LD_PRELOAD", "INTEROP_SERVER_CERT=" .. st.server_cert, "node",
       "spec/interop/peers/chromium_peer.js", "client", st.base, st.wss, st.cafile }

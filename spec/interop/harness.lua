@@ -4,6 +4,11 @@
 --   "<peer> lua-client->peer-server <scenario>"   lua-ws connects to the peer
 --   "<peer> peer-client->lua-server <scenario>"   the peer connects to lua-ws
 --
+-- and, for a peer with `deflate = true`, over the compressed column
+-- (scenarios.deflate_names, permessage-deflate negotiated): the same peer
+-- server, and a second peer client run against lua-ws servers with
+-- `compress` (scenarios.DEFLATE_SERVER*).
+--
 -- Each test prints one line "[interop] <peer> <direction> <scenario>
 -- pass|fail|pending" and appends it to build/interop/results.txt
 -- (spec/interop/report.lua turns that file into a table).
@@ -14,6 +19,7 @@
 --   client = function(st, names) return argv end,    -- nil: no client role
 --   server_na = {scenario = why},                    -- lua-client direction: not applicable
 --   check_opts = {scenario = opts},                  -- passed to scenarios.server_checks
+--   deflate = true,                                  -- also the compressed column
 -- }
 -- env = {describe = describe, it = it, pending = pending, teardown = teardown}
 -- (busted's functions live in the spec file's environment, not in _G).
@@ -64,7 +70,6 @@ function M.define(peer, env)
   describe("interop with " .. peer.name, function()
     local certs
     local server_proc, server_ctx
-    local lua_server, client_proc
 
     local function get_certs()
       certs = certs or require("spec.helpers.certs").get()
@@ -86,10 +91,28 @@ function M.define(peer, env)
       return server_ctx
     end
 
-    local function start_peer_client()
-      if client_proc then return end
-      lua_server = scenarios.start_lua_server(get_certs())
-      client_proc = proc.start(peer.name .. " client", peer.client(lua_server, scenarios.names))
+    -- One peer client per column: {st = lua-ws servers, p = the process}.
+    local clients = {}
+    local function start_peer_client(column)
+      if clients[column] then return clients[column] end
+      local st, names, extra_env
+      if column == "deflate" then
+        st = scenarios.start_lua_server(get_certs(), scenarios.DEFLATE_SERVER, scenarios.DEFLATE_SERVER_EXTRA)
+        names, extra_env = scenarios.deflate_names, {}
+        for name, base in pairs(st.bases) do extra_env[#extra_env + 1] = "INTEROP_BASE_" .. name .. "=" .. base end
+        table.sort(extra_env)
+      else
+        st, names = scenarios.start_lua_server(get_certs()), scenarios.names
+      end
+      local argv = peer.client(st, names)
+      if extra_env and #extra_env > 0 then
+        local pos = 2
+        if argv[1] ~= "env" then table.insert(argv, 1, "env") end
+        while argv[pos] == "-u" do pos = pos + 2 end
+        for i = #extra_env, 1, -1 do table.insert(argv, pos, extra_env[i]) end
+      end
+      clients[column] = { st = st, p = proc.start(peer.name .. " " .. column .. " client", argv) }
+      return clients[column]
     end
 
     teardown(function()
@@ -126,37 +149,45 @@ function M.define(peer, env)
       end)
     end
 
-    if peer.server then
-      for _, scen in ipairs(scenarios.names) do
-        case(M.DIR_CLIENT, scen, function()
-          if peer.server_na and peer.server_na[scen] then return "na", peer.server_na[scen] end
-          local ctx = start_peer_server()
-          scenarios.client[scen](ctx)
-        end)
+    local function column(name, names, client_fns, checks)
+      if peer.server then
+        for _, scen in ipairs(names) do
+          case(M.DIR_CLIENT, scen, function()
+            if peer.server_na and peer.server_na[scen] then return "na", peer.server_na[scen] end
+            local ctx = start_peer_server()
+            client_fns[scen](ctx)
+          end)
+        end
+      end
+
+      if peer.client then
+        for _, scen in ipairs(names) do
+          case(M.DIR_SERVER, scen, function()
+            local cl = start_peer_client(name)
+            local client_proc = cl.p
+            local found
+            net.wait_until(function()
+              found = results(client_proc:output())[scen]
+              return found or not client_proc:alive()
+            end, peer.client_timeout or 120)
+            found = found or results(client_proc:output())[scen]
+            if not found then
+              error(("%s client printed no RESULT for %s\nstdout:\n%s\nstderr:\n%s"):format(peer.name, scen,
+                client_proc:output():sub(-2000), client_proc:errors():sub(-2000)), 0)
+            end
+            if found[1] == "na" then return "na", found[2] end
+            assert(found[1] == "ok", peer.name .. " client: " .. scen .. ": " .. found[1] .. " " .. found[2]
+              .. "\nstderr:\n" .. client_proc:errors():sub(-1500))
+            local rec = cl.st.rec["/" .. scen] or cl.st.rec_for("/" .. scen)
+            checks[scen](rec, peer.check_opts and peer.check_opts[scen])
+          end)
+        end
       end
     end
 
-    if peer.client then
-      for _, scen in ipairs(scenarios.names) do
-        case(M.DIR_SERVER, scen, function()
-          start_peer_client()
-          local found
-          net.wait_until(function()
-            found = results(client_proc:output())[scen]
-            return found or not client_proc:alive()
-          end, peer.client_timeout or 120)
-          found = found or results(client_proc:output())[scen]
-          if not found then
-            error(("%s client printed no RESULT for %s\nstdout:\n%s\nstderr:\n%s"):format(peer.name, scen,
-              client_proc:output():sub(-2000), client_proc:errors():sub(-2000)), 0)
-          end
-          if found[1] == "na" then return "na", found[2] end
-          assert(found[1] == "ok", peer.name .. " client: " .. scen .. ": " .. found[1] .. " " .. found[2]
-            .. "\nstderr:\n" .. client_proc:errors():sub(-1500))
-          local rec = lua_server.rec["/" .. scen] or lua_server.rec_for("/" .. scen)
-          scenarios.server_checks[scen](rec, peer.check_opts and peer.check_opts[scen])
-        end)
-      end
+    column("plain", scenarios.names, scenarios.client, scenarios.server_checks)
+    if peer.deflate then
+      column("deflate", scenarios.deflate_names, scenarios.client, scenarios.server_checks)
     end
   end)
 end

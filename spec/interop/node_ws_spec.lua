@@ -5,7 +5,7 @@ local harness = require "spec.interop.harness"
 local PEER = "spec/interop/peers/node_ws_peer.js"
 
 harness.define({
-  name = "node-ws", deps = "node-ws",
+  name = "node-ws", deps = "node-ws", deflate = true,
   server = function(certs)
     return { "env", "-u", "LD_PRELOAD", "node", PEER, "server", certs.server_cert, certs.server_key }
   end,

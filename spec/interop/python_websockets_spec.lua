@@ -6,7 +6,7 @@ local harness = require "spec.interop.harness"
 local PEER = "spec/interop/peers/python_websockets_peer.py"
 
 harness.define({
-  name = "python-websockets", deps = "python",
+  name = "python-websockets", deps = "python", deflate = true,
   server = function(certs)
     return { "/usr/bin/python3", "-u", PEER, "server", certs.server_cert, certs.server_key }
   end,

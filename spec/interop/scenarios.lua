@@ -13,6 +13,9 @@
 --     "pong:<payload>" once the pong came back ("pinged:<payload>" when the
 --     peer's API cannot see pongs);
 --   * "header:<name>" answers the value of that request header (or "");
+--   * "ext:" answers the Sec-WebSocket-Extensions value the peer negotiated
+--     ("" when none), "stats:" answers "in=<n> out=<n>", the bytes the
+--     connection read and wrote on the wire (compressed column only);
 --   * anything else is echoed with the same kind;
 --   * every close is printed as "CLOSE <path> <code> <reason>".
 --
@@ -22,9 +25,16 @@
 -- "RESULT <scenario> ok", "RESULT <scenario> fail <why>" or
 -- "RESULT <scenario> na <why>" (the peer's API cannot do it).
 --
--- Scenario names are the same on both sides; adding one (e.g. `compress`,
--- once permessage-deflate lands) means an entry here plus the peers'
--- client branch.  Lua 5.1 compatible.
+-- Scenario names are the same on both sides; adding one means an entry
+-- here plus the peers' client branch.
+--
+-- The compressed column (M.deflate_names, "deflate_*") runs with
+-- permessage-deflate negotiated: the peer server always accepts it, the
+-- peer client offers it for "deflate_*" scenarios (with the parameters of
+-- M.DEFLATE_OFFER) and connects to $INTEROP_BASE_<scenario> when set (a
+-- lua-ws server with other compress options), else WS_BASE; it checks the
+-- extensions it negotiated and prints "EXT <scenario> <value>".
+-- Lua 5.1 compatible.
 local net = require "spec.helpers.net_util"
 local ws = require "ws"
 local assert = require "luassert"
@@ -250,8 +260,11 @@ end
 
 -- Start the lua-ws servers (plain and TLS).  Returns a state table:
 -- {srv, tls_srv, base, wss, cafile, rec = {[path] = record}}.
-function M.start_lua_server(certs)
-  local st = { rec = {} }
+-- compress: nil for the plain column, else the `compress` option of the
+-- servers and {[scenario] = compress} for the extra servers whose bases are
+-- st.bases[scenario] (M.start_lua_deflate_server).
+function M.start_lua_server(certs, compress, extra)
+  local st = { rec = {}, bases = {} }
   local function rec_for(path)
     local r = st.rec[path]
     if not r then
@@ -261,9 +274,9 @@ function M.start_lua_server(certs)
     return r
   end
   st.rec_for = rec_for
-  local function opts(tls)
+  local function opts(tls, comp)
     return {
-      host = "127.0.0.1", port = 0, tls = tls, protocols = { M.PROTOCOL },
+      host = "127.0.0.1", port = 0, tls = tls, protocols = { M.PROTOCOL }, compress = comp,
       max_message = 16 * 1024 * 1024,
       -- a page on the server's own origin, for the browser peer (Chromium
       -- blocks about:blank from reaching loopback addresses)
@@ -282,6 +295,7 @@ function M.start_lua_server(certs)
         local r = rec_for(c.path)
         r.opens = r.opens + 1
         r.protocol = c.protocol
+        r.extensions = c.extensions
       end,
       on_ping = function(c, p) table.insert(rec_for(c.path).pings, p) end,
       on_pong = function(c, p)
@@ -317,8 +331,11 @@ function M.start_lua_server(certs)
       end,
     }
   end
-  st.srv = net.listen(opts(nil))
-  st.tls_srv = net.listen(opts({ cert = certs.server_cert, key = certs.server_key }))
+  st.srv = net.listen(opts(nil, compress))
+  st.tls_srv = net.listen(opts({ cert = certs.server_cert, key = certs.server_key }, compress))
+  for name, comp in pairs(extra or {}) do
+    st.bases[name] = "ws://127.0.0.1:" .. net.listen(opts(nil, comp)).port
+  end
   st.base = "ws://127.0.0.1:" .. st.srv.port
   st.wss = "wss://localhost:" .. st.tls_srv.port
   st.cafile = certs.ca
@@ -409,6 +426,277 @@ function server_checks.burst(rec)
       error("burst message " .. i .. " is " .. tostring(rec.messages[i][1]))
     end
   end
+end
+
+---------------------------------------------------------------------------
+-- The compressed column: the same kinds of exchanges with permessage-deflate
+-- negotiated ("deflate_*" scenarios, both directions).
+
+M.DEFLATE_SIZES = { "text_0", "text_125", "text_65536", "text_8MiB", "binary_125", "binary_65536" }
+M.JSON_SIZE = 1024 * 1024
+M.NCT_REPEAT = 3   -- deflate_no_context_takeover: the same message this many times
+M.NCT_SIZE = 20000
+M.deflate_names = {}
+for _, n in ipairs(M.DEFLATE_SIZES) do M.deflate_names[#M.deflate_names + 1] = "deflate_" .. n end
+for _, n in ipairs { "utf8", "json_1MiB", "fragments_from_lua", "fragments_from_peer", "burst", "close_from_lua",
+  "close_from_peer", "no_context_takeover", "window_bits_10" } do
+  M.deflate_names[#M.deflate_names + 1] = "deflate_" .. n
+end
+
+-- lua-ws client `compress` per scenario (default true).  threshold = 0
+-- compresses the small messages too.
+M.DEFLATE_CLIENT = {
+  deflate_text_0 = { threshold = 0 },
+  deflate_text_125 = { threshold = 0 },
+  deflate_binary_125 = { threshold = 0 },
+  deflate_burst = { threshold = 0 },
+  deflate_close_from_peer = { threshold = 0 },
+  deflate_no_context_takeover = { threshold = 0, client_no_context_takeover = true, server_no_context_takeover = true },
+  deflate_window_bits_10 = { server_max_window_bits = 10 },
+}
+-- lua-ws servers of the peer-client direction: the default one, and one
+-- per scenario that needs other options (their bases go to the peer client
+-- as $INTEROP_BASE_<scenario>).
+M.DEFLATE_SERVER = { threshold = 0 }
+M.DEFLATE_SERVER_EXTRA = {
+  deflate_no_context_takeover = { threshold = 0, server_no_context_takeover = true, client_no_context_takeover = true },
+  deflate_window_bits_10 = { threshold = 0, server_max_window_bits = 10, client_max_window_bits = 10 },
+}
+
+-- "[{"id":1,"name":"user-1","active":false,"score":37},{"id":2,...", cut to n bytes.
+function M.json_payload(n)
+  local parts, len, i = { "[" }, 1, 0
+  while len < n do
+    i = i + 1
+    local r = ('{"id":%d,"name":"user-%d","active":%s,"score":%d},'):format(i, i, i % 2 == 0 and "true" or "false",
+      (i * 37) % 100)
+    parts[#parts + 1] = r
+    len = len + #r
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+-- 3000 pseudo-random bytes (x = (75x + 74) mod 65537 from x = 1, low byte)
+-- repeated 20 times: the repeats are 3000 bytes apart, beyond a 1 KiB window.
+function M.window_payload()
+  local b, x = {}, 1
+  for i = 1, 3000 do
+    x = (x * 75 + 74) % 65537
+    b[i] = string.char(x % 256)
+  end
+  return table.concat(b):rep(20)
+end
+
+local function has(ext, what)
+  return (" " .. tostring(ext) .. ";"):find("[ ;,]" .. what:gsub("%-", "%%-") .. "[ ;,=]") ~= nil
+end
+M.has_param = has
+
+local function dconnect(ctx, name)
+  local c = connect(ctx, name, { compress = M.DEFLATE_CLIENT[name] or true })
+  assert(has(c.extensions, "permessage-deflate"), "lua-ws did not negotiate permessage-deflate: " .. c.extensions)
+  assert.is_true(c:send("ext:"))
+  local peer_ext = recv(c, 10, "the peer's extensions")
+  assert(has(peer_ext, "permessage-deflate"), "the peer did not negotiate permessage-deflate: " .. peer_ext)
+  return c, peer_ext
+end
+
+local function echo(c, data, kind, timeout)
+  assert.is_true(c:send(data, kind))
+  local got, gkind = recv(c, timeout or 60)
+  check_same(got, data)
+  assert.equals(kind, gkind)
+end
+
+local function stats(c)
+  assert.is_true(c:send("stats:"))
+  local s = recv(c, 10, "the peer's stats")
+  local i, o = s:match("^in=(%d+) out=(%d+)$")
+  assert(i, "stats: " .. s)
+  return tonumber(i), tonumber(o)
+end
+
+for _, label in ipairs(M.DEFLATE_SIZES) do
+  local name = "deflate_" .. label
+  local kind, n = size_of(label)
+  client[name] = function(ctx)
+    local c = dconnect(ctx, name)
+    echo(c, M.payload(n, kind), kind)
+    close_ok(c)
+  end
+end
+
+client.deflate_utf8 = function(ctx)
+  local c = dconnect(ctx, "deflate_utf8")
+  echo(c, M.UTF8, "text")
+  close_ok(c)
+end
+
+-- Both ways compressed on the wire: the peer read and wrote far less than
+-- the 2 x 1 MiB of text.
+client.deflate_json_1MiB = function(ctx)
+  local c = dconnect(ctx, "deflate_json_1MiB")
+  echo(c, M.json_payload(M.JSON_SIZE), "text")
+  local i, o = stats(c)
+  assert(i > 0 and o > 0, "the peer counted no bytes: " .. i .. " " .. o)
+  assert(i < M.JSON_SIZE / 4, "the peer read " .. i .. " bytes for 1 MiB of JSON")
+  assert(o < M.JSON_SIZE / 4, "the peer wrote " .. o .. " bytes for 1 MiB of JSON")
+  close_ok(c)
+end
+
+client.deflate_fragments_from_lua = function(ctx)
+  local c = dconnect(ctx, "deflate_fragments_from_lua")
+  local want = M.payload(300, "text")
+  assert.is_true(c:send_fragment(want:sub(1, 100), false, "text"))
+  assert.is_true(c:send_fragment(want:sub(101, 200), false))
+  assert.is_true(c:send_fragment(want:sub(201), true))
+  assert.is_true(c:send("after", "text"))
+  local got, kind = recv(c)
+  check_same(got, want)
+  assert.equals("text", kind)
+  assert.equals("after", (recv(c)))
+  close_ok(c)
+end
+
+client.deflate_fragments_from_peer = function(ctx)
+  local c = dconnect(ctx, "deflate_fragments_from_peer")
+  assert.is_true(c:send("frag:binary:300:3"))
+  local got, kind = recv(c)
+  check_same(got, M.payload(300, "binary"))
+  assert.equals("binary", kind)
+  assert.is_true(c:send("frag:text:65536:4"))
+  got, kind = recv(c)
+  check_same(got, M.payload(65536, "text"))
+  assert.equals("text", kind)
+  close_ok(c)
+end
+
+client.deflate_burst = function(ctx)
+  local c = dconnect(ctx, "deflate_burst")
+  for i = 1, M.BURST do assert.is_true(c:send("burst " .. i)) end
+  for i = 1, M.BURST do
+    assert.equals("burst " .. i, (recv(c, 20, "burst message " .. i)))
+  end
+  close_ok(c)
+end
+
+client.deflate_close_from_lua = function(ctx)
+  local c = dconnect(ctx, "deflate_close_from_lua")
+  echo(c, M.payload(1000, "text"), "text")
+  local code, reason = M.CLOSE_FROM_LUA[1], M.CLOSE_FROM_LUA[2]
+  c:close(code, reason)
+  assert(net.wait_until(function() return c.ready_state == "CLOSED" end, 10), "close handshake did not finish")
+  assert.is_true(c.was_clean)
+  assert.equals(code, c.close_code)
+  local pc, pr = ctx.peer:wait_for("CLOSE /deflate_close_from_lua (%d+) ([^\n]*)\n", 10)
+  assert.equals(code, tonumber(pc))
+  assert.equals(reason, pr)
+end
+
+client.deflate_close_from_peer = function(ctx)
+  local c = dconnect(ctx, "deflate_close_from_peer")
+  local code, reason = M.CLOSE_FROM_PEER[1], M.CLOSE_FROM_PEER[2]
+  assert.is_true(c:send("close:" .. code .. ":" .. reason))
+  local data, err, gcode, greason = c:receive(10)
+  assert.is_nil(data)
+  assert.equals("closed", err)
+  assert.equals(code, gcode)
+  assert.equals(reason, greason)
+  assert(net.wait_until(function() return c.ready_state == "CLOSED" end, 10))
+  assert.is_true(c.was_clean)
+end
+
+client.deflate_no_context_takeover = function(ctx)
+  local c, peer_ext = dconnect(ctx, "deflate_no_context_takeover")
+  assert(has(c.extensions, "server_no_context_takeover"), "lua-ws extensions: " .. c.extensions)
+  assert(has(peer_ext, "server_no_context_takeover"), "peer extensions: " .. peer_ext)
+  local msg = M.payload(M.NCT_SIZE, "text")
+  for _ = 1, M.NCT_REPEAT do echo(c, msg, "text") end
+  echo(c, M.window_payload(), "binary")
+  close_ok(c)
+end
+
+client.deflate_window_bits_10 = function(ctx)
+  local c, peer_ext = dconnect(ctx, "deflate_window_bits_10")
+  assert(has(c.extensions, "server_max_window_bits=10"), "lua-ws extensions: " .. c.extensions)
+  assert(has(peer_ext, "server_max_window_bits=10"), "peer extensions: " .. peer_ext)
+  for _ = 1, 2 do
+    echo(c, M.window_payload(), "binary")
+    echo(c, M.json_payload(100000), "text")
+  end
+  close_ok(c)
+end
+
+-- peer client -> lua-ws server, compressed: every record must show the
+-- negotiation; opts.server_window = false when the peer cannot offer
+-- server_max_window_bits (a browser).
+local function negotiated(rec)
+  assert.truthy(rec.opens >= 1, "the lua-ws server saw no connection")
+  assert(has(rec.extensions, "permessage-deflate"), "lua-ws server extensions: " .. tostring(rec.extensions))
+end
+
+for _, label in ipairs(M.DEFLATE_SIZES) do
+  local kind, n = size_of(label)
+  server_checks["deflate_" .. label] = function(rec)
+    negotiated(rec)
+    one_message(rec, M.payload(n, kind), kind)
+    closed_normally(rec)
+  end
+end
+
+server_checks.deflate_utf8 = function(rec)
+  negotiated(rec)
+  one_message(rec, M.UTF8, "text")
+end
+
+server_checks.deflate_json_1MiB = function(rec)
+  negotiated(rec)
+  one_message(rec, M.json_payload(M.JSON_SIZE), "text")
+end
+
+server_checks.deflate_fragments_from_lua = function(rec)
+  negotiated(rec)
+  assert.equals("frag:binary:300:3", rec.messages[1][1])
+  assert.equals("frag:text:65536:4", rec.messages[2] and rec.messages[2][1])
+end
+
+server_checks.deflate_fragments_from_peer = function(rec)
+  negotiated(rec)
+  one_message(rec, M.payload(300, "text"), "text")
+end
+
+server_checks.deflate_burst = function(rec)
+  negotiated(rec)
+  server_checks.burst(rec)
+end
+
+server_checks.deflate_close_from_lua = function(rec)
+  negotiated(rec)
+  server_checks.close_from_lua(rec)
+end
+
+server_checks.deflate_close_from_peer = function(rec)
+  negotiated(rec)
+  server_checks.close_from_peer(rec)
+end
+
+server_checks.deflate_no_context_takeover = function(rec)
+  negotiated(rec)
+  assert(has(rec.extensions, "server_no_context_takeover"), "lua-ws server extensions: " .. rec.extensions)
+  assert(has(rec.extensions, "client_no_context_takeover"), "lua-ws server extensions: " .. rec.extensions)
+  assert.equals(M.NCT_REPEAT, #rec.messages)
+  for i = 1, M.NCT_REPEAT do check_same(rec.messages[i][1], M.payload(M.NCT_SIZE, "text"), "message " .. i) end
+end
+
+server_checks.deflate_window_bits_10 = function(rec, opts)
+  negotiated(rec)
+  assert(has(rec.extensions, "client_max_window_bits=10"), "lua-ws server extensions: " .. rec.extensions)
+  if not (opts and opts.server_window == false) then
+    assert(has(rec.extensions, "server_max_window_bits=10"), "lua-ws server extensions: " .. rec.extensions)
+  end
+  assert.equals(2, #rec.messages)
+  check_same(rec.messages[1][1], M.window_payload(), "window payload")
+  check_same(rec.messages[2][1], M.json_payload(100000), "json payload")
 end
 
 return M

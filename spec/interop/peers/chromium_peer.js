@@ -57,6 +57,84 @@ async function scenario(name, base, wss) {
   }
   const url = base + "/" + name;
   let m;
+  if (name.startsWith("deflate_")) {
+    // The compressed column: the browser always offers permessage-deflate
+    // (with client_max_window_bits); check what it agreed to.
+    const has = (ext, what) => new RegExp(`(^|[ ;,])${what}($|[ ;,=])`).test(ext);
+    const jsonPayload = (n) => {
+      const parts = ["["];
+      let len = 1;
+      for (let i = 1; len < n; i++) {
+        const r = `{"id":${i},"name":"user-${i}","active":${i % 2 === 0},"score":${(i * 37) % 100}},`;
+        parts.push(r);
+        len += r.length;
+      }
+      return parts.join("").slice(0, n);
+    };
+    const windowPayload = () => {
+      const b = new Uint8Array(60000);
+      let x = 1;
+      for (let i = 0; i < 3000; i++) { x = (x * 75 + 74) % 65537; b[i] = x & 255; }
+      for (let r = 1; r < 20; r++) b.copyWithin(r * 3000, 0, 3000);
+      return b;
+    };
+    const ws = await open(url);
+    const ext = ws.extensions;
+    check(has(ext, "permessage-deflate"), "not negotiated: " + ext);
+    const echo = async (data) => {
+      ws.send(data);
+      const [got, kind] = await ws.next();
+      check(kind === (typeof data === "string" ? "text" : "binary"), "kind " + kind);
+      check(same(got, typeof data === "string" ? data : data.buffer), "echo differs");
+    };
+    if ((m = /^deflate_(text|binary)_(\d+|8MiB)$/.exec(name))) {
+      await echo(payload(m[2] === "8MiB" ? 8 * 1024 * 1024 : Number(m[2]), m[1]));
+    } else {
+      switch (name) {
+        case "deflate_utf8": await echo("a\u00e9\u2603\u{1D11E}".repeat(1000)); break;
+        case "deflate_json_1MiB": await echo(jsonPayload(1024 * 1024)); break;
+        case "deflate_fragments_from_lua": {
+          ws.send("frag:binary:300:3");
+          let [got, kind] = await ws.next();
+          check(kind === "binary" && same(got, payload(300, "binary").buffer), "message differs");
+          ws.send("frag:text:65536:4");
+          [got, kind] = await ws.next();
+          check(kind === "text" && got === payload(65536, "text"), "message differs");
+          break;
+        }
+        case "deflate_burst":
+          for (let i = 1; i <= 1000; i++) ws.send("burst " + i);
+          for (let i = 1; i <= 1000; i++) check((await ws.next())[0] === "burst " + i, "burst message " + i);
+          break;
+        case "deflate_close_from_lua": {
+          ws.send("close:4002:bye from lua");
+          const [code, reason, clean] = await ws.closed;
+          check(code === 4002 && reason === "bye from lua" && clean, `close ${code} ${reason} ${clean}`);
+          return ext;
+        }
+        case "deflate_close_from_peer": {
+          await echo(payload(1000, "text"));
+          ws.close(4001, "bye from peer");
+          const [code, reason, clean] = await ws.closed;
+          check(code === 4001 && reason === "bye from peer" && clean, `close ${code} ${reason} ${clean}`);
+          return ext;
+        }
+        case "deflate_no_context_takeover":
+          check(has(ext, "server_no_context_takeover") && has(ext, "client_no_context_takeover"), "extensions " + ext);
+          for (let i = 0; i < 3; i++) await echo(payload(20000, "text"));
+          break;
+        case "deflate_window_bits_10":
+          check(has(ext, "client_max_window_bits=10"), "extensions " + ext);
+          await echo(windowPayload());
+          await echo(jsonPayload(100000));
+          break;
+        default:
+          throw new Error("unknown scenario " + name);
+      }
+    }
+    await closeOk(ws);
+    return ext;
+  }
   if ((m = /^(text|binary)_(\w+)$/.exec(name))) {
     const n = m[2] === "8MiB" ? 8 * 1024 * 1024 : Number(m[2]);
     const ws = await open(url);
@@ -122,6 +200,7 @@ async function scenario(name, base, wss) {
 
 const NA = {
   fragments_from_peer: "the browser API cannot choose how a message is fragmented",
+  deflate_fragments_from_peer: "the browser API cannot choose how a message is fragmented",
   headers: "the browser API cannot add request headers",
 };
 
@@ -148,8 +227,10 @@ async function main(base, wssBase, names) {
       if (NA[name]) { out(`RESULT ${name} na ${NA[name]}`); continue; }
       try {
         socketErrors.length = 0;
-        await Promise.race([page.evaluate(([n, b, w]) => window.scenario(n, b, w), [name, base, wssBase]),
+        const b = process.env["INTEROP_BASE_" + name] || base; // the compressed column's other servers
+        const res = await Promise.race([page.evaluate(([n, b, w]) => window.scenario(n, b, w), [name, b, wssBase]),
           new Promise((_, rej) => setTimeout(() => rej(new Error("timeout")), 60000))]);
+        if (name.startsWith("deflate_")) out(`EXT ${name} ${res}`);
         if (name === "reject") {
           await new Promise((r) => setTimeout(r, 200));
           if (!socketErrors.some((e) => /\b403\b/.test(e))) throw new Error("no 403 in " + JSON.stringify(socketErrors));

@@ -16,12 +16,35 @@ function payload(n, kind) {
   return kind === "text" ? b.toString("latin1") : b;
 }
 const UTF8 = "a\u00e9\u2603\u{1D11E}".repeat(1000);
+// Compressed column payloads (scenarios.lua json_payload / window_payload).
+function jsonPayload(n) {
+  const parts = ["["];
+  let len = 1;
+  for (let i = 1; len < n; i++) {
+    const r = `{"id":${i},"name":"user-${i}","active":${i % 2 === 0},"score":${(i * 37) % 100}},`;
+    parts.push(r);
+    len += r.length;
+  }
+  return parts.join("").slice(0, n);
+}
+function windowPayload() {
+  const b = Buffer.alloc(3000);
+  let x = 1;
+  for (let i = 0; i < 3000; i++) { x = (x * 75 + 74) % 65537; b[i] = x & 255; }
+  return Buffer.concat(Array(20).fill(b));
+}
 
 function serve(server) {
   const wss = new WS.WebSocketServer({
     server, maxPayload: 64 * 1024 * 1024,
+    // accepted when offered (the compressed column); threshold 0: every message
+    perMessageDeflate: { threshold: 0 },
     handleProtocols: (protocols) => (protocols.has("chat.v1") ? "chat.v1" : false),
     verifyClient: (info, cb) => (info.req.url === "/reject" ? cb(false, 403, "rejected") : cb(true)),
+  });
+  wss.on("headers", (headers, req) => {
+    const h = headers.find((l) => /^sec-websocket-extensions:/i.test(l));
+    req.negotiatedExtensions = h ? h.replace(/^[^:]*:\s*/, "") : "";
   });
   wss.on("connection", (ws, req) => {
     const p = req.url;
@@ -44,6 +67,8 @@ function serve(server) {
           return ws.ping(want);
         }
         if ((m = /^header:(.*)$/s.exec(s))) return ws.send(String(req.headers[m[1].toLowerCase()] || ""));
+        if (s === "ext:") return ws.send(req.negotiatedExtensions || "");
+        if (s === "stats:") return ws.send(`in=${ws._socket.bytesRead} out=${ws._socket.bytesWritten}`);
       }
       ws.send(data, { binary: isBinary });
     });
@@ -77,6 +102,7 @@ function open(url, protocols, opts) {
       if (waiters.length) waiters.shift()(m); else q.push(m);
     });
     ws.next = () => (q.length ? Promise.resolve(q.shift()) : new Promise((r) => waiters.push(r)));
+    ws.on("upgrade", (res) => { ws.negotiatedExtensions = res.headers["sec-websocket-extensions"] || ""; });
     ws.on("open", () => resolve(ws));
     ws.on("unexpected-response", (req, res) => reject(Object.assign(new Error("status " + res.statusCode), { status: res.statusCode })));
     ws.on("error", reject);
@@ -94,7 +120,95 @@ async function closeOk(ws) {
   if (code !== 1000) throw new Error("close code " + code);
 }
 
+function has(ext, what) { return new RegExp(`(^|[ ;,])${what}($|[ ;,=])`).test(ext); }
+
+// The compressed column: permessage-deflate offered (threshold 0: every
+// message compressed), the negotiation checked on this side.
+async function runDeflate(name, base) {
+  const url = (process.env["INTEROP_BASE_" + name] || base) + "/" + name;
+  const pmd = { threshold: 0 };
+  if (name === "deflate_no_context_takeover") Object.assign(pmd, { serverNoContextTakeover: true, clientNoContextTakeover: true });
+  if (name === "deflate_window_bits_10") Object.assign(pmd, { serverMaxWindowBits: 10 });
+  const ws = await open(url, [], { perMessageDeflate: pmd });
+  const ext = ws.negotiatedExtensions;
+  out(`EXT ${name} ${ext}`);
+  if (!has(ext, "permessage-deflate") || ws.extensions !== "permessage-deflate") throw new Error("not negotiated: " + ext);
+  const echo = async (data, binary) => {
+    ws.send(data, { binary });
+    const [got, kind] = await ws.next();
+    if (kind !== (binary ? "binary" : "text")) throw new Error("kind " + kind);
+    eq(got, data);
+  };
+  let m;
+  if ((m = /^deflate_(text|binary)_(\w+)$/.exec(name)) && m[2] !== "1MiB") {
+    const n = m[2] === "8MiB" ? 8 * 1024 * 1024 : Number(m[2]);
+    await echo(payload(n, m[1]), m[1] === "binary");
+    return closeOk(ws);
+  }
+  switch (name) {
+    case "deflate_utf8":
+      await echo(UTF8, false);
+      return closeOk(ws);
+    case "deflate_json_1MiB": {
+      const r0 = ws._socket.bytesRead, w0 = ws._socket.bytesWritten;
+      await echo(jsonPayload(1024 * 1024), false);
+      const r = ws._socket.bytesRead - r0, w = ws._socket.bytesWritten - w0;
+      if (!(r > 0 && r <= 262144 && w > 0 && w <= 262144)) throw new Error(`not compressed on the wire: read ${r} wrote ${w}`);
+      return closeOk(ws);
+    }
+    case "deflate_fragments_from_lua": {
+      ws.send("frag:binary:300:3");
+      let [got, kind] = await ws.next();
+      if (kind !== "binary") throw new Error("kind " + kind);
+      eq(got, payload(300, "binary"));
+      ws.send("frag:text:65536:4");
+      [got, kind] = await ws.next();
+      if (kind !== "text") throw new Error("kind " + kind);
+      eq(got, payload(65536, "text"));
+      return closeOk(ws);
+    }
+    case "deflate_fragments_from_peer": {
+      const p = Buffer.from(payload(300, "text"), "latin1");
+      ws.send(p.subarray(0, 100), { binary: false, fin: false });
+      ws.send(p.subarray(100, 200), { binary: false, fin: false });
+      ws.send(p.subarray(200), { binary: false, fin: true });
+      const [got] = await ws.next();
+      eq(got, p.toString("latin1"));
+      return closeOk(ws);
+    }
+    case "deflate_burst":
+      for (let i = 1; i <= 1000; i++) ws.send("burst " + i);
+      for (let i = 1; i <= 1000; i++) { const [got] = await ws.next(); eq(got, "burst " + i); }
+      return closeOk(ws);
+    case "deflate_close_from_lua": {
+      ws.send("close:4002:bye from lua");
+      const [code, reason] = await ws.closed;
+      if (code !== 4002 || reason !== "bye from lua") throw new Error(`close ${code} ${reason}`);
+      return;
+    }
+    case "deflate_close_from_peer": {
+      await echo(payload(1000, "text"), false);
+      ws.close(4001, "bye from peer");
+      const [code, reason] = await ws.closed;
+      if (code !== 4001 || reason !== "bye from peer") throw new Error(`close ${code} ${reason}`);
+      return;
+    }
+    case "deflate_no_context_takeover":
+      if (!has(ext, "server_no_context_takeover") || !has(ext, "client_no_context_takeover")) throw new Error("extensions " + ext);
+      for (let i = 0; i < 3; i++) await echo(payload(20000, "text"), false);
+      return closeOk(ws);
+    case "deflate_window_bits_10":
+      if (!has(ext, "server_max_window_bits=10") || !has(ext, "client_max_window_bits=10")) throw new Error("extensions " + ext);
+      await echo(windowPayload(), true);
+      await echo(jsonPayload(100000), false);
+      return closeOk(ws);
+    default:
+      throw Object.assign(new Error("unknown scenario"), { na: true });
+  }
+}
+
 async function run(name, base, wssBase, cafile) {
+  if (name.startsWith("deflate_")) return runDeflate(name, base);
   const url = base + "/" + name;
   let m;
   if ((m = /^(text|binary)_(\w+)$/.exec(name))) {
