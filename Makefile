@@ -28,7 +28,7 @@ SRC = $(sort $(wildcard csrc/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
 DEP = $(OBJ:.o=.d)
 
-.PHONY: all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci
+.PHONY: all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench
 
 all: $(OUT)
 
@@ -62,6 +62,9 @@ rock-check: deps
 
 demo: deps all
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' $(LUA) examples/chat/server.lua $(DEMO_ARGS)
+
+bench:
+	@bash scripts/bench.sh
 
 fuzz fuzz-ci:
 	@bash scripts/fuzz.sh $(if $(filter fuzz-ci,$@),--ci)

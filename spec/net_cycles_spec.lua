@@ -46,7 +46,7 @@ describe("connect/close cycles", function()
       after = net.fd_count()
       return after <= fds
     end, 3)
-    assert.are.equal(fds, after)
+    assert.is_true(after <= fds, after .. " fds after, " .. fds .. " before")
     -- Closed connections are collected: Lua memory does not grow per cycle.
     assert.is_true(collectgarbage("count") < mem + 256, "Lua heap grew from " .. mem .. " KiB to "
       .. collectgarbage("count") .. " KiB")

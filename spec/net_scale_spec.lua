@@ -115,7 +115,9 @@ describe("ws at scale #scale", function()
       fds = net.fd_count()
       return fds <= fd0
     end, 5)
-    assert.are.equal(fd0, fds)
+    -- No leak: the count may end below a baseline that held a stray fd of an
+    -- earlier spec, never above it.
+    assert.is_true(fds <= fd0, fds .. " fds after, " .. fd0 .. " before")
     -- loose bound; the design's goal for an idle plain connection is well under 1 KiB
     assert.is_true(per_conn < 32 * 1024, string.format("%.0f bytes of RSS per connection", per_conn))
     print(string.format("\n[scale] %d connections: all open after %.1f s, done after %.1f s, ~%.0f B RSS each",

@@ -1,0 +1,514 @@
+/* lua-ws benchmark load generator: single-threaded epoll WebSocket client.
+ *
+ *   loadgen MODE --port P [--server-pid PID] [-c CONNS] [-s SIZE] [-d SECONDS]
+ *           [-w WINDOW] [-n IDLE_CONNS] [--raw]
+ *
+ * MODE: echo        C connections, closed-loop echo of S-byte binary messages
+ *       throughput  one connection (or C), large messages, window W in flight
+ *       idle        hold N connections open; server RSS delta per connection
+ *       handshake   connect + upgrade + close cycles, C at a time
+ *
+ * Every message carries a sequence number (first and last 8 bytes), checked
+ * on the echo: loss, duplication, reordering or truncation make it fail.
+ * --raw accepts masked frames from the server (the raw TCP echo floor sends
+ * our own masked bytes back).  Output: one line of key=value pairs.
+ * The server's CPU time comes from /proc/PID/stat (utime + stime, all threads).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { M_ECHO, M_THROUGHPUT, M_IDLE, M_HANDSHAKE };
+enum { S_CONNECTING, S_UPGRADING, S_OPEN, S_CLOSING, S_DONE };
+
+typedef struct conn {
+    int fd, state, closed;
+    uint8_t *rb, *wb;
+    size_t rlen, rcap, wlen, woff, wcap;
+    uint64_t next_send, next_recv;
+    int out_events;
+} conn;
+
+static int mode, port = 0, nconns = 100, window = 1, raw = 0;
+static long server_pid = 0;
+static size_t msize = 32;
+static double seconds = 5.0;
+static int epfd;
+static conn *conns;
+static uint8_t *tmpl;
+static uint32_t rng = 0x9e3779b9u;
+static int running = 0, n_open = 0, stop_all = 0;
+static uint64_t msgs = 0, bytes = 0, cycles = 0, n_echoed = 0, src_ix = 0;
+static double t0, t_end, cpu0;
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "loadgen: FAIL: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double server_cpu(void)
+{
+    char path[64], buf[1024];
+    if (!server_pid) return 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot read %s", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    unsigned long long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long server_rss_kb(void)
+{
+    char path[64], line[256];
+    long kb = -1;
+    if (!server_pid) return -1;
+    snprintf(path, sizeof path, "/proc/%ld/status", server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+static uint32_t xrand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+static void set_events(conn *c, int out)
+{
+    if (c->out_events == out) return;
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->out_events = out;
+}
+
+static uint8_t *wreserve(conn *c, size_t n)
+{
+    if (c->woff && c->woff == c->wlen) c->woff = c->wlen = 0;
+    if (c->wlen + n > c->wcap) {
+        if (c->woff) {
+            memmove(c->wb, c->wb + c->woff, c->wlen - c->woff);
+            c->wlen -= c->woff;
+            c->woff = 0;
+        }
+        if (c->wlen + n > c->wcap) {
+            c->wcap = (c->wlen + n) * 2;
+            c->wb = realloc(c->wb, c->wcap);
+            if (!c->wb) die("%s", "out of memory");
+        }
+    }
+    uint8_t *p = c->wb + c->wlen;
+    c->wlen += n;
+    return p;
+}
+
+static void conn_close(conn *c);
+
+static void flush(conn *c)
+{
+    while (c->woff < c->wlen) {
+        ssize_t r = write(c->fd, c->wb + c->woff, c->wlen - c->woff);
+        if (r < 0) {
+            if (errno == EAGAIN) break;
+            if (errno == EINTR) continue;
+            if (mode == M_HANDSHAKE && c->state == S_CLOSING) { conn_close(c); return; }
+            die("write: %s", strerror(errno));
+        }
+        c->woff += (size_t)r;
+    }
+    if (c->woff == c->wlen) c->woff = c->wlen = 0;
+    set_events(c, c->wlen > 0);
+}
+
+/* Queue one masked frame; payload is built by the caller through fill. */
+static uint8_t *frame(conn *c, int opcode, size_t len, uint8_t key[4])
+{
+    size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    uint8_t *h = wreserve(c, hl + 4 + len);
+    h[0] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        h[1] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        h[1] = 0x80 | 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+    } else {
+        h[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    uint32_t k = xrand();
+    memcpy(h + hl, &k, 4);
+    memcpy(key, &k, 4);
+    return h + hl + 4;
+}
+
+static void mask(uint8_t *p, size_t n, const uint8_t key[4])
+{
+    uint32_t k;
+    memcpy(&k, key, 4);
+    uint64_t k8 = ((uint64_t)k << 32) | k;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= k8;
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < n; i++) p[i] ^= key[i & 3];
+}
+
+static void send_msg(conn *c)
+{
+    uint8_t key[4];
+    uint8_t *p = frame(c, 2, msize, key);
+    memcpy(p, tmpl, msize);
+    uint64_t seq = c->next_send++;
+    memcpy(p, &seq, 8);
+    if (msize >= 16) memcpy(p + msize - 8, &seq, 8);
+    mask(p, msize, key);
+}
+
+static void send_close(conn *c)
+{
+    uint8_t key[4];
+    uint8_t *p = frame(c, 8, 2, key);
+    p[0] = 1000 >> 8;
+    p[1] = 1000 & 0xff;
+    mask(p, 2, key);
+    c->state = S_CLOSING;
+}
+
+static void conn_start(conn *c)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) die("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* spread source addresses over 127.0.0.0/8 so handshake cycles and many
+     * idle connections never run out of ephemeral ports */
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(src_ix++ % 250));
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind: %s", strerror(errno));
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    dst.sin_addr.s_addr = htonl(0x7f000001u);
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS)
+        die("connect: %s", strerror(errno));
+    c->rcap = msize + 14 + 16384;
+    c->rb = malloc(c->rcap);
+    if (!c->rb) die("%s", "out of memory");
+    c->state = S_CONNECTING;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    c->out_events = 1;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
+}
+
+static void conn_close(conn *c)
+{
+    if (c->closed) return;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c->rb);
+    free(c->wb);
+    c->rb = c->wb = NULL;
+    c->closed = 1;
+    c->state = S_DONE;
+}
+
+static void start_measuring(void)
+{
+    running = 1;
+    t0 = now();
+    t_end = t0 + seconds;
+    for (int i = 0; i < nconns; i++) {
+        for (int j = 0; j < window; j++) send_msg(&conns[i]);
+        flush(&conns[i]);
+    }
+}
+
+static void on_open(conn *c)
+{
+    n_open++;
+    if (mode == M_ECHO || mode == M_THROUGHPUT) {
+        if (n_open == nconns) {
+            /* measurement starts once every connection is open */
+            cpu0 = server_cpu();
+            start_measuring();
+        }
+    } else if (mode == M_IDLE) {
+        send_msg(c);
+    } else {
+        send_close(c);
+    }
+}
+
+static void on_message(conn *c, uint8_t *p, size_t len)
+{
+    uint64_t a, b;
+    if (len != msize) die("%s", "echoed message has the wrong length");
+    memcpy(&a, p, 8);
+    b = a;
+    if (msize >= 16) memcpy(&b, p + msize - 8, 8);
+    if (a != c->next_recv || b != a) {
+        fprintf(stderr, "loadgen: FAIL: sequence: expected %llu, got %llu/%llu\n",
+                (unsigned long long)c->next_recv, (unsigned long long)a, (unsigned long long)b);
+        exit(1);
+    }
+    c->next_recv++;
+    if (mode == M_IDLE) {
+        n_echoed++;
+        return;
+    }
+    if (running) {
+        msgs++;
+        bytes += len;
+        send_msg(c);
+    }
+}
+
+static void process(conn *c)
+{
+    size_t off = 0;
+    if (c->state == S_UPGRADING) {
+        uint8_t *e = memmem(c->rb, c->rlen, "\r\n\r\n", 4);
+        if (!e) {
+            if (c->rlen == c->rcap) die("%s", "handshake response too long");
+            return;
+        }
+        if (c->rlen < 12 || memcmp(c->rb, "HTTP/1.1 101", 12)) die("%s", "no 101 answer to the upgrade");
+        off = (size_t)(e - c->rb) + 4;
+        c->state = S_OPEN;
+        on_open(c);
+    }
+    while (c->state >= S_OPEN && c->state < S_DONE) {
+        uint8_t *h = c->rb + off;
+        size_t avail = c->rlen - off;
+        if (avail < 2) break;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
+        uint64_t len = h[1] & 0x7f;
+        size_t hl = 2;
+        if (len == 126) {
+            if (avail < 4) break;
+            len = ((uint64_t)h[2] << 8) | h[3];
+            hl = 4;
+        } else if (len == 127) {
+            if (avail < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+            hl = 10;
+        }
+        if (masked && !raw) die("%s", "the server sent a masked frame");
+        if (masked) hl += 4;
+        if (hl + len > c->rcap) die("%s", "frame larger than the read buffer");
+        if (avail < hl + len) break;
+        uint8_t *p = h + hl;
+        if (masked) {
+            /* raw TCP echo: only the sequence numbers are read, so unmask just
+             * those bytes and keep the floor's client cost down */
+            const uint8_t *k = h + hl - 4;
+            for (size_t i = 0; i < 8 && i < len; i++) p[i] ^= k[i & 3];
+            for (size_t i = len >= 16 ? (size_t)len - 8 : len; i < len; i++) p[i] ^= k[i & 3];
+        }
+        off += hl + (size_t)len;
+        if (!fin || op == 0) die("%s", "fragmented message (not supported by the load generator)");
+        if (op == 8) {
+            if (mode == M_HANDSHAKE && c->state == S_CLOSING) {
+                conn_close(c);
+                cycles++;
+                if (running) conn_start(c);
+                return;
+            }
+            die("%s", "the server closed the connection");
+        } else if (op == 9 || op == 10) {
+            continue;
+        } else {
+            on_message(c, p, (size_t)len);
+        }
+    }
+    if (off) {
+        memmove(c->rb, c->rb + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    if (!c->closed) flush(c);
+}
+
+static void on_event(conn *c, uint32_t ev)
+{
+    if (c->closed) return;
+    if (c->state == S_CONNECTING) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) die("connect: %s", strerror(err));
+        if (!(ev & (EPOLLOUT | EPOLLIN))) return;
+        char req[512];
+        int n = snprintf(req, sizeof req,
+                         "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         port);
+        memcpy(wreserve(c, (size_t)n), req, (size_t)n);
+        c->state = S_UPGRADING;
+        flush(c);
+        return;
+    }
+    if (ev & EPOLLOUT) flush(c);
+    if (c->closed) return;
+    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        for (;;) {
+            if (c->rlen == c->rcap) break;
+            ssize_t r = read(c->fd, c->rb + c->rlen, c->rcap - c->rlen);
+            if (r < 0) {
+                if (errno == EAGAIN) break;
+                if (errno == EINTR) continue;
+                if (mode == M_HANDSHAKE && c->state == S_CLOSING) r = 0;
+                else die("read: %s", strerror(errno));
+            }
+            if (r == 0) {
+                if (mode == M_HANDSHAKE && c->state == S_CLOSING) {
+                    /* server closed right after (or instead of) its close frame */
+                    process(c);
+                    if (!c->closed) {
+                        conn_close(c);
+                        cycles++;
+                        if (running) conn_start(c);
+                    }
+                    return;
+                }
+                die("%s", "the server closed the TCP connection");
+            }
+            c->rlen += (size_t)r;
+            if ((size_t)r < 4096) break;
+        }
+        process(c);
+    }
+}
+
+static void loop_until(int (*done)(void), double deadline)
+{
+    struct epoll_event evs[256];
+    for (;;) {
+        if (done && done()) return;
+        double t = now();
+        if (deadline > 0 && t >= deadline) return;
+        int n = epoll_wait(epfd, evs, 256, 20);
+        if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+    }
+}
+
+static int all_open(void) { return n_open >= nconns; }
+static int all_echoed(void) { return n_echoed >= (uint64_t)nconns; }
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: loadgen echo|throughput|idle|handshake --port P [--server-pid PID] "
+                        "[-c CONNS] [-s SIZE] [-d SECONDS] [-w WINDOW] [-n IDLE_CONNS] [--raw]\n");
+        return 2;
+    }
+    const char *m = argv[1];
+    mode = !strcmp(m, "echo") ? M_ECHO : !strcmp(m, "throughput") ? M_THROUGHPUT
+         : !strcmp(m, "idle") ? M_IDLE : !strcmp(m, "handshake") ? M_HANDSHAKE : -1;
+    if (mode < 0) die("unknown mode %s", m);
+    if (mode == M_THROUGHPUT) { nconns = 1; msize = 65536; window = 2; }
+    if (mode == M_HANDSHAKE) nconns = 10;
+    if (mode == M_IDLE) nconns = 10000;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--raw")) { raw = 1; continue; }
+        if (!v) die("missing value for %s", a);
+        i++;
+        if (!strcmp(a, "--port")) port = atoi(v);
+        else if (!strcmp(a, "--server-pid")) server_pid = atol(v);
+        else if (!strcmp(a, "-c") || !strcmp(a, "-n")) nconns = atoi(v);
+        else if (!strcmp(a, "-s")) msize = (size_t)atol(v);
+        else if (!strcmp(a, "-d")) seconds = atof(v);
+        else if (!strcmp(a, "-w")) window = atoi(v);
+        else die("unknown option %s", a);
+    }
+    if (!port) die("%s", "--port is required");
+    if (msize < 8) die("%s", "-s must be at least 8 (sequence number)");
+    if (mode == M_IDLE) msize = 32;
+    tmpl = malloc(msize);
+    for (size_t i = 0; i < msize; i++) tmpl[i] = (uint8_t)('a' + i % 26);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    conns = calloc((size_t)nconns, sizeof *conns);
+
+    if (mode == M_ECHO || mode == M_THROUGHPUT) {
+        for (int i = 0; i < nconns; i++) conn_start(&conns[i]);
+        loop_until(all_open, now() + 30);
+        if (!running) die("%s", "connections did not all open within 30 s");
+        loop_until(NULL, t_end);
+        double el = now() - t0, cpu = server_cpu() - cpu0;
+        printf("mode=%s conns=%d size=%zu window=%d seconds=%.3f msgs=%llu msgs_per_s=%.0f "
+               "MB_per_s=%.2f server_cpu_s=%.3f server_cpu_us_per_msg=%.3f\n",
+               m, nconns, msize, window, el, (unsigned long long)msgs, msgs / el, bytes / el / 1e6, cpu,
+               msgs ? cpu * 1e6 / (double)msgs : 0.0);
+    } else if (mode == M_IDLE) {
+        long rss0 = server_rss_kb();
+        /* open in batches of 200 concurrent handshakes */
+        int started = 0;
+        while (started < nconns) {
+            int batch = nconns - started < 200 ? nconns - started : 200;
+            for (int i = 0; i < batch; i++) conn_start(&conns[started + i]);
+            started += batch;
+            int want = started;
+            double dl = now() + 30;
+            while (n_open < want && now() < dl) loop_until(all_open, now() + 0.05);
+            if (n_open < want) die("%s", "idle connections did not open");
+        }
+        loop_until(all_echoed, now() + 30);
+        if (!all_echoed()) die("%s", "idle connections did not all echo");
+        loop_until(NULL, now() + 1.0); /* let the server settle */
+        long rss1 = server_rss_kb();
+        printf("mode=idle conns=%d server_rss_before_kb=%ld server_rss_after_kb=%ld bytes_per_conn=%.0f\n",
+               nconns, rss0, rss1, (rss1 - rss0) * 1024.0 / nconns);
+    } else {
+        running = 1;
+        double c0 = server_cpu();
+        t0 = now();
+        for (int i = 0; i < nconns; i++) conn_start(&conns[i]);
+        loop_until(NULL, t0 + seconds);
+        running = 0;
+        double el = now() - t0, cpu = server_cpu() - c0;
+        printf("mode=handshake conns=%d seconds=%.3f cycles=%llu cycles_per_s=%.0f server_cpu_s=%.3f "
+               "server_cpu_us_per_cycle=%.3f\n",
+               nconns, el, (unsigned long long)cycles, cycles / el, cpu,
+               cycles ? cpu * 1e6 / (double)cycles : 0.0);
+    }
+    (void)stop_all;
+    return 0;
+}
