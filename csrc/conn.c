@@ -474,6 +474,8 @@ static void do_read(ws_conn *c)
             return;
         }
         dispatch(c);
+        if (c->phase != P_DONE && (size_t)r < size && c->t->ops->short_read_drains)
+            break; /* the socket is empty: a further read would only fail */
     }
     if (c->phase == P_DONE)
         return;

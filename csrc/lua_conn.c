@@ -48,8 +48,19 @@ void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server
 
 /* ---- callbacks into Lua ------------------------------------------------- */
 
-static const char *const callback_names[] = {"on_open",  "on_message", "on_close", "on_error",
-                                             "on_drain", "on_ping",    "on_pong",  NULL};
+const char *const ws_lua_callback_names[CB_LAST + 1] = {
+    NULL,       "on_open", "on_message", "on_close",   "on_error",
+    "on_drain", "on_ping", "on_pong",    "on_upgrade", "on_request"};
+
+int ws_lua_callback_index(const char *name)
+{
+    if (!name || strncmp(name, "on_", 3) != 0)
+        return 0;
+    for (int i = 1; i <= CB_LAST; i++)
+        if (strcmp(name, ws_lua_callback_names[i]) == 0)
+            return i;
+    return 0;
+}
 
 /* Push the connection userdata of lc (anchored while it runs). */
 static bool push_self(lua_State *L, lconn *lc)
@@ -60,53 +71,99 @@ static bool push_self(lua_State *L, lconn *lc)
     return true;
 }
 
-/* Push the callback called name of the connection at idx: its own field,
- * else the server's.  Returns false (nothing pushed) when there is none. */
-static bool push_callback(lua_State *L, int idx, const char *name)
+void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx)
 {
+    if (!lc->has_fields) {
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        ws_setuservalue(L, idx);
+        lc->has_fields = true;
+        return;
+    }
+    ws_getuservalue(L, idx);
+}
+
+/* Push fields[name] of the connection at idx (nil without a table). */
+static void get_field(lua_State *L, lconn *lc, int idx, const char *name)
+{
+    if (!lc->has_fields) {
+        lua_pushnil(L);
+        return;
+    }
     ws_getuservalue(L, idx);
     lua_getfield(L, -1, name);
-    if (lua_isfunction(L, -1)) {
+    lua_remove(L, -2);
+}
+
+/* Push callback cb of the connection at idx: its own, else its server's.
+ * Returns false (nothing pushed) when there is none. */
+static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
+{
+    if (lc->own_cbs & (1u << cb)) {
+        ws_getuservalue(L, idx);
+        lua_rawgeti(L, -1, cb);
         lua_remove(L, -2);
         return true;
     }
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "server");
-    lua_remove(L, -2);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return false;
-    }
-    ws_getuservalue(L, -1);
-    lua_getfield(L, -1, name);
-    lua_remove(L, -2);
-    lua_remove(L, -2);
-    if (lua_isfunction(L, -1))
-        return true;
-    lua_pop(L, 1);
-    return false;
+    return lc->srv && ws_lua_server_callback(L, lc, cb);
 }
 
-static void set_field(lua_State *L, int idx, const char *name)
+static bool has_callback(const lconn *lc, int cb)
 {
-    ws_getuservalue(L, idx);
+    return ((lc->own_cbs | ws_lua_server_callbacks(lc)) & (1u << cb)) != 0;
+}
+
+/* fields[name] = the value on top (popped) for the connection at idx. */
+static void set_field(lua_State *L, lconn *lc, int idx, const char *name)
+{
+    ws_lua_conn_fields(L, lc, idx);
     lua_insert(L, -2);
     lua_setfield(L, -2, name);
     lua_pop(L, 1);
 }
 
-/* Call name(conn, <nargs values on the stack>) if it exists; pops the
- * values.  conn is at idx. */
-static void call_callback(lua_State *L, ws_lua_loop *ll, int idx, const char *name, int nargs)
+/* Call callback cb(conn, <nargs values on the stack>) if it exists; pops
+ * the values.  conn is at idx. */
+static void call_callback(lua_State *L, lconn *lc, int idx, int cb, int nargs)
 {
-    if (!push_callback(L, idx, name)) {
+    if (!push_callback(L, lc, idx, cb)) {
         lua_pop(L, nargs);
         return;
     }
     lua_insert(L, -nargs - 1);
     lua_pushvalue(L, idx);
     lua_insert(L, -nargs - 1);
-    ws_lua_loop_call(ll, nargs + 1);
+    ws_lua_loop_call(lc->ll, nargs + 1);
+}
+
+/* Before on_close / on_error: keep the peer's address readable once the
+ * socket is gone. */
+static void keep_peer(lua_State *L, lconn *lc, int idx, int cb)
+{
+    char addr[64];
+    int port;
+    if (!lc->opened || !has_callback(lc, cb))
+        return;
+    ws_conn_peer(lc->c, addr, sizeof addr, &port);
+    if (port < 0)
+        return;
+    lua_pushstring(L, addr);
+    set_field(L, lc, idx, "remote_address");
+    lua_pushinteger(L, port);
+    set_field(L, lc, idx, "remote_port");
+}
+
+/* After on_open: a request kept only for the handshake callbacks goes
+ * unless they read it. */
+static void drop_temp_request(lua_State *L, lconn *lc, int idx)
+{
+    if (!lc->request_temp)
+        return;
+    lc->request_temp = false;
+    if (lc->request_read)
+        return;
+    lua_pushnil(L);
+    set_field(L, lc, idx, "request");
 }
 
 static void push_head_fields(lua_State *L, const ws_http_head *h)
@@ -131,39 +188,31 @@ static int event_body(lua_State *L)
         lc->opened = true;
         if (ev->head) {
             lua_pushinteger(L, ev->head->status);
-            set_field(L, idx, "status");
+            set_field(L, lc, idx, "status");
             push_head_fields(L, ev->head);
-            set_field(L, idx, "headers");
+            set_field(L, lc, idx, "headers");
         }
-        {
-            char addr[64];
-            int port;
-            ws_conn_peer(lc->c, addr, sizeof addr, &port);
-            lua_pushstring(L, addr);
-            set_field(L, idx, "remote_address");
-            lua_pushinteger(L, port);
-            set_field(L, idx, "remote_port");
-        }
-        call_callback(L, lc->ll, idx, "on_open", 0);
+        call_callback(L, lc, idx, CB_OPEN, 0);
+        drop_temp_request(L, lc, idx);
         break;
     case WS_EV_MESSAGE:
         lua_pushlstring(L, (const char *)ev->data, ev->len);
         lua_pushboolean(L, ev->binary);
-        call_callback(L, lc->ll, idx, "on_message", 2);
+        call_callback(L, lc, idx, CB_MESSAGE, 2);
         break;
     case WS_EV_PING:
     case WS_EV_PONG:
         lua_pushlstring(L, (const char *)ev->data, ev->len);
-        call_callback(L, lc->ll, idx, ev->type == WS_EV_PING ? "on_ping" : "on_pong", 1);
+        call_callback(L, lc, idx, ev->type == WS_EV_PING ? CB_PING : CB_PONG, 1);
         break;
     case WS_EV_ERROR:
         if (ev->head) { /* a client's failed handshake: keep the answer */
             lua_pushinteger(L, ev->code);
-            set_field(L, idx, "status");
+            set_field(L, lc, idx, "status");
             push_head_fields(L, ev->head);
-            set_field(L, idx, "headers");
+            set_field(L, lc, idx, "headers");
             lua_pushlstring(L, (const char *)ev->body, ev->body_len);
-            set_field(L, idx, "body");
+            set_field(L, lc, idx, "body");
         }
         lua_pushlstring(L, (const char *)ev->data, ev->len);
         if (!lc->opened) {
@@ -172,22 +221,26 @@ static int event_body(lua_State *L)
             lua_concat(L, 2);
         }
         lua_pushvalue(L, -1);
-        set_field(L, idx, "error");
+        set_field(L, lc, idx, "error");
+        keep_peer(L, lc, idx, CB_ERROR);
         if (lc->opened || !lc->srv)
-            call_callback(L, lc->ll, idx, "on_error", 1);
+            call_callback(L, lc, idx, CB_ERROR, 1);
         break;
     case WS_EV_CLOSE:
-        lua_pushinteger(L, ev->code);
-        set_field(L, idx, "close_code");
-        lua_pushlstring(L, (const char *)ev->data, ev->len);
-        set_field(L, idx, "close_reason");
-        lua_pushboolean(L, ev->was_clean);
-        set_field(L, idx, "was_clean");
+        lc->closed = true;
+        lc->close_code = ev->code;
+        lc->was_clean = ev->was_clean;
+        if (ev->len) {
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            set_field(L, lc, idx, "close_reason");
+        }
+        drop_temp_request(L, lc, idx);
+        keep_peer(L, lc, idx, CB_CLOSE);
         if (lc->opened || !lc->srv) {
             lua_pushinteger(L, ev->code);
             lua_pushlstring(L, (const char *)ev->data, ev->len);
             lua_pushboolean(L, ev->was_clean);
-            call_callback(L, lc->ll, idx, "on_close", 3);
+            call_callback(L, lc, idx, CB_CLOSE, 3);
         }
         break;
     default: break;
@@ -233,10 +286,11 @@ static void conn_error(ws_conn *c, const char *msg, void *ud)
         return;
     int idx = lua_gettop(L);
     lua_pushstring(L, msg);
-    set_field(L, idx, "error");
+    set_field(L, lc, idx, "error");
+    keep_peer(L, lc, idx, CB_ERROR);
     if (lc->opened || !lc->srv) {
         lua_pushstring(L, msg);
-        call_callback(L, lc->ll, idx, "on_error", 1);
+        call_callback(L, lc, idx, CB_ERROR, 1);
     }
     lua_settop(L, top);
 }
@@ -250,7 +304,7 @@ static void conn_drain(ws_conn *c, void *ud)
         return;
     int top = lua_gettop(L);
     if (push_self(L, lc))
-        call_callback(L, lc->ll, top + 1, "on_drain", 0);
+        call_callback(L, lc, top + 1, CB_DRAIN, 0);
     lua_settop(L, top);
 }
 
@@ -258,8 +312,9 @@ static void conn_closed(ws_conn *c, void *ud)
 {
     (void)c;
     lconn *lc = ud;
-    ws_lua_server_detach(lc);
     lua_State *L = ws_lua_loop_state(lc->ll);
+    if (L)
+        ws_lua_server_detach(L, lc);
     if (L && lc->self_ref != LUA_NOREF) {
         /* Closed: from now on the garbage collector may take it. */
         luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
@@ -280,8 +335,6 @@ lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll)
     ws_lua_loop_ref(ll);
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
-    lua_newtable(L);
-    ws_setuservalue(L, -2);
     return lc;
 }
 
@@ -344,10 +397,10 @@ static int l_connect(lua_State *L)
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
     ws_lua_read_timeouts(L, opts, &ccfg, false);
-    for (int i = 0; opts && callback_names[i]; i++) {
-        lua_getfield(L, opts, callback_names[i]);
+    for (int i = CB_OPEN; opts && i <= CB_PONG; i++) {
+        lua_getfield(L, opts, ws_lua_callback_names[i]);
         if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-            return ws_lua_opt_error(L, opts, "'%s' must be a function", callback_names[i]);
+            return ws_lua_opt_error(L, opts, "'%s' must be a function", ws_lua_callback_names[i]);
         lua_pop(L, 1);
     }
     /* The request (URL, origin, protocols, headers) is read the way
@@ -367,12 +420,14 @@ static int l_connect(lua_State *L)
     const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
     lconn *lc = ws_lua_conn_push(L, ll);
     int idx = lua_gettop(L);
-    ws_getuservalue(L, idx);
+    ws_lua_conn_fields(L, lc, idx);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "url");
-    for (int i = 0; opts && callback_names[i]; i++) {
-        lua_getfield(L, opts, callback_names[i]);
-        lua_setfield(L, -2, callback_names[i]);
+    for (int i = CB_OPEN; opts && i <= CB_PONG; i++) {
+        lua_getfield(L, opts, ws_lua_callback_names[i]);
+        if (lua_isfunction(L, -1))
+            lc->own_cbs |= (uint16_t)(1u << i);
+        lua_rawseti(L, -2, i);
     }
     lua_pop(L, 1);
 
@@ -476,18 +531,27 @@ static int l_buffered_amount(lua_State *L)
 
 static const char *const state_names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
 
+/* Methods first (upvalue 1), then the computed fields, then the fields
+ * table. */
 static int l_index(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
-    const char *key = lua_tostring(L, 2);
-    /* methods */
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "methods");
     lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
+    lua_rawget(L, lua_upvalueindex(1));
     if (!lua_isnil(L, -1))
         return 1;
     lua_settop(L, 2);
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    int cb = ws_lua_callback_index(key);
+    if (cb) {
+        if (lc->own_cbs & (1u << cb)) {
+            ws_getuservalue(L, 1);
+            lua_rawgeti(L, -1, cb);
+        } else {
+            lua_pushnil(L);
+        }
+        return 1;
+    }
     if (key && lc->c) {
         ws_session *s = ws_conn_session(lc->c);
         if (strcmp(key, "ready_state") == 0) {
@@ -512,10 +576,51 @@ static int l_index(lua_State *L)
                 lua_pushnil(L);
             return 1;
         }
-        if (strcmp(key, "server") == 0) {
-            ws_lua_push_server(L, lc);
+        if (strcmp(key, "remote_address") == 0 || strcmp(key, "remote_port") == 0) {
+            char addr[64];
+            int port;
+            ws_conn_peer(lc->c, addr, sizeof addr, &port);
+            if (!lc->opened || port < 0)
+                get_field(L, lc, 1, key); /* kept from when it was known */
+            else if (key[7] == 'a')
+                lua_pushstring(L, addr);
+            else
+                lua_pushinteger(L, port);
             return 1;
         }
+    }
+    if (key && strcmp(key, "server") == 0) {
+        ws_lua_push_server(L, lc);
+        return 1;
+    }
+    if (key && lc->closed) {
+        if (strcmp(key, "close_code") == 0) {
+            lua_pushinteger(L, lc->close_code);
+            return 1;
+        }
+        if (strcmp(key, "was_clean") == 0) {
+            lua_pushboolean(L, lc->was_clean);
+            return 1;
+        }
+        if (strcmp(key, "close_reason") == 0) {
+            get_field(L, lc, 1, key);
+            if (lua_isnil(L, -1))
+                lua_pushliteral(L, "");
+            return 1;
+        }
+    }
+    if (key && lc->path && strcmp(key, "path") == 0) {
+        lua_pushstring(L, lc->path);
+        return 1;
+    }
+    if (key && strcmp(key, "request") == 0) {
+        lc->request_read = true;
+        get_field(L, lc, 1, "request");
+        return 1;
+    }
+    if (!lc->has_fields) {
+        lua_pushnil(L);
+        return 1;
     }
     ws_getuservalue(L, 1);
     lua_pushvalue(L, 2);
@@ -525,27 +630,46 @@ static int l_index(lua_State *L)
 
 static int l_newindex(lua_State *L)
 {
-    luaL_checkudata(L, 1, CONN_MT);
-    const char *key = lua_tostring(L, 2);
-    static const char *const readonly[] = {"ready_state", "protocol",    "extensions", "url",
-                                           "server",      "server_name", "request",    NULL};
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    static const char *const readonly[] = {
+        "ready_state", "protocol",       "extensions",  "url",        "server",
+        "server_name", "request",        "path",        "close_code", "close_reason",
+        "was_clean",   "remote_address", "remote_port", NULL};
     for (int i = 0; key && readonly[i]; i++)
         if (strcmp(key, readonly[i]) == 0)
             return luaL_error(L, "connection field '%s' is read-only", key);
+    int cb = ws_lua_callback_index(key);
+    if (cb > CB_PONG)
+        return luaL_error(L, "connection field '%s' is read-only", key);
     if (key && strncmp(key, "on_", 3) == 0 && !lua_isnil(L, 3) && !lua_isfunction(L, 3))
         return luaL_error(L, "connection field '%s' must be a function", key);
-    ws_getuservalue(L, 1);
+    ws_lua_conn_fields(L, lc, 1);
+    if (cb) {
+        lua_pushvalue(L, 3);
+        lua_rawseti(L, -2, cb);
+        if (lua_isnil(L, 3))
+            lc->own_cbs &= (uint16_t) ~(1u << cb);
+        else
+            lc->own_cbs |= (uint16_t)(1u << cb);
+        return 0;
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_rawset(L, -3);
     return 0;
 }
 
+char ws_lua_root_path[] = "/";
+
 static int l_gc(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    if (lc->path != ws_lua_root_path)
+        free(lc->path);
+    lc->path = NULL;
     if (lc->c) {
-        ws_lua_server_detach(lc);
+        ws_lua_server_detach(L, lc);
         ws_conn_free(lc->c);
         lc->c = NULL;
     }
@@ -576,9 +700,11 @@ static const luaL_Reg conn_methods[] = {
     {"send", l_send},   {"send_fragment", l_send_fragment},     {"ping", l_ping},
     {"close", l_close}, {"buffered_amount", l_buffered_amount}, {NULL, NULL}};
 
-static const luaL_Reg conn_meta[] = {
-    {"__index", l_index},      {"__newindex", l_newindex}, {"__gc", l_gc},
-    {"__close", l_close_meta}, {"__tostring", l_tostring}, {NULL, NULL}};
+static const luaL_Reg conn_meta[] = {{"__newindex", l_newindex},
+                                     {"__gc", l_gc},
+                                     {"__close", l_close_meta},
+                                     {"__tostring", l_tostring},
+                                     {NULL, NULL}};
 
 void ws_lua_open_conn(lua_State *L)
 {
@@ -586,6 +712,9 @@ void ws_lua_open_conn(lua_State *L)
         ws_setfuncs(L, conn_meta);
         lua_newtable(L);
         ws_setfuncs(L, conn_methods);
+        lua_pushvalue(L, -1);
+        lua_pushcclosure(L, l_index, 1);
+        lua_setfield(L, -3, "__index");
         lua_setfield(L, -2, "methods");
     }
     /* Lua code adds methods (receive) through ws.core.conn_methods. */

@@ -3,6 +3,7 @@
 #define WS_LUA_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conn.h"
 #include "lua_compat.h"
@@ -12,20 +13,52 @@
 
 typedef struct lserver lserver;
 
+/* The callbacks a connection or its server may have.  In a fields table
+ * (the uservalue of a connection or server) a callback lives at its index,
+ * so finding one costs no string hashing. */
+enum {
+    CB_OPEN = 1,
+    CB_MESSAGE,
+    CB_CLOSE,
+    CB_ERROR,
+    CB_DRAIN,
+    CB_PING,
+    CB_PONG,
+    CB_UPGRADE, /* server only */
+    CB_REQUEST, /* server only */
+    CB_LAST = CB_REQUEST
+};
+extern const char *const ws_lua_callback_names[CB_LAST + 1]; /* [0] is NULL */
+/* The index of callback name, 0 when name is no callback. */
+int ws_lua_callback_index(const char *name);
+
 typedef struct lconn {
     ws_conn *c;
     ws_lua_loop *ll;
     lserver *srv; /* server side: the server that accepted it */
     struct lconn *next, *prev;
-    int self_ref; /* registry anchor while the transport is open */
-    bool opened;  /* on_open was delivered */
+    char *path;        /* server side: the request path (ws_lua_root_path or owned) */
+    int self_ref;      /* registry anchor while the transport is open */
+    int close_code;    /* valid once closed */
+    uint16_t own_cbs;  /* bit i: the connection has its own callback i */
+    bool opened;       /* on_open was delivered */
+    bool has_fields;   /* the uservalue table exists (made on first use) */
+    bool closed;       /* the close event was delivered */
+    bool was_clean;    /* valid once closed */
+    bool request_temp; /* fields.request goes after on_open unless read */
+    bool request_read; /* c.request or c.path was read */
 } lconn;
 
-/* Push a new connection userdata (with an empty uservalue table) whose
- * callbacks are conn_callbacks; the caller creates the ws_conn and then
- * anchors it with ws_lua_conn_anchor. */
+/* The path "/" shared by every connection that asked for it. */
+extern char ws_lua_root_path[];
+
+/* Push a new connection userdata whose callbacks are conn_callbacks; the
+ * caller creates the ws_conn and then anchors it with ws_lua_conn_anchor.
+ * Its fields table is made when something is stored in it. */
 lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll);
 void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx);
+/* Push the fields table of the connection at idx, making it if needed. */
+void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx);
 extern const ws_conn_callbacks ws_lua_conn_callbacks;
 
 /* Options shared by clients and servers. */
@@ -33,7 +66,11 @@ void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
 void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server);
 
 /* Server hooks used by the connection code. */
-void ws_lua_server_detach(lconn *lc);
+void ws_lua_server_detach(lua_State *L, lconn *lc);
 void ws_lua_push_server(lua_State *L, lconn *lc); /* the server userdata or nil */
+/* Push the server's callback cb; false (nothing pushed) when it has none. */
+bool ws_lua_server_callback(lua_State *L, lconn *lc, int cb);
+/* Bit i set: the server of lc has callback i. */
+unsigned ws_lua_server_callbacks(const lconn *lc);
 
 #endif

@@ -29,13 +29,21 @@ struct lserver {
     ws_conn_config ccfg;
     lconn *clients; /* every connection not yet closed */
     size_t nclients;
+    unsigned cbs;      /* bit i: callback i is set */
+    bool keep_request; /* keep every connection's request, not only when read */
 };
 
-static const char *const server_callbacks[] = {"on_upgrade", "on_request", "on_open",  "on_message",
-                                               "on_close",   "on_error",   "on_drain", "on_ping",
-                                               "on_pong",    NULL};
+/* The server stays anchored while it listens or has connections, whose
+ * callbacks it holds. */
+static void release_anchor(lua_State *L, lserver *srv)
+{
+    if (srv->fd < 0 && srv->nclients == 0 && srv->self_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, srv->self_ref);
+        srv->self_ref = LUA_NOREF;
+    }
+}
 
-void ws_lua_server_detach(lconn *lc)
+void ws_lua_server_detach(lua_State *L, lconn *lc)
 {
     lserver *srv = lc->srv;
     if (!srv)
@@ -49,14 +57,33 @@ void ws_lua_server_detach(lconn *lc)
     lc->next = lc->prev = NULL;
     srv->nclients--;
     lc->srv = NULL;
+    release_anchor(L, srv);
 }
 
 void ws_lua_push_server(lua_State *L, lconn *lc)
 {
-    (void)lc;
-    ws_getuservalue(L, 1);
-    lua_getfield(L, -1, "server");
-    lua_remove(L, -2);
+    if (lc->srv && lc->srv->self_ref != LUA_NOREF)
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->srv->self_ref);
+    else
+        lua_pushnil(L);
+}
+
+unsigned ws_lua_server_callbacks(const lconn *lc)
+{
+    return lc->srv ? lc->srv->cbs : 0;
+}
+
+bool ws_lua_server_callback(lua_State *L, lconn *lc, int cb)
+{
+    lserver *srv = lc->srv;
+    if (!srv || !(srv->cbs & (1u << cb)) || srv->self_ref == LUA_NOREF)
+        return false;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref);
+    ws_getuservalue(L, -1);
+    lua_rawgeti(L, -1, cb);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    return true;
 }
 
 /* The request as a Lua table (also kept as conn.request). */
@@ -110,40 +137,40 @@ static void push_request(lua_State *L, lconn *lc, const ws_http_head *h, const w
     }
 }
 
-/* Push server field name of the connection at idx. */
-static void push_server_field(lua_State *L, int idx, const char *name)
+/* First protocol the client offered (Sec-WebSocket-Protocol) that the
+ * server's protocols list names; the string lives in that list. */
+static const char *choose_protocol(lua_State *L, lconn *lc, const ws_http_head *h)
 {
-    ws_getuservalue(L, idx);
-    lua_getfield(L, -1, "server");
-    ws_getuservalue(L, -1);
-    lua_getfield(L, -1, name);
-    lua_replace(L, -4);
-    lua_pop(L, 2);
-}
-
-/* First protocol the client offered that the server supports. */
-static const char *choose_protocol(lua_State *L, int req, int supported)
-{
-    if (!lua_istable(L, supported))
+    const char *chosen = NULL;
+    lua_checkstack(L, 4);
+    ws_lua_push_server(L, lc);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
         return NULL;
-    lua_getfield(L, req, "protocols");
-    size_t no = ws_rawlen(L, -1), ns = ws_rawlen(L, supported);
-    for (size_t i = 1; i <= no; i++) {
-        lua_rawgeti(L, -1, (int)i);
-        for (size_t j = 1; j <= ns; j++) {
-            lua_rawgeti(L, supported, (int)j);
-            bool eq = lua_rawequal(L, -1, -2) != 0;
-            lua_pop(L, 1);
-            if (eq) {
-                const char *p = lua_tostring(L, -1);
-                lua_pop(L, 2); /* the string stays alive in req.protocols */
-                return p;
+    }
+    ws_getuservalue(L, -1);
+    lua_getfield(L, -1, "protocols");
+    size_t ns = lua_istable(L, -1) ? ws_rawlen(L, -1) : 0;
+    for (size_t i = 0; i < h->num_headers && !chosen; i++) {
+        const ws_http_header *hd = &h->headers[i];
+        if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Protocol", 22))
+            continue;
+        size_t pos = 0;
+        const char *e;
+        size_t el;
+        while (!chosen && ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
+            for (size_t j = 1; j <= ns && !chosen; j++) {
+                lua_rawgeti(L, -1, (int)j);
+                size_t sl;
+                const char *sp = lua_tolstring(L, -1, &sl);
+                if (sp && sl == el && memcmp(sp, e, el) == 0)
+                    chosen = sp;
+                lua_pop(L, 1);
             }
         }
-        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    return NULL;
+    lua_pop(L, 3);
+    return chosen;
 }
 
 /* on_upgrade's results are gathered by a small Lua function, since loop
@@ -156,14 +183,29 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
     ws_session *s = ws_conn_session(lc->c);
-    push_request(L, lc, ev->head, ev->request);
-    int req = lua_gettop(L);
-    ws_getuservalue(L, idx);
-    lua_pushvalue(L, req);
-    lua_setfield(L, -2, "request");
-    lua_getfield(L, req, "path");
-    lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
+    lserver *srv = lc->srv;
+    unsigned cbs = srv ? srv->cbs : 0;
+    const ws_http_head *h = ev->head;
+    const char *q = memchr(h->target, '?', h->target_len);
+    size_t plen = q ? (size_t)(q - h->target) : h->target_len;
+    if (plen == 1 && h->target[0] == '/') {
+        lc->path = ws_lua_root_path;
+    } else if ((lc->path = malloc(plen + 1)) != NULL) {
+        memcpy(lc->path, h->target, plen);
+        lc->path[plen] = '\0';
+    }
+    /* The request table is made only for whoever can read it: on_upgrade,
+     * on_open, or every connection with keep_request. */
+    int req = 0;
+    if ((srv && srv->keep_request) || (cbs & ((1u << CB_UPGRADE) | (1u << CB_OPEN)))) {
+        push_request(L, lc, ev->head, ev->request);
+        req = lua_gettop(L);
+        ws_lua_conn_fields(L, lc, idx);
+        lua_pushvalue(L, req);
+        lua_setfield(L, -2, "request");
+        lua_pop(L, 1);
+        lc->request_temp = !srv->keep_request;
+    }
 
     bool accepted = true;
     int status = 403;
@@ -171,8 +213,7 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     const char *protocol = NULL;
     ws_kv *headers = NULL;
     size_t nh = 0;
-    push_server_field(L, idx, "on_upgrade");
-    if (lua_isfunction(L, -1)) {
+    if (req && ws_lua_server_callback(L, lc, CB_UPGRADE)) {
         lua_newtable(L);
         int results = lua_gettop(L);
         lua_getfield(L, LUA_REGISTRYINDEX, COLLECT_KEY);
@@ -209,10 +250,8 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
             }
         }
     }
-    if (accepted && !protocol) {
-        push_server_field(L, idx, "protocols");
-        protocol = choose_protocol(L, req, lua_gettop(L));
-    }
+    if (accepted && !protocol)
+        protocol = choose_protocol(L, lc, ev->head);
     char err[256];
     if (accepted) {
         if (ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err) != WS_OK)
@@ -229,6 +268,7 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
+    (void)idx;
     ws_session *s = ws_conn_session(lc->c);
     push_request(L, lc, ev->head, NULL);
     int req = lua_gettop(L);
@@ -240,11 +280,9 @@ void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     lua_setfield(L, res, "headers");
     lua_pushliteral(L, "");
     lua_setfield(L, res, "body");
-    push_server_field(L, idx, "on_request");
     int status;
     char err[256];
-    if (!lua_isfunction(L, -1)) {
-        lua_pop(L, 1);
+    if (!ws_lua_server_callback(L, lc, CB_REQUEST)) {
         static const char body[] = "This is a WebSocket endpoint.\n";
         ws_session_respond(s, 426, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
                            sizeof err);
@@ -291,12 +329,9 @@ static void accept_one(lua_State *L, lserver *srv, int sidx, int fd)
         close(fd);
         return;
     }
+    (void)sidx;
     lconn *lc = ws_lua_conn_push(L, srv->ll);
     int idx = lua_gettop(L);
-    ws_getuservalue(L, idx);
-    lua_pushvalue(L, sidx);
-    lua_setfield(L, -2, "server");
-    lua_pop(L, 1);
     char err[256];
     lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), &srv->ccfg, &ws_lua_conn_callbacks, lc, s, fd,
                            srv->tls, err, sizeof err);
@@ -345,10 +380,7 @@ static void stop_listening(lua_State *L, lserver *srv)
         close(srv->fd);
         srv->fd = -1;
     }
-    if (srv->self_ref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, srv->self_ref);
-        srv->self_ref = LUA_NOREF;
-    }
+    release_anchor(L, srv);
 }
 
 static ws_tls_ctx *server_tls(lua_State *L, int opts)
@@ -389,10 +421,11 @@ static int l_listen(lua_State *L)
     int port = (int)ws_lua_opt_size(L, opts, "port", 0, 0, 65535);
     bool reuseport = ws_lua_opt_bool(L, opts, "reuseport", false);
     int backlog = (int)ws_lua_opt_size(L, opts, "backlog", 511, 1, 65535);
-    for (int i = 0; server_callbacks[i]; i++) {
-        lua_getfield(L, opts, server_callbacks[i]);
+    bool keep_request = ws_lua_opt_bool(L, opts, "keep_request", false);
+    for (int i = CB_OPEN; i <= CB_LAST; i++) {
+        lua_getfield(L, opts, ws_lua_callback_names[i]);
         if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-            return ws_lua_opt_error(L, opts, "'%s' must be a function", server_callbacks[i]);
+            return ws_lua_opt_error(L, opts, "'%s' must be a function", ws_lua_callback_names[i]);
         lua_pop(L, 1);
     }
     size_t np;
@@ -413,10 +446,13 @@ static int l_listen(lua_State *L)
     ws_conn_config_init(&srv->ccfg);
     ws_lua_read_timeouts(L, opts, &srv->ccfg, true);
 
+    srv->keep_request = keep_request;
     lua_newtable(L);
-    for (int i = 0; server_callbacks[i]; i++) {
-        lua_getfield(L, opts, server_callbacks[i]);
-        lua_setfield(L, -2, server_callbacks[i]);
+    for (int i = CB_OPEN; i <= CB_LAST; i++) {
+        lua_getfield(L, opts, ws_lua_callback_names[i]);
+        if (lua_isfunction(L, -1))
+            srv->cbs |= 1u << i;
+        lua_rawseti(L, -2, i);
     }
     lua_getfield(L, opts, "protocols");
     if (lua_type(L, -1) == LUA_TSTRING) {
@@ -525,6 +561,12 @@ static int l_index(lua_State *L)
         lua_pushboolean(L, srv->fd >= 0);
         return 1;
     }
+    int cb = ws_lua_callback_index(key);
+    if (cb) {
+        ws_getuservalue(L, 1);
+        lua_rawgeti(L, -1, cb);
+        return 1;
+    }
     lua_getmetatable(L, 1);
     lua_getfield(L, -1, "methods");
     lua_pushvalue(L, 2);
@@ -539,13 +581,23 @@ static int l_index(lua_State *L)
 
 static int l_newindex(lua_State *L)
 {
-    check_server(L);
+    lserver *srv = check_server(L);
     const char *key = lua_tostring(L, 2);
     if (key && (strcmp(key, "port") == 0 || strcmp(key, "listening") == 0))
         return luaL_error(L, "server field '%s' is read-only", key);
     if (key && strncmp(key, "on_", 3) == 0 && !lua_isnil(L, 3) && !lua_isfunction(L, 3))
         return luaL_error(L, "server field '%s' must be a function", key);
     ws_getuservalue(L, 1);
+    int cb = ws_lua_callback_index(key);
+    if (cb) {
+        lua_pushvalue(L, 3);
+        lua_rawseti(L, -2, cb);
+        if (lua_isnil(L, 3))
+            srv->cbs &= ~(1u << cb);
+        else
+            srv->cbs |= 1u << cb;
+        return 0;
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_rawset(L, -3);

@@ -87,8 +87,9 @@ static const char *tcp_error(const ws_transport *t)
     return e ? strerror(e) : "no error";
 }
 
-static const ws_transport_ops tcp_ops = {tcp_handshake, tcp_read,    tcp_writev, tcp_wants,
-                                         tcp_shutdown,  tcp_destroy, tcp_error,  NULL};
+static const ws_transport_ops tcp_ops = {tcp_handshake, tcp_read,     tcp_writev,
+                                         tcp_wants,     tcp_shutdown, tcp_destroy,
+                                         tcp_error,     NULL,         true};
 
 ws_transport *ws_tcp_transport_new(int fd)
 {

@@ -3,6 +3,7 @@
 #ifndef WS_TRANSPORT_H
 #define WS_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -37,6 +38,10 @@ typedef struct ws_transport_ops {
     const char *(*error)(const ws_transport *t);
     /* Release buffers while idle (TLS); may be NULL. */
     void (*idle)(ws_transport *t);
+    /* A read that returns fewer bytes than asked left nothing behind, so
+     * the caller may wait for readiness instead of reading again (plain
+     * TCP; TLS may hold a failure or decrypted bytes the fd never signals). */
+    bool short_read_drains;
 } ws_transport_ops;
 
 struct ws_transport {

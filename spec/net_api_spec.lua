@@ -404,6 +404,89 @@ describe("networked API", function()
       assert.are.same({ "open", "welcome false", "close 1000" }, log)
     end)
 
+    it("server connections: on_message and friends set on the connection override the server's", function()
+      local log = {}
+      local srv = net.listen {
+        on_open = function(sc)
+          assert.is_nil(sc.on_message) -- the connection has none of its own yet
+          sc.on_message = function(_, d) log[#log + 1] = "own " .. d; if d == "revert" then sc.on_message = nil end end
+          assert.is_function(sc.on_message)
+        end,
+        on_message = function(_, d) log[#log + 1] = "server " .. d end,
+      }
+      local c = assert(net.connect(net.url(srv)))
+      c:send("a")
+      c:send("revert")
+      assert.is_true(net.wait_until(function() return #log == 2 end))
+      c:send("b")
+      assert.is_true(net.wait_until(function() return #log == 3 end))
+      srv.on_message = function(_, d) log[#log + 1] = "replaced " .. d end
+      assert.is_function(srv.on_message)
+      c:send("c")
+      assert.is_true(net.wait_until(function() return #log == 4 end))
+      assert.are.same({ "own a", "own revert", "server b", "replaced c" }, log)
+      assert.has_error(function() srv.on_message = 42 end, "server field 'on_message' must be a function")
+    end)
+
+    it("server connections keep their path; the request only when read in on_open or with keep_request", function()
+      local conns = {}
+      local srv = net.listen {
+        on_open = function(sc)
+          conns[#conns + 1] = sc
+          if sc.path == "/read" then assert.are.equal("GET", sc.request.method) end
+        end,
+      }
+      assert(net.connect(net.url(srv, "/read?q=1")))
+      local other = assert(net.connect(net.url(srv, "/other")))
+      assert.is_true(net.wait_until(function() return #conns == 2 end))
+      assert.are.equal("/read", conns[1].path)
+      assert.are.equal("/other", conns[2].path)
+      assert.are.equal("q=1", conns[1].request.query)
+      assert.is_nil(conns[2].request) -- built for on_open, not read there: dropped
+
+      local plain = {}
+      local srv2 = net.listen { on_message = function(sc, d) plain[#plain + 1] = sc; sc:send(d) end }
+      local c2 = assert(net.connect(net.url(srv2, "/x/y?z")))
+      c2:send("hi")
+      assert.are.equal("hi", (c2:receive(2)))
+      assert.are.equal("/x/y", plain[1].path)
+      assert.is_nil(plain[1].request) -- nobody could read it: not kept
+      assert.is_nil(plain[1].close_code)
+
+      local kept = {}
+      local srv3 = net.listen { keep_request = true, on_message = function(sc, d) kept[#kept + 1] = sc; sc:send(d) end }
+      local c3 = assert(net.connect(net.url(srv3, "/k"), { headers = { ["X-A"] = "1" } }))
+      c3:send("hi")
+      assert.are.equal("hi", (c3:receive(2)))
+      assert.are.equal("1", kept[1].request.headers["x-a"])
+      assert.has_error(function() kept[1].path = "/no" end, "connection field 'path' is read-only")
+      other:close()
+    end)
+
+    it("report close_code, close_reason, was_clean and the peer's address after the close", function()
+      local seen = {}
+      local srv = net.listen {
+        on_close = function(sc, code, reason)
+          seen.addr, seen.port, seen.code, seen.reason = sc.remote_address, sc.remote_port, code, reason
+          seen.c = sc
+        end,
+      }
+      local c = assert(net.connect(net.url(srv)))
+      assert.is_nil(c.close_code)
+      local port = c.remote_port
+      c:close(4001, "bye")
+      assert.is_true(net.wait_until(function() return seen.c ~= nil and c.ready_state == "CLOSED" end))
+      assert.are.same({ "127.0.0.1", 4001, "bye" }, { seen.addr, seen.code, seen.reason })
+      assert.is_number(seen.port)
+      assert.are.same({ 4001, "bye", true }, { seen.c.close_code, seen.c.close_reason, seen.c.was_clean })
+      assert.are.same({ 4001, "bye", true }, { c.close_code, c.close_reason, c.was_clean })
+      assert.are.equal(srv.port, port)
+      local c2 = assert(net.connect(net.url(srv)))
+      c2:close()
+      assert.is_true(net.wait_until(function() return c2.ready_state == "CLOSED" end))
+      assert.are.same({ 1000, "" }, { c2.close_code, c2.close_reason })
+    end)
+
     it("queue messages that arrive while nobody receives, in order", function()
       local srv = net.listen {
         on_open = function(sc)

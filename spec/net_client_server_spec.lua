@@ -261,7 +261,7 @@ describe("ws client <-> server in one process", function()
   it("sends custom headers, Origin, path, query and Basic auth from user info", function()
     local seen
     srv:close()
-    srv, events = net.echo_server { on_upgrade = function(req) seen = req end }
+    srv, events = net.echo_server { keep_request = true, on_upgrade = function(req) seen = req end }
     local url = "ws://user:pass@127.0.0.1:" .. srv.port .. "/chat/room?x=1&y=two"
     local c = assert(net.connect(url, { headers = { ["X-Token"] = "abc 123" }, origin = "http://example.test" }))
     assert.are.equal("OPEN", c.ready_state)

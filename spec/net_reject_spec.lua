@@ -104,6 +104,7 @@ describe("server rejections and plain HTTP", function()
     it("picks the subprotocol when it returns a string", function()
       local srv, events = net.echo_server {
         protocols = { "a", "b", "c" },
+        keep_request = true,
         on_upgrade = function() return "c" end,
       }
       local c = assert(net.connect(net.url(srv), { protocols = { "a", "b", "c" } }))
