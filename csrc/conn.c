@@ -23,6 +23,23 @@ enum phase {
 /* What the one-shot timer is counting down. */
 enum { T_NONE, T_OPEN, T_PONG, T_CLOSE };
 
+/* Timers most connections never use, apart to keep idle ones small. */
+typedef struct ws_conn_extra_timers {
+    ws_timer ka; /* keepalive pings */
+    ws_timer idle;
+} ws_conn_extra_timers;
+
+/* A client's dialling state, apart so server connections do not carry it. */
+typedef struct ws_client_dial {
+    ws_resolve *resolve;
+    struct addrinfo *addrs;
+    struct addrinfo *next_addr;
+    char *host;
+    int port;
+    bool started; /* resolution begun */
+    char connect_err[128];
+} ws_client_dial;
+
 #define READ_TURNS 64 /* reads per readiness event before yielding */
 
 struct ws_conn {
@@ -34,27 +51,20 @@ struct ws_conn {
     void *ud;
     ws_conn_config cfg;
     ws_io io;
-    ws_timer timer; /* open, pong or close deadline */
-    ws_timer ka;    /* keepalive pings */
-    ws_timer idle;
+    ws_timer timer;           /* open, pong or close deadline */
+    ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
     ws_deferred flush;
-    ws_resolve *resolve;
-    struct addrinfo *addrs;
-    struct addrinfo *next_addr;
-    char *host;
-    int port;
+    ws_client_dial *cl; /* client: where and how to connect; NULL on servers */
     int fd;
     unsigned interest;
     uint8_t phase;
     uint8_t timer_kind;
-    bool started;       /* client: resolution begun */
     bool write_blocked; /* the last flush could not write everything */
     bool wait_eof;      /* client after a clean close: let the server close first */
     bool got_eof;
     bool abort_pending; /* fail on the next turn (asked from outside the loop) */
     bool read_more;     /* the read budget ran out with data maybe left */
     bool secure;        /* the transport is TLS */
-    char connect_err[128];
 };
 
 void ws_conn_config_init(ws_conn_config *cfg)
@@ -86,10 +96,31 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
     c->cfg = *cfg;
     c->fd = -1;
     ws_timer_init(&c->timer, on_timer, c);
-    ws_timer_init(&c->ka, on_keepalive, c);
-    ws_timer_init(&c->idle, on_idle, c);
+    if (cfg->ping_interval_ns || cfg->idle_timeout_ns) {
+        if (!(c->xt = malloc(sizeof *c->xt))) {
+            free(c);
+            return NULL;
+        }
+        ws_timer_init(&c->xt->ka, on_keepalive, c);
+        ws_timer_init(&c->xt->idle, on_idle, c);
+    }
     ws_deferred_init(&c->flush, on_flush, c);
     return c;
+}
+
+/* Traffic: the idle timeout starts over. */
+static void touch_idle(ws_conn *c)
+{
+    if (c->xt && ws_timer_active(&c->xt->idle))
+        ws_timer_again(&c->xt->idle);
+}
+
+static void stop_extra_timers(ws_conn *c)
+{
+    if (c->xt) {
+        ws_timer_stop(&c->xt->ka);
+        ws_timer_stop(&c->xt->idle);
+    }
 }
 
 static void arm(ws_conn *c, int kind, uint64_t after_ns)
@@ -153,15 +184,13 @@ static void dispatch(ws_conn *c)
         case WS_EV_OPEN:
             arm(c, T_NONE, 0);
             if (c->cfg.ping_interval_ns)
-                ws_timer_start(c->loop, &c->ka, c->cfg.ping_interval_ns, c->cfg.ping_interval_ns);
+                ws_timer_start(c->loop, &c->xt->ka, c->cfg.ping_interval_ns,
+                               c->cfg.ping_interval_ns);
             if (c->cfg.idle_timeout_ns)
-                ws_timer_start(c->loop, &c->idle, c->cfg.idle_timeout_ns, 0);
+                ws_timer_start(c->loop, &c->xt->idle, c->cfg.idle_timeout_ns, 0);
             break;
         case WS_EV_MESSAGE:
-        case WS_EV_FRAGMENT:
-            if (ws_timer_active(&c->idle))
-                ws_timer_again(&c->idle);
-            break;
+        case WS_EV_FRAGMENT: touch_idle(c); break;
         default: break;
         }
         c->cb.event(c, &ev, c->ud);
@@ -174,8 +203,7 @@ static void dispatch(ws_conn *c)
          * the transport; a client that closed cleanly lets the server close
          * TCP first (RFC 6455 7.1.1). */
         c->phase = P_DRAINING;
-        ws_timer_stop(&c->ka);
-        ws_timer_stop(&c->idle);
+        stop_extra_timers(c);
         c->wait_eof = ws_session_role(c->s) == WS_CLIENT && !c->got_eof && c->t;
         arm(c, T_CLOSE, c->cfg.close_timeout_ns);
     } else if (state == WS_CLOSING && c->timer_kind != T_CLOSE) {
@@ -213,18 +241,17 @@ static void teardown(ws_conn *c)
         return;
     c->phase = P_DONE;
     ws_timer_stop(&c->timer);
-    ws_timer_stop(&c->ka);
-    ws_timer_stop(&c->idle);
+    stop_extra_timers(c);
     ws_deferred_cancel(&c->flush);
     if (ws_io_active(&c->io))
         ws_io_stop(&c->io);
-    if (c->resolve) {
-        ws_resolve_cancel(c->resolve);
-        c->resolve = NULL;
+    if (c->cl && c->cl->resolve) {
+        ws_resolve_cancel(c->cl->resolve);
+        c->cl->resolve = NULL;
     }
-    if (c->addrs) {
-        freeaddrinfo(c->addrs);
-        c->addrs = NULL;
+    if (c->cl && c->cl->addrs) {
+        freeaddrinfo(c->cl->addrs);
+        c->cl->addrs = NULL;
     }
     if (c->t) {
         c->t->ops->destroy(c->t); /* closes the fd */
@@ -243,7 +270,7 @@ static void start_transport(ws_conn *c)
 {
     char err[256];
     if (c->tls) {
-        c->t = ws_tls_client_new(c->tls, c->fd, c->host, err, sizeof err);
+        c->t = ws_tls_client_new(c->tls, c->fd, c->cl->host, err, sizeof err);
         if (!c->t) {
             c->fd = -1; /* closed by ws_tls_client_new */
             fail(c, err);
@@ -267,13 +294,13 @@ static void start_transport(ws_conn *c)
 
 static void try_connect(ws_conn *c)
 {
-    while (c->next_addr) {
-        struct addrinfo *ai = c->next_addr;
-        c->next_addr = ai->ai_next;
+    while (c->cl->next_addr) {
+        struct addrinfo *ai = c->cl->next_addr;
+        c->cl->next_addr = ai->ai_next;
         char err[128];
         int fd = ws_net_connect(ai->ai_addr, ai->ai_addrlen, err, sizeof err);
         if (fd < 0) {
-            snprintf(c->connect_err, sizeof c->connect_err, "%s", err);
+            snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s", err);
             continue;
         }
         c->fd = fd;
@@ -284,8 +311,8 @@ static void try_connect(ws_conn *c)
         return;
     }
     char msg[300];
-    snprintf(msg, sizeof msg, "cannot connect to %s port %d: %s", c->host, c->port,
-             c->connect_err[0] ? c->connect_err : "no address");
+    snprintf(msg, sizeof msg, "cannot connect to %s port %d: %s", c->cl->host, c->cl->port,
+             c->cl->connect_err[0] ? c->cl->connect_err : "no address");
     fail(c, msg);
 }
 
@@ -293,18 +320,18 @@ static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, vo
 {
     (void)loop;
     ws_conn *c = ud;
-    c->resolve = NULL;
+    c->cl->resolve = NULL;
     if (!res) {
         fail(c, err);
         return;
     }
-    c->addrs = c->next_addr = res;
+    c->cl->addrs = c->cl->next_addr = res;
     try_connect(c);
 }
 
 static void start_resolve(ws_conn *c)
 {
-    c->started = true;
+    c->cl->started = true;
     /* Numeric hosts need no lookup thread. */
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -312,14 +339,15 @@ static void start_resolve(ws_conn *c)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST;
     char port[16];
-    snprintf(port, sizeof port, "%d", c->port);
-    if (getaddrinfo(c->host, port, &hints, &res) == 0) {
+    snprintf(port, sizeof port, "%d", c->cl->port);
+    if (getaddrinfo(c->cl->host, port, &hints, &res) == 0) {
         on_resolved(c->loop, res, NULL, c);
         return;
     }
     char err[256];
-    c->resolve = ws_resolve_start(c->loop, c->host, c->port, on_resolved, c, err, sizeof err);
-    if (!c->resolve)
+    c->cl->resolve =
+        ws_resolve_start(c->loop, c->cl->host, c->cl->port, on_resolved, c, err, sizeof err);
+    if (!c->cl->resolve)
         fail(c, err);
 }
 
@@ -328,14 +356,18 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
                          char *err, size_t err_len)
 {
     ws_conn *c = conn_new(loop, cfg, cb, ud, s);
-    if (c)
-        c->host = strdup(host);
-    if (!c || !c->host) {
+    if (c && (c->cl = calloc(1, sizeof *c->cl)) != NULL)
+        c->cl->host = strdup(host);
+    if (!c || !c->cl || !c->cl->host) {
+        if (c) {
+            free(c->cl);
+            free(c->xt);
+        }
         free(c);
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    c->port = port;
+    c->cl->port = port;
     if (tls) {
         ws_tls_ctx_ref(tls);
         c->tls = tls;
@@ -364,6 +396,7 @@ ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_
     if (!c->t) {
         if (!tls)
             snprintf(err, err_len, "out of memory");
+        free(c->xt);
         free(c);
         return NULL;
     }
@@ -390,7 +423,10 @@ void ws_conn_free(ws_conn *c)
     if (c->tls)
         ws_tls_ctx_unref(c->tls);
     ws_session_free(c->s);
-    free(c->host);
+    if (c->cl)
+        free(c->cl->host);
+    free(c->cl);
+    free(c->xt);
     free(c);
 }
 
@@ -549,7 +585,7 @@ static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
         fail(c, NULL);
         return;
     }
-    if (c->phase == P_RESOLVE && !c->started) {
+    if (c->phase == P_RESOLVE && c->cl && !c->cl->started) {
         start_resolve(c);
         return;
     }
@@ -574,7 +610,7 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
     case P_CONNECT: {
         int e = ws_net_connect_error(c->fd);
         if (e) {
-            snprintf(c->connect_err, sizeof c->connect_err, "%s",
+            snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s",
                      e == ECONNREFUSED ? "connection refused" : strerror(e));
             ws_io_stop(&c->io);
             close(c->fd);
@@ -583,9 +619,9 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
             return;
         }
         ws_io_stop(&c->io); /* restarted with the transport's interest */
-        if (c->addrs) {
-            freeaddrinfo(c->addrs);
-            c->addrs = c->next_addr = NULL;
+        if (c->cl->addrs) {
+            freeaddrinfo(c->cl->addrs);
+            c->cl->addrs = c->cl->next_addr = NULL;
         }
         start_transport(c);
         return;
@@ -656,8 +692,7 @@ static void on_idle(ws_loop *loop, ws_timer *t, void *ud)
 static int after_send(ws_conn *c, int r)
 {
     if (r == WS_OK) {
-        if (ws_timer_active(&c->idle))
-            ws_timer_again(&c->idle);
+        touch_idle(c);
         schedule_flush(c);
     }
     return r;

@@ -26,7 +26,8 @@ typedef struct ws_hs {
     ws_pmd_params pmd_offer; /* client: the permessage-deflate offer made */
     bool pmd_offered;
     char err[200];
-    ws_http_header headers[]; /* max_headers entries */
+    ws_http_header *headers; /* sized to the head once it is complete */
+    size_t headers_cap;
 } ws_hs;
 
 enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
@@ -122,16 +123,37 @@ static void default_random(void *ud, uint8_t *buf, size_t n)
     }
 }
 
-static ws_hs *hs_new(size_t max_headers)
+static ws_hs *hs_new(void)
 {
-    ws_hs *hs = calloc(1, sizeof *hs + max_headers * sizeof(ws_http_header));
-    return hs;
+    return calloc(1, sizeof(ws_hs));
+}
+
+/* Room for the header lines of the complete head buf[0..end): one per line
+ * at most, and never more than max_headers (the parser reports the rest as
+ * too many).  Sized to the head so a handshake holds only what it uses. */
+static bool hs_reserve_headers(ws_session *s, ws_hs *hs, const char *buf, size_t end)
+{
+    size_t lines = 0;
+    for (const char *p = buf; (p = memchr(p, '\n', end - (size_t)(p - buf))) != NULL; p++)
+        lines++;
+    size_t n = lines < s->max_headers ? lines : s->max_headers;
+    if (n > hs->headers_cap) {
+        ws_http_header *h = realloc(hs->headers, (n ? n : 1) * sizeof *h);
+        if (!h)
+            return false;
+        hs->headers = h;
+        hs->headers_cap = n;
+    }
+    hs->head.headers = hs->headers;
+    hs->head.num_headers = n;
+    return true;
 }
 
 static void hs_free(ws_hs *hs)
 {
     if (!hs)
         return;
+    free(hs->headers);
     for (size_t i = 0; i < hs->num_protocols; i++)
         free(hs->protocols[i]);
     free(hs->protocols);
@@ -175,7 +197,7 @@ ws_session *ws_session_new(const ws_session_config *cfg)
         }
     }
     if (cfg->handshake && cfg->role == WS_SERVER) {
-        s->hs = hs_new(s->max_headers);
+        s->hs = hs_new();
         if (!s->hs) {
             free(s);
             return NULL;
@@ -388,7 +410,7 @@ size_t ws_session_memory(const ws_session *s, size_t *zlib)
     *zlib = ws_deflate_memory(s->dfl);
     size_t n = s->in.cap + s->out.cap + s->msg.cap + s->zbuf.cap;
     if (s->hs)
-        n += sizeof *s->hs + s->max_headers * sizeof(ws_http_header);
+        n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
     return n;
 }
 
@@ -456,7 +478,7 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
         snprintf(err, err_len, "session is not a client waiting to connect");
         return -1;
     }
-    ws_hs *hs = hs_new(s->max_headers);
+    ws_hs *hs = hs_new();
     if (!hs)
         goto nomem;
     s->hs = hs;
@@ -565,9 +587,9 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
         return 0;
     if (end < 0) {
         why = "response head too large";
+    } else if (!hs_reserve_headers(s, hs, buf, (size_t)end)) {
+        why = "out of memory";
     } else {
-        hs->head.headers = hs->headers;
-        hs->head.num_headers = s->max_headers;
         int r = ws_http_parse_response(buf, (size_t)end, &hs->head);
         if (r == WS_HTTP_ERR_TOO_MANY)
             why = "too many headers in the response";
@@ -647,8 +669,8 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return 0;
     if (end < 0)
         return server_fail(s, ev, 431, "request head too large");
-    hs->head.headers = hs->headers;
-    hs->head.num_headers = s->max_headers;
+    if (!hs_reserve_headers(s, hs, buf, (size_t)end))
+        return server_fail(s, ev, 500, "out of memory");
     int r = ws_http_parse_request(buf, (size_t)end, &hs->head);
     if (r == WS_HTTP_ERR_TOO_MANY)
         return server_fail(s, ev, 431, "too many headers");

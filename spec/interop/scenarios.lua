@@ -278,6 +278,7 @@ function M.start_lua_server(certs, compress, extra)
     return {
       host = "127.0.0.1", port = 0, tls = tls, protocols = { M.PROTOCOL }, compress = comp,
       max_message = 16 * 1024 * 1024,
+      keep_request = true, -- the headers scenario echoes a request header later
       -- a page on the server's own origin, for the browser peer (Chromium
       -- blocks about:blank from reaching loopback addresses)
       on_request = function(_, res)
