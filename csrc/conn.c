@@ -209,7 +209,10 @@ static void dispatch(ws_conn *c)
     } else if (state == WS_CLOSING && c->timer_kind != T_CLOSE) {
         arm(c, T_CLOSE, c->cfg.close_timeout_ns);
     }
-    schedule_flush(c);
+    /* Only when there is something to do: the flush pass dispatches too, so
+     * an unconditional reschedule would spin the loop while idle. */
+    if (c->phase == P_DRAINING || has_output(c))
+        schedule_flush(c);
 }
 
 static void fail(ws_conn *c, const char *msg)

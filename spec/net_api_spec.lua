@@ -487,6 +487,18 @@ describe("networked API", function()
       assert.are.same({ 1000, "" }, { c2.close_code, c2.close_reason })
     end)
 
+    it("leave the loop asleep while open connections are idle (no busy loop)", function()
+      local srv = net.echo_server()
+      local c = assert(net.connect(net.url(srv)))
+      assert.is_true(c:send("x"))
+      assert.are.equal("x", (c:receive(2)))
+      local cpu0 = os.clock()
+      ws.sleep(1) -- both ends idle: the client and its server-side peer
+      local used = os.clock() - cpu0
+      assert.is_true(used < 0.25, ("%.2f s of CPU while idle for 1 s"):format(used))
+      assert.are.equal("OPEN", c.ready_state)
+    end)
+
     it("queue messages that arrive while nobody receives, in order", function()
       local srv = net.listen {
         on_open = function(sc)
