@@ -27,7 +27,12 @@ enum { T_NONE, T_OPEN, T_PONG, T_CLOSE };
 typedef struct ws_conn_extra_timers {
     ws_timer ka; /* keepalive pings */
     ws_timer idle;
+    uint64_t ping_interval_ns;
+    uint64_t ping_timeout_ns;
+    uint64_t idle_timeout_ns;
 } ws_conn_extra_timers;
+
+static const ws_conn_callbacks no_callbacks = {NULL, NULL, NULL, NULL};
 
 /* A client's dialling state, apart so server connections do not carry it. */
 typedef struct ws_client_dial {
@@ -47,9 +52,12 @@ struct ws_conn {
     ws_session *s;
     ws_transport *t;
     ws_tls_ctx *tls;
-    ws_conn_callbacks cb;
+    const ws_conn_callbacks *cb;
     void *ud;
-    ws_conn_config cfg;
+    uint64_t open_timeout_ns;
+    uint64_t close_timeout_ns;
+    size_t max_buffered;
+    bool close_on_full;
     ws_io io;
     ws_timer timer;           /* open, pong or close deadline */
     ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
@@ -91,9 +99,12 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
         return NULL;
     c->loop = loop;
     c->s = s;
-    c->cb = *cb;
+    c->cb = cb;
     c->ud = ud;
-    c->cfg = *cfg;
+    c->open_timeout_ns = cfg->open_timeout_ns;
+    c->close_timeout_ns = cfg->close_timeout_ns;
+    c->max_buffered = cfg->max_buffered;
+    c->close_on_full = cfg->close_on_full;
     c->fd = -1;
     ws_timer_init(&c->timer, on_timer, c);
     if (cfg->ping_interval_ns || cfg->idle_timeout_ns) {
@@ -103,6 +114,9 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
         }
         ws_timer_init(&c->xt->ka, on_keepalive, c);
         ws_timer_init(&c->xt->idle, on_idle, c);
+        c->xt->ping_interval_ns = cfg->ping_interval_ns;
+        c->xt->ping_timeout_ns = cfg->ping_timeout_ns;
+        c->xt->idle_timeout_ns = cfg->idle_timeout_ns;
     }
     ws_deferred_init(&c->flush, on_flush, c);
     return c;
@@ -183,17 +197,17 @@ static void dispatch(ws_conn *c)
         switch (ev.type) {
         case WS_EV_OPEN:
             arm(c, T_NONE, 0);
-            if (c->cfg.ping_interval_ns)
-                ws_timer_start(c->loop, &c->xt->ka, c->cfg.ping_interval_ns,
-                               c->cfg.ping_interval_ns);
-            if (c->cfg.idle_timeout_ns)
-                ws_timer_start(c->loop, &c->xt->idle, c->cfg.idle_timeout_ns, 0);
+            if (c->xt && c->xt->ping_interval_ns)
+                ws_timer_start(c->loop, &c->xt->ka, c->xt->ping_interval_ns,
+                               c->xt->ping_interval_ns);
+            if (c->xt && c->xt->idle_timeout_ns)
+                ws_timer_start(c->loop, &c->xt->idle, c->xt->idle_timeout_ns, 0);
             break;
         case WS_EV_MESSAGE:
         case WS_EV_FRAGMENT: touch_idle(c); break;
         default: break;
         }
-        c->cb.event(c, &ev, c->ud);
+        c->cb->event(c, &ev, c->ud);
     }
     if (c->phase == P_DONE)
         return;
@@ -205,9 +219,9 @@ static void dispatch(ws_conn *c)
         c->phase = P_DRAINING;
         stop_extra_timers(c);
         c->wait_eof = ws_session_role(c->s) == WS_CLIENT && !c->got_eof && c->t;
-        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+        arm(c, T_CLOSE, c->close_timeout_ns);
     } else if (state == WS_CLOSING && c->timer_kind != T_CLOSE) {
-        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+        arm(c, T_CLOSE, c->close_timeout_ns);
     }
     /* Only when there is something to do: the flush pass dispatches too, so
      * an unconditional reschedule would spin the loop while idle. */
@@ -219,8 +233,8 @@ static void fail(ws_conn *c, const char *msg)
 {
     if (c->phase == P_DONE)
         return;
-    if (msg && c->cb.error)
-        c->cb.error(c, msg, c->ud);
+    if (msg && c->cb->error)
+        c->cb->error(c, msg, c->ud);
     if (c->phase == P_DONE)
         return;
     ws_session_eof(c->s);
@@ -263,8 +277,8 @@ static void teardown(ws_conn *c)
         close(c->fd);
     }
     c->fd = -1;
-    if (c->cb.closed)
-        c->cb.closed(c, c->ud);
+    if (c->cb->closed)
+        c->cb->closed(c, c->ud);
 }
 
 /* ---- client connect ---------------------------------------------------- */
@@ -415,9 +429,7 @@ void ws_conn_free(ws_conn *c)
 {
     if (!c)
         return;
-    c->cb.error = NULL;
-    c->cb.closed = NULL;
-    c->cb.event = NULL;
+    c->cb = &no_callbacks;
     if (c->phase != P_DONE) {
         /* No callbacks: the owner is going away. */
         c->phase = P_DRAINING;
@@ -570,8 +582,8 @@ static void do_flush(ws_conn *c)
                 teardown(c);
                 return;
             }
-        } else if (was_blocked && c->cb.drain) {
-            c->cb.drain(c, c->ud);
+        } else if (was_blocked && c->cb->drain) {
+            c->cb->drain(c, c->ud);
             if (c->phase == P_DONE)
                 return;
         }
@@ -655,12 +667,12 @@ static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
     case T_OPEN:
         snprintf(msg, sizeof msg, "%s timeout after %.3g s",
                  ws_session_role(c->s) == WS_CLIENT ? "connect" : "handshake",
-                 (double)c->cfg.open_timeout_ns / 1e9);
+                 (double)c->open_timeout_ns / 1e9);
         fail(c, msg);
         break;
     case T_PONG:
         snprintf(msg, sizeof msg, "keepalive timeout: no answer to ping within %.3g s",
-                 (double)c->cfg.ping_timeout_ns / 1e9);
+                 (double)c->xt->ping_timeout_ns / 1e9);
         fail(c, msg);
         break;
     case T_CLOSE: fail(c, NULL); break;
@@ -678,7 +690,7 @@ static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud)
     if (ws_session_ping(c->s, NULL, 0) == WS_OK)
         schedule_flush(c);
     if (c->timer_kind == T_NONE)
-        arm(c, T_PONG, c->cfg.ping_timeout_ns ? c->cfg.ping_timeout_ns : c->cfg.ping_interval_ns);
+        arm(c, T_PONG, c->xt->ping_timeout_ns ? c->xt->ping_timeout_ns : c->xt->ping_interval_ns);
 }
 
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud)
@@ -705,9 +717,9 @@ static int check_room(ws_conn *c, size_t n)
 {
     if (ws_session_state(c->s) != WS_OPEN)
         return WS_E_STATE;
-    if (ws_conn_buffered(c) + n <= c->cfg.max_buffered)
+    if (ws_conn_buffered(c) + n <= c->max_buffered)
         return WS_OK;
-    if (c->cfg.close_on_full) {
+    if (c->close_on_full) {
         static const char reason[] = "send buffer full";
         ws_conn_close(c, 1013, (const uint8_t *)reason, sizeof reason - 1);
     }
@@ -746,7 +758,7 @@ int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
     }
     int r = ws_session_close(c->s, code, reason, n);
     if (r == WS_OK) {
-        arm(c, T_CLOSE, c->cfg.close_timeout_ns);
+        arm(c, T_CLOSE, c->close_timeout_ns);
         schedule_flush(c);
     }
     return r;

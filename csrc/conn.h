@@ -42,7 +42,10 @@ typedef struct ws_conn_callbacks {
     void (*closed)(ws_conn *c, void *ud);
 } ws_conn_callbacks;
 
-/* Client: s is a client session whose request is queued.  Resolves host,
+/* Both constructors copy cfg; cb is kept by reference (a table of
+ * functions that lives as long as the program, as a rule).
+ *
+ * Client: s is a client session whose request is queued.  Resolves host,
  * connects (trying each address), runs TLS when tls is not NULL (host is
  * the SNI and the name verified).  NULL with err on immediate failure. */
 ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
