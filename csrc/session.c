@@ -28,6 +28,10 @@ typedef struct ws_hs {
     char err[200];
     ws_http_header *headers; /* sized to the head once it is complete */
     size_t headers_cap;
+    ws_deflate_config dcfg; /* what permessage-deflate we offer or accept */
+    size_t max_head;
+    uint16_t max_headers;
+    bool started; /* client: the request is queued */
 } ws_hs;
 
 enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
@@ -52,8 +56,6 @@ struct ws_session {
     uint64_t msg_len; /* bytes of the current message so far */
     size_t discard;   /* bytes of `in` to drop at the next call */
     size_t pong_len;  /* the last bytes of `out` are an unsent automatic pong of this size */
-    size_t max_head;
-    uint16_t max_headers;
     uint16_t close_code;
     uint8_t role;
     uint8_t state;
@@ -70,9 +72,7 @@ struct ws_session {
     bool close_clean;
     ws_utf8 in_utf8;
     ws_utf8 out_utf8;
-    ws_deflate_config dcfg;
     ws_deflate *dfl;      /* permessage-deflate agreed: NULL otherwise */
-    ws_buf zbuf;          /* a compressed message on its way to `out` */
     bool msg_compressed;  /* the message being received has RSV1 */
     bool send_compressed; /* the fragmented message being sent is compressed */
 };
@@ -123,20 +123,26 @@ static void default_random(void *ud, uint8_t *buf, size_t n)
     }
 }
 
-static ws_hs *hs_new(void)
+static ws_hs *hs_new(const ws_session_config *cfg)
 {
-    return calloc(1, sizeof(ws_hs));
+    ws_hs *hs = calloc(1, sizeof(ws_hs));
+    if (hs) {
+        hs->dcfg = cfg->compress;
+        hs->max_head = cfg->max_head;
+        hs->max_headers = (uint16_t)(cfg->max_headers > 65535 ? 65535 : cfg->max_headers);
+    }
+    return hs;
 }
 
 /* Room for the header lines of the complete head buf[0..end): one per line
  * at most, and never more than max_headers (the parser reports the rest as
  * too many).  Sized to the head so a handshake holds only what it uses. */
-static bool hs_reserve_headers(ws_session *s, ws_hs *hs, const char *buf, size_t end)
+static bool hs_reserve_headers(ws_hs *hs, const char *buf, size_t end)
 {
     size_t lines = 0;
     for (const char *p = buf; (p = memchr(p, '\n', end - (size_t)(p - buf))) != NULL; p++)
         lines++;
-    size_t n = lines < s->max_headers ? lines : s->max_headers;
+    size_t n = lines < hs->max_headers ? lines : hs->max_headers;
     if (n > hs->headers_cap) {
         ws_http_header *h = realloc(hs->headers, (n ? n : 1) * sizeof *h);
         if (!h)
@@ -169,14 +175,11 @@ ws_session *ws_session_new(const ws_session_config *cfg)
     s->role = (uint8_t)cfg->role;
     s->max_message = cfg->max_message;
     s->max_frame = cfg->max_frame;
-    s->max_head = cfg->max_head;
-    s->max_headers = (uint16_t)(cfg->max_headers > 65535 ? 65535 : cfg->max_headers);
     s->stream = cfg->stream;
     s->allow_http = cfg->allow_http;
     s->random = cfg->random ? cfg->random : default_random;
     s->random_ud = cfg->random_ud;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
-    s->dcfg = cfg->compress;
     if (!cfg->handshake && cfg->compress.enabled) {
         /* The host negotiated: the parameters are the agreed values. */
         ws_pmd_params p;
@@ -196,8 +199,8 @@ ws_session *ws_session_new(const ws_session_config *cfg)
             return NULL;
         }
     }
-    if (cfg->handshake && cfg->role == WS_SERVER) {
-        s->hs = hs_new();
+    if (cfg->handshake) {
+        s->hs = hs_new(cfg);
         if (!s->hs) {
             free(s);
             return NULL;
@@ -213,7 +216,6 @@ void ws_session_free(ws_session *s)
     ws_buf_free(&s->in);
     ws_buf_free(&s->out);
     ws_buf_free(&s->msg);
-    ws_buf_free(&s->zbuf);
     ws_deflate_free(s->dfl);
     hs_free(s->hs);
     free(s->protocol);
@@ -271,12 +273,13 @@ static int queue_data(ws_session *s, unsigned opcode, bool fin, const uint8_t *p
 {
     if (!compress)
         return queue_frame(s, opcode, fin, p, n);
-    ws_buf_clear(&s->zbuf);
+    ws_buf z; /* the compressed bytes, on their way to `out` */
+    ws_buf_init(&z);
     int r = WS_E_NOMEM;
-    if (ws_deflate_compress(s->dfl, p, n, fin, &s->zbuf) == 0)
-        r = queue_frame_rsv(s, opcode, fin, opcode == WS_OP_CONT ? 0 : WS_RSV1,
-                            ws_buf_begin(&s->zbuf), ws_buf_size(&s->zbuf));
-    ws_buf_free(&s->zbuf);
+    if (ws_deflate_compress(s->dfl, p, n, fin, &z) == 0)
+        r = queue_frame_rsv(s, opcode, fin, opcode == WS_OP_CONT ? 0 : WS_RSV1, ws_buf_begin(&z),
+                            ws_buf_size(&z));
+    ws_buf_free(&z);
     return r;
 }
 
@@ -408,7 +411,7 @@ const char *ws_session_extensions(const ws_session *s)
 size_t ws_session_memory(const ws_session *s, size_t *zlib)
 {
     *zlib = ws_deflate_memory(s->dfl);
-    size_t n = s->in.cap + s->out.cap + s->msg.cap + s->zbuf.cap;
+    size_t n = s->in.cap + s->out.cap + s->msg.cap;
     if (s->hs)
         n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
     return n;
@@ -474,14 +477,12 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
                             const char *const *protocols, size_t num_protocols,
                             const char *extensions, char *err, size_t err_len)
 {
-    if (s->role != WS_CLIENT || s->state != WS_CONNECTING || s->hs) {
+    if (s->role != WS_CLIENT || s->state != WS_CONNECTING || !s->hs || s->hs->started) {
         snprintf(err, err_len, "session is not a client waiting to connect");
         return -1;
     }
-    ws_hs *hs = hs_new();
-    if (!hs)
-        goto nomem;
-    s->hs = hs;
+    ws_hs *hs = s->hs;
+    hs->started = true;
     if (num_protocols) {
         hs->protocols = calloc(num_protocols, sizeof(char *));
         if (!hs->protocols)
@@ -494,10 +495,10 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
         }
     }
     ws_client_request r = *req;
-    if (s->dcfg.enabled) {
+    if (s->hs->dcfg.enabled) {
         /* Our permessage-deflate offer first, then the host's own offers. */
         char offer[WS_PMD_STR_MAX];
-        ws_pmd_client_offer(&s->dcfg, &hs->pmd_offer);
+        ws_pmd_client_offer(&s->hs->dcfg, &hs->pmd_offer);
         hs->pmd_offered = true;
         ws_pmd_format(&hs->pmd_offer, offer);
         size_t ol = strlen(offer), el = extensions ? strlen(extensions) : 0;
@@ -550,7 +551,7 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
     }
     if (!found)
         return 0;
-    ws_deflate_config cfg = s->dcfg;
+    ws_deflate_config cfg = s->hs->dcfg;
     if (!hs->pmd_offered) {
         /* Offered by hand in the extensions string: take that offer. */
         ws_deflate_config_init(&cfg);
@@ -578,16 +579,16 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
 static int client_handshake_step(ws_session *s, ws_event *ev)
 {
     ws_hs *hs = s->hs;
-    if (!hs)
+    if (!hs || !hs->started)
         return 0; /* request not queued yet */
     char *buf = (char *)ws_buf_begin(&s->in);
-    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
+    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
     const char *why = NULL;
     if (end == 0)
         return 0;
     if (end < 0) {
         why = "response head too large";
-    } else if (!hs_reserve_headers(s, hs, buf, (size_t)end)) {
+    } else if (!hs_reserve_headers(hs, buf, (size_t)end)) {
         why = "out of memory";
     } else {
         int r = ws_http_parse_response(buf, (size_t)end, &hs->head);
@@ -662,14 +663,14 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
     if (!hs || hs->requested)
         return 0;
     char *buf = (char *)ws_buf_begin(&s->in);
-    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, s->max_head);
+    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
     if (end == 0 && !ws_http_request_prefix_ok(buf, ws_buf_size(&s->in)))
         return server_fail(s, ev, 400, "malformed HTTP request");
     if (end == 0)
         return 0;
     if (end < 0)
         return server_fail(s, ev, 431, "request head too large");
-    if (!hs_reserve_headers(s, hs, buf, (size_t)end))
+    if (!hs_reserve_headers(hs, buf, (size_t)end))
         return server_fail(s, ev, 500, "out of memory");
     int r = ws_http_parse_request(buf, (size_t)end, &hs->head);
     if (r == WS_HTTP_ERR_TOO_MANY)
@@ -740,7 +741,7 @@ static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agree
             const char *why;
             if (ws_pmd_parse(e, elen, &offer, &why) != 1)
                 continue;
-            if (ws_pmd_server_accept(&s->dcfg, &offer, &resp, agreed)) {
+            if (ws_pmd_server_accept(&s->hs->dcfg, &offer, &resp, agreed)) {
                 ws_pmd_format(&resp, resp_str);
                 return true;
             }
@@ -759,11 +760,11 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
     char *joined = NULL;
     ws_pmd_agreed agreed;
     char pmd[WS_PMD_STR_MAX];
-    bool compress = s->dcfg.enabled && server_negotiate(s, pmd, &agreed);
+    bool compress = s->hs->dcfg.enabled && server_negotiate(s, pmd, &agreed);
     if (compress) {
         size_t pl = strlen(pmd), el = extensions ? strlen(extensions) : 0;
         if (!(joined = malloc(pl + el + 3)) ||
-            !(s->dfl = ws_deflate_new(&s->dcfg, &agreed, true))) {
+            !(s->dfl = ws_deflate_new(&s->hs->dcfg, &agreed, true))) {
             free(joined);
             snprintf(err, err_len, "out of memory");
             return WS_E_NOMEM;
