@@ -59,7 +59,7 @@ struct ws_conn {
     size_t max_buffered;
     bool close_on_full;
     ws_io io;
-    ws_timer timer;           /* open, pong or close deadline */
+    ws_timer *timer;          /* open, pong or close deadline; only while armed */
     ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
     ws_deferred flush;
     ws_client_dial *cl; /* client: where and how to connect; NULL on servers */
@@ -106,7 +106,6 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
     c->max_buffered = cfg->max_buffered;
     c->close_on_full = cfg->close_on_full;
     c->fd = -1;
-    ws_timer_init(&c->timer, on_timer, c);
     if (cfg->ping_interval_ns || cfg->idle_timeout_ns) {
         if (!(c->xt = malloc(sizeof *c->xt))) {
             free(c);
@@ -139,12 +138,22 @@ static void stop_extra_timers(ws_conn *c)
 
 static void arm(ws_conn *c, int kind, uint64_t after_ns)
 {
-    ws_timer_stop(&c->timer);
-    c->timer_kind = (uint8_t)kind;
-    if (after_ns)
-        ws_timer_start(c->loop, &c->timer, after_ns, 0);
-    else
+    if (after_ns && !c->timer && (c->timer = malloc(sizeof *c->timer)) != NULL)
+        ws_timer_init(c->timer, on_timer, c);
+    if (!after_ns || !c->timer) {
+        /* Disarmed (or no memory for a deadline): an idle connection
+         * carries no timer. */
+        if (c->timer) {
+            ws_timer_stop(c->timer);
+            free(c->timer);
+            c->timer = NULL;
+        }
         c->timer_kind = T_NONE;
+        return;
+    }
+    ws_timer_stop(c->timer);
+    c->timer_kind = (uint8_t)kind;
+    ws_timer_start(c->loop, c->timer, after_ns, 0);
 }
 
 static bool has_output(const ws_conn *c)
@@ -257,7 +266,7 @@ static void teardown(ws_conn *c)
     if (c->phase == P_DONE)
         return;
     c->phase = P_DONE;
-    ws_timer_stop(&c->timer);
+    arm(c, T_NONE, 0);
     stop_extra_timers(c);
     ws_deferred_cancel(&c->flush);
     if (ws_io_active(&c->io))
@@ -441,6 +450,9 @@ void ws_conn_free(ws_conn *c)
     if (c->cl)
         free(c->cl->host);
     free(c->cl);
+    if (c->timer) /* armed after the transport closed */
+        ws_timer_stop(c->timer);
+    free(c->timer);
     free(c->xt);
     free(c);
 }
