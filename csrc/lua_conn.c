@@ -470,18 +470,12 @@ static int send_result(lua_State *L, int r)
     return 2;
 }
 
-static bool check_kind(lua_State *L, int i)
-{
-    static const char *const kinds[] = {"text", "binary", NULL};
-    return luaL_checkoption(L, i, "text", kinds) == 1;
-}
-
 static int l_send(lua_State *L)
 {
     lconn *lc = check_conn(L);
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
-    bool binary = check_kind(L, 3);
+    bool binary = ws_lua_check_kind(L, 3);
     return send_result(L, ws_conn_send(lc->c, binary, (const uint8_t *)p, n));
 }
 
@@ -491,7 +485,7 @@ static int l_send_fragment(lua_State *L)
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     luaL_checktype(L, 3, LUA_TBOOLEAN);
-    bool binary = check_kind(L, 4);
+    bool binary = ws_lua_check_kind(L, 4);
     return send_result(
         L, ws_conn_send_fragment(lc->c, binary, (const uint8_t *)p, n, lua_toboolean(L, 3) != 0));
 }

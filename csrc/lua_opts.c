@@ -445,3 +445,17 @@ void ws_lua_opt_compress(lua_State *L, int t, bool server, bool negotiated, ws_d
         cfg->client_max_window_bits = (uint8_t)cm;
     lua_pop(L, 1);
 }
+
+bool ws_lua_check_kind(lua_State *L, int i)
+{
+    /* Checked on every send: compare the string itself before falling back
+     * to luaL_checkoption, which also words the error. */
+    size_t n;
+    const char *k = lua_type(L, i) == LUA_TSTRING ? lua_tolstring(L, i, &n) : NULL;
+    if (k && n == 6 && memcmp(k, "binary", 6) == 0)
+        return true;
+    if ((k && n == 4 && memcmp(k, "text", 4) == 0) || lua_isnoneornil(L, i))
+        return false;
+    static const char *const kinds[] = {"text", "binary", NULL};
+    return luaL_checkoption(L, i, "text", kinds) == 1;
+}

@@ -30,6 +30,10 @@ int ws_lua_opt_error(lua_State *L, int t, const char *fmt, ...);
 /* A whole number in [min, max] (false for NaN and fractions). */
 bool ws_lua_is_count(lua_Number n, lua_Number min, lua_Number max);
 
+/* The message kind argument i: "text" (the default) or "binary"; true for
+ * binary.  Raises naming the argument otherwise. */
+bool ws_lua_check_kind(lua_State *L, int i);
+
 /* Any string, NUL bytes included (binary keys); *len is set when len is
  * not NULL (strlen(def) for the default, 0 for NULL). */
 const char *ws_lua_opt_lstring(lua_State *L, int t, const char *field, const char *def,

@@ -485,8 +485,7 @@ static int l_broadcast(lua_State *L)
     lserver *srv = check_server(L);
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
-    static const char *const kinds[] = {"text", "binary", NULL};
-    bool binary = luaL_checkoption(L, 3, "text", kinds) == 1;
+    bool binary = ws_lua_check_kind(L, 3);
     if (!binary && !ws_utf8_valid((const uint8_t *)p, n))
         return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
     /* Frame once; every client gets the same bytes (servers never mask). */

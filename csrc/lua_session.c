@@ -276,18 +276,12 @@ static int send_result(lua_State *L, int r, int arg, const char *argmsg)
     return 2;
 }
 
-static bool check_kind(lua_State *L, int i)
-{
-    static const char *const kinds[] = {"text", "binary", NULL};
-    return luaL_checkoption(L, i, "text", kinds) == 1;
-}
-
 static int l_send(lua_State *L)
 {
     lsession *ls = check_session(L);
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
-    bool binary = check_kind(L, 3);
+    bool binary = ws_lua_check_kind(L, 3);
     int r = ws_session_send(ls->s, binary, (const uint8_t *)p, n);
     return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
 }
@@ -299,7 +293,7 @@ static int l_send_fragment(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &n);
     luaL_checktype(L, 3, LUA_TBOOLEAN);
     bool fin = lua_toboolean(L, 3) != 0;
-    bool binary = check_kind(L, 4);
+    bool binary = ws_lua_check_kind(L, 4);
     int r = ws_session_send_fragment(ls->s, binary, (const uint8_t *)p, n, fin);
     return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
 }

@@ -487,6 +487,23 @@ describe("networked API", function()
       assert.are.same({ 1000, "" }, { c2.close_code, c2.close_reason })
     end)
 
+    it("check the message kind: text by default, binary, anything else an argument error", function()
+      local srv = net.echo_server()
+      local c = assert(net.connect(net.url(srv)))
+      assert.is_true(c:send("a"))
+      assert.are.same({ "a", "text" }, { c:receive(2) })
+      assert.is_true(c:send("b", "binary"))
+      assert.are.same({ "b", "binary" }, { c:receive(2) })
+      assert.is_true(c:send("c", "text"))
+      assert.are.same({ "c", "text" }, { c:receive(2) })
+      for _, bad in ipairs { "bin", "binary2", "TEXT", 42, true } do
+        local ok, err = pcall(c.send, c, "x", bad)
+        assert.is_false(ok, tostring(bad))
+        assert.matches("bad argument #3", tostring(err))
+      end
+      assert.has_error(function() srv:broadcast("x", "nope") end)
+    end)
+
     it("leave the loop asleep while open connections are idle (no busy loop)", function()
       local srv = net.echo_server()
       local c = assert(net.connect(net.url(srv)))
