@@ -344,9 +344,24 @@ void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx)
     lc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* Argument 1 as a connection.  Methods and the field metamethods carry the
+ * connection metatable as upvalue 1: comparing with it is cheaper than the
+ * registry lookup of luaL_checkudata, which still words the error. */
+static lconn *to_conn(lua_State *L)
+{
+    lconn *lc = lua_touserdata(L, 1);
+    if (lc && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return lc;
+    }
+    return luaL_checkudata(L, 1, CONN_MT);
+}
+
 static lconn *check_conn(lua_State *L)
 {
-    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lconn *lc = to_conn(L);
     if (!lc->c)
         luaL_argerror(L, 1, "connection is freed");
     return lc;
@@ -525,13 +540,13 @@ static int l_buffered_amount(lua_State *L)
 
 static const char *const state_names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
 
-/* Methods first (upvalue 1), then the computed fields, then the fields
+/* Methods first (upvalue 2), then the computed fields, then the fields
  * table. */
 static int l_index(lua_State *L)
 {
-    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lconn *lc = to_conn(L);
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
+    lua_rawget(L, lua_upvalueindex(2));
     if (!lua_isnil(L, -1))
         return 1;
     lua_settop(L, 2);
@@ -624,7 +639,7 @@ static int l_index(lua_State *L)
 
 static int l_newindex(lua_State *L)
 {
-    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lconn *lc = to_conn(L);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     static const char *const readonly[] = {
         "ready_state", "protocol",       "extensions",  "url",        "server",
@@ -694,21 +709,26 @@ static const luaL_Reg conn_methods[] = {
     {"send", l_send},   {"send_fragment", l_send_fragment},     {"ping", l_ping},
     {"close", l_close}, {"buffered_amount", l_buffered_amount}, {NULL, NULL}};
 
-static const luaL_Reg conn_meta[] = {{"__newindex", l_newindex},
-                                     {"__gc", l_gc},
-                                     {"__close", l_close_meta},
-                                     {"__tostring", l_tostring},
-                                     {NULL, NULL}};
+static const luaL_Reg conn_meta[] = {
+    {"__gc", l_gc}, {"__close", l_close_meta}, {"__tostring", l_tostring}, {NULL, NULL}};
 
 void ws_lua_open_conn(lua_State *L)
 {
     if (luaL_newmetatable(L, CONN_MT)) {
         ws_setfuncs(L, conn_meta);
         lua_newtable(L);
-        ws_setfuncs(L, conn_methods);
-        lua_pushvalue(L, -1);
-        lua_pushcclosure(L, l_index, 1);
+        for (const luaL_Reg *r = conn_methods; r->name; r++) {
+            lua_pushvalue(L, -2);
+            lua_pushcclosure(L, r->func, 1);
+            lua_setfield(L, -2, r->name);
+        }
+        lua_pushvalue(L, -2);
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, l_index, 2);
         lua_setfield(L, -3, "__index");
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, l_newindex, 1);
+        lua_setfield(L, -3, "__newindex");
         lua_setfield(L, -2, "methods");
     }
     /* Lua code adds methods (receive) through ws.core.conn_methods. */

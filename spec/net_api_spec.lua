@@ -502,6 +502,13 @@ describe("networked API", function()
         assert.matches("bad argument #3", tostring(err))
       end
       assert.has_error(function() srv:broadcast("x", "nope") end)
+      -- methods check their object
+      for _, other in ipairs { 42, io.stdout, srv, {} } do
+        local ok, err = pcall(c.send, other, "x")
+        assert.is_false(ok)
+        assert.matches("ws.core.conn expected", tostring(err))
+      end
+      assert.is_false(pcall(getmetatable(c).__index, io.stdout, "send"))
     end)
 
     it("leave the loop asleep while open connections are idle (no busy loop)", function()
