@@ -30,4 +30,14 @@ int ws_utf8_feed(ws_utf8 *u, const uint8_t *p, size_t n);
 /* Whole-buffer check. */
 bool ws_utf8_valid(const uint8_t *p, size_t n);
 
+/* The implementations behind the two calls above, for tests, fuzzing and
+ * benchmarks.  WS_UTF8_AUTO picks the fastest one this CPU runs (AVX2, then
+ * SSSE3 on x86-64 with GCC or clang; the portable scalar code elsewhere).
+ * All give the same answers; an implementation this build or CPU cannot run
+ * falls back to WS_UTF8_AUTO. */
+enum { WS_UTF8_AUTO, WS_UTF8_SCALAR, WS_UTF8_SSSE3, WS_UTF8_AVX2 };
+bool ws_utf8_have_impl(int impl);
+int ws_utf8_feed_with(ws_utf8 *u, const uint8_t *p, size_t n, int impl);
+bool ws_utf8_valid_with(const uint8_t *p, size_t n, int impl);
+
 #endif

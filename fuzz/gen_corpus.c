@@ -262,6 +262,38 @@ static void handshake_seeds(void)
     }
 }
 
+/* utf8: 3 control bytes (chunk seed, split point), then text. */
+static void utf8_seeds(void)
+{
+    static const char *const texts[] = {
+        "hello \xc3\xa9t\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80 w\xc3\xb6rld",
+        "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf",
+        "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\xf0\x9f\x98\x80",
+        "ok \xed\xa0\x80",
+        "ok \xf4\x90\x80\x80",
+        "ok \xe0\x9f\xbf",
+        "ok \xf0\x8f\xbf\xbf",
+        "ok \xc0\x80 \xf5\xff",
+        "ok \xe2\x82",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        ws_buf b;
+        ws_buf_init(&b);
+        uint8_t ctl[3] = {(uint8_t)(i * 37 + 1), 0, (uint8_t)(i * 5 + 3)};
+        ws_buf_append(&b, ctl, 3);
+        /* repeated so the 64-byte blocks of the vector code see it too */
+        for (int r = 0; r < (i == 0 ? 9 : 1); r++)
+            ws_buf_puts(&b, texts[i]);
+        if (i > 0) {
+            for (int r = 0; r < 70; r++)
+                ws_buf_puts(&b, "a");
+            ws_buf_puts(&b, texts[i]);
+        }
+        put("utf8", ws_buf_begin(&b), ws_buf_size(&b));
+        ws_buf_free(&b);
+    }
+}
+
 #ifdef WS_FUZZ_HAVE_DEFLATE
 #include "deflate.h"
 static void inflate_seeds(void)
@@ -302,6 +334,7 @@ int main(int argc, char **argv)
     http_seeds();
     handshake_seeds();
     session_seeds();
+    utf8_seeds();
 #ifdef WS_FUZZ_HAVE_DEFLATE
     inflate_seeds();
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and run the libFuzzer harnesses in fuzz/ under ASan+UBSan.
 #   scripts/fuzz.sh [--ci] [--build-only] [--seconds N] [harness ...]
-#     harnesses: frame http handshake_server handshake_client session, and
+#     harnesses: frame http handshake_server handshake_client session utf8, and
 #     inflate once csrc/deflate.c exists (default: all)
 #     --seconds N   run each harness N seconds (default $FUZZ_SECONDS or 60;
 #                   --ci: 20); one harness at a time
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(frame http handshake_server handshake_client session)
+all=(frame http handshake_server handshake_client session utf8)
 seconds=${FUZZ_SECONDS:-60}
 ci=0 build_only=0 explicit_seconds=0
 harnesses=()

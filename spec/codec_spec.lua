@@ -376,3 +376,226 @@ describe("core.utf8_validator", function()
     assert.is_true(a:finish())
   end)
 end)
+
+-- Long texts against a plain reference decoder, so a wrong answer from the
+-- vector code in csrc/utf8.c (which works on 64-byte blocks and on the whole
+-- characters of each feed) shows up at any offset and any split.
+describe("core.utf8_valid and core.utf8_validator against a reference decoder", function()
+  local byte = string.byte
+
+  -- Park-Miller generator: exact in doubles and in integers, so every Lua
+  -- sees the same sequence.
+  local function rng(seed)
+    local x = seed
+    return function(n)
+      x = x * 16807 % 2147483647
+      return x % n + 1
+    end
+  end
+
+  -- Code point bounds of an L-byte sequence (RFC 3629 section 3).
+  local MIN_CP = { 0, 0x80, 0x800, 0x10000 }
+  local MAX_CP = { 0x7f, 0x7ff, 0xffff, 0x10ffff }
+  local POW64 = { 1, 64, 4096, 262144 } -- POW64[k] = 64 ^ (k - 1)
+
+  -- Returns the position of the first byte after which s can no longer be
+  -- the start of valid UTF-8 (nil if there is none), and whether s ends on a
+  -- character boundary.  Works on code point values: a sequence cut short is
+  -- still possible when some ending of it gives an allowed code point.
+  local function reference(s)
+    local i, n = 1, #s
+    while i <= n do
+      local c = byte(s, i)
+      local len, cp
+      if c < 0x80 then
+        len, cp = 1, c
+      elseif c >= 0xc0 and c < 0xe0 then
+        len, cp = 2, c - 0xc0
+      elseif c >= 0xe0 and c < 0xf0 then
+        len, cp = 3, c - 0xe0
+      elseif c >= 0xf0 and c < 0xf8 then
+        len, cp = 4, c - 0xf0
+      else
+        return i, false
+      end
+      for m = 0, len - 1 do
+        if m > 0 then
+          if i + m > n then
+            return nil, false
+          end
+          local d = byte(s, i + m)
+          if d < 0x80 or d > 0xbf then
+            return i + m, false
+          end
+          cp = cp * 64 + (d - 0x80)
+        end
+        -- the code points this sequence can still become
+        local rest = POW64[len - m]
+        local lo, hi = cp * rest, cp * rest + rest - 1
+        if lo < MIN_CP[len] then
+          lo = MIN_CP[len]
+        end
+        if hi > MAX_CP[len] then
+          hi = MAX_CP[len]
+        end
+        if lo > hi or (lo >= 0xd800 and hi <= 0xdfff) then
+          return i + m, false
+        end
+      end
+      i = i + len
+    end
+    return nil, true
+  end
+
+  local PIECES = {
+    "a", "hello ", string.rep("x", 70), hex("c3 a9"), hex("e2 82 ac"), hex("f0 9f 98 80"),
+    hex("c2 80"), hex("df bf"), hex("e0 a0 80"), hex("ed 9f bf"), hex("ee 80 80"),
+    hex("ef bf bf"), hex("f0 90 80 80"), hex("f4 8f bf bf"), hex("e1 bd b9 cf 83"),
+  }
+
+  local function mixed_text(len, seed)
+    local rnd, parts, n = rng(seed), {}, 0
+    while n < len do
+      local p = PIECES[rnd(#PIECES)]
+      if p:byte() == 0x78 and rnd(3) > 1 then
+        p = "y" -- keep long ASCII runs rare
+      end
+      parts[#parts + 1] = p
+      n = n + #p
+    end
+    return table.concat(parts)
+  end
+
+  local ERRORS = {
+    { "overlong 2 (c0)", hex("c0 80") },
+    { "overlong 2 (c1)", hex("c1 bf") },
+    { "overlong 3", hex("e0 80 80") },
+    { "overlong 3 max", hex("e0 9f bf") },
+    { "overlong 4", hex("f0 80 80 80") },
+    { "overlong 4 max", hex("f0 8f bf bf") },
+    { "surrogate D800", hex("ed a0 80") },
+    { "surrogate DFFF", hex("ed bf bf") },
+    { "above U+10FFFF", hex("f4 90 80 80") },
+    { "lead f5", hex("f5 80 80 80") },
+    { "lead f7", hex("f7 bf bf bf") },
+    { "lead f8", hex("f8 88 80 80") },
+    { "byte fe", hex("fe") },
+    { "byte ff", hex("ff") },
+    { "stray continuation 80", hex("80") },
+    { "stray continuation bf", hex("bf") },
+    { "lead without continuation", hex("c2") },
+    { "3-byte cut after 2", hex("e2 82") },
+    { "4-byte cut after 3", hex("f0 9f 98") },
+    { "continuation too many", hex("e2 82 ac 80") },
+  }
+
+  -- Feed s in random chunks (1..max bytes, some whole 64-byte runs) and
+  -- check each answer against the reference.
+  local function check_splits(s, bad, complete, rnd, label)
+    local v, pos, n = core.utf8_validator(), 0, #s
+    while pos < n do
+      local k = rnd(3) == 1 and rnd(8) or rnd(130)
+      local last = math.min(pos + k, n)
+      local ok = v:feed(s:sub(pos + 1, last))
+      local want = bad == nil or bad > last
+      if ok ~= want then
+        error(label .. ": feed of bytes " .. (pos + 1) .. ".." .. last .. " returned " ..
+          tostring(ok) .. ", bad at " .. tostring(bad), 0)
+      end
+      pos = last
+    end
+    local fin = v:finish()
+    if fin ~= (bad == nil and complete) then
+      error(label .. ": finish returned " .. tostring(fin), 0)
+    end
+  end
+
+  local function check(s, rnd, label)
+    local bad, complete = reference(s)
+    local want = bad == nil and complete
+    if core.utf8_valid(s) ~= want then
+      error(label .. ": utf8_valid returned " .. tostring(not want) .. " for " .. util.tohex(s), 0)
+    end
+    check_splits(s, bad, complete, rnd, label)
+    return bad, complete
+  end
+
+  it("has a reference that agrees with the samples above", function()
+    for _, c in ipairs(VALID) do
+      local bad, complete = reference(c[2])
+      assert.is_nil(bad, c[1])
+      assert.is_true(complete, c[1])
+    end
+    for _, c in ipairs(INVALID) do
+      assert.are.equal(c[3], (reference(c[2])), c[1])
+    end
+    for _, c in ipairs(TRUNCATED) do
+      local bad, complete = reference(c[2])
+      assert.is_nil(bad, c[1])
+      assert.is_false(complete, c[1])
+    end
+    assert.are.equal(2, (reference(hex("f4 90"))))
+    assert.are.equal(2, (reference(hex("ed a0"))))
+  end)
+
+  it("accepts valid mixed text of every length from 1 to 300 bytes, whole and split", function()
+    local text = mixed_text(400, 7)
+    local rnd = rng(11)
+    for len = 1, 300 do
+      local s = text:sub(1, len)
+      check(s, rnd, "prefix " .. len)
+    end
+    for seed = 1, 40 do
+      local s = mixed_text(rnd(1000), seed)
+      local bad, complete = check(s, rnd, "text " .. seed)
+      assert.is_nil(bad)
+      assert.is_true(complete)
+    end
+  end)
+
+  it("finds every kind of error at every position of a 300-byte text", function()
+    local rnd = rng(23)
+    local text = mixed_text(300, 101):sub(1, 300)
+    for _, e in ipairs(ERRORS) do
+      local found = 0
+      for pos = 0, #text do
+        local s = text:sub(1, pos) .. e[2] .. text:sub(pos + 1)
+        local bad, complete = check(s, rnd, e[1] .. " at " .. pos)
+        if bad or not complete then
+          found = found + 1
+        end
+      end
+      -- inserted on a character boundary it is always an error
+      assert.is_true(found > #text / 2, e[1])
+    end
+  end)
+
+  it("replaces each byte of a text by every kind of bad byte", function()
+    local rnd = rng(31)
+    local text = mixed_text(300, 5):sub(1, 200)
+    for _, b in ipairs { 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xf8, 0xff, 0x41 } do
+      for pos = 1, #text do
+        local s = text:sub(1, pos - 1) .. char(b) .. text:sub(pos + 1)
+        check(s, rnd, string.format("%02x at %d", b, pos))
+      end
+    end
+  end)
+
+  it("rejects a sequence cut short at the end of the text, after any length", function()
+    local rnd = rng(41)
+    local text = mixed_text(400, 3)
+    for _, cut in ipairs { hex("c2"), hex("e2"), hex("e2 82"), hex("f0"), hex("f0 9f"), hex("f0 9f 98"),
+      hex("f4 8f bf"), hex("ed 9f") } do
+      for len = 0, 300 do
+        local prefix = text:sub(1, len)
+        local bad0, complete0 = reference(prefix)
+        local s = prefix .. cut
+        local bad, complete = check(s, rnd, util.tohex(cut) .. " after " .. len)
+        if bad0 == nil and complete0 then
+          assert.is_nil(bad)
+          assert.is_false(complete)
+        end
+      end
+    end
+  end)
+end)
