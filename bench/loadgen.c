@@ -1,17 +1,20 @@
 /* lua-ws benchmark load generator: single-threaded epoll WebSocket client.
  *
  *   loadgen MODE --port P [--server-pid PID] [-c CONNS] [-s SIZE] [-d SECONDS]
- *           [-w WINDOW] [-n IDLE_CONNS] [--raw]
+ *           [-w WINDOW] [-n IDLE_CONNS] [--raw] [--tls]
  *
  * MODE: echo        C connections, closed-loop echo of S-byte binary messages
  *       throughput  one connection (or C), large messages, window W in flight
- *       idle        hold N connections open; server RSS delta per connection
+ *       idle        hold N connections open; server memory (anonymous RSS: heap
+ *                   and stacks) delta per connection
  *       handshake   connect + upgrade + close cycles, C at a time
  *
  * Every message carries a sequence number (first and last 8 bytes), checked
  * on the echo: loss, duplication, reordering or truncation make it fail.
  * --raw accepts masked frames from the server (the raw TCP echo floor sends
- * our own masked bytes back).  Output: one line of key=value pairs.
+ * our own masked bytes back).  --tls speaks wss:// (OpenSSL, no certificate
+ * verification, a full handshake for every connection: no session reuse).
+ * Output: one line of key=value pairs.
  * The server's CPU time comes from /proc/PID/stat (utime + stime, all threads).
  */
 #define _GNU_SOURCE
@@ -19,6 +22,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +35,21 @@
 #include <unistd.h>
 
 enum { M_ECHO, M_THROUGHPUT, M_IDLE, M_HANDSHAKE };
-enum { S_CONNECTING, S_UPGRADING, S_OPEN, S_CLOSING, S_DONE };
+enum { S_CONNECTING, S_TLS, S_UPGRADING, S_OPEN, S_CLOSING, S_DONE };
 
 typedef struct conn {
     int fd, state, closed;
+    SSL *ssl;     /* --tls */
+    int ssl_out;  /* the last SSL call wants the socket writable */
     uint8_t *rb, *wb;
     size_t rlen, rcap, wlen, woff, wcap;
     uint64_t next_send, next_recv;
     int out_events;
 } conn;
 
-static int mode, port = 0, nconns = 100, window = 1, raw = 0;
+static int mode, port = 0, nconns = 100, window = 1, raw = 0, use_tls = 0;
+static SSL_CTX *ssl_ctx;
+static char tls_desc[128] = ""; /* " tls=VERSION/CIPHER" of the first connection */
 static long server_pid = 0;
 static size_t msize = 32;
 static double seconds = 5.0;
@@ -84,16 +94,20 @@ static double server_cpu(void)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long server_rss_kb(void)
+/* A field of /proc/PID/status in kB: "VmRSS:" (everything resident) or
+ * "RssAnon:" (heap and stacks, without the code pages the first
+ * connections fault in, which are no per-connection memory). */
+static long server_status_kb(const char *field)
 {
     char path[64], line[256];
     long kb = -1;
+    size_t fl = strlen(field);
     if (!server_pid) return -1;
     snprintf(path, sizeof path, "/proc/%ld/status", server_pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kb = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, field, fl)) kb = strtol(line + fl, NULL, 10);
     fclose(f);
     return kb;
 }
@@ -108,6 +122,7 @@ static uint32_t xrand(void)
 
 static void set_events(conn *c, int out)
 {
+    out = out || c->ssl_out;
     if (c->out_events == out) return;
     struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -136,10 +151,48 @@ static uint8_t *wreserve(conn *c, size_t n)
 
 static void conn_close(conn *c);
 
+/* An SSL result as a read()/write() result: -1 with errno EAGAIN when the
+ * call has to wait for the socket (ssl_out says which way), 0 at a clean
+ * end of stream. */
+static ssize_t ssl_result(conn *c, int r)
+{
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    c->ssl_out = e == SSL_ERROR_WANT_WRITE;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    int sys = errno;
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && sys == 0)) return 0;
+    errno = e == SSL_ERROR_SYSCALL && sys ? sys : ECONNRESET;
+    return -1;
+}
+
+static ssize_t io_read(conn *c, void *p, size_t n)
+{
+    if (!c->ssl) return read(c->fd, p, n);
+    c->ssl_out = 0;
+    return ssl_result(c, SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n));
+}
+
+static ssize_t io_write(conn *c, const void *p, size_t n)
+{
+    if (!c->ssl) return write(c->fd, p, n);
+    c->ssl_out = 0;
+    ssize_t r = ssl_result(c, SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n));
+    if (r == 0) { /* the peer ended the TLS stream */
+        errno = EPIPE;
+        r = -1;
+    }
+    return r;
+}
+
 static void flush(conn *c)
 {
     while (c->woff < c->wlen) {
-        ssize_t r = write(c->fd, c->wb + c->woff, c->wlen - c->woff);
+        ssize_t r = io_write(c, c->wb + c->woff, c->wlen - c->woff);
         if (r < 0) {
             if (errno == EAGAIN) break;
             if (errno == EINTR) continue;
@@ -239,6 +292,12 @@ static void conn_close(conn *c)
 {
     if (c->closed) return;
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) {
+        if (c->state >= S_UPGRADING) SSL_shutdown(c->ssl); /* one close_notify, not waited for */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     close(c->fd);
     free(c->rb);
     free(c->wb);
@@ -261,6 +320,8 @@ static void start_measuring(void)
 static void on_open(conn *c)
 {
     n_open++;
+    if (c->ssl && !tls_desc[0])
+        snprintf(tls_desc, sizeof tls_desc, " tls=%s/%s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
     if (mode == M_ECHO || mode == M_THROUGHPUT) {
         if (n_open == nconns) {
             /* measurement starts once every connection is open */
@@ -364,6 +425,73 @@ static void process(conn *c)
     if (!c->closed) flush(c);
 }
 
+static void send_upgrade(conn *c)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     port);
+    memcpy(wreserve(c, (size_t)n), req, (size_t)n);
+    c->state = S_UPGRADING;
+    flush(c);
+}
+
+/* Read what the socket (and TLS) holds, up to the buffer's end: -1 when the
+ * connection is gone (closed here), 0 otherwise. */
+static int read_some(conn *c)
+{
+    for (;;) {
+        if (c->rlen == c->rcap) break;
+        ssize_t r = io_read(c, c->rb + c->rlen, c->rcap - c->rlen);
+        if (r < 0) {
+            if (errno == EAGAIN) break;
+            if (errno == EINTR) continue;
+            if (mode == M_HANDSHAKE && c->state == S_CLOSING) r = 0;
+            else die("read: %s", strerror(errno));
+        }
+        if (r == 0) {
+            if (mode == M_HANDSHAKE && c->state == S_CLOSING) {
+                /* server closed right after (or instead of) its close frame */
+                process(c);
+                if (!c->closed) {
+                    conn_close(c);
+                    cycles++;
+                    if (running) conn_start(c);
+                }
+                return -1;
+            }
+            die("%s", "the server closed the TCP connection");
+        }
+        c->rlen += (size_t)r;
+        /* a short plain read drained the socket; TLS reads return one
+         * record at a time, so they go on until EAGAIN */
+        if (!c->ssl && (size_t)r < 4096) break;
+    }
+    return 0;
+}
+
+/* 1 once the TLS handshake is done; 0 while it waits for the socket */
+static int tls_step(conn *c)
+{
+    c->ssl_out = 0;
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) return 1;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->ssl_out = e == SSL_ERROR_WANT_WRITE;
+        set_events(c, 0);
+        return 0;
+    }
+    unsigned long code = ERR_get_error();
+    char msg[256];
+    if (code) ERR_error_string_n(code, msg, sizeof msg);
+    else snprintf(msg, sizeof msg, "%s", e == SSL_ERROR_SYSCALL ? strerror(errno) : "connection closed");
+    die("TLS handshake: %s", msg);
+    return 0;
+}
+
 static void on_event(conn *c, uint32_t ev)
 {
     if (c->closed) return;
@@ -373,46 +501,29 @@ static void on_event(conn *c, uint32_t ev)
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
         if (err) die("connect: %s", strerror(err));
         if (!(ev & (EPOLLOUT | EPOLLIN))) return;
-        char req[512];
-        int n = snprintf(req, sizeof req,
-                         "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n",
-                         port);
-        memcpy(wreserve(c, (size_t)n), req, (size_t)n);
-        c->state = S_UPGRADING;
-        flush(c);
+        if (use_tls) {
+            c->ssl = SSL_new(ssl_ctx);
+            if (!c->ssl) die("%s", "SSL_new failed");
+            SSL_set_fd(c->ssl, c->fd);
+            SSL_set_connect_state(c->ssl);
+            SSL_set_tlsext_host_name(c->ssl, "localhost");
+            c->state = S_TLS;
+        } else {
+            send_upgrade(c);
+            return;
+        }
+    }
+    if (c->state == S_TLS) {
+        if (tls_step(c)) send_upgrade(c);
         return;
     }
     if (ev & EPOLLOUT) flush(c);
     if (c->closed) return;
     if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        for (;;) {
-            if (c->rlen == c->rcap) break;
-            ssize_t r = read(c->fd, c->rb + c->rlen, c->rcap - c->rlen);
-            if (r < 0) {
-                if (errno == EAGAIN) break;
-                if (errno == EINTR) continue;
-                if (mode == M_HANDSHAKE && c->state == S_CLOSING) r = 0;
-                else die("read: %s", strerror(errno));
-            }
-            if (r == 0) {
-                if (mode == M_HANDSHAKE && c->state == S_CLOSING) {
-                    /* server closed right after (or instead of) its close frame */
-                    process(c);
-                    if (!c->closed) {
-                        conn_close(c);
-                        cycles++;
-                        if (running) conn_start(c);
-                    }
-                    return;
-                }
-                die("%s", "the server closed the TCP connection");
-            }
-            c->rlen += (size_t)r;
-            if ((size_t)r < 4096) break;
-        }
-        process(c);
+        do {
+            if (read_some(c) < 0) return;
+            process(c);
+        } while (!c->closed && c->ssl && SSL_pending(c->ssl) > 0 && c->rlen < c->rcap);
     }
 }
 
@@ -436,7 +547,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: loadgen echo|throughput|idle|handshake --port P [--server-pid PID] "
-                        "[-c CONNS] [-s SIZE] [-d SECONDS] [-w WINDOW] [-n IDLE_CONNS] [--raw]\n");
+                        "[-c CONNS] [-s SIZE] [-d SECONDS] [-w WINDOW] [-n IDLE_CONNS] [--raw] [--tls]\n");
         return 2;
     }
     const char *m = argv[1];
@@ -449,6 +560,7 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--raw")) { raw = 1; continue; }
+        if (!strcmp(a, "--tls")) { use_tls = 1; continue; }
         if (!v) die("missing value for %s", a);
         i++;
         if (!strcmp(a, "--port")) port = atoi(v);
@@ -464,6 +576,14 @@ int main(int argc, char **argv)
     if (mode == M_IDLE) msize = 32;
     tmpl = malloc(msize);
     for (size_t i = 0; i < msize; i++) tmpl[i] = (uint8_t)('a' + i % 26);
+    signal(SIGPIPE, SIG_IGN);
+    if (use_tls) {
+        ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (!ssl_ctx) die("%s", "SSL_CTX_new failed");
+        SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     epfd = epoll_create1(EPOLL_CLOEXEC);
     conns = calloc((size_t)nconns, sizeof *conns);
 
@@ -474,11 +594,13 @@ int main(int argc, char **argv)
         loop_until(NULL, t_end);
         double el = now() - t0, cpu = server_cpu() - cpu0;
         printf("mode=%s conns=%d size=%zu window=%d seconds=%.3f msgs=%llu msgs_per_s=%.0f "
-               "MB_per_s=%.2f server_cpu_s=%.3f server_cpu_us_per_msg=%.3f\n",
+               "MB_per_s=%.2f server_cpu_s=%.3f server_cpu_us_per_msg=%.3f%s\n",
                m, nconns, msize, window, el, (unsigned long long)msgs, msgs / el, bytes / el / 1e6, cpu,
-               msgs ? cpu * 1e6 / (double)msgs : 0.0);
+               msgs ? cpu * 1e6 / (double)msgs : 0.0, tls_desc);
+        if (!msgs) die("%s", "no message came back in the timed window");
     } else if (mode == M_IDLE) {
-        long rss0 = server_rss_kb();
+        double ti = now();
+        long rss0 = server_status_kb("VmRSS:"), anon0 = server_status_kb("RssAnon:");
         /* open in batches of 200 concurrent handshakes */
         int started = 0;
         while (started < nconns) {
@@ -493,9 +615,12 @@ int main(int argc, char **argv)
         loop_until(all_echoed, now() + 30);
         if (!all_echoed()) die("%s", "idle connections did not all echo");
         loop_until(NULL, now() + 1.0); /* let the server settle */
-        long rss1 = server_rss_kb();
-        printf("mode=idle conns=%d server_rss_before_kb=%ld server_rss_after_kb=%ld bytes_per_conn=%.0f\n",
-               nconns, rss0, rss1, (rss1 - rss0) * 1024.0 / nconns);
+        long rss1 = server_status_kb("VmRSS:"), anon1 = server_status_kb("RssAnon:");
+        printf("mode=idle conns=%d server_rss_before_kb=%ld server_rss_after_kb=%ld "
+               "server_anon_before_kb=%ld server_anon_after_kb=%ld bytes_per_conn=%.0f "
+               "rss_bytes_per_conn=%.0f seconds=%.1f%s\n",
+               nconns, rss0, rss1, anon0, anon1, (anon1 - anon0) * 1024.0 / nconns,
+               (rss1 - rss0) * 1024.0 / nconns, now() - ti, tls_desc);
     } else {
         running = 1;
         double c0 = server_cpu();
@@ -505,9 +630,10 @@ int main(int argc, char **argv)
         running = 0;
         double el = now() - t0, cpu = server_cpu() - c0;
         printf("mode=handshake conns=%d seconds=%.3f cycles=%llu cycles_per_s=%.0f server_cpu_s=%.3f "
-               "server_cpu_us_per_cycle=%.3f\n",
+               "server_cpu_us_per_cycle=%.3f%s\n",
                nconns, el, (unsigned long long)cycles, cycles / el, cpu,
-               cycles ? cpu * 1e6 / (double)cycles : 0.0);
+               cycles ? cpu * 1e6 / (double)cycles : 0.0, tls_desc);
+        if (!cycles) die("%s", "no handshake cycle completed in the timed window");
     }
     (void)stop_all;
     return 0;

@@ -3,32 +3,71 @@
 # measure lua-ws against the raw TCP echo floor and its peers (3 runs each),
 # and regenerate bench/RESULTS.md.  Server pinned to CPU 0, load generator to
 # CPU 1.  BENCH_SECONDS (default 3) sets each timed run's length, BENCH_RUNS
-# (default 3) the number of runs, BENCH_IDLE (default 10000) the idle count.
+# (default 3) the number of runs, BENCH_IDLE (default 10000) the idle count,
+# BENCH_TLS_IDLE (default 2000, at most BENCH_IDLE) the idle count over TLS
+# (10000 TLS connections take about 20 s per run for Node alone).
+#
+# Peers: Node ws and Python websockets (plain and, for Node, wss://),
+# libwebsockets (Debian libwebsockets-dev, bench/servers/lws_echo.c) and
+# lua-http (Debian lua-http on lua5.1).  Each is installed when missing and
+# skipped with a note in RESULTS.md when it cannot be.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 SECS=${BENCH_SECONDS:-3}
 RUNS=${BENCH_RUNS:-3}
 IDLE=${BENCH_IDLE:-10000}
+TLS_IDLE=${BENCH_TLS_IDLE:-$((IDLE < 2000 ? IDLE : 2000))}
 LUA=${LUA:-lua5.4}
 OUT=build/bench
 TMP=$(mktemp -d)
 RES=$TMP/results.txt
 : > "$RES"
-COMMAND="make bench${BENCH_SECONDS:+ BENCH_SECONDS=$SECS}${BENCH_RUNS:+ BENCH_RUNS=$RUNS}${BENCH_IDLE:+ BENCH_IDLE=$IDLE}"
+COMMAND="make bench${BENCH_SECONDS:+ BENCH_SECONDS=$SECS}${BENCH_RUNS:+ BENCH_RUNS=$RUNS}${BENCH_IDLE:+ BENCH_IDLE=$IDLE}${BENCH_TLS_IDLE:+ BENCH_TLS_IDLE=$TLS_IDLE}"
 NOTES=$TMP/notes.txt
 : > "$NOTES"
 note() { echo "bench: $*"; echo "$*" >> "$NOTES"; }
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
 if [ "$(nproc)" -ge 2 ]; then SCPU=0; LCPU=1; else SCPU=0; LCPU=0; note "only one CPU: server and load generator share it"; fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo="none"; fi
+fi
+apt_install() { # packages...  (as scripts/interop_deps.sh: update only when the first try fails)
+  [ "$sudo" = none ] && return 1
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 && return 0
+  $sudo apt-get update -qq >/dev/null 2>&1
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
 
 # --- build -----------------------------------------------------------------
 bash scripts/deps.sh >/dev/null 2>&1 || true
 make -s LUA="$LUA" >/dev/null || { echo "bench: building lua-ws failed"; exit 1; }
 mkdir -p "$OUT"
-gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c || exit 1
+gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c -lssl -lcrypto || exit 1
 gcc -O2 -Wall -Wextra -o "$OUT/tcp_echo" bench/tcp_echo.c || exit 1
 gcc -O2 -std=gnu99 -Wall -Wextra -Icsrc -o "$OUT/micro" bench/micro.c csrc/mask.c csrc/utf8.c csrc/frame.c || exit 1
+# the whole session: the C core without the Lua bindings, as an archive so
+# only what session.c needs is linked
+HAVE_SESSION=0
+rm -rf "$OUT/core" && mkdir -p "$OUT/core"
+core_ok=1
+for f in csrc/*.c; do
+  case $(basename "$f") in lua_*) continue ;; esac
+  gcc -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -c -o "$OUT/core/$(basename "$f" .c).o" "$f" \
+    2>>"$OUT/core/build.log" || core_ok=0
+done
+if [ $core_ok = 1 ] && ar rcs "$OUT/core/libwscore.a" "$OUT"/core/*.o &&
+   gcc -std=c99 -O2 -Wall -Wextra -Icsrc -o "$OUT/session_feed" bench/session_feed.c "$OUT/core/libwscore.a" \
+     -lssl -lcrypto -lz -pthread 2>>"$OUT/core/build.log"; then
+  HAVE_SESSION=1
+else
+  note "session feed not measured: building bench/session_feed.c against csrc/ failed ($(tail -2 "$OUT/core/build.log" | tr '\n' ' '))"
+fi
 
 # --- peers (installed when missing; skipped with a note when they cannot be) --
 HAVE_NODE=0
@@ -41,22 +80,55 @@ if command -v node >/dev/null; then
 fi
 [ $HAVE_NODE = 1 ] || note "Node ws not measured: node or npm install of ws failed"
 PY=/usr/bin/python3
-if ! $PY -c 'import websockets' 2>/dev/null; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-websockets >/dev/null 2>&1
-fi
+if ! $PY -c 'import websockets' 2>/dev/null; then apt_install python3-websockets; fi
 HAVE_PY=0; $PY -c 'import websockets' 2>/dev/null && HAVE_PY=1
 [ $HAVE_PY = 1 ] || note "Python websockets not measured: python3-websockets missing"
+HAVE_LWS=0
+if ! pkg-config --exists libwebsockets 2>/dev/null; then apt_install libwebsockets-dev pkg-config; fi
+if pkg-config --exists libwebsockets 2>/dev/null; then
+  # shellcheck disable=SC2046
+  if gcc -O2 -Wall -Wextra -o "$OUT/lws_echo" bench/servers/lws_echo.c \
+       $(pkg-config --cflags --libs libwebsockets) 2>"$OUT/lws_build.log"; then
+    HAVE_LWS=1
+  else
+    note "libwebsockets not measured: gcc bench/servers/lws_echo.c failed ($(head -3 "$OUT/lws_build.log" | tr '\n' ' '))"
+  fi
+else
+  note "libwebsockets not measured: apt-get install libwebsockets-dev failed"
+fi
+HAVE_LUAHTTP=0
+luahttp_check='require "http.websocket"; require "http.server"'
+if ! lua5.1 -e "$luahttp_check" >/dev/null 2>&1; then apt_install lua5.1 lua-http; fi
+lua5.1 -e "$luahttp_check" >/dev/null 2>&1 && HAVE_LUAHTTP=1
+[ $HAVE_LUAHTTP = 1 ] || note "lua-http not measured: apt-get install lua5.1 lua-http failed"
+
+# wss:// servers share a self-signed ECDSA P-256 certificate made here
+HAVE_CERT=0
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+     -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
+     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1; then
+  HAVE_CERT=1
+else
+  note "TLS not measured: openssl req could not make a certificate"
+fi
 
 export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 export NODE_PATH=build/bench-node/node_modules
 
-# name | raw flag | command (the port is appended)
-SERVERS=("tcp_echo|--raw|$OUT/tcp_echo"
-         "luaws_callback||$LUA bench/servers/luaws_callback.lua"
-         "luaws_coroutine||$LUA bench/servers/luaws_coroutine.lua")
-[ $HAVE_NODE = 1 ] && SERVERS+=("node_ws||node bench/servers/node_ws.js")
-[ $HAVE_PY = 1 ] && SERVERS+=("python_websockets||$PY bench/servers/python_websockets.py")
+# name | loadgen flags | tests | command (the port is appended)
+PLAIN="echo32 tput64k tput1m handshake idle"
+TLS="echo32 handshake idle"
+SERVERS=("tcp_echo|--raw|$PLAIN|$OUT/tcp_echo"
+         "luaws_callback||$PLAIN|$LUA bench/servers/luaws_callback.lua"
+         "luaws_coroutine||$PLAIN|$LUA bench/servers/luaws_coroutine.lua")
+[ $HAVE_LWS = 1 ] && SERVERS+=("lws||$PLAIN|$OUT/lws_echo")
+[ $HAVE_NODE = 1 ] && SERVERS+=("node_ws||$PLAIN|node bench/servers/node_ws.js")
+[ $HAVE_PY = 1 ] && SERVERS+=("python_websockets||$PLAIN|$PY bench/servers/python_websockets.py")
+[ $HAVE_LUAHTTP = 1 ] && SERVERS+=("lua_http||$PLAIN|lua5.1 bench/servers/lua_http.lua")
+if [ $HAVE_CERT = 1 ]; then
+  SERVERS+=("luaws_tls|--tls|$TLS|$LUA bench/servers/luaws_tls.lua $TMP/cert.pem $TMP/key.pem")
+  [ $HAVE_NODE = 1 ] && SERVERS+=("node_wss|--tls|$TLS|node bench/servers/node_wss.js $TMP/cert.pem $TMP/key.pem")
+fi
 
 SPID=
 start_server() { # name port cmd...   (sets SPID)
@@ -70,23 +142,45 @@ start_server() { # name port cmd...   (sets SPID)
   done
   return 1
 }
-declare -A PIDS PORTS RAW CMDS
+declare -A PIDS PORTS FLAGS CMDS TESTS
 stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p"; done; [ -n "$SPID" ] && stop_pid "$SPID"; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-run() { # name test run port args...
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+settle() { # pid: wait (at most 10 s) until the server stops using CPU, so work
+           # left over from a run (a slow server still echoing 1 MiB messages
+           # the load generator no longer reads) does not land in the next one
+  local a b
+  a=$(cpu_ticks "$1")
+  for _ in $(seq 100); do
+    sleep 0.1
+    b=$(cpu_ticks "$1")
+    [ -z "$b" ] || [ "$a" = "$b" ] && return
+    a=$b
+  done
+}
+
+run() { # name test run port pid args...
   local name=$1 test=$2 r=$3 port=$4 pid=$5; shift 5
-  local line
+  local line limit=$((SECS + 90))
+  [ "$test" = idle ] && limit=600
   # shellcheck disable=SC2086
-  if line=$(taskset -c $LCPU "$OUT/loadgen" "$@" --port "$port" --server-pid "$pid" ${RAW[$name]} 2>"$TMP/lg.err"); then
+  if line=$(timeout -k 5 $limit taskset -c $LCPU "$OUT/loadgen" "$@" --port "$port" --server-pid "$pid" \
+              ${FLAGS[$name]} 2>"$TMP/lg.err"); then
     echo "$name $test $r $line" >> "$RES"
   else
-    echo "$name $test $r FAIL $(tr '\n' ' ' < "$TMP/lg.err")" >> "$RES"
-    note "$name $test run $r failed: $(tr '\n' ' ' < "$TMP/lg.err")"
+    local why
+    why=$(tr '\n' ' ' < "$TMP/lg.err")
+    [ -z "$why" ] && why="no answer within ${limit} s (timeout)"
+    echo "$name $test $r FAIL $why" >> "$RES"
+    note "$name $test run $r failed: $why"
   fi
   echo "  $name $test #$r: $(tail -1 "$RES" | cut -d' ' -f4-)"
+  settle "$pid"
 }
+
+has_test() { [[ " ${TESTS[$1]} " == *" $2 "* ]]; }
 
 # Every server runs at once (idle ones cost nothing) and the runs go round by
 # round over all of them, so a slow spell of a shared host hits every server
@@ -94,9 +188,9 @@ run() { # name test run port args...
 NAMES=()
 port=19300
 for s in "${SERVERS[@]}"; do
-  IFS='|' read -r name raw cmd <<< "$s"
+  IFS='|' read -r name flags tests cmd <<< "$s"
   port=$((port + 1))
-  RAW[$name]=$raw; PORTS[$name]=$port; CMDS[$name]=$cmd
+  FLAGS[$name]=$flags; PORTS[$name]=$port; CMDS[$name]=$cmd; TESTS[$name]=$tests
   # shellcheck disable=SC2086
   if start_server "$name" $port $cmd; then
     PIDS[$name]=$SPID; NAMES+=("$name")
@@ -109,19 +203,21 @@ for r in $(seq "$RUNS"); do
   echo "bench: round $r"
   for name in "${NAMES[@]}"; do
     p=${PORTS[$name]} pid=${PIDS[$name]}
-    run "$name" echo32 "$r" "$p" "$pid" echo -c 100 -s 32 -d "$SECS"
-    run "$name" tput64k "$r" "$p" "$pid" throughput -s 65536 -d "$SECS"
-    run "$name" tput1m "$r" "$p" "$pid" throughput -s 1048576 -d "$SECS"
-    run "$name" handshake "$r" "$p" "$pid" handshake -c 10 -d "$SECS"
+    has_test "$name" echo32 && run "$name" echo32 "$r" "$p" "$pid" echo -c 100 -s 32 -d "$SECS"
+    has_test "$name" tput64k && run "$name" tput64k "$r" "$p" "$pid" throughput -s 65536 -d "$SECS"
+    has_test "$name" tput1m && run "$name" tput1m "$r" "$p" "$pid" throughput -s 1048576 -d "$SECS"
+    has_test "$name" handshake && run "$name" handshake "$r" "$p" "$pid" handshake -c 10 -d "$SECS"
   done
 done
 for name in "${NAMES[@]}"; do stop_pid "${PIDS[$name]}"; unset "PIDS[$name]"; done
 for r in $(seq "$RUNS"); do   # idle: a fresh server process for each run
   for name in "${NAMES[@]}"; do
+    has_test "$name" idle || continue
+    n=$IDLE; [ "${FLAGS[$name]}" = --tls ] && n=$TLS_IDLE
     # shellcheck disable=SC2086
     start_server "$name" "${PORTS[$name]}" ${CMDS[$name]} || { note "$name did not restart"; continue; }
     sleep 0.5
-    run "$name" idle "$r" "${PORTS[$name]}" "$SPID" idle -n "$IDLE"
+    run "$name" idle "$r" "${PORTS[$name]}" "$SPID" idle -n "$n"
     stop_pid "$SPID"; SPID=
   done
 done
@@ -129,7 +225,18 @@ done
 echo "bench: micro-benchmarks"
 for r in $(seq "$RUNS"); do
   echo "micro micro $r $(taskset -c $LCPU "$OUT/micro" | tr '\n' ' ')" >> "$RES"
+  if [ $HAVE_SESSION = 1 ]; then
+    if line=$(timeout 120 taskset -c $LCPU "$OUT/session_feed" 2>&1); then
+      echo "micro session $r $(echo "$line" | tr '\n' ' ')" >> "$RES"
+    else
+      echo "micro session $r FAIL $(echo "$line" | tr '\n' ' ')" >> "$RES"
+      note "session feed run $r failed: $(echo "$line" | tr '\n' ' ')"
+    fi
+  fi
 done
 
+T_END=$(date +%s)
+echo "total wall 1 seconds=$((T_END - T_START)) load_start=$LOAD_START load_end=$(cut -d' ' -f1 /proc/loadavg)" >> "$RES"
 cp "$RES" build/bench/last_results.txt
 $PY bench/report.py "$RES" "$NOTES" "$COMMAND" "$LUA" "$SCPU" "$LCPU" > bench/RESULTS.md && echo "bench: wrote bench/RESULTS.md"
+echo "bench: took $((T_END - T_START)) s"
