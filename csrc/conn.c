@@ -513,10 +513,15 @@ static void do_tls(ws_conn *c)
 
 static void do_read(ws_conn *c)
 {
-    size_t size;
-    uint8_t *buf = ws_loop_read_buffer(c->loop, &size);
     int turn;
     for (turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE; turn++) {
+        /* A large frame's payload goes straight into the session's buffer;
+         * everything else through the loop's shared one. */
+        size_t size;
+        uint8_t *buf = c->phase == P_ACTIVE ? ws_session_feed_space(c->s, &size) : NULL;
+        bool direct = buf != NULL;
+        if (!direct)
+            buf = ws_loop_read_buffer(c->loop, &size);
         ssize_t r = c->t->ops->read(c->t, buf, size);
         if (r == WS_T_AGAIN)
             break;
@@ -532,7 +537,9 @@ static void do_read(ws_conn *c)
             arm(c, T_NONE, 0); /* any byte shows the peer is alive */
         if (c->phase == P_DRAINING)
             continue; /* after the close nothing is read, only awaited */
-        if (ws_session_feed(c->s, buf, (size_t)r) != WS_OK) {
+        if (direct) {
+            ws_session_feed_commit(c->s, (size_t)r);
+        } else if (ws_session_feed(c->s, buf, (size_t)r) != WS_OK) {
             fail(c, "out of memory");
             return;
         }

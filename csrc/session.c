@@ -433,6 +433,33 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
     return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
+/* Frames this large are read straight into the input buffer, which is
+ * grown for the rest of the frame at once up to this much. */
+#define WS_DIRECT_MIN     (16u << 10)
+#define WS_DIRECT_RESERVE (4u << 20)
+
+uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
+{
+    *n = 0;
+    if (s->state == WS_CLOSED || s->eof || !s->have_header || ws_opcode_is_control(s->fh.opcode))
+        return NULL;
+    size_t have = ws_buf_size(&s->in);
+    if (s->fh.len <= have || s->fh.len - have < WS_DIRECT_MIN)
+        return NULL;
+    uint64_t rest = s->fh.len - have;
+    uint8_t *p =
+        ws_buf_reserve(&s->in, rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE);
+    if (!p)
+        return NULL;
+    *n = s->in.cap - s->in.len;
+    return p;
+}
+
+void ws_session_feed_commit(ws_session *s, size_t n)
+{
+    ws_buf_commit(&s->in, n);
+}
+
 void ws_session_eof(ws_session *s)
 {
     s->eof = true;

@@ -110,6 +110,14 @@ int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t n
 
 /* Input.  Returns 0 or WS_E_NOMEM. Bytes fed after CLOSED are dropped. */
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
+
+/* Input without a copy, for large frames: while the payload of a large
+ * frame is still arriving, the room at the end of the input buffer where
+ * the host may read the next bytes itself (n set to its size), then report
+ * how many arrived with ws_session_feed_commit.  NULL (n = 0) otherwise:
+ * use ws_session_feed. */
+uint8_t *ws_session_feed_space(ws_session *s, size_t *n);
+void ws_session_feed_commit(ws_session *s, size_t n);
 /* The transport ended (EOF, reset) or the host gave up (close timeout). */
 void ws_session_eof(ws_session *s);
 

@@ -117,6 +117,31 @@ describe("ws client <-> server in one process", function()
     assert.are.equal(#p, #m[1][3])
   end)
 
+  it("keeps large frames, fragments and the small frames right behind them apart and in order", function()
+    -- Large frame payloads are read straight into the session's buffer; a
+    -- read may run past the frame's end into the next frames.
+    local c = client()
+    local big = net.payload(3 * 1024 * 1024 + 17, "binary")
+    local text = net.payload(70000, "text")
+    assert.is_true(c:send(big, "binary"))
+    for i = 1, 5 do assert.is_true(c:send("small " .. i)) end
+    assert.is_true(c:send_fragment(text:sub(1, 40000), false, "text"))
+    assert.is_true(c:send_fragment(text:sub(40001), true))
+    assert.is_true(c:send(big:sub(1, 20000), "binary"))
+    local got = {}
+    for _ = 1, 8 do
+      local data, kind = c:receive(20)
+      assert.is_string(data)
+      got[#got + 1] = { data, kind }
+    end
+    check_same(big, got[1][1], "3 MiB message")
+    assert.are.equal("binary", got[1][2])
+    for i = 1, 5 do assert.are.same({ "small " .. i, "text" }, got[i + 1]) end
+    check_same(text, got[7][1], "fragmented text")
+    assert.are.equal("text", got[7][2])
+    check_same(big:sub(1, 20000), got[8][1], "20000-byte message")
+  end)
+
   it("delivers a message sent with send_fragment as one message", function()
     local c = client()
     assert.is_true(c:send_fragment("Hel", false, "text"))
