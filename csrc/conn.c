@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "net.h"
 #include "tls.h"
 #include "transport.h"
@@ -745,10 +746,42 @@ static int check_room(ws_conn *c, size_t n)
     return WS_E_FULL;
 }
 
+/* Messages this large are written from the caller's memory when the
+ * output is empty: the copy into the output buffer would cost more than
+ * the write the next flush saves. */
+#define DIRECT_SEND_MIN (16u << 10)
+
+/* Write header + payload now; queue what the transport does not take. */
+static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t *p, size_t n)
+{
+    struct iovec iov[2] = {{(void *)hdr, hl}, {(void *)p, n}};
+    ssize_t w = c->t->ops->writev(c->t, iov, 2);
+    size_t sent = w > 0 ? (size_t)w : 0; /* errors surface at the next flush */
+    if (w == WS_T_AGAIN)
+        c->write_blocked = true;
+    int r = WS_OK;
+    if (sent < hl)
+        r = ws_session_send_raw(c->s, hdr + sent, hl - sent);
+    size_t done = sent > hl ? sent - hl : 0;
+    if (r == WS_OK && done < n)
+        r = ws_session_send_raw(c->s, p + done, n - done);
+    return r;
+}
+
 int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n)
 {
     int r = check_room(c, n);
-    return r != WS_OK ? r : after_send(c, ws_session_send(c->s, binary, p, n));
+    if (r != WS_OK)
+        return r;
+    if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked) {
+        uint8_t hdr[WS_FRAME_HEADER_MAX];
+        int hl = ws_session_frame_direct(c->s, binary, p, n, hdr);
+        if (hl < 0)
+            return hl;
+        if (hl > 0)
+            return after_send(c, send_direct(c, hdr, (size_t)hl, p, n));
+    }
+    return after_send(c, ws_session_send(c->s, binary, p, n));
 }
 
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin)

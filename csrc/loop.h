@@ -40,7 +40,7 @@ typedef struct ws_deferred ws_deferred;
 #define WS_NSEC_PER_SEC  UINT64_C(1000000000)
 
 /* Size of the shared read buffer. */
-#define WS_LOOP_READ_BUFFER_SIZE 65536
+#define WS_LOOP_READ_BUFFER_SIZE 262144
 
 /* ---- the loop ---------------------------------------------------------- */
 

@@ -801,9 +801,9 @@ static int l_read_fd(lua_State *L)
 {
     int fd = check_fd(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
-    if (n < 1 || n > WS_LOOP_READ_BUFFER_SIZE)
+    if (n < 1 || n > 65536)
         luaL_argerror(L, 2, "size must be 1..65536");
-    char buf[WS_LOOP_READ_BUFFER_SIZE];
+    char buf[65536];
     ssize_t r = read(fd, buf, (size_t)n);
     if (r < 0)
         return push_errno(L, "read_fd", errno);

@@ -370,6 +370,26 @@ int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n)
     return WS_OK;
 }
 
+int ws_session_frame_direct(ws_session *s, bool binary, const uint8_t *p, size_t n, uint8_t *hdr)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (s->sending_fragments)
+        return WS_E_BUSY;
+    if (s->role != WS_SERVER || ws_buf_size(&s->out) != 0 ||
+        (s->dfl && ws_deflate_wants(s->dfl, n)))
+        return 0;
+    if (!binary && !ws_utf8_valid(p, n))
+        return WS_E_ARG;
+    s->pong_len = 0;
+    ws_frame_header h;
+    memset(&h, 0, sizeof h);
+    h.fin = true;
+    h.opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    h.len = n;
+    return (int)ws_frame_encode(hdr, &h);
+}
+
 int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
 {
     if (s->state != WS_OPEN)

@@ -132,6 +132,15 @@ int ws_session_pong(ws_session *s, const uint8_t *p, size_t n);
 /* code 0 sends a close frame without a status code. */
 int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n);
 
+/* A whole message the host writes itself, so a large payload is not
+ * copied: when nothing is queued and the frame needs neither masking
+ * (server role) nor compression, writes its header into hdr
+ * (WS_FRAME_HEADER_MAX bytes) and returns the header length; the host
+ * then sends the header and p, queuing whatever the transport does not
+ * take with ws_session_send_raw.  Returns 0 when the message must go
+ * through ws_session_send instead, or a WS_E_* error as it would. */
+int ws_session_frame_direct(ws_session *s, bool binary, const uint8_t *p, size_t n, uint8_t *hdr);
+
 /* Queue a frame built elsewhere (a broadcast frames once for every
  * client): WS_E_STATE unless OPEN, WS_E_BUSY while a fragmented message is
  * being sent. */
