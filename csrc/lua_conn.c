@@ -122,9 +122,14 @@ static void set_field(lua_State *L, lconn *lc, int idx, const char *name)
     lua_pop(L, 1);
 }
 
+/* Stack index of the traceback handler event_body receives; 0 elsewhere
+ * (ws_lua_loop_call pushes one). */
+#define EVENT_HANDLER 4
+#define NO_HANDLER    0
+
 /* Call callback cb(conn, <nargs values on the stack>) if it exists; pops
  * the values.  conn is at idx. */
-static void call_callback(lua_State *L, lconn *lc, int idx, int cb, int nargs)
+static void call_callback(lua_State *L, lconn *lc, int idx, int cb, int nargs, int handler)
 {
     if (!push_callback(L, lc, idx, cb)) {
         lua_pop(L, nargs);
@@ -133,7 +138,10 @@ static void call_callback(lua_State *L, lconn *lc, int idx, int cb, int nargs)
     lua_insert(L, -nargs - 1);
     lua_pushvalue(L, idx);
     lua_insert(L, -nargs - 1);
-    ws_lua_loop_call(lc->ll, nargs + 1);
+    if (handler)
+        ws_lua_loop_call_with(lc->ll, nargs + 1, handler);
+    else
+        ws_lua_loop_call(lc->ll, nargs + 1);
 }
 
 /* Before on_close / on_error: keep the peer's address readable once the
@@ -174,7 +182,7 @@ static void push_head_fields(lua_State *L, const ws_http_head *h)
 void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 
-/* Runs protected (anything in it may raise): (lc, ev, conn). */
+/* Runs protected (anything in it may raise): (lc, ev, conn, traceback). */
 static int event_body(lua_State *L)
 {
     lconn *lc = lua_touserdata(L, 1);
@@ -192,18 +200,21 @@ static int event_body(lua_State *L)
             push_head_fields(L, ev->head);
             set_field(L, lc, idx, "headers");
         }
-        call_callback(L, lc, idx, CB_OPEN, 0);
+        call_callback(L, lc, idx, CB_OPEN, 0, EVENT_HANDLER);
         drop_temp_request(L, lc, idx);
         break;
-    case WS_EV_MESSAGE:
-        lua_pushlstring(L, (const char *)ev->data, ev->len);
-        lua_pushboolean(L, ev->binary);
-        call_callback(L, lc, idx, CB_MESSAGE, 2);
+    case WS_EV_MESSAGE: /* the hot path: no string unless someone takes it */
+        if (push_callback(L, lc, idx, CB_MESSAGE)) {
+            lua_pushvalue(L, idx);
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            lua_pushboolean(L, ev->binary);
+            ws_lua_loop_call_with(lc->ll, 3, EVENT_HANDLER);
+        }
         break;
     case WS_EV_PING:
     case WS_EV_PONG:
         lua_pushlstring(L, (const char *)ev->data, ev->len);
-        call_callback(L, lc, idx, ev->type == WS_EV_PING ? CB_PING : CB_PONG, 1);
+        call_callback(L, lc, idx, ev->type == WS_EV_PING ? CB_PING : CB_PONG, 1, EVENT_HANDLER);
         break;
     case WS_EV_ERROR:
         if (ev->head) { /* a client's failed handshake: keep the answer */
@@ -224,7 +235,7 @@ static int event_body(lua_State *L)
         set_field(L, lc, idx, "error");
         keep_peer(L, lc, idx, CB_ERROR);
         if (lc->opened || !lc->srv)
-            call_callback(L, lc, idx, CB_ERROR, 1);
+            call_callback(L, lc, idx, CB_ERROR, 1, EVENT_HANDLER);
         break;
     case WS_EV_CLOSE:
         lc->closed = true;
@@ -240,7 +251,7 @@ static int event_body(lua_State *L)
             lua_pushinteger(L, ev->code);
             lua_pushlstring(L, (const char *)ev->data, ev->len);
             lua_pushboolean(L, ev->was_clean);
-            call_callback(L, lc, idx, CB_CLOSE, 3);
+            call_callback(L, lc, idx, CB_CLOSE, 3, EVENT_HANDLER);
         }
         break;
     default: break;
@@ -259,7 +270,8 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     lua_pushlightuserdata(L, lc);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);
-    if (push_self(L, lc) && !ws_lua_loop_call(lc->ll, 3) && ws_session_state(s) == WS_CONNECTING) {
+    if (push_self(L, lc) && (ws_lua_push_traceback(L), !ws_lua_loop_call(lc->ll, 4)) &&
+        ws_session_state(s) == WS_CONNECTING) {
         /* on_upgrade's or on_request's answer could not be used: answer 500
          * rather than leave the client hanging. */
         static const char body[] = "Internal Server Error\n";
@@ -290,7 +302,7 @@ static void conn_error(ws_conn *c, const char *msg, void *ud)
     keep_peer(L, lc, idx, CB_ERROR);
     if (lc->opened || !lc->srv) {
         lua_pushstring(L, msg);
-        call_callback(L, lc, idx, CB_ERROR, 1);
+        call_callback(L, lc, idx, CB_ERROR, 1, NO_HANDLER);
     }
     lua_settop(L, top);
 }
@@ -304,7 +316,7 @@ static void conn_drain(ws_conn *c, void *ud)
         return;
     int top = lua_gettop(L);
     if (push_self(L, lc))
-        call_callback(L, lc, top + 1, CB_DRAIN, 0);
+        call_callback(L, lc, top + 1, CB_DRAIN, 0, NO_HANDLER);
     lua_settop(L, top);
 }
 

@@ -229,18 +229,14 @@ static void push_u(lua_State *L, lctx *ctx)
     lua_rawget(L, LUA_REGISTRYINDEX);
 }
 
-bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
+void ws_lua_push_traceback(lua_State *L)
 {
-    lua_State *L = ll->L;
-    if (!L)
-        return false;
-    int base = lua_gettop(L) - nargs; /* the function */
     lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    if (lua_pcall(L, nargs, 0, base) == 0) {
-        lua_remove(L, base);
-        return true;
-    }
+}
+
+/* The error on top: keep the first of the turn and break the loop. */
+static void record_error(lua_State *L, ws_lua_loop *ll)
+{
     if (!ll->err && ll->loop) {
         /* Kept in U, out of the way of the callers' lua_settop. */
         push_u(L, ll);
@@ -253,8 +249,30 @@ bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
     } else {
         lua_pop(L, 1); /* a later error of the same turn */
     }
-    lua_remove(L, base);
+}
+
+bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler)
+{
+    lua_State *L = ll->L;
+    if (!L)
+        return false;
+    if (lua_pcall(L, nargs, 0, handler) == 0)
+        return true;
+    record_error(L, ll);
     return false;
+}
+
+bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
+{
+    lua_State *L = ll->L;
+    if (!L)
+        return false;
+    int base = lua_gettop(L) - nargs; /* the function */
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    bool ok = ws_lua_loop_call_with(ll, nargs, base);
+    lua_remove(L, base);
+    return ok;
 }
 
 /* Runs the callback of handle h.  `keep`: the handle stays active, so it

@@ -7,8 +7,8 @@
 static uint64_t key_word(const uint8_t key[4], uint64_t offset)
 {
     uint8_t k[8];
-    for (int i = 0; i < 8; i++)
-        k[i] = key[(offset + (uint64_t)i) & 3];
+    for (int i = 0; i < 4; i++)
+        k[i] = k[i + 4] = key[(offset + (uint64_t)i) & 3];
     uint64_t w;
     memcpy(&w, k, 8);
     return w;
@@ -22,11 +22,14 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
 void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], uint64_t offset)
 {
     size_t i = 0;
-    /* Byte steps until dst is 8-byte aligned, then whole words; memcpy keeps
-     * the unaligned source loads well-defined and compiles to plain loads. */
-    while (i < n && ((uintptr_t)(dst + i) & 7) != 0) {
-        dst[i] = src[i] ^ key[(offset + i) & 3];
-        i++;
+    /* Long runs first step bytewise until dst is 8-byte aligned; short ones
+     * (most messages) go straight to words.  memcpy keeps the unaligned
+     * loads and stores well-defined and compiles to plain moves. */
+    if (n >= 256) {
+        while (((uintptr_t)(dst + i) & 7) != 0) {
+            dst[i] = src[i] ^ key[(offset + i) & 3];
+            i++;
+        }
     }
     uint64_t kw = key_word(key, offset + i);
     for (; i + 32 <= n; i += 32) {
