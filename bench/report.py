@@ -371,4 +371,10 @@ if notes:
     for n in notes:
         w(f"- {n}")
     w("")
+# The hand-written profile findings (bench/PROFILE.md) close the report.
+profile = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILE.md")
+if os.path.exists(profile):
+    w("")
+    with open(profile) as f:
+        w(f.read().rstrip())
 print("\n".join(out))
