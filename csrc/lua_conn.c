@@ -552,8 +552,8 @@ static int l_buffered_amount(lua_State *L)
 
 static const char *const state_names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
 
-/* Methods first (upvalue 2), then the computed fields, then the fields
- * table. */
+/* Methods first (upvalue 2), then callbacks, the fields table and the
+ * computed fields. */
 static int l_index(lua_State *L)
 {
     lconn *lc = to_conn(L);
@@ -572,6 +572,22 @@ static int l_index(lua_State *L)
             lua_pushnil(L);
         }
         return 1;
+    }
+    if (key && strcmp(key, "request") == 0) {
+        lc->request_read = true;
+        get_field(L, lc, 1, "request");
+        return 1;
+    }
+    /* The fields table next: __newindex keeps every computed name out of
+     * it, and what the connection stores there under such a name (the
+     * peer's address, the close reason) is the value the name computes. */
+    if (lc->has_fields) {
+        ws_getuservalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_rawget(L, -2);
+        if (!lua_isnil(L, -1))
+            return 1;
+        lua_settop(L, 2);
     }
     if (key && lc->c) {
         ws_session *s = ws_conn_session(lc->c);
@@ -634,18 +650,7 @@ static int l_index(lua_State *L)
         lua_pushstring(L, lc->path);
         return 1;
     }
-    if (key && strcmp(key, "request") == 0) {
-        lc->request_read = true;
-        get_field(L, lc, 1, "request");
-        return 1;
-    }
-    if (!lc->has_fields) {
-        lua_pushnil(L);
-        return 1;
-    }
-    ws_getuservalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
+    lua_pushnil(L);
     return 1;
 }
 

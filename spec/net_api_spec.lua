@@ -523,6 +523,27 @@ describe("networked API", function()
       assert.are.equal("OPEN", c.ready_state)
     end)
 
+    it("keep receive's queue in order while it empties and fills again", function()
+      local srv = net.echo_server()
+      local c = assert(net.connect(net.url(srv)))
+      local n, got = 0, {}
+      local function send(k)
+        for _ = 1, k do
+          n = n + 1
+          assert.is_true(c:send("m" .. n, n % 2 == 0 and "binary" or "text"))
+        end
+      end
+      local function take(k)
+        for _ = 1, k do
+          local d, kind = c:receive(2)
+          got[#got + 1] = tostring(d) .. ":" .. tostring(kind)
+        end
+      end
+      send(3); take(2); send(2); take(3); take(0); send(1); take(1)
+      assert.are.same({ "m1:text", "m2:binary", "m3:text", "m4:binary", "m5:text", "m6:binary" }, got)
+      assert.are.same({ nil, "timeout" }, { c:receive(0.05) })
+    end)
+
     it("queue messages that arrive while nobody receives, in order", function()
       local srv = net.listen {
         on_open = function(sc)

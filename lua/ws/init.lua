@@ -104,37 +104,51 @@ function ws.every(seconds, fn) return ws.loop():every(seconds, fn) end
 function ws.run() return ws.loop():run() end
 function ws.step(timeout) return ws.loop():step(timeout) end
 
--- Straight-line state of a connection: received messages in order, the
--- close, and the tasks waiting on it.
+-- Straight-line state of a connection: received messages in order (data
+-- and kind in consecutive slots), the close, and the tasks waiting on it.
+-- The callbacks are shared by every such connection and find the state in
+-- c.__ws, so receiving costs a connection one table and one closure.
+local function wake(st)
+  local co = next(st.waiting)
+  if co == nil then return end
+  if next(st.waiting, co) == nil then return resume(co) end
+  local list = {}
+  for w in pairs(st.waiting) do list[#list + 1] = w end
+  for i = 1, #list do
+    if st.waiting[list[i]] then resume(list[i]) end
+  end
+end
+
+local function queue_message(c, data, is_binary)
+  local st = c.__ws
+  local n = st.last + 2
+  st[n - 1], st[n] = data, is_binary and "binary" or "text"
+  st.last = n
+  wake(st)
+end
+local function note_close(c, code, reason)
+  local st = c.__ws
+  st.closed = { code, reason }
+  wake(st)
+end
+local function note_open(c)
+  local st = c.__ws
+  st.opened = true
+  wake(st)
+end
+local function note_error(c, err)
+  local st = c.__ws
+  st.error = err
+  wake(st)
+end
+
 local function state_of(c)
   local st = c.__ws
   if st then return st end
   st = { first = 1, last = 0, waiting = {} }
+  st.ready = function() return st.first <= st.last or st.closed ~= nil end
   c.__ws = st
-  local function wake()
-    local list = {}
-    for co in pairs(st.waiting) do list[#list + 1] = co end
-    for i = 1, #list do
-      if st.waiting[list[i]] then resume(list[i]) end
-    end
-  end
-  c.on_message = function(_, data, is_binary)
-    st.last = st.last + 1
-    st[st.last] = { data, is_binary and "binary" or "text" }
-    wake()
-  end
-  c.on_close = function(_, code, reason)
-    st.closed = { code, reason }
-    wake()
-  end
-  c.on_open = function()
-    st.opened = true
-    wake()
-  end
-  c.on_error = function(_, err)
-    st.error = err
-    wake()
-  end
+  c.on_message, c.on_close, c.on_open, c.on_error = queue_message, note_close, note_open, note_error
   return st
 end
 
@@ -145,12 +159,17 @@ local function receive(c, timeout)
     error("bad argument #1 to 'receive' (non-negative number expected)", 2)
   end
   local st = state_of(c)
-  wait(function() return st.first <= st.last or st.closed ~= nil end, timeout, st.waiting)
-  if st.first <= st.last then
-    local m = st[st.first]
-    st[st.first] = nil
-    st.first = st.first + 1
-    return m[1], m[2]
+  wait(st.ready, timeout, st.waiting)
+  local i = st.first
+  if i <= st.last then
+    local data, kind = st[i], st[i + 1]
+    st[i], st[i + 1] = nil, nil
+    if i + 1 == st.last then
+      st.first, st.last = 1, 0 -- empty: start over so the slots stay small
+    else
+      st.first = i + 2
+    end
+    return data, kind
   end
   if st.closed then return nil, "closed", st.closed[1], st.closed[2] end
   return nil, "timeout"
