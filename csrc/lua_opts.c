@@ -456,6 +456,10 @@ bool ws_lua_check_kind(lua_State *L, int i)
         return true;
     if ((k && n == 4 && memcmp(k, "text", 4) == 0) || lua_isnoneornil(L, i))
         return false;
+    if (!k) /* every Lua's luaL_checkoption would not refuse a boolean */
+        luaL_argerror(
+            L, i,
+            lua_pushfstring(L, "\"text\" or \"binary\" expected, got %s", luaL_typename(L, i)));
     static const char *const kinds[] = {"text", "binary", NULL};
     return luaL_checkoption(L, i, "text", kinds) == 1;
 }
