@@ -9,6 +9,7 @@
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_tls_cache.h"
 #include "tls.h"
 #include "url.h"
 
@@ -379,7 +380,8 @@ static lconn *check_conn(lua_State *L)
     return lc;
 }
 
-/* Read the client TLS options (opts.tls) into a new context. */
+/* The client context for the TLS options opts.tls (shared with earlier
+ * connects with the same options). */
 static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
 {
     int t = 0;
@@ -398,7 +400,7 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
     to.capath = ws_lua_opt_text(L, t, "capath", NULL);
     to.cert = ws_lua_opt_text(L, t, "cert", NULL);
     to.key = ws_lua_opt_text(L, t, "key", NULL);
-    ws_tls_ctx *ctx = ws_tls_client_ctx_new(&to, err, err_len);
+    ws_tls_ctx *ctx = ws_lua_client_tls_ctx(L, &to, err, err_len);
     if (opts)
         lua_pop(L, 1);
     return ctx;

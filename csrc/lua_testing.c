@@ -10,6 +10,7 @@
 
 #include "lua_compat.h"
 #include "lua_core.h"
+#include "lua_tls_cache.h"
 
 static int push_error(lua_State *L, int e)
 {
@@ -111,9 +112,20 @@ static int l_tcp_close(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg testing[] = {{"tcp_connect", l_tcp_connect}, {"tcp_send", l_tcp_send},
-                                   {"tcp_recv", l_tcp_recv},       {"tcp_shutdown", l_tcp_shutdown},
-                                   {"tcp_close", l_tcp_close},     {NULL, NULL}};
+/* tls_client_contexts() -> how many client TLS contexts are cached */
+static int l_tls_client_contexts(lua_State *L)
+{
+    lua_pushinteger(L, ws_lua_client_tls_cached(L));
+    return 1;
+}
+
+static const luaL_Reg testing[] = {{"tls_client_contexts", l_tls_client_contexts},
+                                   {"tcp_connect", l_tcp_connect},
+                                   {"tcp_send", l_tcp_send},
+                                   {"tcp_recv", l_tcp_recv},
+                                   {"tcp_shutdown", l_tcp_shutdown},
+                                   {"tcp_close", l_tcp_close},
+                                   {NULL, NULL}};
 
 void ws_lua_open_testing(lua_State *L)
 {

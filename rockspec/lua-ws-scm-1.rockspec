@@ -42,6 +42,7 @@ build = {
         "csrc/lua_server.c",
         "csrc/lua_session.c",
         "csrc/lua_testing.c",
+        "csrc/lua_tls_cache.c",
         "csrc/mask.c",
         "csrc/net.c",
         "csrc/session.c",

@@ -56,6 +56,36 @@ describe("TLS (wss://)", function()
       assert.are.equal("/secure", net.select(events, "open")[1][2].path)
     end)
 
+    it("reuses one client context per TLS option set across connects", function()
+      local testing = require("ws.core").testing
+      local srv = tls_server()
+      -- the same CA file by a path no other test uses: an option set of its own
+      local ca = certs.ca:gsub("([^/]+)$", "./%1")
+      local before = testing.tls_client_contexts()
+      for i = 1, 3 do
+        local c, err = connect(wss(srv), { tls = { cafile = ca } })
+        assert(c, err)
+        assert.is_true(c:send("n" .. i))
+        assert.are.equal("n" .. i, (c:receive(5)))
+        c:close()
+      end
+      assert.are.equal(before + 1, testing.tls_client_contexts())
+      -- other options, another context; the failure of a bad one is not kept
+      local c, err = connect(wss(srv), { tls = { cafile = ca, verify = false } })
+      assert(c, err)
+      c:close()
+      assert.are.equal(before + 2, testing.tls_client_contexts())
+      local ok, e = pcall(connect, wss(srv), { tls = { cafile = "/nonexistent/ca.pem" } })
+      assert.is_false(ok and e ~= nil)
+      assert.are.equal(before + 2, testing.tls_client_contexts())
+      -- and the cached context still verifies: a self-signed server fails
+      local srv2 = tls_server(certs.self_cert, certs.self_key)
+      local bad, berr = connect(wss(srv2), { tls = { cafile = ca } })
+      assert.is_nil(bad)
+      assert.matches("verify failed", berr)
+      assert.are.equal(before + 2, testing.tls_client_contexts())
+    end)
+
     it("connects to wss://127.0.0.1 (IP address in the certificate's SAN)", function()
       local srv = tls_server()
       local c, err = connect(wss(srv, "127.0.0.1"), { tls = { cafile = certs.ca, verify = true } })
