@@ -40,9 +40,9 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 #define WS_PONG_COALESCE_AT 65536
 
 struct ws_session {
-    ws_buf in;  /* received bytes; the current frame's payload sits at the front */
-    ws_buf out; /* bytes to send */
-    ws_buf msg; /* reassembly of a fragmented message */
+    ws_buf in;   /* received bytes; the current frame's payload sits at the front */
+    ws_buf out;  /* bytes to send */
+    ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
     uint64_t max_message;
     uint64_t max_frame;
     ws_random_fn random;
@@ -167,6 +167,23 @@ static void hs_free(ws_hs *hs)
     free(hs);
 }
 
+/* The reassembly buffer exists only while a message needs one. */
+static ws_buf *msg_buf(ws_session *s)
+{
+    if (!s->msg && (s->msg = malloc(sizeof *s->msg)) != NULL)
+        ws_buf_init(s->msg);
+    return s->msg;
+}
+
+static void msg_free(ws_session *s)
+{
+    if (s->msg) {
+        ws_buf_free(s->msg);
+        free(s->msg);
+        s->msg = NULL;
+    }
+}
+
 ws_session *ws_session_new(const ws_session_config *cfg)
 {
     ws_session *s = calloc(1, sizeof *s);
@@ -215,7 +232,7 @@ void ws_session_free(ws_session *s)
         return;
     ws_buf_free(&s->in);
     ws_buf_free(&s->out);
-    ws_buf_free(&s->msg);
+    msg_free(s);
     ws_deflate_free(s->dfl);
     hs_free(s->hs);
     free(s->protocol);
@@ -431,7 +448,7 @@ const char *ws_session_extensions(const ws_session *s)
 size_t ws_session_memory(const ws_session *s, size_t *zlib)
 {
     *zlib = ws_deflate_memory(s->dfl);
-    size_t n = s->in.cap + s->out.cap + s->msg.cap;
+    size_t n = s->in.cap + s->out.cap + (s->msg ? s->msg->cap : 0);
     if (s->hs)
         n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
     return n;
@@ -496,7 +513,7 @@ static void set_pending_close(ws_session *s, int code, const char *reason, bool 
 static void drop_input(ws_session *s)
 {
     ws_buf_free(&s->in);
-    ws_buf_free(&s->msg);
+    msg_free(s);
     s->discard = 0;
     s->have_header = false;
 }
@@ -968,11 +985,14 @@ static int compressed_step(ws_session *s, ws_event *ev)
         take = ws_buf_size(&s->in);
     bool last = s->done + take == h->len;
     if (take || last) {
+        ws_buf *m = msg_buf(s);
+        if (!m)
+            return fail(s, ev, 1011, "out of memory");
         uint8_t *p = ws_buf_begin(&s->in);
         if (h->masked)
             ws_mask(p, (size_t)take, h->mask, s->done);
         bool text = s->msg_opcode == WS_OP_TEXT;
-        int r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, &s->msg, &s->msg_len,
+        int r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &s->msg_len,
                                 s->max_message, text ? &s->in_utf8 : NULL);
         ws_buf_consume(&s->in, (size_t)take);
         s->done += take;
@@ -995,8 +1015,8 @@ static int compressed_step(ws_session *s, ws_event *ev)
         return -1;
     s->msg_done = true;
     ev->type = s->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
-    ev->data = ws_buf_size(&s->msg) ? ws_buf_begin(&s->msg) : (const uint8_t *)"";
-    ev->len = ws_buf_size(&s->msg);
+    ev->data = ws_buf_size(s->msg) ? ws_buf_begin(s->msg) : (const uint8_t *)"";
+    ev->len = ws_buf_size(s->msg);
     ev->binary = binary;
     ev->fin = h->fin;
     if (h->fin) {
@@ -1088,15 +1108,16 @@ static int frame_step(ws_session *s, ws_event *ev)
             ev->data = payload;
             ev->len = len;
         } else {
-            if (ws_buf_append(&s->msg, payload, len) != 0)
+            ws_buf *m = msg_buf(s);
+            if (!m || ws_buf_append(m, payload, len) != 0)
                 return fail(s, ev, 1011, "out of memory");
             ws_buf_consume(&s->in, len);
             if (!h->fin)
                 continue;
             s->msg_done = true;
             ev->type = WS_EV_MESSAGE;
-            ev->data = ws_buf_begin(&s->msg);
-            ev->len = ws_buf_size(&s->msg);
+            ev->data = ws_buf_begin(s->msg);
+            ev->len = ws_buf_size(s->msg);
         }
         ev->binary = binary;
         ev->fin = h->fin;
@@ -1114,7 +1135,7 @@ int ws_session_next(ws_session *s, ws_event *ev)
         s->discard = 0;
     }
     if (s->msg_done) {
-        ws_buf_free(&s->msg);
+        msg_free(s);
         s->msg_done = false;
     }
     if (s->free_hs) {
