@@ -10,8 +10,22 @@ void ws_buf_init(ws_buf *b)
 
 void ws_buf_free(ws_buf *b)
 {
-    free(b->data);
+    if (!ws_buf_lent(b))
+        free(b->data);
     ws_buf_init(b);
+}
+
+void ws_buf_lend(ws_buf *b, unsigned char *p, size_t n)
+{
+    b->data = n ? p : NULL;
+    b->start = 0;
+    b->len = n;
+    b->cap = 0;
+}
+
+int ws_buf_own(ws_buf *b)
+{
+    return !ws_buf_lent(b) || ws_buf_reserve(b, 0) ? 0 : -1;
 }
 
 void ws_buf_clear(ws_buf *b)
@@ -21,6 +35,24 @@ void ws_buf_clear(ws_buf *b)
 
 unsigned char *ws_buf_reserve(ws_buf *b, size_t n)
 {
+    if (ws_buf_lent(b)) {
+        /* Copy what is left of the lent bytes into storage of our own. */
+        size_t used = b->len - b->start;
+        if (n > (size_t)-1 / 2 - used)
+            return NULL;
+        size_t cap = 256;
+        while (cap < used + n)
+            cap *= 2;
+        unsigned char *p = malloc(cap);
+        if (!p)
+            return NULL;
+        memcpy(p, b->data + b->start, used);
+        b->data = p;
+        b->start = 0;
+        b->len = used;
+        b->cap = cap;
+        return b->data + b->len;
+    }
     if (b->cap - b->len >= n)
         return b->data + b->len;
     size_t used = b->len - b->start;

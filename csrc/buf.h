@@ -10,7 +10,7 @@ typedef struct ws_buf {
     unsigned char *data;
     size_t start; /* first unread byte */
     size_t len;   /* one past the last byte */
-    size_t cap;
+    size_t cap;   /* 0 with data set: lent memory (ws_buf_lend), not ours */
 } ws_buf;
 
 void ws_buf_init(ws_buf *b);
@@ -33,6 +33,17 @@ static inline unsigned char *ws_buf_begin(const ws_buf *b)
 {
     /* NULL + 0 is undefined in C (UBSan: pointer-overflow). */
     return b->data ? b->data + b->start : b->data;
+}
+
+/* Read from memory the caller lends instead of a copy (b must be empty).
+ * Anything that grows b first copies it into storage of its own;
+ * ws_buf_own does that at once, before the caller reuses the memory.
+ * ws_buf_own returns 0, or -1 when out of memory. */
+void ws_buf_lend(ws_buf *b, unsigned char *p, size_t n);
+int ws_buf_own(ws_buf *b);
+static inline int ws_buf_lent(const ws_buf *b)
+{
+    return b->cap == 0 && b->data != NULL;
 }
 
 /* Drop n bytes from the front; frees the storage once empty. */

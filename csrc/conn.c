@@ -538,13 +538,19 @@ static void do_read(ws_conn *c)
             arm(c, T_NONE, 0); /* any byte shows the peer is alive */
         if (c->phase == P_DRAINING)
             continue; /* after the close nothing is read, only awaited */
+        /* The loop's buffer is lent to the session for this dispatch;
+         * what the events leave unread is copied before the next read. */
         if (direct) {
             ws_session_feed_commit(c->s, (size_t)r);
-        } else if (ws_session_feed(c->s, buf, (size_t)r) != WS_OK) {
+        } else if (ws_session_feed_lent(c->s, buf, (size_t)r) != WS_OK) {
             fail(c, "out of memory");
             return;
         }
         dispatch(c);
+        if (ws_session_keep_input(c->s) != WS_OK) {
+            fail(c, "out of memory");
+            return;
+        }
         if (c->phase != P_DONE && (size_t)r < size && c->t->ops->short_read_drains)
             break; /* the socket is empty: a further read would only fail */
     }

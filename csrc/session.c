@@ -470,6 +470,21 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
     return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
+int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
+{
+    /* While the handshake runs the parsed head points into `in` across
+     * calls: lend only once OPEN, and only to an empty buffer. */
+    if (s->state != WS_OPEN || s->eof || ws_buf_size(&s->in) != 0)
+        return ws_session_feed(s, p, n);
+    ws_buf_lend(&s->in, p, n);
+    return WS_OK;
+}
+
+int ws_session_keep_input(ws_session *s)
+{
+    return ws_buf_own(&s->in) == 0 ? WS_OK : WS_E_NOMEM;
+}
+
 /* Frames this large are read straight into the input buffer, which is
  * grown for the rest of the frame at once up to this much. */
 #define WS_DIRECT_MIN     (16u << 10)

@@ -111,6 +111,15 @@ int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t n
 /* Input.  Returns 0 or WS_E_NOMEM. Bytes fed after CLOSED are dropped. */
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
 
+/* Input lent instead of copied: p must stay valid, and the session may
+ * write in it (it unmasks in place), until ws_session_keep_input, which
+ * the host calls once it has taken the events and before it reuses p
+ * (what is left unread is copied then).  Bytes that arrive while earlier
+ * ones are still held, or during the handshake, are copied at once.
+ * Returns 0 or WS_E_NOMEM. */
+int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n);
+int ws_session_keep_input(ws_session *s);
+
 /* Input without a copy, for large frames: while the payload of a large
  * frame is still arriving, the room at the end of the input buffer where
  * the host may read the next bytes itself (n set to its size), then report

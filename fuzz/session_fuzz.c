@@ -10,9 +10,9 @@
  *   [4] max_headers (1..64) and max_head (256..8192)
  *   [5] seed for the split sizes, the output consumption and actions
  *
- * The stream is fed in chunks of pseudo-random sizes; after every chunk
- * every event is taken.  At the end the transport "ends" (eof) and the
- * remaining events are taken.  Invariants checked:
+ * The stream is fed in chunks of pseudo-random sizes, copied or lent
+ * (ws_session_feed_lent); after every chunk every event is taken.  At the end the transport "ends"
+ * (eof) and the remaining events are taken.  Invariants checked:
  *   - no message/streamed message larger than max_message;
  *   - text is valid UTF-8 (independent validator in fuzz_util.h);
  *   - OPEN at most once and before any data; no data before OPEN;
@@ -54,11 +54,11 @@ typedef struct harness {
     bool stream_binary;
     ws_buf stream_text;
     /* output checking */
-    bool out_http_done;  /* the HTTP head of our side has been seen */
-    bool out_http_only;  /* our side answered with an error: no frames */
-    bool out_closed;     /* we sent a close frame */
-    bool out_frag;       /* inside a fragmented message we send */
-    ws_buf out;          /* output not yet parsed */
+    bool out_http_done; /* the HTTP head of our side has been seen */
+    bool out_http_only; /* our side answered with an error: no frames */
+    bool out_closed;    /* we sent a close frame */
+    bool out_frag;      /* inside a fragmented message we send */
+    ws_buf out;         /* output not yet parsed */
 } harness;
 
 static unsigned next_rand(harness *h)
@@ -206,9 +206,7 @@ static void drain_events(harness *h)
         FUZZ_CHECK(++guard < 1000000, "endless events");
         FUZZ_CHECK(!h->closed, "event %d after CLOSE", ev.type);
         switch (ev.type) {
-        case WS_EV_OPEN:
-            FUZZ_CHECK(++h->opens == 1, "second OPEN");
-            break;
+        case WS_EV_OPEN: FUZZ_CHECK(++h->opens == 1, "second OPEN"); break;
         case WS_EV_REQUEST: {
             FUZZ_CHECK(!h->client && h->opens == 0, "REQUEST");
             FUZZ_CHECK(ev.request && ev.request->key_len == 24, "request without a key");
@@ -326,11 +324,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t k = (x & 1) ? 1 + (x >> 1) % 8 : 1 + (x >> 1) % 300;
         if (k > n)
             k = n;
-        int r = ws_session_feed(h.s, p, k);
-        FUZZ_CHECK(r == WS_OK, "feed %d", r);
+        if (x & 0x200) {
+            /* Lent input: a buffer of its own, taken back (scribbled on and
+             * freed, so a pointer kept into it trips ASan) after the events
+             * and ws_session_keep_input. */
+            uint8_t *lent = malloc(k);
+            FUZZ_CHECK(lent != NULL, "malloc");
+            memcpy(lent, p, k);
+            int r = ws_session_feed_lent(h.s, lent, k);
+            FUZZ_CHECK(r == WS_OK, "feed_lent %d", r);
+            drain_events(&h);
+            r = ws_session_keep_input(h.s);
+            FUZZ_CHECK(r == WS_OK, "keep_input %d", r);
+            memset(lent, 0xAA, k);
+            free(lent);
+        } else {
+            int r = ws_session_feed(h.s, p, k);
+            FUZZ_CHECK(r == WS_OK, "feed %d", r);
+            drain_events(&h);
+        }
         p += k;
         n -= k;
-        drain_events(&h);
     }
     ws_session_eof(h.s);
     drain_events(&h);
