@@ -1,7 +1,7 @@
 /* lua-ws benchmark load generator: single-threaded epoll WebSocket client.
  *
  *   loadgen MODE --port P [--server-pid PID] [-c CONNS] [-s SIZE] [-d SECONDS]
- *           [-w WINDOW] [-n IDLE_CONNS] [--raw] [--tls]
+ *           [-w WINDOW] [-n IDLE_CONNS] [--raw] [--tls] [--json] [--deflate]
  *
  * MODE: echo        C connections, closed-loop echo of S-byte binary messages
  *       throughput  one connection (or C), large messages, window W in flight
@@ -14,6 +14,13 @@
  * --raw accepts masked frames from the server (the raw TCP echo floor sends
  * our own masked bytes back).  --tls speaks wss:// (OpenSSL, no certificate
  * verification, a full handshake for every connection: no session reuse).
+ * --json (echo) sends text messages cut from 64 different JSON documents, the
+ * sequence number in hex at both ends, and checks every echoed byte.
+ * --deflate (echo; implies --json) offers permessage-deflate (RFC 7692, both
+ * sides keep their context), compresses every message (zlib, default level)
+ * and inflates what comes back; the server must accept the offer.  The
+ * report adds the payload bytes the server sent per message (compressed
+ * size) and how many of its messages were compressed.
  * Output: one line of key=value pairs.
  * The server's CPU time comes from /proc/PID/stat (utime + stime, all threads).
  */
@@ -33,6 +40,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 enum { M_ECHO, M_THROUGHPUT, M_IDLE, M_HANDSHAKE };
 enum { S_CONNECTING, S_TLS, S_UPGRADING, S_OPEN, S_CLOSING, S_DONE };
@@ -45,9 +53,10 @@ typedef struct conn {
     size_t rlen, rcap, wlen, woff, wcap;
     uint64_t next_send, next_recv;
     int out_events;
+    z_stream *zd, *zi; /* --deflate: our compressor, and the inflater of echoes */
 } conn;
 
-static int mode, port = 0, nconns = 100, window = 1, raw = 0, use_tls = 0;
+static int mode, port = 0, nconns = 100, window = 1, raw = 0, use_tls = 0, json = 0, deflate_on = 0;
 static SSL_CTX *ssl_ctx;
 static char tls_desc[128] = ""; /* " tls=VERSION/CIPHER" of the first connection */
 static long server_pid = 0;
@@ -59,6 +68,12 @@ static uint8_t *tmpl;
 static uint32_t rng = 0x9e3779b9u;
 static int running = 0, n_open = 0, stop_all = 0;
 static uint64_t msgs = 0, bytes = 0, cycles = 0, n_echoed = 0, src_ix = 0;
+static uint64_t wire_in = 0, compressed_in = 0; /* timed window: payload bytes, RSV1 messages */
+#define JSON_DOCS 64
+static uint8_t *docs[JSON_DOCS]; /* --json: message bodies, msize bytes each */
+static uint8_t *plain, *packed;  /* --json: the message being built (or inflated), compressed */
+static uint8_t *expect;          /* --json: the message an echo must equal */
+static size_t packed_cap;
 static double t0, t_end, cpu0;
 
 static void die(const char *fmt, const char *arg)
@@ -242,9 +257,69 @@ static void mask(uint8_t *p, size_t n, const uint8_t key[4])
     for (; i < n; i++) p[i] ^= key[i & 3];
 }
 
+/* Message body d, msize bytes of JSON-like text: chat-like records that
+ * differ in ids, names and numbers, as a feed sends, cut to size; it starts
+ * with '["' and ends with '"]', each beside 16 bytes the sequence number
+ * replaces. */
+static uint8_t *json_doc(int d)
+{
+    uint8_t *b = malloc(msize + 256);
+    if (!b) die("%s", "out of memory");
+    size_t n = (size_t)sprintf((char *)b, "[\"0000000000000000\"");
+    for (int i = 0; n < msize; i++) {
+        uint32_t r = xrand();
+        n += (size_t)snprintf((char *)b + n, 256, ",{\"id\":%d,\"user\":\"user%u\",\"room\":\"%s\",\"text\":\"message %u of the feed\","
+                                               "\"ts\":%u,\"ok\":%s}",
+                              d * 1000 + i, r % 97, (r >> 8) % 3 ? "lobby" : "random", r >> 12,
+                              1700000000u + (r & 0xffff), r & 1 ? "true" : "false");
+    }
+    /* cut to size, keeping a '"' before the closing 16 + 2 bytes */
+    memcpy(b + msize - 19, "\"0000000000000000\"]", 19);
+    return b;
+}
+
+/* The JSON message with sequence number seq, into out (msize bytes). */
+static void json_msg(uint8_t *out, uint64_t seq)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)seq);
+    memcpy(out, docs[seq % JSON_DOCS], msize);
+    memcpy(out + 2, hex, 16); /* after the opening '["' */
+    memcpy(out + msize - 18, hex, 16);
+}
+
+/* Compress plain into packed as one permessage-deflate message: deflate
+ * with a sync flush, less the 00 00 ff ff tail (RFC 7692, 7.2.1). */
+static size_t deflate_msg(conn *c)
+{
+    z_stream *z = c->zd;
+    z->next_in = plain;
+    z->avail_in = (uInt)msize;
+    z->next_out = packed;
+    z->avail_out = (uInt)packed_cap;
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in || !z->avail_out) die("%s", "deflate failed");
+    size_t n = packed_cap - z->avail_out;
+    if (n < 4 || memcmp(packed + n - 4, "\0\0\xff\xff", 4)) die("%s", "deflate: no sync flush tail");
+    return n - 4;
+}
+
 static void send_msg(conn *c)
 {
     uint8_t key[4];
+    if (json) {
+        json_msg(plain, c->next_send++);
+        const uint8_t *src = plain;
+        size_t n = msize;
+        if (deflate_on) {
+            n = deflate_msg(c);
+            src = packed;
+        }
+        uint8_t *p = frame(c, 1, n, key);
+        if (deflate_on) p[-(n < 126 ? 6 : n < 65536 ? 8 : 14)] |= 0x40; /* RSV1: compressed */
+        memcpy(p, src, n);
+        mask(p, n, key);
+        return;
+    }
     uint8_t *p = frame(c, 2, msize, key);
     memcpy(p, tmpl, msize);
     uint64_t seq = c->next_send++;
@@ -283,6 +358,13 @@ static void conn_start(conn *c)
     c->rb = malloc(c->rcap);
     if (!c->rb) die("%s", "out of memory");
     c->state = S_CONNECTING;
+    if (deflate_on) {
+        c->zd = calloc(1, sizeof *c->zd);
+        c->zi = calloc(1, sizeof *c->zi);
+        if (!c->zd || !c->zi || deflateInit2(c->zd, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+            inflateInit2(c->zi, -15) != Z_OK)
+            die("%s", "zlib initialisation failed");
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     c->out_events = 1;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
@@ -301,6 +383,13 @@ static void conn_close(conn *c)
     close(c->fd);
     free(c->rb);
     free(c->wb);
+    if (c->zd) {
+        deflateEnd(c->zd);
+        inflateEnd(c->zi);
+        free(c->zd);
+        free(c->zi);
+        c->zd = c->zi = NULL;
+    }
     c->rb = c->wb = NULL;
     c->closed = 1;
     c->state = S_DONE;
@@ -332,6 +421,52 @@ static void on_open(conn *c)
         send_msg(c);
     } else {
         send_close(c);
+    }
+}
+
+/* Inflate a compressed echo into plain: its length, or dies. */
+static size_t inflate_msg(conn *c, uint8_t *p, size_t len)
+{
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z = c->zi;
+    z->next_out = plain;
+    z->avail_out = (uInt)msize + 1; /* one spare byte catches a message too long */
+    for (int part = 0; part < 2; part++) {
+        z->next_in = part ? (uint8_t *)tail : p;
+        z->avail_in = part ? 4 : (uInt)len;
+        int r = inflate(z, Z_SYNC_FLUSH);
+        if (r != Z_OK && !(r == Z_BUF_ERROR && !z->avail_in)) die("inflate: %s", z->msg ? z->msg : "failed");
+        if (z->avail_in) die("%s", "inflated echo is longer than the message sent");
+    }
+    return msize + 1 - z->avail_out;
+}
+
+static void on_json_message(conn *c, uint8_t *p, size_t len, int compressed)
+{
+    if (running) {
+        wire_in += len;
+        compressed_in += compressed != 0;
+    }
+    if (compressed) {
+        len = inflate_msg(c, p, len);
+        p = plain;
+    }
+    if (len != msize) {
+        fprintf(stderr, "loadgen: FAIL: echo of message %llu has %zu bytes, not %zu\n",
+                (unsigned long long)c->next_recv, len, msize);
+        exit(1);
+    }
+    uint64_t seq = c->next_recv;
+    json_msg(expect, seq);
+    if (memcmp(p, expect, msize)) {
+        fprintf(stderr, "loadgen: FAIL: echo of message %llu differs from what was sent\n", (unsigned long long)seq);
+        exit(1);
+    }
+    c->next_recv++;
+    if (running) {
+        msgs++;
+        bytes += msize;
+        send_msg(c);
     }
 }
 
@@ -369,6 +504,8 @@ static void process(conn *c)
             return;
         }
         if (c->rlen < 12 || memcmp(c->rb, "HTTP/1.1 101", 12)) die("%s", "no 101 answer to the upgrade");
+        if (deflate_on && !memmem(c->rb, (size_t)(e - c->rb), "permessage-deflate", 18))
+            die("%s", "the server did not accept permessage-deflate");
         off = (size_t)(e - c->rb) + 4;
         c->state = S_OPEN;
         on_open(c);
@@ -377,7 +514,7 @@ static void process(conn *c)
         uint8_t *h = c->rb + off;
         size_t avail = c->rlen - off;
         if (avail < 2) break;
-        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80, rsv1 = h[0] & 0x40;
         uint64_t len = h[1] & 0x7f;
         size_t hl = 2;
         if (len == 126) {
@@ -414,6 +551,11 @@ static void process(conn *c)
             die("%s", "the server closed the connection");
         } else if (op == 9 || op == 10) {
             continue;
+        } else if (rsv1 && !deflate_on) {
+            die("%s", "compressed message without permessage-deflate");
+        } else if (json) {
+            if (op != 1) die("%s", "the echo of a text message is not text");
+            on_json_message(c, p, (size_t)len, rsv1);
         } else {
             on_message(c, p, (size_t)len);
         }
@@ -431,8 +573,8 @@ static void send_upgrade(conn *c)
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     port);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     port, deflate_on ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
     memcpy(wreserve(c, (size_t)n), req, (size_t)n);
     c->state = S_UPGRADING;
     flush(c);
@@ -561,6 +703,8 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--raw")) { raw = 1; continue; }
         if (!strcmp(a, "--tls")) { use_tls = 1; continue; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--deflate")) { json = deflate_on = 1; continue; }
         if (!v) die("missing value for %s", a);
         i++;
         if (!strcmp(a, "--port")) port = atoi(v);
@@ -576,6 +720,16 @@ int main(int argc, char **argv)
     if (mode == M_IDLE) msize = 32;
     tmpl = malloc(msize);
     for (size_t i = 0; i < msize; i++) tmpl[i] = (uint8_t)('a' + i % 26);
+    if (json) {
+        if (mode != M_ECHO) die("%s", "--json and --deflate go with echo");
+        if (msize < 64) die("%s", "-s must be at least 64 with --json");
+        for (int d = 0; d < JSON_DOCS; d++) docs[d] = json_doc(d);
+        plain = malloc(msize + 1);
+        expect = malloc(msize);
+        packed_cap = deflateBound(NULL, (uLong)msize) + 64;
+        packed = malloc(packed_cap);
+        if (!plain || !expect || !packed) die("%s", "out of memory");
+    }
     signal(SIGPIPE, SIG_IGN);
     if (use_tls) {
         ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -594,9 +748,13 @@ int main(int argc, char **argv)
         loop_until(NULL, t_end);
         double el = now() - t0, cpu = server_cpu() - cpu0;
         printf("mode=%s conns=%d size=%zu window=%d seconds=%.3f msgs=%llu msgs_per_s=%.0f "
-               "MB_per_s=%.2f server_cpu_s=%.3f server_cpu_us_per_msg=%.3f%s\n",
+               "MB_per_s=%.2f server_cpu_s=%.3f server_cpu_us_per_msg=%.3f%s",
                m, nconns, msize, window, el, (unsigned long long)msgs, msgs / el, bytes / el / 1e6, cpu,
                msgs ? cpu * 1e6 / (double)msgs : 0.0, tls_desc);
+        if (json)
+            printf(" json=1 deflate=%d wire_bytes_per_msg=%.1f compressed_frac=%.3f", deflate_on,
+                   msgs ? (double)wire_in / (double)msgs : 0.0, msgs ? (double)compressed_in / (double)msgs : 0.0);
+        printf("\n");
         if (!msgs) die("%s", "no message came back in the timed window");
     } else if (mode == M_IDLE) {
         double ti = now();

@@ -11,7 +11,8 @@ import sys
 
 res_path, notes_path, command, lua, scpu, lcpu = sys.argv[1:7]
 
-runs = {}   # (server, test) -> list of dicts (or "FAIL ...")
+runs = {}   # (server, test) -> list of dicts (None for a failed run)
+fails = {}  # (server, test) -> what the load generator said of the first failed run
 for line in open(res_path):
     parts = line.split()
     if len(parts) < 4:
@@ -21,6 +22,7 @@ for line in open(res_path):
         continue
     if parts[3] == "FAIL":
         runs.setdefault((server, test), []).append(None)
+        fails.setdefault((server, test), " ".join(parts[4:]).replace("loadgen: FAIL: ", ""))
         continue
     kv = {}
     for p in parts[3:]:
@@ -250,6 +252,51 @@ if runs.get(("luaws_tls", "echo32")) or runs.get(("node_wss", "echo32")):
           "counts up to the server's fixed overhead.")
         w("")
 
+# uncompressed server, compressing server, label, the lua-ws server with the same zlib settings
+DEFLATE = [("luaws_callback", "luaws_deflate", "lua-ws (`compress = true`: window 15, memLevel 8)", None),
+           ("luaws_callback", "luaws_deflate_small",
+            "lua-ws (`compress = {window_bits = 12, mem_level = 5}`)", None),
+           ("node_ws", "node_ws_deflate", "Node `ws` (`perMessageDeflate: true`: window 15, memLevel 8)",
+            "luaws_deflate"),
+           ("python_websockets", "python_websockets_deflate",
+            "Python `websockets` (`compression=\"deflate\"`: window 12, memLevel 5)", "luaws_deflate_small"),
+           ("lws", "lws_deflate", "libwebsockets (its `permessage-deflate` extension)", "luaws_deflate")]
+if any(runs.get((d, "deflate4k")) for _, d, _, _ in DEFLATE):
+    w("## Compression: permessage-deflate, 4 KiB JSON-like text, 100 connections, closed loop")
+    w("")
+    w("The load generator (`--deflate`) offers `permessage-deflate` with no parameters (15-bit windows, "
+      "context kept across messages on both sides), compresses every message with zlib and inflates every "
+      "echo; each echo must equal the message sent, byte for byte.  Messages are cut from 64 different "
+      "JSON-like documents of chat records, so consecutive messages share vocabulary but not content.  Each "
+      "server runs with its library's default compression settings; the uncompressed columns are the same "
+      "servers and messages without the extension (`--json`).  Bytes on the wire: payload the server sent per "
+      "echoed 4,096-byte message.  The server's CPU per message includes inflating the message and "
+      "deflating the echo.  zlib compression level 6 (the default) everywhere.  The last column compares "
+      "lua-ws with the same window and memLevel against each peer (below 1: lua-ws spends less).")
+    w("")
+    w("| Server | uncompressed msgs/s | uncompressed CPU µs/msg | deflate msgs/s | deflate CPU µs/msg "
+      "| bytes on the wire | deflate CPU vs uncompressed | lua-ws (same settings) CPU ÷ this |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    failed = []
+    for plain_s, defl_s, label, twin in DEFLATE:
+        if not runs.get((defl_s, "deflate4k")):
+            continue
+        pm = stat(plain_s, "json4k", "msgs_per_s")
+        pc = stat(plain_s, "json4k", "server_cpu_us_per_msg")
+        dm = stat(defl_s, "deflate4k", "msgs_per_s")
+        dc = stat(defl_s, "deflate4k", "server_cpu_us_per_msg")
+        wire = stat(defl_s, "deflate4k", "wire_bytes_per_msg")
+        if (defl_s, "deflate4k") in fails:
+            failed.append((label, fails[(defl_s, "deflate4k")]))
+        w(f"| {label} | {fmt(pm, 0)} | {fmt(pc, 2)} | {fmt(dm, 0)} | {fmt(dc, 1)} | {fmt(wire, 0)} "
+          f"| {ratio(dc, pc)} | {ratio(stat(twin, 'deflate4k', 'server_cpu_us_per_msg'), dc) if twin else '–'} |")
+    w("")
+    for label, why in failed:
+        w(f"{label} failed the check: {why}.")
+        w("")
+    w("In-memory comparison of compression levels and context takeover (no sockets): `bench/compression.lua`.")
+    w("")
+
 w("## Micro-benchmarks of the core (`bench/micro.c`, csrc/mask.c, utf8.c, frame.c; `bench/session_feed.c`, csrc/session.c and what it links; gcc -O2)")
 w("")
 buf = stat("micro", "micro", "buffer_bytes")
@@ -361,8 +408,6 @@ w("Throughput targets compare MB/s within a round, as the raw TCP ones do.  The 
   + ".")
 w("")
 w("Raw per-run lines: `build/bench/last_results.txt`." + (f"  Wall time of this `{command}`: {WALL} s." if WALL else ""))
-w("")
-w("Not measured by this harness: permessage-deflate (see `bench/compression.lua`).")
 w("")
 notes = [n.strip() for n in open(notes_path) if n.strip()]
 if notes:

@@ -7,6 +7,10 @@
 # BENCH_TLS_IDLE (default 2000, at most BENCH_IDLE) the idle count over TLS
 # (10000 TLS connections take about 20 s per run for Node alone).
 #
+# permessage-deflate: 4 KiB JSON-like text echoed by lua-ws, Node ws, Python
+# websockets and libwebsockets with compression on, and by the same servers
+# without it.
+#
 # Peers: Node ws and Python websockets (plain and, for Node, wss://),
 # libwebsockets (Debian libwebsockets-dev, bench/servers/lws_echo.c) and
 # lua-http (Debian lua-http on lua5.1).  Each is installed when missing and
@@ -48,7 +52,7 @@ apt_install() { # packages...  (as scripts/interop_deps.sh: update only when the
 bash scripts/deps.sh >/dev/null 2>&1 || true
 make -s LUA="$LUA" >/dev/null || { echo "bench: building lua-ws failed"; exit 1; }
 mkdir -p "$OUT"
-gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c -lssl -lcrypto || exit 1
+gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c -lssl -lcrypto -lz || exit 1
 gcc -O2 -Wall -Wextra -o "$OUT/tcp_echo" bench/tcp_echo.c || exit 1
 gcc -O2 -std=gnu99 -Wall -Wextra -Icsrc -o "$OUT/micro" bench/micro.c csrc/mask.c csrc/utf8.c csrc/frame.c || exit 1
 # the whole session: the C core without the Lua bindings, as an archive so
@@ -119,11 +123,15 @@ export NODE_PATH=build/bench-node/node_modules
 PLAIN="echo32 tput64k tput1m handshake idle"
 TLS="echo32 handshake idle"
 SERVERS=("tcp_echo|--raw|$PLAIN|$OUT/tcp_echo"
-         "luaws_callback||$PLAIN|$LUA bench/servers/luaws_callback.lua"
-         "luaws_coroutine||$PLAIN|$LUA bench/servers/luaws_coroutine.lua")
-[ $HAVE_LWS = 1 ] && SERVERS+=("lws||$PLAIN|$OUT/lws_echo")
-[ $HAVE_NODE = 1 ] && SERVERS+=("node_ws||$PLAIN|node bench/servers/node_ws.js")
-[ $HAVE_PY = 1 ] && SERVERS+=("python_websockets||$PLAIN|$PY bench/servers/python_websockets.py")
+         "luaws_callback||$PLAIN json4k|$LUA bench/servers/luaws_callback.lua"
+         "luaws_coroutine||$PLAIN|$LUA bench/servers/luaws_coroutine.lua"
+         "luaws_deflate|--deflate|deflate4k|$LUA bench/servers/luaws_callback.lua --deflate"
+         "luaws_deflate_small|--deflate|deflate4k|$LUA bench/servers/luaws_callback.lua --deflate-small")
+[ $HAVE_LWS = 1 ] && SERVERS+=("lws||$PLAIN json4k|$OUT/lws_echo" "lws_deflate|--deflate|deflate4k|$OUT/lws_echo --deflate")
+[ $HAVE_NODE = 1 ] && SERVERS+=("node_ws||$PLAIN json4k|node bench/servers/node_ws.js"
+                                "node_ws_deflate|--deflate|deflate4k|node bench/servers/node_ws.js --deflate")
+[ $HAVE_PY = 1 ] && SERVERS+=("python_websockets||$PLAIN json4k|$PY bench/servers/python_websockets.py"
+                              "python_websockets_deflate|--deflate|deflate4k|$PY bench/servers/python_websockets.py --deflate")
 [ $HAVE_LUAHTTP = 1 ] && SERVERS+=("lua_http||$PLAIN|lua5.1 bench/servers/lua_http.lua")
 if [ $HAVE_CERT = 1 ]; then
   SERVERS+=("luaws_tls|--tls|$TLS|$LUA bench/servers/luaws_tls.lua $TMP/cert.pem $TMP/key.pem")
@@ -173,6 +181,9 @@ run() { # name test run port pid args...
     local why
     why=$(tr '\n' ' ' < "$TMP/lg.err")
     [ -z "$why" ] && why="no answer within ${limit} s (timeout)"
+    local slog
+    slog=$(grep -v '^listening' "$TMP/$name.log" 2>/dev/null | tail -2 | tr '\n' ' ')
+    [ -n "$slog" ] && why="$why; the server's log: $slog"
     echo "$name $test $r FAIL $why" >> "$RES"
     note "$name $test run $r failed: $why"
   fi
@@ -207,6 +218,8 @@ for r in $(seq "$RUNS"); do
     has_test "$name" tput64k && run "$name" tput64k "$r" "$p" "$pid" throughput -s 65536 -d "$SECS"
     has_test "$name" tput1m && run "$name" tput1m "$r" "$p" "$pid" throughput -s 1048576 -d "$SECS"
     has_test "$name" handshake && run "$name" handshake "$r" "$p" "$pid" handshake -c 10 -d "$SECS"
+    has_test "$name" json4k && run "$name" json4k "$r" "$p" "$pid" echo -c 100 -s 4096 -d "$SECS" --json
+    has_test "$name" deflate4k && run "$name" deflate4k "$r" "$p" "$pid" echo -c 100 -s 4096 -d "$SECS"
   done
 done
 for name in "${NAMES[@]}"; do stop_pid "${PIDS[$name]}"; unset "PIDS[$name]"; done

@@ -1,5 +1,7 @@
 /* libwebsockets echo server for the benchmarks (Debian libwebsockets 4.1).
- *   lws_echo [PORT]
+ *   lws_echo [--deflate] [PORT]
+ * --deflate accepts permessage-deflate offers (lws's own extension, default
+ * settings).
  * Built by scripts/bench.sh:
  *   gcc -O2 -Wall -Wextra -o lws_echo lws_echo.c -lwebsockets
  * Prints "listening on ws://127.0.0.1:PORT/" and serves until killed.
@@ -138,6 +140,11 @@ int main(int argc, char **argv)
     info.pt_serv_buf_size = SERV_BUF;
     info.vhost_name = "default";
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    static const struct lws_extension exts[] = {
+        {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate"},
+        {NULL, NULL, NULL},
+    };
+    if (argc > 1 && !strcmp(argv[1], "--deflate")) info.extensions = exts;
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
         fprintf(stderr, "lws_echo: lws_create_context failed\n");

@@ -1,6 +1,8 @@
 """Python `websockets` echo server (Debian python3-websockets).
 
-    python3 bench/servers/python_websockets.py [PORT]
+    python3 bench/servers/python_websockets.py [--deflate] [PORT]
+
+--deflate accepts permessage-deflate offers (websockets' default settings).
 
 Prints "listening on ws://127.0.0.1:PORT/" and serves until killed.
 """
@@ -19,8 +21,10 @@ async def echo(ws, path=None):
 
 
 async def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    async with websockets.serve(echo, "127.0.0.1", port, compression=None,
+    deflate = len(sys.argv) > 1 and sys.argv[1] == "--deflate"
+    port = int(sys.argv[-1]) if len(sys.argv) > 1 and sys.argv[-1].isdigit() else 0
+    async with websockets.serve(echo, "127.0.0.1", port,
+                                compression="deflate" if deflate else None,
                                 max_size=None, ping_interval=None) as srv:
         port = srv.sockets[0].getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}/", flush=True)
