@@ -435,6 +435,10 @@ static size_t inflate_msg(conn *c, uint8_t *p, size_t len)
         z->next_in = part ? (uint8_t *)tail : p;
         z->avail_in = part ? 4 : (uInt)len;
         int r = inflate(z, Z_SYNC_FLUSH);
+        if (r == Z_STREAM_END) { /* a final block (BFINAL) ends the peer's stream: the next starts afresh */
+            inflateReset(z);
+            break;
+        }
         if (r != Z_OK && !(r == Z_BUF_ERROR && !z->avail_in)) die("inflate: %s", z->msg ? z->msg : "failed");
         if (z->avail_in) die("%s", "inflated echo is longer than the message sent");
     }
