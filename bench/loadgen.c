@@ -220,7 +220,8 @@ static void flush(conn *c)
     set_events(c, c->wlen > 0);
 }
 
-/* Queue one masked frame; payload is built by the caller through fill. */
+/* Queue one masked frame (opcode may carry RSV bits, 0x40 = RSV1); the
+ * caller fills and masks the payload at the pointer returned. */
 static uint8_t *frame(conn *c, int opcode, size_t len, uint8_t key[4])
 {
     size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10;
@@ -314,8 +315,7 @@ static void send_msg(conn *c)
             n = deflate_msg(c);
             src = packed;
         }
-        uint8_t *p = frame(c, 1, n, key);
-        if (deflate_on) p[-(n < 126 ? 6 : n < 65536 ? 8 : 14)] |= 0x40; /* RSV1: compressed */
+        uint8_t *p = frame(c, deflate_on ? 0x40 | 1 : 1, n, key); /* RSV1: compressed */
         memcpy(p, src, n);
         mask(p, n, key);
         return;
