@@ -19,12 +19,12 @@ OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-
 OPT_valgrind = -O1 -g
 OPTFLAGS = $(OPT_$(VARIANT))
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
-CPPFLAGS += -D_POSIX_C_SOURCE=200809L
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Icsrc
 CFLAGS_ALL = -std=c99 -fPIC $(WARNINGS) $(OPTFLAGS) $(CFLAGS) \
 	$(shell pkg-config --cflags $(LUA_PKG) 2>/dev/null)
 LDLIBS = -lssl -lcrypto -lz -pthread
 
-SRC = $(sort $(wildcard csrc/*.c))
+SRC = $(sort $(wildcard csrc/core/*.c csrc/io/*.c csrc/lua/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
 DEP = $(OBJ:.o=.d)
 

@@ -1,4 +1,4 @@
-/* Micro-benchmarks of the lua-ws core (csrc/mask.c, utf8.c, frame.c).
+/* Micro-benchmarks of the lua-ws core (csrc/core/mask.c, utf8.c, frame.c).
  *   micro [BUFFER_BYTES]      (default 1 MiB)
  * Prints key=value lines: memcpy, masking and UTF-8 validation (ASCII and
  * mixed multi-byte text) in GB/s on the same buffer, and frame header

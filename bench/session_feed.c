@@ -1,7 +1,7 @@
-/* Micro-benchmark of a whole server session (csrc/session.c, sans I/O) fed
+/* Micro-benchmark of a whole server session (csrc/core/session.c, sans I/O) fed
  * 32-byte masked binary frames, as a server reading a socket would be.
  *   session_feed [FRAMES]      (default 131072 frames, about 5 MB)
- * Built by scripts/bench.sh against the C core (csrc/, without the lua_
+ * Built by scripts/bench.sh against the C core (csrc/core and csrc/io, without the
  * bindings: session.c pulls buf, frame, mask, utf8, handshake, http, deflate).
  *
  * Each round makes a server session, feeds it a client's upgrade request,

@@ -1,4 +1,4 @@
-/* libFuzzer harness: permessage-deflate decompression (csrc/deflate.c).
+/* libFuzzer harness: permessage-deflate decompression (csrc/core/deflate.c).
  * Input: [0] flags (bit0 text, bit1 no context takeover, bit2 round trip),
  * [1] window bits, [2..3] output limit, [4] split seed; then the bytes.
  * Invariants: inflating arbitrary bytes never produces more than the limit

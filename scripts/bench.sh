@@ -54,19 +54,18 @@ make -s LUA="$LUA" >/dev/null || { echo "bench: building lua-ws failed"; exit 1;
 mkdir -p "$OUT"
 gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c -lssl -lcrypto -lz || exit 1
 gcc -O2 -Wall -Wextra -o "$OUT/tcp_echo" bench/tcp_echo.c || exit 1
-gcc -O2 -std=gnu99 -Wall -Wextra -Icsrc -o "$OUT/micro" bench/micro.c csrc/mask.c csrc/utf8.c csrc/frame.c || exit 1
+gcc -O2 -std=gnu99 -Wall -Wextra -Icsrc/core -o "$OUT/micro" bench/micro.c csrc/core/mask.c csrc/core/utf8.c csrc/core/frame.c || exit 1
 # the whole session: the C core without the Lua bindings, as an archive so
 # only what session.c needs is linked
 HAVE_SESSION=0
 rm -rf "$OUT/core" && mkdir -p "$OUT/core"
 core_ok=1
-for f in csrc/*.c; do
-  case $(basename "$f") in lua_*) continue ;; esac
-  gcc -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -c -o "$OUT/core/$(basename "$f" .c).o" "$f" \
+for f in csrc/core/*.c csrc/io/*.c; do
+  gcc -std=c99 -D_POSIX_C_SOURCE=200809L -Icsrc -O2 -Wall -Wextra -c -o "$OUT/core/$(basename "$f" .c).o" "$f" \
     2>>"$OUT/core/build.log" || core_ok=0
 done
 if [ $core_ok = 1 ] && ar rcs "$OUT/core/libwscore.a" "$OUT"/core/*.o &&
-   gcc -std=c99 -O2 -Wall -Wextra -Icsrc -o "$OUT/session_feed" bench/session_feed.c "$OUT/core/libwscore.a" \
+   gcc -std=c99 -O2 -Wall -Wextra -Icsrc/core -o "$OUT/session_feed" bench/session_feed.c "$OUT/core/libwscore.a" \
      -lssl -lcrypto -lz -pthread 2>>"$OUT/core/build.log"; then
   HAVE_SESSION=1
 else

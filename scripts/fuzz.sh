@@ -2,7 +2,7 @@
 # Build and run the libFuzzer harnesses in fuzz/ under ASan+UBSan.
 #   scripts/fuzz.sh [--ci] [--build-only] [--seconds N] [harness ...]
 #     harnesses: frame http handshake_server handshake_client session utf8, and
-#     inflate once csrc/deflate.c exists (default: all)
+#     inflate once csrc/core/deflate.c exists (default: all)
 #     --seconds N   run each harness N seconds (default $FUZZ_SECONDS or 60;
 #                   --ci: 20); one harness at a time
 #     --ci          short bounded run; fails on any crash or invariant breach
@@ -33,8 +33,8 @@ done
 if [ "$ci" = 1 ] && [ "$explicit_seconds" = 0 ]; then
   seconds=${FUZZ_CI_SECONDS:-20}
 fi
-# A harness appears once csrc/deflate.c exists (see fuzz/README.md).
-if [ -f fuzz/inflate_fuzz.c ] && [ -f csrc/deflate.c ]; then
+# A harness appears once csrc/core/deflate.c exists (see fuzz/README.md).
+if [ -f fuzz/inflate_fuzz.c ] && [ -f csrc/core/deflate.c ]; then
   case " ${all[*]} " in *" inflate "*) ;; *) all+=(inflate) ;; esac
 fi
 [ ${#harnesses[@]} -eq 0 ] && harnesses=("${all[@]}")
@@ -67,11 +67,11 @@ mkdir -p "$out/bin" "$out/corpus" "$out/artifacts" "$out/logs"
 # The pure protocol core: no sockets, no Lua.
 core=()
 for f in buf frame http handshake session mask utf8 deflate; do
-  [ -f "csrc/$f.c" ] && core+=("csrc/$f.c")
+  [ -f "csrc/core/$f.c" ] && core+=("csrc/core/$f.c")
 done
 libs=(-lssl -lcrypto -lz)
 san=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
-cflags=(-std=c99 -g -O1 -D_POSIX_C_SOURCE=200809L -Icsrc -Ifuzz -Wall -Wextra -Werror
+cflags=(-std=c99 -g -O1 -D_POSIX_C_SOURCE=200809L -Icsrc/core -Ifuzz -Wall -Wextra -Werror
         -Wno-unused-function)
 
 echo "fuzz: building harnesses"
@@ -80,7 +80,7 @@ for h in "${all[@]}"; do
     "fuzz/${h}_fuzz.c" "${core[@]}" "${libs[@]}"
 done
 gen_flags=()
-[ -f csrc/deflate.c ] && gen_flags+=(-DWS_FUZZ_HAVE_DEFLATE)
+[ -f csrc/core/deflate.c ] && gen_flags+=(-DWS_FUZZ_HAVE_DEFLATE)
 "$CLANG" "${cflags[@]}" "${gen_flags[@]}" "${san[@]}" -o "$out/bin/gen_corpus" fuzz/gen_corpus.c "${core[@]}" "${libs[@]}"
 "$out/bin/gen_corpus" "$out/corpus"
 [ "$build_only" = 1 ] && { echo "fuzz: built into $out/bin"; exit 0; }

@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 luacheck -q lua spec examples
+bash scripts/check_layers.sh
 if command -v clang-format >/dev/null; then
-  clang-format --dry-run -Werror csrc/*.[ch]
+  clang-format --dry-run -Werror csrc/*/*.[ch]
   echo "clang-format: clean"
 fi
 if command -v clang-tidy >/dev/null; then
-  out=$(for f in csrc/*.c; do
-          clang-tidy -quiet "$f" -- -std=c99 -D_POSIX_C_SOURCE=200809L \
+  out=$(for f in csrc/*/*.c; do
+          clang-tidy -quiet "$f" -- -std=c99 -D_POSIX_C_SOURCE=200809L -Icsrc \
             $(pkg-config --cflags lua5.4) 2>/dev/null
         done | grep -E 'warning:|error:' || true)
   if [ -n "$out" ]; then

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-listed=$(grep -oE '"csrc/[a-z_0-9]+\.c"' rockspec/lua-ws-scm-1.rockspec | tr -d '"' | sort)
-present=$(ls csrc/*.c | sort)
+listed=$(grep -oE '"csrc/[a-z]+/[a-z_0-9]+\.c"' rockspec/lua-ws-scm-1.rockspec | tr -d '"' | sort)
+present=$(ls csrc/*/*.c | sort)
 if [ "$listed" != "$present" ]; then
   echo "rockspec: C sources differ from csrc/ (update with scripts/gen_rockspec.sh):"
   diff <(echo "$listed") <(echo "$present") || true

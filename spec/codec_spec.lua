@@ -378,7 +378,7 @@ describe("core.utf8_validator", function()
 end)
 
 -- Long texts against a plain reference decoder, so a wrong answer from the
--- vector code in csrc/utf8.c (which works on 64-byte blocks and on the whole
+-- vector code in csrc/core/utf8.c (which works on 64-byte blocks and on the whole
 -- characters of each feed) shows up at any offset and any split.
 describe("core.utf8_valid and core.utf8_validator against a reference decoder", function()
   local byte = string.byte

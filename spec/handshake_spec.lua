@@ -1,4 +1,4 @@
--- The opening handshake (csrc/handshake.c) through ws.core: the client
+-- The opening handshake (csrc/core/handshake.c) through ws.core: the client
 -- request and response check, and the server's accept.
 local core = require "ws.core"
 

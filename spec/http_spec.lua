@@ -1,4 +1,4 @@
--- The HTTP/1.1 head parser behind the opening handshake (csrc/http.c),
+-- The HTTP/1.1 head parser behind the opening handshake (csrc/core/http.c),
 -- driven through ws.core.parse_request / parse_response / head_end.
 local core = require "ws.core"
 

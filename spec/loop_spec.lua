@@ -1,4 +1,4 @@
--- The event loop (csrc/loop.c) through its minimal binding ws.core.loop:
+-- The event loop (csrc/io/loop.c) through its minimal binding ws.core.loop:
 -- timers (heap order, repeat, cancel, again), deferred callbacks, pipe
 -- watchers, the pollable loop fd, errors raised in callbacks, alive(),
 -- a 10 000-timer heap stress and garbage collection.

@@ -1,4 +1,4 @@
--- ws:// and wss:// URL parsing (csrc/url.c) through ws.core.parse_url.
+-- ws:// and wss:// URL parsing (csrc/core/url.c) through ws.core.parse_url.
 local core = require "ws.core"
 
 local function parse_error(url)

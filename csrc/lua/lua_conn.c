@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
+#include "io/conn.h"
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "lua_tls_cache.h"
-#include "tls.h"
-#include "url.h"
+#include "io/tls.h"
+#include "core/url.h"
 
 /* ---- options ------------------------------------------------------------ */
 

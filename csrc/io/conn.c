@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "core/frame.h"
 #include "net.h"
 #include "tls.h"
 #include "transport.h"

@@ -7,13 +7,13 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "core/frame.h"
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
-#include "net.h"
-#include "tls.h"
-#include "utf8.h"
+#include "io/net.h"
+#include "io/tls.h"
+#include "core/utf8.h"
 
 #define SERVER_MT        "ws.core.server"
 #define ACCEPTS_PER_TURN 128

@@ -6,12 +6,12 @@
 
 #include <openssl/evp.h>
 
-#include "handshake.h"
-#include "http.h"
+#include "core/handshake.h"
+#include "core/http.h"
 #include "lua_compat.h"
 #include "lua_core.h"
 #include "lua_opts.h"
-#include "url.h"
+#include "core/url.h"
 
 #define BUF_MT              "ws.core.handshake_buf"
 #define DEFAULT_MAX_HEAD    8192

@@ -14,9 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "deflate.h"
-#include "handshake.h"
-#include "http.h"
+#include "core/deflate.h"
+#include "core/handshake.h"
+#include "core/http.h"
 #include "lua_compat.h"
 
 /* Check that the value at index i is a table or nil/none; returns its

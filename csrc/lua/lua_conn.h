@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "io/conn.h"
 #include "lua_compat.h"
 #include "lua_loop.h"
 

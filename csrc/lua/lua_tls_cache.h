@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "lua_compat.h"
-#include "tls.h"
+#include "io/tls.h"
 
 /* A client context for options o: the one made earlier for the same options
  * (younger than WS_TLS_CACHE_SECONDS) or a new one, which is kept for the

@@ -6,7 +6,7 @@
 #include "lua_compat.h"
 #include "lua_core.h"
 #include "lua_opts.h"
-#include "session.h"
+#include "core/session.h"
 
 #define SESSION_MT "ws.core.session"
 

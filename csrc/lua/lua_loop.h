@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "loop.h"
+#include "io/loop.h"
 #include "lua_compat.h"
 
 typedef struct ws_lua_loop ws_lua_loop;

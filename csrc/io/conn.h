@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "loop.h"
-#include "session.h"
+#include "core/session.h"
 
 typedef struct ws_conn ws_conn;
 typedef struct ws_tls_ctx ws_tls_ctx;

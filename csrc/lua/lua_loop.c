@@ -1,4 +1,4 @@
-/* ws.core.loop: a minimal binding of the event loop (csrc/loop.h), enough
+/* ws.core.loop: a minimal binding of the event loop (csrc/io/loop.h), enough
  * to use and test it from Lua; the public API wraps it later.
  *
  *   local loop = ws.core.loop()
@@ -43,7 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "io/loop.h"
 #include "lua_compat.h"
 #include "lua_core.h"
 #include "lua_loop.h"

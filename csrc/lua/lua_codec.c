@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "core/frame.h"
 #include "lua_compat.h"
 #include "lua_core.h"
 #include "lua_opts.h"
-#include "mask.h"
-#include "utf8.h"
+#include "core/mask.h"
+#include "core/utf8.h"
 
 #define VALIDATOR_MT "ws.core.utf8_validator"
 
