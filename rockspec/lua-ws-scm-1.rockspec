@@ -1,3 +1,6 @@
+-- The module and source lists between "generated" markers are written by
+-- scripts/gen_rockspec.sh from lua/ws/, csrc/ and bin/; the versioned
+-- rockspecs beside this one are derived from it by the same script.
 package = "lua-ws"
 version = "scm-1"
 source = {
@@ -7,25 +10,33 @@ description = {
   summary = "WebSocket (RFC 6455) client and server for Lua with a C core",
   detailed = [[
 lua-ws is a WebSocket library for Lua: a sans-I/O protocol engine in C
-(handshake, framing, masking, UTF-8 validation, close handshake) exposed
-through the Lua C API, with a thin Lua layer on top.
+(handshake, framing, masking, UTF-8 validation, close handshake,
+permessage-deflate) exposed through the Lua C API, an event loop with
+non-blocking TCP and TLS through OpenSSL, and a thin Lua layer with
+callback, straight-line and coroutine APIs and a reconnecting client.
 ]],
+  homepage = "https://github.com/lua-ws/lua-ws",
+  maintainer = "the lua-ws authors",
   license = "MIT",
 }
+supported_platforms = { "linux", "macosx", "bsd" }
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
-  OPENSSL = { header = "openssl/ssl.h" },
-  ZLIB = { header = "zlib.h" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 build = {
   type = "builtin",
   modules = {
+    -- begin generated: lua modules
     ["ws"] = "lua/ws/init.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
+    -- end generated: lua modules
     ["ws.core"] = {
       sources = {
+        -- begin generated: c sources
         "csrc/core/buf.c",
         "csrc/core/deflate.c",
         "csrc/core/frame.c",
@@ -50,6 +61,7 @@ build = {
         "csrc/lua/lua_session.c",
         "csrc/lua/lua_testing.c",
         "csrc/lua/lua_tls_cache.c",
+        -- end generated: c sources
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
@@ -57,4 +69,6 @@ build = {
       libraries = { "ssl", "crypto", "z", "pthread" },
     },
   },
+  -- begin generated: bin scripts
+  -- end generated: bin scripts
 }

@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# Prove the rockspec installs a working module: luarocks make into a
-# throw-away tree, then a plain Lua with that tree on its paths uses it.
+# Check the rockspecs: their lists match the tree (scripts/gen_rockspec.sh),
+# `luarocks lint` passes on each, and each installs a working module with
+# `luarocks make` into a throw-away tree (scm-1 for Lua 5.1, the release
+# for Lua 5.4), used from a plain Lua with that tree on its paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-listed=$(grep -oE '"csrc/[a-z]+/[a-z_0-9]+\.c"' rockspec/lua-ws-scm-1.rockspec | tr -d '"' | sort)
-present=$(ls csrc/*/*.c | sort)
-if [ "$listed" != "$present" ]; then
-  echo "rockspec: C sources differ from csrc/ (update with scripts/gen_rockspec.sh):"
-  diff <(echo "$listed") <(echo "$present") || true
-  exit 1
-fi
+bash scripts/gen_rockspec.sh --check
 
-for f in lua/ws/*.lua; do
-  grep -q "\"$f\"" rockspec/lua-ws-scm-1.rockspec ||
-    { echo "rockspec: $f is not listed in build.modules"; exit 1; }
+for f in rockspec/*.rockspec; do
+  luarocks lint "$f" || { echo "rockspec: luarocks lint failed on $f"; exit 1; }
 done
+echo "rockspec: lists match the tree, luarocks lint clean"
 
+release=$(ls rockspec/lua-ws-[0-9]*.rockspec | sort -V | tail -1)
+version=$(basename "$release" .rockspec); version=${version#lua-ws-}; version=${version%-*}
+
+# luarocks make builds in the source folder (ws/core.so, csrc/*/*.o):
+# build in a copy so the checkout's dev build is left alone.
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
-for v in 5.1 5.4; do
-  luarocks --lua-version "$v" make --tree "$tree/$v" rockspec/lua-ws-scm-1.rockspec >"$tree/log" 2>&1 ||
-    { cat "$tree/log"; echo "rockspec: luarocks make failed for Lua $v"; exit 1; }
+mkdir "$tree/src"
+git ls-files -co --exclude-standard | while IFS= read -r f; do [ -e "$f" ] && printf "%s\0" "$f"; done |
+  xargs -0 cp --parents -t "$tree/src"
+for pair in "5.1 rockspec/lua-ws-scm-1.rockspec" "5.4 $release"; do
+  set -- $pair
+  v=$1 spec=$2
+  rm -rf "$tree/src/ws" && find "$tree/src/csrc" -name '*.o' -delete
+  (cd "$tree/src" && luarocks --lua-version "$v" make --tree "$tree/$v" "$spec") >"$tree/log" 2>&1 ||
+    { cat "$tree/log"; echo "rockspec: luarocks make $spec failed for Lua $v"; exit 1; }
   (cd "$tree" && LUA_PATH="$tree/$v/share/lua/$v/?.lua;$tree/$v/share/lua/$v/?/init.lua" \
      LUA_CPATH="$tree/$v/lib/lua/$v/?.so" "lua$v" -e '
     local ws = require "ws"
@@ -32,5 +39,8 @@ for v in 5.1 5.4; do
     local kind, data = s:next_event()
     assert(kind == "message" and data == "rock", "message did not arrive")
     assert(type(ws.reconnecting) == "function" and require("ws.reconnect"))
-    print("rockspec: Lua '"$v"' installed module works")')
+    if "'"$spec"'" ~= "rockspec/lua-ws-scm-1.rockspec" then
+      assert(ws.version == "'"$version"'", "ws.version is " .. ws.version .. ", the rockspec says '"$version"'")
+    end
+    print("rockspec: '"$spec"' on Lua '"$v"': installed module works")')
 done
