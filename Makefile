@@ -28,13 +28,28 @@ SRC = $(sort $(wildcard csrc/core/*.c csrc/io/*.c csrc/lua/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
 DEP = $(OBJ:.o=.d)
 
-.PHONY: all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench
+.PHONY: FORCE all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench
 
 all: $(OUT)
 
-$(OUT): $(OBJ)
+# `luarocks make` in a checkout writes ws/core.so too (for LuaRocks' default
+# Lua, 5.1 on Debian), newer than our objects.  The stamp beside $(OUT)
+# records what linked it (Lua, variant, flags) and the module's checksum;
+# when either differs the stamp is marked stale and $(OUT) is relinked.
+STAMP = $(dir $(OUT)).$(notdir $(OUT)).stamp
+BUILD_ID = $(LUA) $(VARIANT) $(CC) $(CFLAGS_ALL) $(LDFLAGS) $(LDLIBS)
+stamp_of = printf '%s\n%s\n' '$(BUILD_ID)' "$$(cksum 2>/dev/null <$(1))"
+
+$(STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@$(call stamp_of,$(OUT)) | cmp -s - $@ || echo stale >$@
+
+$(OUT): $(OBJ) $(STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(OPTFLAGS) -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
+	@$(call stamp_of,$@) >$(STAMP) && touch -r $(STAMP) $@
+
+FORCE:
 
 $(BUILD)/obj/%.o: csrc/%.c
 	@mkdir -p $(dir $@)
