@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/frame.h"
+#include "core/http.h"
 #include "net.h"
 #include "tls.h"
 #include "transport.h"
@@ -15,6 +17,7 @@
 enum phase {
     P_RESOLVE,  /* client: waiting for the address list */
     P_CONNECT,  /* client: TCP connect in progress */
+    P_PROXY,    /* client: HTTP CONNECT through a proxy, awaiting its answer */
     P_TLS,      /* TLS handshake */
     P_ACTIVE,   /* WebSocket handshake and messages */
     P_DRAINING, /* session closed: flushing the last bytes, maybe awaiting EOF */
@@ -35,15 +38,26 @@ typedef struct ws_conn_extra_timers {
 
 static const ws_conn_callbacks no_callbacks = {NULL, NULL, NULL, NULL};
 
+/* Where a client dials when it does not go straight to the origin. */
+typedef struct ws_client_route {
+    char *proxy_host; /* HTTP proxy (CONNECT tunnel) */
+    int proxy_port;
+    char *unix_path; /* Unix socket */
+    char *req;       /* the CONNECT request, until it is written */
+    size_t req_len, req_sent;
+    size_t scanned; /* how far the proxy's answer was searched for its end */
+} ws_client_route;
+
 /* A client's dialling state, apart so server connections do not carry it. */
 typedef struct ws_client_dial {
     ws_resolve *resolve;
     struct addrinfo *addrs;
     struct addrinfo *next_addr;
-    char *host;
+    char *host; /* the origin: SNI, certificate name, CONNECT target */
     int port;
     bool started; /* resolution begun */
     char connect_err[128];
+    ws_client_route *route; /* proxy or Unix socket; NULL: straight to host */
 } ws_client_dial;
 
 #define READ_TURNS 64 /* reads per readiness event before yielding */
@@ -91,6 +105,9 @@ static void on_idle(ws_loop *loop, ws_timer *t, void *ud);
 static void on_flush(ws_loop *loop, ws_deferred *d, void *ud);
 static void teardown(ws_conn *c);
 static void do_tls(ws_conn *c);
+static void start_proxy(ws_conn *c);
+static void proxy_step(ws_conn *c);
+static void route_free(ws_client_route *r);
 
 static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
                          void *ud, ws_session *s)
@@ -171,6 +188,9 @@ static void update_interest(ws_conn *c)
     unsigned want = 0;
     switch (c->phase) {
     case P_CONNECT: want = WS_IO_WRITE; break;
+    case P_PROXY:
+        want = c->cl->route->req_sent < c->cl->route->req_len ? WS_IO_WRITE : WS_IO_READ;
+        break;
     case P_TLS: want = c->t->ops->wants(c->t); break;
     case P_ACTIVE:
         want = WS_IO_READ;
@@ -319,6 +339,62 @@ static void start_transport(ws_conn *c)
     update_interest(c);
 }
 
+static const char *dial_host(const ws_conn *c)
+{
+    const ws_client_route *r = c->cl->route;
+    return r && r->proxy_host ? r->proxy_host : c->cl->host;
+}
+
+static int dial_port(const ws_conn *c)
+{
+    const ws_client_route *r = c->cl->route;
+    return r && r->proxy_host ? r->proxy_port : c->cl->port;
+}
+
+static void dial_failed(ws_conn *c)
+{
+    const ws_client_route *r = c->cl->route;
+    const char *why = c->cl->connect_err[0] ? c->cl->connect_err : "no address";
+    char msg[400];
+    if (r && r->unix_path)
+        snprintf(msg, sizeof msg, "cannot connect to Unix socket %s: %s", r->unix_path, why);
+    else
+        snprintf(msg, sizeof msg, "cannot connect to %s%s port %d: %s",
+                 r && r->proxy_host ? "proxy " : "", dial_host(c), dial_port(c), why);
+    fail(c, msg);
+}
+
+static void start_connect(ws_conn *c, int fd)
+{
+    c->fd = fd;
+    c->phase = P_CONNECT;
+    ws_io_init(&c->io, fd, on_io, c);
+    c->interest = 0;
+    update_interest(c);
+}
+
+static void connect_unix(ws_conn *c)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    const char *path = c->cl->route->unix_path;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "path too long");
+        dial_failed(c);
+        return;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    char err[128];
+    int fd = ws_net_connect((struct sockaddr *)&sa, sizeof sa, err, sizeof err);
+    if (fd < 0) {
+        snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s", err);
+        dial_failed(c);
+        return;
+    }
+    start_connect(c, fd);
+}
+
 static void try_connect(ws_conn *c)
 {
     while (c->cl->next_addr) {
@@ -330,17 +406,10 @@ static void try_connect(ws_conn *c)
             snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s", err);
             continue;
         }
-        c->fd = fd;
-        c->phase = P_CONNECT;
-        ws_io_init(&c->io, fd, on_io, c);
-        c->interest = 0;
-        update_interest(c);
+        start_connect(c, fd);
         return;
     }
-    char msg[300];
-    snprintf(msg, sizeof msg, "cannot connect to %s port %d: %s", c->cl->host, c->cl->port,
-             c->cl->connect_err[0] ? c->cl->connect_err : "no address");
-    fail(c, msg);
+    dial_failed(c);
 }
 
 static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, void *ud)
@@ -359,6 +428,10 @@ static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, vo
 static void start_resolve(ws_conn *c)
 {
     c->cl->started = true;
+    if (c->cl->route && c->cl->route->unix_path) {
+        connect_unix(c);
+        return;
+    }
     /* Numeric hosts need no lookup thread. */
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -366,14 +439,14 @@ static void start_resolve(ws_conn *c)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST;
     char port[16];
-    snprintf(port, sizeof port, "%d", c->cl->port);
-    if (getaddrinfo(c->cl->host, port, &hints, &res) == 0) {
+    snprintf(port, sizeof port, "%d", dial_port(c));
+    if (getaddrinfo(dial_host(c), port, &hints, &res) == 0) {
         on_resolved(c->loop, res, NULL, c);
         return;
     }
     char err[256];
     c->cl->resolve =
-        ws_resolve_start(c->loop, c->cl->host, c->cl->port, on_resolved, c, err, sizeof err);
+        ws_resolve_start(c->loop, dial_host(c), dial_port(c), on_resolved, c, err, sizeof err);
     if (!c->cl->resolve)
         fail(c, err);
 }
@@ -405,6 +478,136 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
      * finished installing. */
     ws_loop_defer(loop, &c->flush);
     return c;
+}
+
+static void route_free(ws_client_route *r)
+{
+    if (r) {
+        free(r->proxy_host);
+        free(r->unix_path);
+        free(r->req);
+        free(r);
+    }
+}
+
+static ws_client_route *route_of(ws_conn *c)
+{
+    if (!c->cl || c->phase != P_RESOLVE || c->cl->started)
+        return NULL;
+    if (!c->cl->route)
+        c->cl->route = calloc(1, sizeof *c->cl->route);
+    return c->cl->route;
+}
+
+int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth)
+{
+    ws_client_route *r = route_of(c);
+    if (!r || r->unix_path)
+        return -1;
+    /* RFC 9110 9.3.6: the target is the origin's authority. */
+    const char *h = c->cl->host;
+    bool v6 = strchr(h, ':') != NULL;
+    size_t cap = strlen(h) + (auth ? strlen(auth) : 0) + 200;
+    free(r->proxy_host);
+    free(r->req);
+    r->proxy_host = strdup(host);
+    r->req = malloc(cap);
+    if (!r->proxy_host || !r->req)
+        return -1;
+    int n = snprintf(r->req, cap, "CONNECT %s%s%s:%d HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s\r\n",
+                     v6 ? "[" : "", h, v6 ? "]" : "", c->cl->port, v6 ? "[" : "", h, v6 ? "]" : "",
+                     c->cl->port, auth ? "Proxy-Authorization: " : "", auth ? auth : "",
+                     auth ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    r->req_len = (size_t)n;
+    r->proxy_port = port;
+    return 0;
+}
+
+int ws_conn_set_unix(ws_conn *c, const char *path)
+{
+    ws_client_route *r = route_of(c);
+    if (!r || r->proxy_host)
+        return -1;
+    free(r->unix_path);
+    r->unix_path = strdup(path);
+    return r->unix_path ? 0 : -1;
+}
+
+/* ---- proxy tunnel ------------------------------------------------------- */
+
+#define PROXY_HEAD_MAX 8192
+
+static void start_proxy(ws_conn *c)
+{
+    c->phase = P_PROXY;
+    c->interest = 0;
+    proxy_step(c);
+}
+
+/* Write the CONNECT request, then wait for the whole answer head.  The
+ * answer is peeked and only its head consumed, so bytes the origin sends
+ * right after it stay in the socket for the next layer (TLS or the
+ * session). */
+static void proxy_step(ws_conn *c)
+{
+    ws_client_route *r = c->cl->route;
+    char msg[PROXY_HEAD_MAX + 128];
+    while (r->req_sent < r->req_len) {
+        ssize_t w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            update_interest(c);
+            return;
+        }
+        if (w < 0) {
+            snprintf(msg, sizeof msg, "proxy %s port %d: %s", r->proxy_host, r->proxy_port,
+                     strerror(errno));
+            fail(c, msg);
+            return;
+        }
+        r->req_sent += (size_t)w;
+    }
+    char head[PROXY_HEAD_MAX];
+    ssize_t got = recv(c->fd, head, sizeof head, MSG_PEEK);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        update_interest(c);
+        return;
+    }
+    if (got <= 0) {
+        snprintf(msg, sizeof msg,
+                 "proxy %s port %d closed the connection before answering CONNECT%s%s",
+                 r->proxy_host, r->proxy_port, got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
+        fail(c, msg);
+        return;
+    }
+    long end = ws_http_head_end(head, (size_t)got, &r->scanned, sizeof head);
+    if (end == 0 && (size_t)got < sizeof head) {
+        update_interest(c);
+        return;
+    }
+    ws_http_header hdrs[64];
+    ws_http_head h;
+    memset(&h, 0, sizeof h);
+    h.headers = hdrs;
+    h.num_headers = sizeof hdrs / sizeof hdrs[0];
+    if (end <= 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end ||
+        ws_http_parse_response(head, (size_t)end, &h) != 0) {
+        snprintf(msg, sizeof msg, "proxy %s port %d sent an invalid answer to CONNECT",
+                 r->proxy_host, r->proxy_port);
+        fail(c, msg);
+        return;
+    }
+    if (h.status < 200 || h.status > 299) {
+        snprintf(msg, sizeof msg, "proxy answered %d %.*s", h.status, (int)h.reason_len, h.reason);
+        fail(c, msg);
+        return;
+    }
+    free(r->req);
+    r->req = NULL;
+    r->req_len = r->req_sent = 0;
+    ws_io_stop(&c->io); /* restarted with the transport's interest */
+    start_transport(c);
 }
 
 /* ---- server accept ---------------------------------------------------- */
@@ -448,8 +651,10 @@ void ws_conn_free(ws_conn *c)
     if (c->tls)
         ws_tls_ctx_unref(c->tls);
     ws_session_free(c->s);
-    if (c->cl)
+    if (c->cl) {
         free(c->cl->host);
+        route_free(c->cl->route);
+    }
     free(c->cl);
     if (c->timer) /* armed after the transport closed */
         ws_timer_stop(c->timer);
@@ -664,9 +869,13 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
             freeaddrinfo(c->cl->addrs);
             c->cl->addrs = c->cl->next_addr = NULL;
         }
-        start_transport(c);
+        if (c->cl->route && c->cl->route->proxy_host)
+            start_proxy(c);
+        else
+            start_transport(c);
         return;
     }
+    case P_PROXY: proxy_step(c); return;
     case P_TLS: do_tls(c); return;
     case P_ACTIVE:
     case P_DRAINING:

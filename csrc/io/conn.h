@@ -52,6 +52,17 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
                          void *ud, ws_session *s, const char *host, int port, ws_tls_ctx *tls,
                          char *err, size_t err_len);
 
+/* Client, right after ws_conn_connect (before the loop turns): dial an
+ * HTTP proxy at host:port and open a CONNECT tunnel to the origin, which
+ * stays the TLS name.  auth: the Proxy-Authorization value, or NULL.  A
+ * non-2xx answer fails the connection ("proxy answered 407 Proxy
+ * Authentication Required").  -1 when out of memory or too late. */
+int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth);
+
+/* Client, as above: connect to the Unix socket at path instead of
+ * resolving the host (which stays the Host header and the TLS name). */
+int ws_conn_set_unix(ws_conn *c, const char *path);
+
 /* Server: wrap an accepted socket; s is a server session. */
 ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
                         void *ud, ws_session *s, int fd, ws_tls_ctx *tls, char *err,

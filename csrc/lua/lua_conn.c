@@ -9,6 +9,7 @@
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_route.h"
 #include "lua_tls_cache.h"
 #include "io/tls.h"
 #include "core/url.h"
@@ -415,8 +416,14 @@ static int l_connect(lua_State *L)
     lua_settop(L, 3);
     char err[256];
     ws_url u;
-    if (ws_url_parse(lua_tostring(L, 1), &u, err, sizeof err) != 0)
+    ws_lua_route route;
+    memset(&route, 0, sizeof route);
+    /* ws+unix:// URLs are requested as ws://localhost/... (slot 4). */
+    if (!ws_lua_unix_url(L, lua_tostring(L, 1), &route))
+        lua_pushvalue(L, 1);
+    if (ws_url_parse(lua_tostring(L, 4), &u, err, sizeof err) != 0)
         return luaL_argerror(L, 1, lua_pushfstring(L, "invalid URL: %s", err));
+    ws_lua_read_route(L, opts, &u, &route);
 
     /* Everything that may raise comes before anything is allocated. */
     ws_session_config scfg;
@@ -444,7 +451,7 @@ static int l_connect(lua_State *L)
             lua_rawset(L, ropts);
         }
     }
-    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 4);
     lua_setfield(L, ropts, "url");
     const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
     lconn *lc = ws_lua_conn_push(L, ll);
@@ -480,6 +487,11 @@ static int l_connect(lua_State *L)
     if (!lc->c) {
         ws_session_free(s);
         return luaL_error(L, "ws.connect: %s", err);
+    }
+    if (ws_lua_apply_route(lc->c, &route) != 0) {
+        ws_conn_free(lc->c);
+        lc->c = NULL;
+        return luaL_error(L, "ws.connect: out of memory");
     }
     ws_lua_conn_anchor(L, lc, idx);
     lua_settop(L, idx);

@@ -1,0 +1,67 @@
+-- A real HTTP CONNECT proxy for the proxy specs: Debian's tinyproxy
+-- (package tinyproxy-bin, installed by scripts/deps.sh), started in the
+-- foreground on a free port with a configuration written at test time.
+--
+--   local tinyproxy = require "spec.helpers.tinyproxy"
+--   local p = tinyproxy.start{ user = "u", password = "p", connect_ports = {443} }
+--   p.url                  -- "http://127.0.0.1:PORT"
+--   p:log()                -- what tinyproxy logged so far
+--   p:kill()               -- SIGKILL: every tunnel dies with it
+--   tinyproxy.stop_all()   -- from after_each
+--
+-- Lua 5.1 compatible.
+local net = require "spec.helpers.net_util"
+local proc = require "spec.helpers.proc"
+
+local M = {}
+
+function M.available()
+  return net.sh("command -v tinyproxy || true"):match("tinyproxy") ~= nil
+end
+
+local Proxy = {}
+Proxy.__index = Proxy
+
+function Proxy:log() return net.read_file(self.logfile) or "" end
+function Proxy:kill()
+  os.execute("kill -KILL " .. self.proc.pid .. " 2>/dev/null")
+  self.proc:wait_exit(3)
+end
+
+-- A port nothing listens on right now (bound by the kernel, then freed).
+local function free_port()
+  local srv = net.ws.listen{ host = "127.0.0.1", port = 0 }
+  local port = srv.port
+  srv:close()
+  return port
+end
+
+-- opts: user, password (Basic auth), connect_ports (a list: only those
+-- CONNECT targets are allowed).
+function M.start(opts)
+  opts = opts or {}
+  for _ = 1, 5 do
+    local port = free_port()
+    local base = net.next_name("tinyproxy")
+    local lines = {
+      "Port " .. port, "Listen 127.0.0.1", "Timeout 30", "MaxClients 50",
+      "Allow 127.0.0.1", "LogLevel Info", "LogFile \"" .. base .. ".log\"",
+    }
+    if opts.user then lines[#lines + 1] = ("BasicAuth %s %s"):format(opts.user, opts.password) end
+    for _, p in ipairs(opts.connect_ports or {}) do lines[#lines + 1] = "ConnectPort " .. p end
+    net.write_file(base .. ".conf", table.concat(lines, "\n") .. "\n")
+    local p = proc.start("tinyproxy", { "tinyproxy", "-d", "-c", base .. ".conf" })
+    local self = setmetatable({ proc = p, port = port, logfile = base .. ".log",
+      url = "http://127.0.0.1:" .. port }, Proxy)
+    local ok = net.wait_until(function()
+      return self:log():find("Accepting connections", 1, true) or not p:alive()
+    end, 10)
+    if ok and p:alive() then return self end
+    p:kill()
+  end
+  error("tinyproxy did not start")
+end
+
+function M.stop_all() proc.stop_all() end
+
+return M
