@@ -32,6 +32,7 @@ build = {
   type = "builtin",
   modules = {
     -- begin generated: lua modules
+    ["ws.cqueues"] = "lua/ws/cqueues.lua",
     ["ws"] = "lua/ws/init.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
     -- end generated: lua modules

@@ -22,3 +22,7 @@ fi
 # Peers of the browser spec (Chromium, playwright-core); that spec installs
 # them itself too and fails on CI when they are missing.
 bash "$(dirname "$0")/browser_deps.sh" >/dev/null || echo "deps: browser peers missing"
+
+# Hosts the embedding specs run lua-ws inside (cqueues, luv, Neovim, Copas);
+# those specs skip with a visible reason when one is missing.
+bash "$(dirname "$0")/embed_deps.sh" || echo "deps: embedding hosts missing"

@@ -1,6 +1,8 @@
 /* The event loop: epoll + timerfd on Linux, poll() elsewhere (or with
  * -DWS_LOOP_USE_POLL); a binary min-heap of timers; a queue of deferred
- * callbacks; one shared read buffer.  See loop.h for the contract. */
+ * callbacks; a wake-up fd (eventfd, or a self-pipe with poll) so that work
+ * queued outside a turn shows on the loop's fd; one shared read buffer.
+ * See loop.h for the contract. */
 #include "loop.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #if defined(__linux__) && !defined(WS_LOOP_USE_POLL)
 #define WS_LOOP_EPOLL 1
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #else
 #define WS_LOOP_EPOLL 0
@@ -54,6 +57,12 @@ struct ws_loop {
 
     bool running, stop_flag, break_flag;
     uint8_t *read_buf;
+
+    /* The wake-up fd: eventfd (wake_r == wake_w) or a self-pipe.  `woken`
+     * saves a write when one is already pending (same thread only;
+     * ws_loop_wake writes unconditionally). */
+    int wake_r, wake_w;
+    bool woken;
 
 #if WS_LOOP_EPOLL
     int epfd;
@@ -144,6 +153,47 @@ static void list_splice_front(ws_deferred *to, ws_deferred *from)
     list_init(from);
 }
 
+/* ---- the wake-up fd --------------------------------------------------------- */
+
+static void wake_close(ws_loop *loop)
+{
+    if (loop->wake_r >= 0)
+        close(loop->wake_r);
+    if (loop->wake_w >= 0 && loop->wake_w != loop->wake_r)
+        close(loop->wake_w);
+}
+
+void ws_loop_wake(ws_loop *loop)
+{
+    /* EAGAIN (the counter or the pipe is full) still leaves it readable. */
+#if WS_LOOP_EPOLL
+    uint64_t one = 1;
+    if (write(loop->wake_w, &one, sizeof one) < 0) {
+    }
+#else
+    char one = 1;
+    if (write(loop->wake_w, &one, 1) < 0) {
+    }
+#endif
+}
+
+/* Work queued outside a step: the host polling ws_loop_fd must wake up. */
+static void wake_once(ws_loop *loop)
+{
+    if (loop->woken)
+        return;
+    loop->woken = true;
+    ws_loop_wake(loop);
+}
+
+static void wake_drain(ws_loop *loop)
+{
+    char buf[64];
+    while (read(loop->wake_r, buf, sizeof buf) > 0) {
+    }
+    loop->woken = false;
+}
+
 /* ---- creation --------------------------------------------------------------- */
 
 ws_loop *ws_loop_new(void)
@@ -155,12 +205,17 @@ ws_loop *ws_loop_new(void)
     loop->now = monotonic_ns(NULL);
     list_init(&loop->defer_queue);
     list_init(&loop->defer_running);
+    loop->wake_r = loop->wake_w = -1;
 #if WS_LOOP_EPOLL
+    loop->tfd = -1;
     loop->pending = malloc(MAX_EVENTS * sizeof *loop->pending);
     loop->pending_cap = MAX_EVENTS;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!loop->pending || loop->epfd < 0)
+        goto fail;
     loop->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (!loop->pending || loop->epfd < 0 || loop->tfd < 0)
+    loop->wake_r = loop->wake_w = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->tfd < 0 || loop->wake_r < 0)
         goto fail;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
@@ -168,27 +223,44 @@ ws_loop *ws_loop_new(void)
     ev.data.ptr = &loop->tfd; /* the timerfd's marker: never a ws_io */
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->tfd, &ev) < 0)
         goto fail;
+    ev.data.ptr = &loop->wake_r; /* the wake-up fd's marker */
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake_r, &ev) < 0)
+        goto fail;
+#else
+    int fds[2];
+    if (pipe(fds) < 0)
+        goto fail;
+    loop->wake_r = fds[0];
+    loop->wake_w = fds[1];
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0 ||
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0)
+            goto fail;
+    }
 #endif
     return loop;
-#if WS_LOOP_EPOLL
 fail : {
     int saved = errno ? errno : ENOMEM;
+#if WS_LOOP_EPOLL
     if (loop->epfd >= 0)
         close(loop->epfd);
     if (loop->tfd >= 0)
         close(loop->tfd);
+#endif
+    wake_close(loop);
     free(loop->pending);
     free(loop);
     errno = saved;
     return NULL;
 }
-#endif
 }
 
 void ws_loop_free(ws_loop *loop)
 {
     if (!loop)
         return;
+    wake_close(loop);
 #if WS_LOOP_EPOLL
     close(loop->epfd);
     close(loop->tfd);
@@ -495,6 +567,8 @@ void ws_loop_defer(ws_loop *loop, ws_deferred *d)
     d->queued = true;
     list_push(&loop->defer_queue, d);
     loop->refs++;
+    if (!loop->running)
+        wake_once(loop);
 }
 
 void ws_deferred_cancel(ws_deferred *d)
@@ -582,6 +656,10 @@ static int backend_wait(ws_loop *loop, int timeout_ms)
             loop->tfd_armed = false;
             continue;
         }
+        if (p == &loop->wake_r) {
+            wake_drain(loop);
+            continue;
+        }
         unsigned ev = 0;
         if (e & EPOLLIN)
             ev |= WS_IO_READ;
@@ -652,8 +730,8 @@ static void backend_del(ws_io *io)
 
 static int backend_wait(ws_loop *loop, int timeout_ms)
 {
-    if (loop->pfd_cap < loop->nios) {
-        size_t cap = loop->nios;
+    if (loop->pfd_cap < loop->nios + 1) {
+        size_t cap = loop->nios + 1; /* + the wake-up fd, first */
         struct pollfd *p = realloc(loop->pfds, cap * sizeof *p);
         if (!p)
             return -1;
@@ -668,7 +746,11 @@ static int backend_wait(ws_loop *loop, int timeout_ms)
         loop->pending = r;
         loop->pfd_cap = loop->pending_cap = cap;
     }
-    nfds_t n = 0;
+    loop->pfds[0].fd = loop->wake_r;
+    loop->pfds[0].events = POLLIN;
+    loop->pfds[0].revents = 0;
+    loop->pfd_io[0] = NULL;
+    nfds_t n = 1;
     for (size_t i = 0; i < loop->nios; i++) {
         ws_io *io = loop->ios[i];
         if (io->events == 0)
@@ -690,6 +772,10 @@ static int backend_wait(ws_loop *loop, int timeout_ms)
         if (!e)
             continue;
         r--;
+        if (!loop->pfd_io[i]) {
+            wake_drain(loop);
+            continue;
+        }
         unsigned ev = 0;
         if (e & POLLIN)
             ev |= WS_IO_READ;
@@ -840,6 +926,19 @@ static int wait_timeout(ws_loop *loop, int timeout_ms)
     return (int)ms;
 }
 
+int64_t ws_loop_timeout(ws_loop *loop)
+{
+    if (!list_empty(&loop->defer_queue))
+        return 0;
+    if (loop->nheap == 0)
+        return -1;
+    uint64_t d = loop->heap[0]->deadline;
+    uint64_t now = loop->running ? loop->now : ws_loop_update_time(loop);
+    if (d <= now)
+        return 0;
+    return d - now > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(d - now);
+}
+
 int ws_loop_step(ws_loop *loop, int timeout_ms)
 {
     if (loop->running) {
@@ -866,6 +965,10 @@ int ws_loop_step(ws_loop *loop, int timeout_ms)
     tfd_sync(loop);
 #endif
     loop->running = false;
+    /* Deferred callbacks queued during the deferred phase (or left by a
+     * break) run next turn: the fd must say so. */
+    if (!list_empty(&loop->defer_queue))
+        wake_once(loop);
     return count;
 }
 

@@ -94,14 +94,25 @@ bool ws_loop_running(const ws_loop *loop);
 bool ws_loop_alive(const ws_loop *loop);
 
 /* A file descriptor that polls readable when ws_loop_step(loop, 0) has
- * something to do: the epoll fd itself, with a timerfd inside it armed to
- * the earliest timer, so an outer loop (luv, cqueues, Neovim) that waits on
- * this fd wakes for timers too.  Between steps the timerfd may be armed
- * early (a spurious wake-up: step(0) then runs nothing and re-arms it),
- * never late.  Deferred callbacks queued outside a step do not make the fd
- * readable: call ws_loop_step(loop, 0) after queueing them.  The poll
- * backend has no such fd: -1 with errno ENOSYS. */
+ * something to do: the epoll fd itself, holding a timerfd armed to the
+ * earliest timer and a wake-up eventfd, so an outer loop (luv, cqueues,
+ * Neovim, poll) that waits on this fd alone runs lua-ws.  Readable when a
+ * watched fd is ready, a timer is due, or a deferred callback is queued
+ * (queued outside a step, or left for the next turn by a step).  It may be
+ * readable early (a spurious wake-up: step(0) then runs nothing and
+ * re-arms it), never late.  The poll backend has no such fd: -1 with errno
+ * ENOSYS (its wake-up pipe only interrupts a blocked step). */
 int ws_loop_fd(ws_loop *loop);
+
+/* Nanoseconds until the earliest timer is due: 0 when one is due or a
+ * deferred callback is queued, -1 when there is neither (wait for I/O
+ * only).  For hosts that poll ws_loop_fd with a timeout. */
+int64_t ws_loop_timeout(ws_loop *loop);
+
+/* Makes ws_loop_fd readable and interrupts a step blocked in the kernel;
+ * the next step drains it.  Safe from another thread or a signal handler
+ * (the only function of this API that is). */
+void ws_loop_wake(ws_loop *loop);
 
 /* The loop's time (ns): the cached time of the current turn. */
 uint64_t ws_loop_now(const ws_loop *loop);

@@ -14,7 +14,11 @@
  *       something happens; <= 0: do not wait), loop:run(), loop:stop(),
  *       loop:alive(),
  *   loop:now() (seconds, monotonic), loop:fd() (nil, err on the poll
- *       backend), loop:backend(), loop:close() (also __gc, __close)
+ *       backend), loop:timeout() (seconds until the next timer, 0 when
+ *       work is due, nil when none), loop:backend(), loop:close() (also
+ *       __gc, __close)
+ *   loop:pollfd(), loop:events() ("r"), loop:timeout(): the protocol of
+ *       cqueues' pollable objects, so cqueues.poll(loop) waits for it
  *
  * Lifetime: a Lua callback lives in its handle's uservalue table
  * {fn, U}, where U is the loop's uservalue table; while a handle is active
@@ -478,6 +482,26 @@ static int l_fd(lua_State *L)
     return 1;
 }
 
+/* seconds until step(0) has a timer to run; 0: work is due now; nil:
+ * no timer (only I/O or an outside event can bring work) */
+static int l_timeout(lua_State *L)
+{
+    int64_t ns = ws_loop_timeout(check_loop(L)->loop);
+    if (ns < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)ns / 1e9);
+    return 1;
+}
+
+/* cqueues' pollable protocol: the fd is watched for reading. */
+static int l_events(lua_State *L)
+{
+    check_loop(L);
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
 static int l_backend(lua_State *L)
 {
     lua_pushstring(L, ws_loop_backend(check_loop(L)->loop));
@@ -866,10 +890,10 @@ static int l_poll_fd(lua_State *L)
 /* ---- registration ---------------------------------------------------------------- */
 
 static const luaL_Reg loop_methods[] = {
-    {"step", l_step},   {"run", l_run},     {"stop", l_stop},       {"alive", l_alive},
-    {"now", l_now},     {"fd", l_fd},       {"backend", l_backend}, {"timer", l_timer},
-    {"every", l_every}, {"defer", l_defer}, {"watch", l_watch},     {"close", l_close},
-    {NULL, NULL}};
+    {"step", l_step},       {"run", l_run},         {"stop", l_stop},   {"alive", l_alive},
+    {"now", l_now},         {"fd", l_fd},           {"pollfd", l_fd},   {"events", l_events},
+    {"timeout", l_timeout}, {"backend", l_backend}, {"timer", l_timer}, {"every", l_every},
+    {"defer", l_defer},     {"watch", l_watch},     {"close", l_close}, {NULL, NULL}};
 static const luaL_Reg loop_meta[] = {
     {"__gc", l_loop_gc}, {"__close", l_close}, {"__tostring", l_loop_tostring}, {NULL, NULL}};
 
