@@ -33,6 +33,7 @@ build = {
     -- begin generated: lua modules
     ["ws.cqueues"] = "lua/ws/cqueues.lua",
     ["ws"] = "lua/ws/init.lua",
+    ["ws.luv"] = "lua/ws/luv.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
     -- end generated: lua modules
     ["ws.core"] = {
