@@ -245,6 +245,7 @@ struct ws_deflate {
     bool def_reset; /* no context takeover on our side */
     bool inf_reset; /* no context takeover on the peer's side */
     bool inf_ended; /* the peer ended its deflate stream inside the message */
+    bool inf_trail; /* the one 0x00 octet allowed after that end was seen */
 };
 
 /* zlib allocations are counted so the cost per connection can be seen. */
@@ -315,6 +316,7 @@ static void end_inflater(ws_deflate *d)
         d->inf = NULL;
     }
     d->inf_ended = false;
+    d->inf_trail = false;
 }
 
 void ws_deflate_release(ws_deflate *d)
@@ -411,12 +413,31 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_
     return 0;
 }
 
-static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out, uint64_t *total,
-                        uint64_t limit, ws_utf8 *utf8)
+/* Message bytes after a final block (BFINAL = 1).  RFC 7692 7.2.3.4 lets
+ * a sender end a message that way and follow it with one 0x00 octet (an
+ * empty stored block's header, which the appended 00 00 ff ff completes),
+ * so the payload inflates like any other.  Anything else there is data
+ * that would be silently lost: the message is invalid. */
+static int after_final_block(ws_deflate *d, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0x00 || d->inf_trail)
+            return WS_INFLATE_TRAILING;
+        d->inf_trail = true;
+    }
+    return WS_INFLATE_OK;
+}
+
+/* wire: p is the message's own bytes (false for the appended tail, which
+ * may follow a final block). */
+static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, bool wire, ws_buf *out,
+                        uint64_t *total, uint64_t limit, ws_utf8 *utf8)
 {
     z_stream *z = d->inf;
+    if (d->inf_ended)
+        return wire ? after_final_block(d, p, n) : WS_INFLATE_OK;
     z->next_in = (Bytef *)(uintptr_t)p;
-    while (!d->inf_ended) {
+    for (;;) {
         uInt in = n > (1u << 30) ? 1u << 30 : (uInt)n;
         z->avail_in = in;
         n -= in;
@@ -439,8 +460,9 @@ static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out, 
         if (utf8 && got && ws_utf8_feed(utf8, w, got) == WS_UTF8_INVALID)
             return WS_INFLATE_UTF8;
         if (r == Z_STREAM_END) {
-            d->inf_ended = true; /* anything after the final block is ignored */
-            break;
+            d->inf_ended = true;
+            /* z->next_in is where the unread rest of p begins. */
+            return wire ? after_final_block(d, z->next_in, n) : WS_INFLATE_OK;
         }
         if (r == Z_MEM_ERROR)
             return WS_INFLATE_NOMEM;
@@ -470,9 +492,9 @@ int ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf 
     }
     int r = WS_INFLATE_OK;
     if (n)
-        r = inflate_some(d, p, n, out, total, limit, utf8);
+        r = inflate_some(d, p, n, true, out, total, limit, utf8);
     if (r == WS_INFLATE_OK && fin)
-        r = inflate_some(d, tail, sizeof tail, out, total, limit, utf8);
+        r = inflate_some(d, tail, sizeof tail, false, out, total, limit, utf8);
     if (r != WS_INFLATE_OK) {
         end_inflater(d);
         return r;
@@ -483,6 +505,7 @@ int ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf 
         } else if (d->inf_ended) {
             inflateReset(d->inf);
             d->inf_ended = false;
+            d->inf_trail = false;
         }
     }
     return WS_INFLATE_OK;

@@ -105,7 +105,8 @@ enum {
     WS_INFLATE_TOO_BIG = -1, /* output would pass the limit: stopped there */
     WS_INFLATE_DATA = -2,    /* corrupt deflate data */
     WS_INFLATE_NOMEM = -3,
-    WS_INFLATE_UTF8 = -4 /* the inflated text is not valid UTF-8 */
+    WS_INFLATE_UTF8 = -4,    /* the inflated text is not valid UTF-8 */
+    WS_INFLATE_TRAILING = -5 /* message bytes after a final deflate block */
 };
 
 /* Decompress the next wire bytes of a message, appending to out in bounded

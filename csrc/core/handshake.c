@@ -240,6 +240,10 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
             snprintf(err, err_len, "expected status 101, got %d", resp->status);
         return -1;
     }
+    /* Upgrade exists from HTTP/1.1 on (RFC 7230 6.7): a 101 that claims
+     * HTTP/1.0 comes from something that does not speak the protocol. */
+    if (resp->version_minor < 1)
+        return failmsg(err, err_len, "a 101 response must be HTTP/1.1, got HTTP/1.0");
     if (ws_http_count(resp, "Upgrade") == 0)
         return failmsg(err, err_len, "missing Upgrade header");
     if (!ws_http_has_token(resp, "Upgrade", "websocket"))
@@ -304,18 +308,33 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
     return 0;
 }
 
-/* 16 bytes in base64 are 22 alphabet characters and "==". */
+static int base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* 16 bytes in base64 are 22 alphabet characters and "==".  The 22nd
+ * character carries 2 bits of the last byte and 4 padding bits, which
+ * must be zero (RFC 4648 3.5): an encoding with them set is not the
+ * base64 of any 16 bytes. */
 static bool is_valid_key(const char *s, size_t n)
 {
     if (n != WS_KEY_LEN || s[22] != '=' || s[23] != '=')
         return false;
-    for (size_t i = 0; i < 22; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '+' || c == '/'))
+    for (size_t i = 0; i < 22; i++)
+        if (base64_value((unsigned char)s[i]) < 0)
             return false;
-    }
-    return true;
+    return (base64_value((unsigned char)s[21]) & 0x0f) == 0;
 }
 
 /* Split the request target into path and query.  The absolute form
@@ -454,28 +473,80 @@ int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, c
     return 0;
 }
 
+/* The reason phrases of the IANA status code registry (RFC 9110 section
+ * 15 and the RFCs it lists).  Unregistered codes get their class's name. */
 static const char *reason_phrase(int status)
 {
     switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
     case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 511: return "Network Authentication Required";
     default: break;
     }
-    if (status >= 400 && status < 500)
-        return "Client Error";
-    if (status >= 500)
-        return "Server Error";
-    return "Unknown";
+    switch (status / 100) {
+    case 1: return "Informational";
+    case 2: return "Success";
+    case 3: return "Redirection";
+    case 4: return "Client Error";
+    default: return "Server Error";
+    }
 }
 
 int ws_handshake_error_response(ws_buf *out, int status, const char *reason, const ws_kv *headers,
@@ -509,19 +580,31 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
 int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
                                const uint8_t *body, size_t body_len, char *err, size_t err_len)
 {
-    if (status < 100 || status > 999) {
-        snprintf(err, err_len, "invalid HTTP status %d", status);
+    /* Only a final status: the connection closes after this answer, and a
+     * 1xx would leave the client waiting for one. */
+    if (status < 200 || status > 599) {
+        snprintf(err, err_len, "invalid HTTP status %d (200 to 599)", status);
+        return -1;
+    }
+    /* RFC 9110 6.4.1: 204 and 304 never carry content; 8.6: no
+     * Content-Length in a 204 (and none is owed in a 304). */
+    bool no_content = status == 204 || status == 304;
+    if (no_content && body_len > 0) {
+        snprintf(err, err_len, "a %d response has no body", status);
         return -1;
     }
     if (ws_handshake_check_headers(headers, num_headers, err, err_len) != 0)
         return -1;
-    bool has_type = false;
+    bool has_type = no_content;
     for (size_t i = 0; i < num_headers; i++)
         if (ws_http_ieq(headers[i].name, strlen(headers[i].name), "Content-Type", 12))
             has_type = true;
+    char length[48] = "";
+    if (!no_content)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
     char line[200];
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n%s",
-             status, reason_phrase(status), body_len,
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n%sConnection: close\r\n%s", status,
+             reason_phrase(status), length,
              has_type ? "" : "Content-Type: text/plain; charset=utf-8\r\n");
     size_t mark = out->len;
     int rc = ws_buf_puts(out, line);

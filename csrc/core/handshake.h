@@ -94,10 +94,12 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
                                 size_t num_headers);
 
 /* Append a plain HTTP response (for requests that are not upgrades):
- * status line, Content-Length, "Connection: close", a text/plain
- * Content-Type unless headers name one, "Sec-WebSocket-Version: 13" for
- * 426, the headers, then the body.
- * Returns 0, or -1 with err set for a bad status or header. */
+ * status line with the standard reason phrase, Content-Length,
+ * "Connection: close", a text/plain Content-Type unless headers name one,
+ * "Sec-WebSocket-Version: 13" for 426, the headers, then the body.  A 204
+ * or 304 has neither Content-Length nor a default Content-Type.
+ * Returns 0, or -1 with err set for a status outside 200..599, a body
+ * with 204/304, or a bad header. */
 int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
                                const uint8_t *body, size_t body_len, char *err, size_t err_len);
 

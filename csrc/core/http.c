@@ -187,18 +187,9 @@ static void reset(ws_http_head *head)
     head->version_minor = 0;
 }
 
-int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
+/* method SP request-target SP HTTP-version, single spaces only. */
+static int parse_request_line(const char *line, size_t n, ws_http_head *head)
 {
-    size_t cap = head->num_headers;
-    size_t pos = 0;
-    const char *line;
-    size_t n;
-    reset(head);
-    head->num_headers = 0;
-    int rc = next_line(buf, head_len, &pos, &line, &n);
-    if (rc != 0)
-        return rc;
-    /* method SP request-target SP HTTP-version, single spaces only */
     const char *sp1 = memchr(line, ' ', n);
     if (sp1 == NULL || !ws_http_is_token(line, (size_t)(sp1 - line)))
         return WS_HTTP_ERR_SYNTAX;
@@ -211,7 +202,7 @@ int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return WS_HTTP_ERR_SYNTAX;
     int minor;
-    rc = parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &minor);
+    int rc = parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &minor);
     if (rc != 0)
         return rc;
     if (minor < 1)
@@ -221,8 +212,43 @@ int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
     head->target = target;
     head->target_len = (size_t)(sp2 - target);
     head->version_minor = minor;
+    return 0;
+}
+
+int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
+{
+    size_t cap = head->num_headers;
+    size_t pos = 0;
+    const char *line;
+    size_t n;
+    reset(head);
+    head->num_headers = 0;
+    int rc = next_line(buf, head_len, &pos, &line, &n);
+    if (rc == 0)
+        rc = parse_request_line(line, n, head);
+    if (rc != 0)
+        return rc;
     head->num_headers = cap;
     return parse_headers(buf, head_len, pos, head);
+}
+
+int ws_http_oversized_request(const char *buf, size_t len)
+{
+    const char *nl = memchr(buf, '\n', len);
+    if (nl == NULL) {
+        /* Still in the request line: a request target being sent (RFC
+         * 7230 3.1.1), or garbage. */
+        const char *sp = memchr(buf, ' ', len);
+        return sp != NULL && ws_http_request_prefix_ok(buf, len) ? 414 : 400;
+    }
+    size_t n = (size_t)(nl - buf);
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    ws_http_head head;
+    memset(&head, 0, sizeof head);
+    if (memchr(buf, '\r', n) != NULL || parse_request_line(buf, n, &head) != 0)
+        return 400;
+    return 431;
 }
 
 int ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head)

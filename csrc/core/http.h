@@ -69,6 +69,12 @@ bool ws_http_next_element(const char *value, size_t value_len, size_t *pos, cons
  * server answer garbage at once instead of waiting for a line end. */
 bool ws_http_request_prefix_ok(const char *buf, size_t len);
 
+/* The status for a request whose head passed the size limit: 431 when it
+ * starts with a valid request line (its header fields are too large), 414
+ * when the request line itself is still arriving (a target that long),
+ * 400 when it is not HTTP at all. */
+int ws_http_oversized_request(const char *buf, size_t len);
+
 /* Case-insensitive (ASCII) comparison of two spans. */
 bool ws_http_ieq(const char *a, size_t an, const char *b, size_t bn);
 

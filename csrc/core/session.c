@@ -747,8 +747,14 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return server_fail(s, ev, 400, "malformed HTTP request");
     if (end == 0)
         return 0;
-    if (end < 0)
-        return server_fail(s, ev, 431, "request head too large");
+    if (end < 0) {
+        size_t seen = ws_buf_size(&s->in);
+        int status = ws_http_oversized_request(buf, seen < hs->max_head ? seen : hs->max_head);
+        return server_fail(s, ev, status,
+                           status == 431   ? "request head too large"
+                           : status == 414 ? "request target too long"
+                                           : "malformed HTTP request");
+    }
     if (!hs_reserve_headers(hs, buf, (size_t)end))
         return server_fail(s, ev, 500, "out of memory");
     int r = ws_http_parse_request(buf, (size_t)end, &hs->head);
@@ -1017,6 +1023,8 @@ static int compressed_step(ws_session *s, ws_event *ev)
         case WS_INFLATE_UTF8:
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         case WS_INFLATE_DATA: return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+        case WS_INFLATE_TRAILING:
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "data after the final deflate block");
         default: return fail(s, ev, 1011, "out of memory");
         }
     }

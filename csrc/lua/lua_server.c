@@ -179,6 +179,44 @@ static const char *choose_protocol(lua_State *L, lconn *lc, const ws_http_head *
 static const char collect_src[] = "local fn, req, res = ...\n"
                                   "res[1], res[2], res[3], res[4] = fn(req)\n";
 
+/* false, status, reason, headers as on_upgrade returned them in
+ * results[2..4]; a value of the wrong kind raises. */
+static void reject_args(lua_State *L, int results, int *status, const char **reason,
+                        ws_kv **headers, size_t *nh)
+{
+    lua_rawgeti(L, results, 2);
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        /* A rejection is an error answer; 1xx and 2xx would read as
+         * progress or success. */
+        if (!(v >= 300 && v <= 599) || v != (lua_Number)(int)v)
+            luaL_error(L,
+                       "on_upgrade: the rejection status must be an integer from 300 to 599, "
+                       "got %s",
+                       lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%f", v)
+                                                      : luaL_typename(L, -1));
+        *status = (int)v;
+        *reason = NULL; /* the status's own phrase */
+    }
+    lua_rawgeti(L, results, 3);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "on_upgrade: the rejection reason must be a string, got %s",
+                       luaL_typename(L, -1));
+        *reason = lua_tostring(L, -1);
+    }
+    lua_rawgeti(L, results, 4);
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            luaL_error(L, "on_upgrade: the rejection headers must be a table, got %s",
+                       luaL_typename(L, -1));
+        lua_newtable(L);
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "headers");
+        *headers = ws_lua_opt_headers(L, lua_gettop(L), "headers", nh);
+    }
+}
+
 void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
@@ -227,42 +265,47 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
         } else {
             lua_rawgeti(L, results, 1);
             int first = lua_gettop(L);
-            if (lua_type(L, first) == LUA_TSTRING) {
+            int type = lua_type(L, first);
+            if (type == LUA_TSTRING) {
                 protocol = lua_tostring(L, first);
-            } else if (lua_istable(L, first)) {
+            } else if (type == LUA_TTABLE) {
                 protocol = ws_lua_opt_text(L, first, "protocol", NULL);
                 headers = ws_lua_opt_headers(L, first, "headers", &nh);
-            } else if (lua_isboolean(L, first) && !lua_toboolean(L, first)) {
+            } else if (type == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
                 accepted = false;
-                lua_rawgeti(L, results, 2);
-                if (lua_type(L, -1) == LUA_TNUMBER)
-                    status = (int)lua_tointeger(L, -1);
-                lua_rawgeti(L, results, 3);
-                if (lua_type(L, -1) == LUA_TSTRING)
-                    reason = lua_tostring(L, -1);
-                lua_rawgeti(L, results, 4);
-                if (lua_istable(L, -1)) {
-                    lua_newtable(L);
-                    lua_insert(L, -2);
-                    lua_setfield(L, -2, "headers");
-                    headers = ws_lua_opt_headers(L, lua_gettop(L), "headers", &nh);
-                }
+                reject_args(L, results, &status, &reason, &headers, &nh);
+            } else if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
+                /* Anything else is a mistake, never an accept: the client
+                 * gets 500 (conn_event) and the error leaves ws.run. */
+                luaL_error(L,
+                           "on_upgrade returned a %s: return nothing or true to accept, a "
+                           "subprotocol or {protocol=, headers=}, or false[, status[, "
+                           "reason[, headers]]] to reject",
+                           lua_typename(L, type));
             }
         }
     }
     if (accepted && !protocol)
         protocol = choose_protocol(L, lc, ev->head);
     char err[256];
+    int rc;
     if (accepted) {
-        if (ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err) != WS_OK)
+        rc = ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err);
+        if (rc != WS_OK)
             ws_session_reject(s, 500, "Internal Server Error", NULL, 0);
     } else {
-        if (status < 300 || status > 599)
-            status = 403;
-        if (ws_session_reject(s, status, reason, headers, nh) != WS_OK)
+        rc = ws_session_reject(s, status, reason, headers, nh);
+        if (rc == WS_E_ARG) {
+            ws_handshake_check_headers(headers, nh, err, sizeof err);
             ws_session_reject(s, status, reason, NULL, 0);
+        }
     }
     ws_conn_output_changed(lc->c);
+    /* What on_upgrade asked for could not be sent (a bad header or
+     * subprotocol): the client got 500 (or the rejection without the
+     * headers), and the mistake reaches whoever runs the loop. */
+    if (rc == WS_E_ARG)
+        luaL_error(L, "on_upgrade: %s", err);
 }
 
 void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
@@ -298,20 +341,40 @@ void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
         ws_conn_output_changed(lc->c);
         return;
     }
+    /* A wrong kind of status or body raises: conn_event answers 500. */
     lua_getfield(L, res, "status");
-    status = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 200;
+    status = 200;
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        if (!(v >= 200 && v <= 599) || v != (lua_Number)(int)v)
+            luaL_error(L, "on_request: res.status must be an integer from 200 to 599, got %s",
+                       lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%f", v)
+                                                      : luaL_typename(L, -1));
+        status = (int)v;
+    }
     lua_getfield(L, res, "body");
     size_t blen = 0;
-    const char *body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &blen) : "";
+    const char *body = "";
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isstring(L, -1))
+            luaL_error(L, "on_request: res.body must be a string, got %s", luaL_typename(L, -1));
+        body = lua_tolstring(L, -1, &blen);
+    }
     size_t nh = 0;
     ws_kv *headers = ws_lua_opt_headers(L, res, "headers", &nh);
-    if (ws_session_respond(s, status, headers, nh, (const uint8_t *)body, blen, err, sizeof err) !=
+    if (ws_session_respond(s, status, headers, nh, (const uint8_t *)body, blen, err, sizeof err) ==
         WS_OK) {
-        static const char fallback[] = "Internal Server Error\n";
-        ws_session_respond(s, 500, NULL, 0, (const uint8_t *)fallback, sizeof fallback - 1, err,
-                           sizeof err);
+        ws_conn_output_changed(lc->c);
+        return;
     }
+    /* The answer cannot be sent as given: the client gets 500 and the
+     * mistake reaches whoever runs the loop. */
+    static const char fallback[] = "Internal Server Error\n";
+    char unused[64];
+    ws_session_respond(s, 500, NULL, 0, (const uint8_t *)fallback, sizeof fallback - 1, unused,
+                       sizeof unused);
     ws_conn_output_changed(lc->c);
+    luaL_error(L, "on_request: %s", err);
 }
 
 /* ---- the server object ---------------------------------------------------- */
