@@ -1,5 +1,7 @@
-# lua-ws build.  `make` builds ws/core.so for Lua 5.4; LUA=lua5.1|lua5.3|luajit
-# builds for another Lua.  `make test` installs what is missing and runs
+# lua-ws build.  `make` builds ws/core.so for Lua 5.4, and next to it
+# ws/testing.so, the helpers only the specs load (require "ws.testing"; the
+# rockspec never installs it); LUA=lua5.1|lua5.3|luajit builds for another
+# Lua.  `make test` installs what is missing and runs
 # luacheck plus the specs on every supported Lua.
 
 LUA ?= lua5.4
@@ -12,6 +14,7 @@ LUA_PKG = $(or $(PKG_$(LUA)),$(LUA))
 VARIANT ?= dev
 BUILD = build/$(LUA)-$(VARIANT)
 OUT ?= $(if $(filter dev,$(VARIANT)),$(if $(filter lua5.4,$(LUA)),ws/core.so,$(BUILD)/ws/core.so),$(BUILD)/ws/core.so)
+TEST_OUT = $(dir $(OUT))testing.so
 
 CC ?= cc
 OPT_dev = -O2 -g
@@ -26,11 +29,13 @@ LDLIBS = -lssl -lcrypto -lz -pthread
 
 SRC = $(sort $(wildcard csrc/core/*.c csrc/io/*.c csrc/lua/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
-DEP = $(OBJ:.o=.d)
+TEST_SRC = $(sort $(wildcard csrc/testing/*.c))
+TEST_OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+DEP = $(OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 .PHONY: FORCE all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench
 
-all: $(OUT)
+all: $(OUT) $(TEST_OUT)
 
 # `luarocks make` in a checkout writes ws/core.so too (for LuaRocks' default
 # Lua, 5.1 on Debian), newer than our objects.  The stamp beside $(OUT)
@@ -50,6 +55,11 @@ $(OUT): $(OBJ) $(STAMP)
 	@$(call stamp_of,$@) >$(STAMP) && touch -r $(STAMP) $@
 
 FORCE:
+
+# Relinked with $(OUT), so both always come from the same build.
+$(TEST_OUT): $(TEST_OBJ) $(OUT)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(OPTFLAGS) -o $@ $(TEST_OBJ) $(LDFLAGS)
 
 $(BUILD)/obj/%.o: csrc/%.c
 	@mkdir -p $(dir $@)

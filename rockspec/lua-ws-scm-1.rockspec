@@ -62,7 +62,6 @@ build = {
         "csrc/lua/lua_route.c",
         "csrc/lua/lua_server.c",
         "csrc/lua/lua_session.c",
-        "csrc/lua/lua_testing.c",
         "csrc/lua/lua_tls_cache.c",
         -- end generated: c sources
       },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Includes point down only: csrc/lua -> csrc/io -> csrc/core.  core does no
-# socket I/O and knows no Lua; io knows no Lua; only csrc/lua includes lua.h.
+# Includes point down only: csrc/testing -> csrc/lua -> csrc/io -> csrc/core.
+# core does no socket I/O and knows no Lua; io knows no Lua; only csrc/lua
+# and the specs' module csrc/testing include lua.h; nothing includes testing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
@@ -9,8 +10,9 @@ check() { # folder, pattern of forbidden includes
   hits=$(grep -nE "#include [<\"]($2)" csrc/"$1"/*.[ch] || true)
   if [ -n "$hits" ]; then echo "$hits"; echo "layers: csrc/$1 must not include $2"; bad=1; fi
 }
-check core 'io/|lua/|lua\.h|lauxlib\.h|lualib\.h|sys/epoll\.h|netdb\.h|openssl/ssl\.h'
-check io 'lua/|lua\.h|lauxlib\.h|lualib\.h'
+check core 'io/|lua/|testing/|lua\.h|lauxlib\.h|lualib\.h|sys/epoll\.h|netdb\.h|openssl/ssl\.h'
+check io 'lua/|testing/|lua\.h|lauxlib\.h|lualib\.h'
+check lua 'testing/'
 # No include cycle between files: every quoted include resolves to a file,
 # and the include graph is acyclic.
 python3 - <<'PY' || bad=1

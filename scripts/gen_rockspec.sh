@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Write the rockspecs' generated lists from the tree, so they cannot drift:
 #   lua/ws/**.lua -> build.modules (ws, ws.x, ws.x.y)
-#   csrc/*/*.c    -> build.modules["ws.core"].sources
+#   csrc/{core,io,lua}/*.c -> build.modules["ws.core"].sources (not
+#                    csrc/testing: ws.testing is for the specs, never installed)
 #   bin/*         -> build.install.bin
 # rockspec/lua-ws-scm-1.rockspec is the one edited by hand (outside the
 # "generated" markers); each released version listed in RELEASES below is
@@ -23,7 +24,7 @@ lua_modules() {
 }
 
 c_sources() {
-  find csrc -name '*.c' | LC_ALL=C sort | while read -r f; do
+  find csrc/core csrc/io csrc/lua -name '*.c' | LC_ALL=C sort | while read -r f; do
     printf '        "%s",\n' "$f"
   done
 }

@@ -39,6 +39,8 @@ for pair in "5.1 rockspec/lua-ws-scm-1.rockspec" "5.4 $release"; do
     local kind, data = s:next_event()
     assert(kind == "message" and data == "rock", "message did not arrive")
     assert(type(ws.reconnecting) == "function" and require("ws.reconnect"))
+    assert(not pcall(require, "ws.testing"), "the test module is installed")
+    assert(require("ws.core").pipe == nil, "test helpers in ws.core")
     if "'"$spec"'" ~= "rockspec/lua-ws-scm-1.rockspec" then
       assert(ws.version == "'"$version"'", "ws.version is " .. ws.version .. ", the rockspec says '"$version"'")
     end

@@ -61,7 +61,7 @@ describe("hostile peers", function()
 
   it("slowloris: 50 connections dribbling the handshake are cut while a normal client is served", function()
     if not in_process_raw then
-      pending("needs an in-process raw TCP client (ws.core.testing or LuaSocket)")
+      pending("needs an in-process raw TCP client (ws.testing or LuaSocket)")
       return
     end
     local srv, events = net.echo_server { handshake_timeout = 1 }
@@ -206,7 +206,7 @@ describe("hostile peers", function()
         raw:send(net.client_frame(1, string.rep("y", 1000)):sub(1, 500))
         net.run_for(0.05)
         assert(raw.fd or raw.sock, "no socket")
-        if raw.fd then core.testing.tcp_shutdown(raw.fd) else raw.sock:shutdown("send") end
+        if raw.fd then net.testing.tcp_shutdown(raw.fd) else raw.sock:shutdown("send") end
         assert.is_true(raw:wait_eof(3), "the server did not close its side")
       end },
       { "vanishes inside a fragmented message", function(raw)

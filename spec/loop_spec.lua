@@ -8,6 +8,7 @@
 -- Lua 5.1 compatible.
 
 local core = require "ws.core"
+local testing = require "ws.testing"
 
 local function ok_backend(loop) return loop:backend() == "epoll" or loop:backend() == "poll" end
 
@@ -248,7 +249,7 @@ describe("ws.core.loop", function()
 
   describe("deferred callbacks", function()
     it("run at the end of the turn, after I/O and timers, once per turn", function()
-      local r, w = core.pipe()
+      local r, w = testing.pipe()
       local seq = {}
       local d
       d = loop:defer(function() seq[#seq + 1] = "defer" end)
@@ -256,16 +257,16 @@ describe("ws.core.loop", function()
       loop:timer(0, function() seq[#seq + 1] = "timer" end)
       local watcher = loop:watch(r, "r", function()
         seq[#seq + 1] = "io"
-        assert(core.read_fd(r, 100))
+        assert(testing.read_fd(r, 100))
         d:again()
         d:again()
       end)
-      core.write_fd(w, "x")
+      testing.write_fd(w, "x")
       assert.are.equal(3, loop:step(0))
       assert.are.same({ "io", "timer", "defer" }, seq)
       watcher:stop()
-      core.close_fd(r)
-      core.close_fd(w)
+      testing.close_fd(r)
+      testing.close_fd(w)
     end)
 
     it("a callback queued while deferred ones run waits for the next turn", function()
@@ -306,10 +307,10 @@ describe("ws.core.loop", function()
 
   describe("watchers", function()
     local r, w
-    before_each(function() r, w = core.pipe() end)
+    before_each(function() r, w = testing.pipe() end)
     after_each(function()
-      core.close_fd(r)
-      if w then core.close_fd(w) end
+      testing.close_fd(r)
+      if w then testing.close_fd(w) end
     end)
 
     it("fire when the pipe has data and not otherwise (level-triggered)", function()
@@ -321,11 +322,11 @@ describe("ws.core.loop", function()
       assert.are.equal("r", watcher:mode())
       assert.are.equal(0, loop:step(0))
       assert.are.equal(0, #events)
-      assert.are.equal(5, core.write_fd(w, "hello"))
+      assert.are.equal(5, testing.write_fd(w, "hello"))
       assert.are.equal(1, loop:step(0))
       assert.are.same({ "r" }, events)
       assert.are.equal(1, loop:step(0)) -- still readable
-      assert.are.equal("hello", core.read_fd(r, 100))
+      assert.are.equal("hello", testing.read_fd(r, 100))
       assert.are.equal(0, loop:step(0))
       assert.are.equal(2, #events)
       watcher:stop()
@@ -333,8 +334,8 @@ describe("ws.core.loop", function()
 
     it("wake a waiting step", function()
       local got
-      local watcher = loop:watch(r, "r", function() got = core.read_fd(r, 10) end)
-      loop:timer(0.02, function() core.write_fd(w, "late") end)
+      local watcher = loop:watch(r, "r", function() got = testing.read_fd(r, 10) end)
+      loop:timer(0.02, function() testing.write_fd(w, "late") end)
       assert.is_true(step_until(loop, function() return got ~= nil end))
       assert.are.equal("late", got)
       watcher:stop()
@@ -364,10 +365,10 @@ describe("ws.core.loop", function()
     it("report a hang-up as readable (EOF)", function()
       local ev, data
       local watcher = loop:watch(r, "r", function(self, e)
-        ev, data = e, core.read_fd(r, 10)
+        ev, data = e, testing.read_fd(r, 10)
         self:stop()
       end)
-      core.close_fd(w)
+      testing.close_fd(w)
       w = nil
       assert.are.equal(1, loop:step(0))
       assert.matches("^r", ev)
@@ -376,7 +377,7 @@ describe("ws.core.loop", function()
     end)
 
     it("a watcher stopped by an earlier callback of the same turn does not fire", function()
-      local r2, w2 = core.pipe()
+      local r2, w2 = testing.pipe()
       local fired = 0
       local a, b
       local function cb(self)
@@ -388,26 +389,26 @@ describe("ws.core.loop", function()
       end
       a = loop:watch(r, "r", cb)
       b = loop:watch(r2, "r", cb)
-      core.write_fd(w, "x")
-      core.write_fd(w2, "y")
+      testing.write_fd(w, "x")
+      testing.write_fd(w2, "y")
       assert.are.equal(1, loop:step(0))
       assert.are.equal(1, fired)
-      core.close_fd(r2)
-      core.close_fd(w2)
+      testing.close_fd(r2)
+      testing.close_fd(w2)
     end)
 
     it("a watcher may stop itself and close its fd in its callback", function()
-      local r2, w2 = core.pipe()
+      local r2, w2 = testing.pipe()
       local n = 0
       loop:watch(r2, "r", function(self)
         n = n + 1
         self:stop()
-        core.close_fd(r2)
+        testing.close_fd(r2)
       end)
-      core.write_fd(w2, "x")
+      testing.write_fd(w2, "x")
       loop:run()
       assert.are.equal(1, n)
-      core.close_fd(w2)
+      testing.close_fd(w2)
     end)
 
     it("reject bad arguments and report a failing registration", function()
@@ -421,9 +422,9 @@ describe("ws.core.loop", function()
       assert.is_nil(none)
       assert.matches("loop:watch: ", err)
       watcher:stop()
-      local r2, w2 = core.pipe()
-      core.close_fd(r2)
-      core.close_fd(w2)
+      local r2, w2 = testing.pipe()
+      testing.close_fd(r2)
+      testing.close_fd(w2)
       none, err = loop:watch(r2, "r", f) -- closed fd
       assert.is_nil(none)
       assert.is_string(err)
@@ -447,11 +448,11 @@ describe("ws.core.loop", function()
       local fired = false
       loop:timer(0.03, function() fired = true end)
       assert.are.equal(0, loop:step(0))
-      assert.is_false(core.poll_fd(fd, 0))
-      assert.is_true(core.poll_fd(fd, 1)) -- woken by the timerfd
+      assert.is_false(testing.poll_fd(fd, 0))
+      assert.is_true(testing.poll_fd(fd, 1)) -- woken by the timerfd
       assert.are.equal(1, loop:step(0))
       assert.is_true(fired)
-      assert.is_false(core.poll_fd(fd, 0)) -- no timer left: disarmed
+      assert.is_false(testing.poll_fd(fd, 0)) -- no timer left: disarmed
     end)
 
     it("is armed for a timer started outside a step", function()
@@ -459,23 +460,23 @@ describe("ws.core.loop", function()
       if not fd then return end
       loop:step(0)
       loop:timer(0.01, function() end)
-      assert.is_true(core.poll_fd(fd, 1))
+      assert.is_true(testing.poll_fd(fd, 1))
       assert.are.equal(1, loop:step(0))
     end)
 
     it("becomes readable when a watched fd is", function()
       local fd = fd_or_pending()
       if not fd then return end
-      local r, w = core.pipe()
-      local watcher = loop:watch(r, "r", function() core.read_fd(r, 10) end)
-      assert.is_false(core.poll_fd(fd, 0))
-      core.write_fd(w, "x")
-      assert.is_true(core.poll_fd(fd, 1))
+      local r, w = testing.pipe()
+      local watcher = loop:watch(r, "r", function() testing.read_fd(r, 10) end)
+      assert.is_false(testing.poll_fd(fd, 0))
+      testing.write_fd(w, "x")
+      assert.is_true(testing.poll_fd(fd, 1))
       assert.are.equal(1, loop:step(0))
-      assert.is_false(core.poll_fd(fd, 0))
+      assert.is_false(testing.poll_fd(fd, 0))
       watcher:stop()
-      core.close_fd(r)
-      core.close_fd(w)
+      testing.close_fd(r)
+      testing.close_fd(w)
     end)
 
     it("nests the loop in another loop", function()
@@ -549,22 +550,22 @@ describe("ws.core.loop", function()
     end)
 
     it("propagate from watchers and leave them registered", function()
-      local r, w = core.pipe()
+      local r, w = testing.pipe()
       local n = 0
       local watcher = loop:watch(r, "r", function()
         n = n + 1
         if n == 1 then error("watcher failed") end
-        core.read_fd(r, 10)
+        testing.read_fd(r, 10)
       end)
-      core.write_fd(w, "x")
+      testing.write_fd(w, "x")
       local ok, err = pcall(loop.step, loop, 0)
       assert.is_false(ok)
       assert.matches("watcher failed", err)
       assert.are.equal(1, loop:step(0))
       assert.are.equal(2, n)
       watcher:stop()
-      core.close_fd(r)
-      core.close_fd(w)
+      testing.close_fd(r)
+      testing.close_fd(w)
     end)
 
     it("step() or close() from a callback of the same loop is an error", function()
@@ -596,7 +597,7 @@ describe("ws.core.loop", function()
       assert.is_false(loop:alive())
       t:cancel()
 
-      local r, w = core.pipe()
+      local r, w = testing.pipe()
       local watcher = loop:watch(r, "r", function() end)
       assert.is_true(loop:alive())
       watcher:unref()
@@ -604,8 +605,8 @@ describe("ws.core.loop", function()
       watcher:ref()
       watcher:stop()
       assert.is_false(loop:alive())
-      core.close_fd(r)
-      core.close_fd(w)
+      testing.close_fd(r)
+      testing.close_fd(w)
 
       local d = loop:defer(function() end)
       assert.is_true(loop:alive())
@@ -696,13 +697,13 @@ describe("ws.core.loop", function()
       do
         local l = core.loop()
         weak[1] = l
-        local r, w = core.pipe()
+        local r, w = testing.pipe()
         l:timer(10, function() return l end) -- a cycle through the callback
         l:every(1, function() end)
         l:watch(r, "r", function() end)
         l:defer(function() end)
-        core.close_fd(r)
-        core.close_fd(w)
+        testing.close_fd(r)
+        testing.close_fd(w)
         if before and l:backend() == "epoll" then
           assert.are.equal(before + 2, count_loop_fds()) -- epoll fd + timerfd
         end
@@ -727,7 +728,7 @@ describe("ws.core.loop", function()
       local l = core.loop()
       local t = l:timer(1, function() end)
       local d = l:defer(function() end)
-      local r, w = core.pipe()
+      local r, w = testing.pipe()
       local watcher = l:watch(r, "r", function() end)
       l:close()
       l:close() -- idempotent
@@ -746,27 +747,37 @@ describe("ws.core.loop", function()
       assert.matches("loop is closed", select(2, pcall(t2.again, t2, 1)))
       t, d, watcher, t2 = nil, nil, nil, nil -- luacheck: ignore 311
       full_gc()
-      core.close_fd(r)
-      core.close_fd(w)
+      testing.close_fd(r)
+      testing.close_fd(w)
     end)
   end)
 
   describe("test helpers", function()
     it("pipe, write_fd, read_fd, poll_fd and close_fd", function()
-      local r, w = core.pipe()
-      assert.is_false(core.poll_fd(r, 0))
-      assert.is_true(core.poll_fd(w, 0, "w"))
-      assert.are.equal(3, core.write_fd(w, "abc"))
-      assert.is_true(core.poll_fd(r, 0))
-      assert.are.equal("ab", core.read_fd(r, 2))
-      assert.are.equal("c", core.read_fd(r, 10))
-      local none, err = core.read_fd(r, 10)
+      local r, w = testing.pipe()
+      assert.is_false(testing.poll_fd(r, 0))
+      assert.is_true(testing.poll_fd(w, 0, "w"))
+      assert.are.equal(3, testing.write_fd(w, "abc"))
+      assert.is_true(testing.poll_fd(r, 0))
+      assert.are.equal("ab", testing.read_fd(r, 2))
+      assert.are.equal("c", testing.read_fd(r, 10))
+      local none, err = testing.read_fd(r, 10)
       assert.is_nil(none)
       assert.is_string(err)
-      assert.is_true(core.close_fd(w))
-      assert.are.equal("", core.read_fd(r, 10))
-      assert.is_true(core.close_fd(r))
-      assert.are.same({ nil, "invalid fd" }, { core.poll_fd(r, 0) })
+      assert.is_true(testing.close_fd(w))
+      assert.are.equal("", testing.read_fd(r, 10))
+      assert.is_true(testing.close_fd(r))
+      assert.are.same({ nil, "invalid fd" }, { testing.poll_fd(r, 0) })
+    end)
+
+    it("live in ws.testing, not in the production module", function()
+      for _, name in ipairs { "pipe", "write_fd", "read_fd", "close_fd", "poll_fd", "testing" } do
+        assert.is_nil(core[name], name)
+      end
+      for _, name in ipairs { "tcp_connect", "tcp_send", "tcp_recv", "tcp_shutdown", "tcp_close",
+                              "tls_client_contexts" } do
+        assert.is_function(testing[name], name)
+      end
     end)
   end)
 end)

@@ -7,7 +7,7 @@
 -- Lua 5.1 compatible.
 
 local ws = require "ws"
-local core = require "ws.core"
+local testing = require "ws.testing"
 local net = require "spec.helpers.net_util"
 
 local function full_gc()
@@ -251,7 +251,7 @@ describe("networked API", function()
       local fired = false
       net.track_timer(ws.timer(0.05, function() fired = true end))
       local t0 = net.now()
-      assert.is_true(core.poll_fd(fd, 2), "the loop fd never became readable")
+      assert.is_true(testing.poll_fd(fd, 2), "the loop fd never became readable")
       assert.is_true(net.now() - t0 >= 0.03)
       assert.is_false(fired) -- nothing runs until the loop is stepped
       local deadline = net.now() + 1

@@ -57,7 +57,7 @@ describe("TLS (wss://)", function()
     end)
 
     it("reuses one client context per TLS option set across connects", function()
-      local testing = require("ws.core").testing
+      local testing = require "ws.testing"
       local srv = tls_server()
       -- the same CA file by a path no other test uses: an option set of its own
       local ca = certs.ca:gsub("([^/]+)$", "./%1")

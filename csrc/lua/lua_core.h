@@ -11,6 +11,5 @@ void ws_lua_open_codec(lua_State *L);
 void ws_lua_open_loop(lua_State *L);
 void ws_lua_open_conn(lua_State *L);
 void ws_lua_open_server(lua_State *L);
-void ws_lua_open_testing(lua_State *L);
 
 #endif

@@ -33,15 +33,10 @@
  * (ws_lua_loop_call, also used by the connection bindings); the first
  * error of a turn is kept in U, ws_loop_break makes the C loop return in a
  * consistent state, and step/run re-raise it.  The loop stays usable.
- *
- * Test helpers (for specs, not part of the public API): ws.core.pipe(),
- * ws.core.write_fd(fd, s), ws.core.read_fd(fd, n), ws.core.close_fd(fd),
- * ws.core.poll_fd(fd, timeout_s[, "r"|"w"]). */
+ */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -787,106 +782,6 @@ static int l_deferred_gc(lua_State *L)
     return 0;
 }
 
-/* ---- test helpers: raw fds for the specs (not part of the public API) ---------- */
-
-static int check_fd(lua_State *L, int arg)
-{
-    lua_Integer fd = luaL_checkinteger(L, arg);
-    if (fd < 0 || fd > INT_MAX)
-        luaL_argerror(L, arg, "fd must be a non-negative integer");
-    return (int)fd;
-}
-
-static int set_flags(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    int fdfl = fcntl(fd, F_GETFD);
-    if (fl < 0 || fdfl < 0)
-        return -1;
-    if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
-        return -1;
-    return 0;
-}
-
-/* pipe() -> read_fd, write_fd: non-blocking, close-on-exec. */
-static int l_pipe(lua_State *L)
-{
-    int fds[2];
-    if (pipe(fds) < 0)
-        return push_errno(L, "pipe", errno);
-    if (set_flags(fds[0]) < 0 || set_flags(fds[1]) < 0) {
-        int err = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return push_errno(L, "pipe", err);
-    }
-    lua_pushinteger(L, fds[0]);
-    lua_pushinteger(L, fds[1]);
-    return 2;
-}
-
-/* write_fd(fd, s) -> bytes written | nil, err, errno */
-static int l_write_fd(lua_State *L)
-{
-    int fd = check_fd(L, 1);
-    size_t n;
-    const char *s = luaL_checklstring(L, 2, &n);
-    ssize_t w = write(fd, s, n);
-    if (w < 0)
-        return push_errno(L, "write_fd", errno);
-    lua_pushinteger(L, (lua_Integer)w);
-    return 1;
-}
-
-/* read_fd(fd, n) -> string ("" at EOF) | nil, err, errno (EAGAIN: no data) */
-static int l_read_fd(lua_State *L)
-{
-    int fd = check_fd(L, 1);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    if (n < 1 || n > 65536)
-        luaL_argerror(L, 2, "size must be 1..65536");
-    char buf[65536];
-    ssize_t r = read(fd, buf, (size_t)n);
-    if (r < 0)
-        return push_errno(L, "read_fd", errno);
-    lua_pushlstring(L, buf, (size_t)r);
-    return 1;
-}
-
-static int l_close_fd(lua_State *L)
-{
-    if (close(check_fd(L, 1)) < 0)
-        return push_errno(L, "close_fd", errno);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* poll_fd(fd, timeout_s[, "r"|"w"]) -> true (ready) | false (timed out) |
- * nil, "invalid fd" (the fd is not open) */
-static int l_poll_fd(lua_State *L)
-{
-    int fd = check_fd(L, 1);
-    int timeout = opt_timeout_ms(L, 2);
-    unsigned mode = lua_isnoneornil(L, 3) ? WS_IO_READ : check_mode(L, 3);
-    struct pollfd p;
-    p.fd = fd;
-    p.events = (short)(((mode & WS_IO_READ) ? POLLIN : 0) | ((mode & WS_IO_WRITE) ? POLLOUT : 0));
-    p.revents = 0;
-    int r;
-    do
-        r = poll(&p, 1, timeout);
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return push_errno(L, "poll_fd", errno);
-    if (p.revents & POLLNVAL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "invalid fd");
-        return 2;
-    }
-    lua_pushboolean(L, r > 0);
-    return 1;
-}
-
 /* ---- registration ---------------------------------------------------------------- */
 
 static const luaL_Reg loop_methods[] = {
@@ -914,13 +809,7 @@ static const luaL_Reg deferred_methods[] = {{"cancel", l_deferred_cancel},
                                             {NULL, NULL}};
 static const luaL_Reg deferred_meta[] = {{"__gc", l_deferred_gc}, {NULL, NULL}};
 
-static const luaL_Reg helpers[] = {{"loop", l_loop_new},
-                                   {"pipe", l_pipe},
-                                   {"write_fd", l_write_fd},
-                                   {"read_fd", l_read_fd},
-                                   {"close_fd", l_close_fd},
-                                   {"poll_fd", l_poll_fd},
-                                   {NULL, NULL}};
+static const luaL_Reg helpers[] = {{"loop", l_loop_new}, {NULL, NULL}};
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
 {

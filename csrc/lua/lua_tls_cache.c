@@ -8,8 +8,7 @@
 #include <stdbool.h>
 #include <time.h>
 
-#define CACHE_KEY "ws.core.tls_client_cache"
-#define BOX_MT    "ws.core.tls_ctx_box"
+#define BOX_MT "ws.core.tls_ctx_box"
 
 typedef struct ctx_box {
     ws_tls_ctx *ctx;
@@ -35,7 +34,7 @@ static int box_gc(lua_State *L)
 /* Push the cache table, making it when missing or full. */
 static void push_cache(lua_State *L, bool for_insert)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, CACHE_KEY);
+    lua_getfield(L, LUA_REGISTRYINDEX, WS_TLS_CACHE_KEY);
     if (lua_istable(L, -1)) {
         if (!for_insert || ws_lua_client_tls_cached(L) < WS_TLS_CACHE_MAX)
             return;
@@ -43,7 +42,7 @@ static void push_cache(lua_State *L, bool for_insert)
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CACHE_KEY);
+    lua_setfield(L, LUA_REGISTRYINDEX, WS_TLS_CACHE_KEY);
 }
 
 /* One string for an option set; a NUL separates the parts and a leading
@@ -61,21 +60,6 @@ static void push_key(lua_State *L, const ws_tls_options *o)
             luaL_addstring(&b, parts[i]);
     }
     luaL_pushresult(&b);
-}
-
-int ws_lua_client_tls_cached(lua_State *L)
-{
-    int n = 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, CACHE_KEY);
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            n++;
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-    return n;
 }
 
 ws_tls_ctx *ws_lua_client_tls_ctx(lua_State *L, const ws_tls_options *o, char *err, size_t err_len)

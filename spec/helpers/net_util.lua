@@ -32,9 +32,15 @@ do
 end
 
 -- The raw TCP client's backend: the library's own test helpers
--- (ws.core.testing) when present, else LuaSocket, else bash's /dev/tcp.
+-- (ws.testing, built next to ws.core) when present, else LuaSocket, else
+-- bash's /dev/tcp.
 -- WS_SPEC_RAW=core|luasocket|bash picks one.
-local testing = type(core.testing) == "table" and core.testing.tcp_connect and core.testing or nil
+local testing
+do
+  local ok, mod = pcall(require, "ws.testing")
+  if ok then testing = mod end
+end
+M.testing = testing
 do
   local want = os.getenv("WS_SPEC_RAW")
   if want == "core" and testing then

@@ -1,5 +1,5 @@
-/* Raw TCP helpers for the specs (hostile and half-broken peers, plain HTTP
- * clients): ws.core.testing.  Not part of the public API. */
+/* Raw TCP clients for the specs (hostile and half-broken peers, plain HTTP
+ * clients).  Part of ws.testing only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -8,9 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lua_compat.h"
-#include "lua_core.h"
-#include "lua_tls_cache.h"
+#include "lua/lua_compat.h"
+#include "testing.h"
 
 static int push_error(lua_State *L, int e)
 {
@@ -112,24 +111,11 @@ static int l_tcp_close(lua_State *L)
     return 0;
 }
 
-/* tls_client_contexts() -> how many client TLS contexts are cached */
-static int l_tls_client_contexts(lua_State *L)
-{
-    lua_pushinteger(L, ws_lua_client_tls_cached(L));
-    return 1;
-}
+static const luaL_Reg tcp_funcs[] = {
+    {"tcp_connect", l_tcp_connect},   {"tcp_send", l_tcp_send},   {"tcp_recv", l_tcp_recv},
+    {"tcp_shutdown", l_tcp_shutdown}, {"tcp_close", l_tcp_close}, {NULL, NULL}};
 
-static const luaL_Reg testing[] = {{"tls_client_contexts", l_tls_client_contexts},
-                                   {"tcp_connect", l_tcp_connect},
-                                   {"tcp_send", l_tcp_send},
-                                   {"tcp_recv", l_tcp_recv},
-                                   {"tcp_shutdown", l_tcp_shutdown},
-                                   {"tcp_close", l_tcp_close},
-                                   {NULL, NULL}};
-
-void ws_lua_open_testing(lua_State *L)
+void ws_testing_open_tcp(lua_State *L)
 {
-    lua_newtable(L);
-    ws_setfuncs(L, testing);
-    lua_setfield(L, -2, "testing");
+    ws_setfuncs(L, tcp_funcs);
 }
