@@ -9,6 +9,7 @@
 
 local ws = require "ws"
 local core = require "ws.core"
+local testing = require "ws.testing"
 local net = require "spec.helpers.net_util"
 
 -- Drive `loop` the way a poll-based host does until cond() or `limit` s.
@@ -19,7 +20,7 @@ local function poll_host(loop, cond, limit)
     if left <= 0 then return false end
     local t = loop:timeout()
     if t == nil or t > left then t = left end
-    core.poll_fd(loop:fd(), t)
+    testing.poll_fd(loop:fd(), t)
     loop:step(0)
   end
   return true
@@ -43,13 +44,13 @@ describe("embedding contract", function()
     it("becomes readable for a deferred callback queued outside a step, and step drains it", function()
       local fd = fd_or_skip(loop)
       if not fd then return end
-      assert.is_false(core.poll_fd(fd, 0))
+      assert.is_false(testing.poll_fd(fd, 0))
       local ran = false
       loop:defer(function() ran = true end)
-      assert.is_true(core.poll_fd(fd, 0), "queued work does not wake a poll host")
+      assert.is_true(testing.poll_fd(fd, 0), "queued work does not wake a poll host")
       assert.are.equal(1, loop:step(0))
       assert.is_true(ran)
-      assert.is_false(core.poll_fd(fd, 0), "the wake-up was not drained")
+      assert.is_false(testing.poll_fd(fd, 0), "the wake-up was not drained")
     end)
 
     it("stays readable when a turn leaves work for the next turn", function()
@@ -61,10 +62,10 @@ describe("embedding contract", function()
       end)
       assert.are.equal(1, loop:step(0))
       assert.is_false(second)
-      assert.is_true(core.poll_fd(fd, 0), "work left for the next turn does not show")
+      assert.is_true(testing.poll_fd(fd, 0), "work left for the next turn does not show")
       assert.are.equal(1, loop:step(0))
       assert.is_true(second)
-      assert.is_false(core.poll_fd(fd, 0))
+      assert.is_false(testing.poll_fd(fd, 0))
     end)
 
     it("stays readable after an error stops a turn with work queued", function()
@@ -75,7 +76,7 @@ describe("embedding contract", function()
       loop:defer(function() later = true end)
       assert.is_false(pcall(loop.step, loop, 0))
       assert.is_false(later)
-      assert.is_true(core.poll_fd(fd, 0))
+      assert.is_true(testing.poll_fd(fd, 0))
       loop:step(0)
       assert.is_true(later)
     end)
@@ -86,7 +87,7 @@ describe("embedding contract", function()
       local d = loop:defer(function() error("cancelled: must not run") end)
       d:cancel()
       assert.are.equal(0, loop:step(0))
-      assert.is_false(core.poll_fd(fd, 0))
+      assert.is_false(testing.poll_fd(fd, 0))
     end)
   end)
 
@@ -129,22 +130,22 @@ describe("embedding contract", function()
       local wl = ws.loop()
       local fd = fd_or_skip(wl)
       if not fd then return end
-      poll_host(wl, function() return wl:timeout() == nil and not core.poll_fd(fd, 0) end, 2)
+      poll_host(wl, function() return wl:timeout() == nil and not testing.poll_fd(fd, 0) end, 2)
       local got, closed = {}, nil
       local c = net.track_conn(ws.connect("ws://127.0.0.1:" .. port .. "/host", {
         on_message = function(_, data) got[#got + 1] = data end,
         on_close = function(_, code) closed = code end,
       }))
-      assert.is_true(core.poll_fd(fd, 0), "connect queued from outside does not wake the host")
+      assert.is_true(testing.poll_fd(fd, 0), "connect queued from outside does not wake the host")
       assert.is_true(poll_host(wl, function() return c.ready_state == "OPEN" end))
       -- Idle: nothing to do, nothing readable.
-      assert.is_false(core.poll_fd(fd, 0.05))
+      assert.is_false(testing.poll_fd(fd, 0.05))
       c:send("from outside")
-      assert.is_true(core.poll_fd(fd, 0), "send queued from outside does not wake the host")
+      assert.is_true(testing.poll_fd(fd, 0), "send queued from outside does not wake the host")
       assert.is_true(poll_host(wl, function() return #got == 1 end))
       assert.are.equal("from outside", got[1])
       c:close(1000, "bye")
-      assert.is_true(core.poll_fd(fd, 0), "close queued from outside does not wake the host")
+      assert.is_true(testing.poll_fd(fd, 0), "close queued from outside does not wake the host")
       assert.is_true(poll_host(wl, function() return closed ~= nil end))
       assert.are.equal(1000, closed)
     end)
