@@ -32,6 +32,7 @@ build = {
   type = "builtin",
   modules = {
     -- begin generated: lua modules
+    ["ws.copas"] = "lua/ws/copas.lua",
     ["ws.cqueues"] = "lua/ws/cqueues.lua",
     ["ws"] = "lua/ws/init.lua",
     ["ws.luv"] = "lua/ws/luv.lua",
