@@ -2,8 +2,10 @@
 # Install what building and testing lua-ws needs on Debian, only when missing.
 set -euo pipefail
 
+# LuaJIT is OpenResty's (luajit2): nginx's lua module needs its library, and
+# it conflicts with Debian's plain luajit (apt replaces that one).
 pkgs=(pkg-config lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
-      luajit libluajit-5.1-dev libssl-dev zlib1g-dev openssl lua-busted luarocks
+      luajit2 libluajit2-5.1-dev libssl-dev zlib1g-dev openssl lua-busted luarocks
       lua-check valgrind clang-tidy clang-format tinyproxy-bin bsdutils)
 
 missing=()

@@ -5,12 +5,14 @@
 #   lua-luv      libuv bindings for Lua 5.1-5.4
 #   neovim       headless Neovim (its own LuaJIT, vim.loop)
 #   lua-copas    Copas 1.x (Lua 5.1/5.2 only; lua-socket, lua-coxpcall)
+#   nginx, libnginx-mod-http-lua   nginx with lua-nginx-module (OpenResty's
+#                LuaJIT, luajit2, installed by deps.sh) and lua-resty-core
 # Prints "embed_deps: <pkg> missing" for what could not be installed and
 # exits non-zero then; the specs skip with a visible reason.
 set -uo pipefail
 unset LD_PRELOAD
 
-pkgs=(lua-cqueues lua-luv neovim lua-copas)
+pkgs=(lua-cqueues lua-luv neovim lua-copas nginx libnginx-mod-http-lua)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
