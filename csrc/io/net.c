@@ -6,6 +6,8 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,96 @@ int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char 
         snprintf(err, err_len, "cannot listen on %s port %d: %s", host ? host : "*", port,
                  strerror(saved));
     return fd;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *sa, char *err, size_t err_len)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof sa->sun_path) {
+        snprintf(err, err_len, "Unix socket path must be 1 to %d bytes",
+                 (int)sizeof sa->sun_path - 1);
+        return -1;
+    }
+    memcpy(sa->sun_path, path, n);
+    return 0;
+}
+
+/* A socket file at path: remove it when nobody listens there any more. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa, char *err, size_t err_len)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, err_len, "cannot listen on %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, err_len, "cannot listen on %s: the file exists and is not a socket", path);
+        return -1;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (probe < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int r = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
+    int e = errno;
+    close(probe);
+    if (r == 0 || (e != ECONNREFUSED && e != ENOENT)) {
+        snprintf(err, err_len, "cannot listen on %s: %s", path,
+                 r == 0 ? "something is listening there" : strerror(e));
+        return -1;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, err_len, "cannot remove the stale socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ws_net_listen_unix(const char *path, int mode, int backlog, unsigned long *dev,
+                       unsigned long *ino, char *err, size_t err_len)
+{
+    struct sockaddr_un sa;
+    if (unix_address(path, &sa, err, err_len) != 0 || clear_stale(path, &sa, err, err_len) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    const char *what = "bind";
+    bool bound = false;
+    if (set_nonblock_cloexec(fd) == 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        bound = true;
+        what = "chmod";
+        if (mode < 0 || chmod(path, (mode_t)mode) == 0) {
+            what = "listen";
+            if (listen(fd, backlog > 0 ? backlog : 511) == 0 && stat(path, &st) == 0) {
+                *dev = (unsigned long)st.st_dev;
+                *ino = (unsigned long)st.st_ino;
+                return fd;
+            }
+        }
+    }
+    int e = errno;
+    if (bound)
+        unlink(path);
+    close(fd);
+    snprintf(err, err_len, "cannot listen on %s: %s: %s", path, what, strerror(e));
+    return -1;
+}
+
+void ws_net_unlink_unix(const char *path, unsigned long dev, unsigned long ino)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (unsigned long)st.st_dev == dev &&
+        (unsigned long)st.st_ino == ino)
+        unlink(path);
 }
 
 int ws_net_local_port(int fd)

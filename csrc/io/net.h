@@ -17,6 +17,17 @@
 int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char *err,
                   size_t err_len);
 
+/* Listening Unix socket at path, its mode set to mode (when >= 0).  A
+ * socket file left by a process that is gone (connect refused) is removed
+ * first; a path where something listens, or that is not a socket, is an
+ * error.  *dev / *ino identify the file made, so the owner removes only
+ * its own at close (ws_net_unlink_unix).  Returns the fd or -1 with err. */
+int ws_net_listen_unix(const char *path, int mode, int backlog, unsigned long *dev,
+                       unsigned long *ino, char *err, size_t err_len);
+
+/* Remove path if it still is the socket file dev / ino. */
+void ws_net_unlink_unix(const char *path, unsigned long dev, unsigned long ino);
+
 /* Port a socket is bound to, or -1. */
 int ws_net_local_port(int fd);
 

@@ -2,6 +2,7 @@
  * server's callbacks and settings; on_upgrade / on_request handling;
  * broadcast framing a message once for every client. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +32,8 @@ struct lserver {
     size_t nclients;
     unsigned cbs;      /* bit i: callback i is set */
     bool keep_request; /* keep every connection's request, not only when read */
+    char *unix_path;   /* a Unix socket server: its file, removed at close */
+    unsigned long unix_dev, unix_ino;
 };
 
 /* The server stays anchored while it listens or has connections, whose
@@ -436,13 +439,23 @@ static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
     lua_settop(L, top);
 }
 
-static void stop_listening(lua_State *L, lserver *srv)
+static void close_listener(lserver *srv)
 {
     if (srv->fd >= 0) {
         ws_io_stop(&srv->io);
         close(srv->fd);
         srv->fd = -1;
     }
+    if (srv->unix_path) {
+        ws_net_unlink_unix(srv->unix_path, srv->unix_dev, srv->unix_ino);
+        free(srv->unix_path);
+        srv->unix_path = NULL;
+    }
+}
+
+static void stop_listening(lua_State *L, lserver *srv)
+{
+    close_listener(srv);
     release_anchor(L, srv);
 }
 
@@ -485,6 +498,22 @@ static int l_listen(lua_State *L)
     bool reuseport = ws_lua_opt_bool(L, opts, "reuseport", false);
     int backlog = (int)ws_lua_opt_size(L, opts, "backlog", 511, 1, 65535);
     bool keep_request = ws_lua_opt_bool(L, opts, "keep_request", false);
+    const char *unix_path = ws_lua_opt_text(L, opts, "unix", NULL);
+    int mode = -1;
+    lua_getfield(L, opts, "mode");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        /* "660" / "0660": octal, as chmod takes it */
+        char *end;
+        long m = strtol(lua_tostring(L, -1), &end, 8);
+        if (*end || m < 0 || m > 07777 || end == lua_tostring(L, -1))
+            return ws_lua_opt_error(L, opts, "'mode' must be an octal string such as \"660\"");
+        mode = (int)m;
+    } else if (!lua_isnil(L, -1)) {
+        mode = (int)ws_lua_opt_size(L, opts, "mode", 0, 0, 07777);
+    }
+    lua_pop(L, 1);
+    if (mode >= 0 && !unix_path)
+        return ws_lua_opt_error(L, opts, "'mode' applies to Unix sockets only (option 'unix')");
     for (int i = CB_OPEN; i <= CB_LAST; i++) {
         lua_getfield(L, opts, ws_lua_callback_names[i]);
         if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -530,10 +559,20 @@ static int l_listen(lua_State *L)
     srv->ll = ll;
     ws_lua_loop_ref(ll);
     char err[256];
-    srv->fd = ws_net_listen(host, port, reuseport, backlog, err, sizeof err);
+    if (unix_path) {
+        srv->fd = ws_net_listen_unix(unix_path, mode, backlog, &srv->unix_dev, &srv->unix_ino, err,
+                                     sizeof err);
+        if (srv->fd >= 0 && !(srv->unix_path = strdup(unix_path))) {
+            close(srv->fd);
+            srv->fd = -1;
+            snprintf(err, sizeof err, "out of memory");
+        }
+    } else {
+        srv->fd = ws_net_listen(host, port, reuseport, backlog, err, sizeof err);
+    }
     if (srv->fd < 0)
         return luaL_error(L, "ws.listen: %s", err);
-    srv->port = ws_net_local_port(srv->fd);
+    srv->port = unix_path ? 0 : ws_net_local_port(srv->fd);
     ws_io_init(&srv->io, srv->fd, on_listen, srv);
     if (ws_io_start(ws_lua_loop_get(ll), &srv->io, WS_IO_READ) != 0)
         return luaL_error(L, "ws.listen: cannot watch the socket: %s", strerror(errno));
@@ -623,6 +662,13 @@ static int l_index(lua_State *L)
         lua_pushboolean(L, srv->fd >= 0);
         return 1;
     }
+    if (key && strcmp(key, "unix") == 0) {
+        if (srv->unix_path)
+            lua_pushstring(L, srv->unix_path);
+        else
+            lua_pushnil(L);
+        return 1;
+    }
     int cb = ws_lua_callback_index(key);
     if (cb) {
         ws_getuservalue(L, 1);
@@ -645,7 +691,8 @@ static int l_newindex(lua_State *L)
 {
     lserver *srv = check_server(L);
     const char *key = lua_tostring(L, 2);
-    if (key && (strcmp(key, "port") == 0 || strcmp(key, "listening") == 0))
+    if (key &&
+        (strcmp(key, "port") == 0 || strcmp(key, "listening") == 0 || strcmp(key, "unix") == 0))
         return luaL_error(L, "server field '%s' is read-only", key);
     if (key && strncmp(key, "on_", 3) == 0 && !lua_isnil(L, 3) && !lua_isfunction(L, 3))
         return luaL_error(L, "server field '%s' must be a function", key);
@@ -669,11 +716,7 @@ static int l_newindex(lua_State *L)
 static int l_gc(lua_State *L)
 {
     lserver *srv = luaL_checkudata(L, 1, SERVER_MT);
-    if (srv->fd >= 0) {
-        ws_io_stop(&srv->io);
-        close(srv->fd);
-        srv->fd = -1;
-    }
+    close_listener(srv);
     for (lconn *lc = srv->clients; lc; lc = lc->next)
         lc->srv = NULL;
     srv->clients = NULL;
