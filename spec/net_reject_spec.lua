@@ -45,6 +45,14 @@ describe("server rejections and plain HTTP", function()
       assert.are.equal(0, #srv:clients())
     end)
 
+    it("its results come back from the call itself: no helper chunk in the registry", function()
+      local srv = net.listen { on_upgrade = function() return false, 409, "taken", { ["X-Why"] = "busy" } end }
+      local r = net.http_exchange(srv.port, net.upgrade_request(srv.port, "/"))
+      assert.are.equal(409, r and r.status)
+      assert.are.equal("busy", r.headers["x-why"])
+      assert.is_nil(debug.getregistry()["ws.core.collect"])
+    end)
+
     it("rejects with 403 when no status is given", function()
       local srv = net.listen { on_upgrade = function() return false end }
       local c, err, resp = net.connect(net.url(srv))

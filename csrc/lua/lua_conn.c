@@ -107,12 +107,19 @@ static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
         lua_remove(L, -2);
         return true;
     }
-    return lc->srv && ws_lua_server_callback(L, lc, cb);
+    return lc->srv && lc->hooks->callback(L, lc, cb);
 }
 
 static bool has_callback(const lconn *lc, int cb)
 {
-    return ((lc->own_cbs | ws_lua_server_callbacks(lc)) & (1u << cb)) != 0;
+    unsigned server_cbs = lc->srv ? lc->hooks->callbacks(lc) : 0;
+    return ((lc->own_cbs | server_cbs) & (1u << cb)) != 0;
+}
+
+static void detach_from_server(lua_State *L, lconn *lc)
+{
+    if (lc->srv)
+        lc->hooks->detach(L, lc);
 }
 
 /* fields[name] = the value on top (popped) for the connection at idx. */
@@ -181,9 +188,6 @@ static void push_head_fields(lua_State *L, const ws_http_head *h)
     ws_lua_push_headers(L, h);
 }
 
-void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
-void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
-
 /* Runs protected (anything in it may raise): (lc, ev, conn, traceback). */
 static int event_body(lua_State *L)
 {
@@ -192,8 +196,14 @@ static int event_body(lua_State *L)
     int idx = 3;
     luaL_checkstack(L, 20, "ws: event");
     switch (ev->type) {
-    case WS_EV_REQUEST: ws_lua_upgrade(L, lc, idx, ev); break;
-    case WS_EV_HTTP: ws_lua_http(L, lc, idx, ev); break;
+    case WS_EV_REQUEST:
+        if (lc->hooks)
+            lc->hooks->upgrade(L, lc, idx, ev);
+        break;
+    case WS_EV_HTTP:
+        if (lc->hooks)
+            lc->hooks->http(L, lc, idx, ev);
+        break;
     case WS_EV_OPEN:
         lc->opened = true;
         if (ev->head) {
@@ -328,7 +338,7 @@ static void conn_closed(ws_conn *c, void *ud)
     lconn *lc = ud;
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (L)
-        ws_lua_server_detach(L, lc);
+        detach_from_server(L, lc);
     if (L && lc->self_ref != LUA_NOREF) {
         /* Closed: from now on the garbage collector may take it. */
         luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
@@ -641,7 +651,10 @@ static int l_index(lua_State *L)
         }
     }
     if (key && strcmp(key, "server") == 0) {
-        ws_lua_push_server(L, lc);
+        if (lc->srv)
+            lc->hooks->push(L, lc);
+        else
+            lua_pushnil(L);
         return 1;
     }
     if (key && lc->closed) {
@@ -709,7 +722,7 @@ static int l_gc(lua_State *L)
         free(lc->path);
     lc->path = NULL;
     if (lc->c) {
-        ws_lua_server_detach(L, lc);
+        detach_from_server(L, lc);
         ws_conn_free(lc->c);
         lc->c = NULL;
     }

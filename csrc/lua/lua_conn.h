@@ -12,6 +12,25 @@
 #define CONN_MT "ws.core.conn"
 
 typedef struct lserver lserver;
+typedef struct lconn lconn;
+
+/* What a server-side connection needs of the server that accepted it; the
+ * server hands these to each connection, so the connection code does not
+ * depend on the server's. */
+typedef struct ws_lua_server_hooks {
+    /* The connection leaves the server's list of clients. */
+    void (*detach)(lua_State *L, lconn *lc);
+    /* Push the server userdata, or nil. */
+    void (*push)(lua_State *L, lconn *lc);
+    /* Push the server's callback cb; false (nothing pushed) without one. */
+    bool (*callback)(lua_State *L, lconn *lc, int cb);
+    /* Bit i set: the server has callback i. */
+    unsigned (*callbacks)(const lconn *lc);
+    /* The upgrade request (on_upgrade) and plain HTTP request (on_request)
+     * events of the connection at stack index idx. */
+    void (*upgrade)(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+    void (*http)(lua_State *L, lconn *lc, int idx, const ws_event *ev);
+} ws_lua_server_hooks;
 
 /* The callbacks a connection or its server may have.  In a fields table
  * (the uservalue of a connection or server) a callback lives at its index,
@@ -32,10 +51,11 @@ extern const char *const ws_lua_callback_names[CB_LAST + 1]; /* [0] is NULL */
 /* The index of callback name, 0 when name is no callback. */
 int ws_lua_callback_index(const char *name);
 
-typedef struct lconn {
+struct lconn {
     ws_conn *c;
     ws_lua_loop *ll;
-    lserver *srv; /* server side: the server that accepted it */
+    lserver *srv;                     /* server side: the server that accepted it */
+    const ws_lua_server_hooks *hooks; /* server side: how to reach it */
     struct lconn *next, *prev;
     char *path;        /* server side: the request path (ws_lua_root_path or owned) */
     int self_ref;      /* registry anchor while the transport is open */
@@ -47,7 +67,7 @@ typedef struct lconn {
     bool was_clean;    /* valid once closed */
     bool request_temp; /* fields.request goes after on_open unless read */
     bool request_read; /* c.request or c.path was read */
-} lconn;
+};
 
 /* The path "/" shared by every connection that asked for it. */
 extern char ws_lua_root_path[];
@@ -64,13 +84,5 @@ extern const ws_conn_callbacks ws_lua_conn_callbacks;
 /* Options shared by clients and servers. */
 void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
 void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server);
-
-/* Server hooks used by the connection code. */
-void ws_lua_server_detach(lua_State *L, lconn *lc);
-void ws_lua_push_server(lua_State *L, lconn *lc); /* the server userdata or nil */
-/* Push the server's callback cb; false (nothing pushed) when it has none. */
-bool ws_lua_server_callback(lua_State *L, lconn *lc, int cb);
-/* Bit i set: the server of lc has callback i. */
-unsigned ws_lua_server_callbacks(const lconn *lc);
 
 #endif

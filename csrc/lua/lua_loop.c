@@ -250,18 +250,21 @@ static void record_error(lua_State *L, ws_lua_loop *ll)
     }
 }
 
-bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler)
+static bool call(ws_lua_loop *ll, int nargs, int nresults, int handler)
 {
     lua_State *L = ll->L;
-    if (!L)
-        return false;
-    if (lua_pcall(L, nargs, 0, handler) == 0)
+    if (lua_pcall(L, nargs, nresults, handler) == 0)
         return true;
     record_error(L, ll);
     return false;
 }
 
-bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
+bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler)
+{
+    return ll->L && call(ll, nargs, 0, handler);
+}
+
+bool ws_lua_loop_call_results(ws_lua_loop *ll, int nargs, int nresults)
 {
     lua_State *L = ll->L;
     if (!L)
@@ -269,9 +272,14 @@ bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
     int base = lua_gettop(L) - nargs; /* the function */
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
-    bool ok = ws_lua_loop_call_with(ll, nargs, base);
+    bool ok = call(ll, nargs, nresults, base);
     lua_remove(L, base);
     return ok;
+}
+
+bool ws_lua_loop_call(ws_lua_loop *ll, int nargs)
+{
+    return ws_lua_loop_call_results(ll, nargs, 0);
 }
 
 /* Runs the callback of handle h.  `keep`: the handle stays active, so it

@@ -29,6 +29,9 @@ lua_State *ws_lua_loop_state(ws_lua_loop *ll);
  * the same turn are dropped.  Returns false on error. */
 bool ws_lua_loop_call(ws_lua_loop *ll, int nargs);
 
+/* The same, leaving nresults results on the stack when it returns true. */
+bool ws_lua_loop_call_results(ws_lua_loop *ll, int nargs, int nresults);
+
 /* The same with the traceback handler already at stack index handler
  * (pushed by ws_lua_push_traceback), saving its push for each call. */
 bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler);

@@ -46,7 +46,7 @@ static void release_anchor(lua_State *L, lserver *srv)
     }
 }
 
-void ws_lua_server_detach(lua_State *L, lconn *lc)
+static void detach(lua_State *L, lconn *lc)
 {
     lserver *srv = lc->srv;
     if (!srv)
@@ -63,7 +63,7 @@ void ws_lua_server_detach(lua_State *L, lconn *lc)
     release_anchor(L, srv);
 }
 
-void ws_lua_push_server(lua_State *L, lconn *lc)
+static void push_server(lua_State *L, lconn *lc)
 {
     if (lc->srv && lc->srv->self_ref != LUA_NOREF)
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->srv->self_ref);
@@ -71,12 +71,12 @@ void ws_lua_push_server(lua_State *L, lconn *lc)
         lua_pushnil(L);
 }
 
-unsigned ws_lua_server_callbacks(const lconn *lc)
+static unsigned server_callbacks(const lconn *lc)
 {
     return lc->srv ? lc->srv->cbs : 0;
 }
 
-bool ws_lua_server_callback(lua_State *L, lconn *lc, int cb)
+static bool server_callback(lua_State *L, lconn *lc, int cb)
 {
     lserver *srv = lc->srv;
     if (!srv || !(srv->cbs & (1u << cb)) || srv->self_ref == LUA_NOREF)
@@ -146,7 +146,7 @@ static const char *choose_protocol(lua_State *L, lconn *lc, const ws_http_head *
 {
     const char *chosen = NULL;
     lua_checkstack(L, 4);
-    ws_lua_push_server(L, lc);
+    push_server(L, lc);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
@@ -176,18 +176,16 @@ static const char *choose_protocol(lua_State *L, lconn *lc, const ws_http_head *
     return chosen;
 }
 
-/* on_upgrade's results are gathered by a small Lua function, since loop
- * calls return nothing: collect(fn, req, res) stores fn(req) in res. */
-#define COLLECT_KEY "ws.core.collect"
-static const char collect_src[] = "local fn, req, res = ...\n"
-                                  "res[1], res[2], res[3], res[4] = fn(req)\n";
+/* on_upgrade returns up to four values: a protocol or a table (accept), or
+ * false, status, reason, headers (refuse). */
+#define UPGRADE_RESULTS 4
 
-/* false, status, reason, headers as on_upgrade returned them in
- * results[2..4]; a value of the wrong kind raises. */
-static void reject_args(lua_State *L, int results, int *status, const char **reason,
-                        ws_kv **headers, size_t *nh)
+/* false, status, reason, headers as on_upgrade returned them, the false
+ * at stack index first; a value of the wrong kind raises. */
+static void reject_args(lua_State *L, int first, int *status, const char **reason, ws_kv **headers,
+                        size_t *nh)
 {
-    lua_rawgeti(L, results, 2);
+    lua_pushvalue(L, first + 1);
     if (!lua_isnil(L, -1)) {
         lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
         /* A rejection is an error answer; 1xx and 2xx would read as
@@ -201,14 +199,14 @@ static void reject_args(lua_State *L, int results, int *status, const char **rea
         *status = (int)v;
         *reason = NULL; /* the status's own phrase */
     }
-    lua_rawgeti(L, results, 3);
+    lua_pushvalue(L, first + 2);
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "on_upgrade: the rejection reason must be a string, got %s",
                        luaL_typename(L, -1));
         *reason = lua_tostring(L, -1);
     }
-    lua_rawgeti(L, results, 4);
+    lua_pushvalue(L, first + 3);
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
             luaL_error(L, "on_upgrade: the rejection headers must be a table, got %s",
@@ -220,8 +218,7 @@ static void reject_args(lua_State *L, int results, int *status, const char **rea
     }
 }
 
-void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev);
-void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
     ws_session *s = ws_conn_session(lc->c);
     lserver *srv = lc->srv;
@@ -254,20 +251,14 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     const char *protocol = NULL;
     ws_kv *headers = NULL;
     size_t nh = 0;
-    if (req && ws_lua_server_callback(L, lc, CB_UPGRADE)) {
-        lua_newtable(L);
-        int results = lua_gettop(L);
-        lua_getfield(L, LUA_REGISTRYINDEX, COLLECT_KEY);
-        lua_pushvalue(L, results - 1);
+    if (req && server_callback(L, lc, CB_UPGRADE)) {
         lua_pushvalue(L, req);
-        lua_pushvalue(L, results);
-        if (!ws_lua_loop_call(lc->ll, 3)) {
+        if (!ws_lua_loop_call_results(lc->ll, 1, UPGRADE_RESULTS)) {
             accepted = false;
             status = 500;
             reason = "Internal Server Error";
         } else {
-            lua_rawgeti(L, results, 1);
-            int first = lua_gettop(L);
+            int first = lua_gettop(L) - UPGRADE_RESULTS + 1;
             int type = lua_type(L, first);
             if (type == LUA_TSTRING) {
                 protocol = lua_tostring(L, first);
@@ -276,7 +267,7 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
                 headers = ws_lua_opt_headers(L, first, "headers", &nh);
             } else if (type == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
                 accepted = false;
-                reject_args(L, results, &status, &reason, &headers, &nh);
+                reject_args(L, first, &status, &reason, &headers, &nh);
             } else if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
                 /* Anything else is a mistake, never an accept: the client
                  * gets 500 (conn_event) and the error leaves ws.run. */
@@ -311,8 +302,7 @@ void ws_lua_upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
         luaL_error(L, "on_upgrade: %s", err);
 }
 
-void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev);
-void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+static void http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
     (void)idx;
     ws_session *s = ws_conn_session(lc->c);
@@ -328,7 +318,7 @@ void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     lua_setfield(L, res, "body");
     int status;
     char err[256];
-    if (!ws_lua_server_callback(L, lc, CB_REQUEST)) {
+    if (!server_callback(L, lc, CB_REQUEST)) {
         static const char body[] = "This is a WebSocket endpoint.\n";
         ws_session_respond(s, 426, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
                            sizeof err);
@@ -380,6 +370,9 @@ void ws_lua_http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     luaL_error(L, "on_request: %s", err);
 }
 
+static const ws_lua_server_hooks hooks = {detach,           push_server, server_callback,
+                                          server_callbacks, upgrade,     http};
+
 /* ---- the server object ---------------------------------------------------- */
 
 static lserver *check_server(lua_State *L)
@@ -407,6 +400,7 @@ static void accept_one(lua_State *L, lserver *srv, int sidx, int fd)
         return;
     }
     lc->srv = srv;
+    lc->hooks = &hooks;
     lc->next = srv->clients;
     if (srv->clients)
         srv->clients->prev = lc;
@@ -749,10 +743,6 @@ void ws_lua_open_server(lua_State *L)
         lua_setfield(L, -2, "methods");
     }
     lua_pop(L, 1);
-    if (luaL_loadbuffer(L, collect_src, sizeof collect_src - 1, "=ws.collect") == 0)
-        lua_setfield(L, LUA_REGISTRYINDEX, COLLECT_KEY);
-    else
-        lua_pop(L, 1);
     lua_pushcfunction(L, l_listen);
     lua_setfield(L, -2, "listen");
 }
