@@ -20,12 +20,16 @@ CC ?= cc
 OPT_dev = -O2 -g
 OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 OPT_valgrind = -O1 -g
+OPT_poll = -O2 -g -DWS_LOOP_USE_POLL
 OPTFLAGS = $(OPT_$(VARIANT))
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Icsrc
 CFLAGS_ALL = -std=c99 -fPIC $(WARNINGS) $(OPTFLAGS) $(CFLAGS) \
 	$(shell pkg-config --cflags $(LUA_PKG) 2>/dev/null)
 LDLIBS = -lssl -lcrypto -lz -pthread
+# macOS loads Lua modules as bundles resolved against the host's Lua.
+LDSHARED_Darwin = -bundle -undefined dynamic_lookup
+LDSHARED = $(or $(LDSHARED_$(shell uname -s)),-shared)
 
 SRC = $(sort $(wildcard csrc/core/*.c csrc/io/*.c csrc/lua/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
@@ -51,7 +55,7 @@ $(STAMP): FORCE
 
 $(OUT): $(OBJ) $(STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(OPTFLAGS) -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(LDSHARED) $(OPTFLAGS) -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
 	@$(call stamp_of,$@) >$(STAMP) && touch -r $(STAMP) $@
 
 FORCE:
@@ -59,7 +63,7 @@ FORCE:
 # Relinked with $(OUT), so both always come from the same build.
 $(TEST_OUT): $(TEST_OBJ) $(OUT)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(OPTFLAGS) -o $@ $(TEST_OBJ) $(LDFLAGS)
+	$(CC) $(LDSHARED) $(OPTFLAGS) -o $@ $(TEST_OBJ) $(LDFLAGS)
 
 $(BUILD)/obj/%.o: csrc/%.c
 	@mkdir -p $(dir $@)

@@ -3,6 +3,8 @@
 #   scripts/test.sh              every supported Lua, dev build
 #   scripts/test.sh --sanitize   Lua 5.4 against an ASan+UBSan build
 #   scripts/test.sh --valgrind   Lua 5.4 under valgrind with leak checking
+#   scripts/test.sh --poll       Lua 5.4 on the poll() loop (the one used off
+#                                Linux): the loop, networked and reconnect specs
 # Ends with one line "N passed, N failed" summed over the runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,9 @@ case "$mode" in
       ! -name 'chat_browser_spec.lua' ! -name 'soak_spec.lua' ! -name 'hostile_spec.lua' | sort)
     runner=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
             --show-leak-kinds=definite --suppressions=scripts/valgrind.supp) ;;
-  *) echo "usage: $0 [--sanitize|--valgrind]" >&2; exit 2 ;;
+  --poll) luas=(lua5.4); variant=poll
+    mapfile -t specs < <(ls spec/loop_spec.lua spec/net_*_spec.lua spec/reconnect_spec.lua) ;;
+  *) echo "usage: $0 [--sanitize|--valgrind|--poll]" >&2; exit 2 ;;
 esac
 
 jobs=$(nproc 2>/dev/null || echo 2)

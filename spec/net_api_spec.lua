@@ -245,6 +245,10 @@ describe("networked API", function()
   describe("ws.loop", function()
     it("has a pollable fd that becomes readable when a timer is due, and step(0)", function()
       local loop = ws.loop()
+      if loop:backend() == "poll" then
+        pending("the poll backend has no pollable fd")
+        return
+      end
       local fd = loop:fd()
       assert.is_number(fd)
       assert.is_true(fd >= 0)

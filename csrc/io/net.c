@@ -1,3 +1,7 @@
+/* macOS hides SO_NOSIGPIPE under _POSIX_C_SOURCE. */
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE
+#endif
 #include "net.h"
 
 #include <errno.h>
@@ -28,6 +32,18 @@ static void set_nodelay(int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Without MSG_NOSIGNAL (see WS_NET_SEND_FLAGS) the socket itself must not
+ * raise SIGPIPE. */
+static void set_nosigpipe(int fd)
+{
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#else
+    (void)fd;
+#endif
 }
 
 int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char *err,
@@ -191,6 +207,7 @@ int ws_net_accept(int listen_fd, struct sockaddr_storage *peer, socklen_t *peer_
         return -1;
     }
     set_nodelay(fd);
+    set_nosigpipe(fd);
     return fd;
 }
 
@@ -207,6 +224,7 @@ int ws_net_connect(const struct sockaddr *addr, socklen_t len, char *err, size_t
         return -1;
     }
     set_nodelay(fd);
+    set_nosigpipe(fd);
     if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
         snprintf(err, err_len, "connect: %s", strerror(errno));
         close(fd);

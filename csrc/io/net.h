@@ -10,6 +10,15 @@
 
 #include "loop.h"
 
+/* send() flags that keep a reset peer from raising SIGPIPE in the host
+ * process.  Where MSG_NOSIGNAL is missing (macOS) sockets made by
+ * ws_net_accept / ws_net_connect carry SO_NOSIGPIPE instead. */
+#ifdef MSG_NOSIGNAL
+#define WS_NET_SEND_FLAGS MSG_NOSIGNAL
+#else
+#define WS_NET_SEND_FLAGS 0
+#endif
+
 /* Listening socket bound to host (NULL or "*": every address; names are
  * resolved synchronously here, at start-up) and port (0: ephemeral).
  * SO_REUSEADDR always, SO_REUSEPORT when asked, non-blocking, close-on-exec.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "net.h"
 #include "transport.h"
 
 typedef struct tcp_transport {
@@ -50,8 +51,8 @@ static ssize_t tcp_writev(ws_transport *t, const struct iovec *iov, int iovcnt)
         /* send/sendmsg rather than write/writev: MSG_NOSIGNAL keeps a reset
          * peer from raising SIGPIPE in the host process.  One buffer (the
          * usual case) skips sendmsg's message header copy. */
-        ssize_t r = iovcnt == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                                : sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+        ssize_t r = iovcnt == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, WS_NET_SEND_FLAGS)
+                                : sendmsg(t->fd, &msg, WS_NET_SEND_FLAGS);
         if (r >= 0)
             return r;
         if (errno == EINTR)

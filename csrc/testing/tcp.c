@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io/net.h"
 #include "lua/lua_compat.h"
 #include "testing.h"
 
@@ -60,7 +61,7 @@ static int l_tcp_send(lua_State *L)
     int fd = (int)luaL_checkinteger(L, 1);
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = send(fd, p, n, WS_NET_SEND_FLAGS);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         w = 0;
     if (w < 0)
