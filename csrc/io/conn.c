@@ -555,7 +555,7 @@ static void proxy_step(ws_conn *c)
     ws_client_route *r = c->cl->route;
     char msg[PROXY_HEAD_MAX + 128];
     while (r->req_sent < r->req_len) {
-        ssize_t w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             update_interest(c);
             return;
