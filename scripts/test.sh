@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build lua-ws and run luacheck plus the busted specs.
+# Build lua-ws and run luacheck plus the busted specs (and, in the full run,
+# the API reference check: scripts/docs.sh --check).
 #   scripts/test.sh              every supported Lua, dev build
 #   scripts/test.sh --sanitize   Lua 5.4 against an ASan+UBSan build
 #   scripts/test.sh --valgrind   Lua 5.4 under valgrind with leak checking
@@ -66,6 +67,12 @@ for lua in "${luas[@]}"; do
     [ $((f + e)) -eq 0 ] && failed=$((failed + 1)) # crash or valgrind error
   fi
 done
+
+# Every public name has an entry in the API reference (needs the 5.4 build).
+if [ -z "$mode" ] && ! bash scripts/docs.sh --check; then
+  echo "docs: FAILED"
+  failed=$((failed + 1)); status=1
+fi
 
 echo "$passed passed, $failed failed"
 exit $status
