@@ -21,6 +21,7 @@ OPT_dev = -O2 -g
 OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 OPT_valgrind = -O1 -g
 OPT_poll = -O2 -g -DWS_LOOP_USE_POLL
+OPT_coverage = -O0 -g --coverage
 OPTFLAGS = $(OPT_$(VARIANT))
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Icsrc
@@ -37,7 +38,7 @@ TEST_SRC = $(sort $(wildcard csrc/testing/*.c))
 TEST_OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 DEP = $(OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
-.PHONY: FORCE all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench
+.PHONY: FORCE all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench coverage docs
 
 all: $(OUT) $(TEST_OUT)
 
@@ -88,6 +89,12 @@ lint: deps
 
 rock-check: deps
 	@bash scripts/rock_check.sh
+
+coverage: deps
+	@bash scripts/coverage.sh
+
+docs: deps
+	@bash scripts/docs.sh
 
 demo: deps all
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' $(LUA) examples/chat/server.lua $(DEMO_ARGS)
