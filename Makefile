@@ -22,6 +22,7 @@ OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-
 OPT_valgrind = -O1 -g
 OPT_poll = -O2 -g -DWS_LOOP_USE_POLL
 OPT_coverage = -O0 -g --coverage
+OPT_coverage-poll = $(OPT_coverage) -DWS_LOOP_USE_POLL
 OPTFLAGS = $(OPT_$(VARIANT))
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Icsrc
