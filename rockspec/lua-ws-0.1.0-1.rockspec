@@ -43,6 +43,7 @@ build = {
         -- begin generated: c sources
         "csrc/core/buf.c",
         "csrc/core/deflate.c",
+        "csrc/core/error.c",
         "csrc/core/frame.c",
         "csrc/core/handshake.c",
         "csrc/core/http.c",
@@ -58,6 +59,7 @@ build = {
         "csrc/lua/lua_codec.c",
         "csrc/lua/lua_conn.c",
         "csrc/lua/lua_core.c",
+        "csrc/lua/lua_error.c",
         "csrc/lua/lua_handshake.c",
         "csrc/lua/lua_loop.c",
         "csrc/lua/lua_opts.c",

@@ -66,7 +66,7 @@ out=build/fuzz
 mkdir -p "$out/bin" "$out/corpus" "$out/artifacts" "$out/logs"
 # The pure protocol core: no sockets, no Lua.
 core=()
-for f in buf frame http handshake session mask utf8 deflate; do
+for f in buf error frame http handshake session mask utf8 deflate; do
   [ -f "csrc/core/$f.c" ] && core+=("csrc/core/$f.c")
 done
 libs=(-lssl -lcrypto -lz)

@@ -25,18 +25,19 @@ static const char *const reserved_headers[] = {
     "Transfer-Encoding",
 };
 
-static int fail(char *err, size_t err_len, const char *fmt, const char *s, size_t n)
+/* code, with the detail fmt (one "%.*s" for s) in err */
+static int fail(int code, char *err, size_t err_len, const char *fmt, const char *s, size_t n)
 {
     if (err_len > 0)
         snprintf(err, err_len, fmt, (int)(n > 64 ? 64 : n), s);
-    return -1;
+    return code;
 }
 
-static int failmsg(char *err, size_t err_len, const char *msg)
+static int failmsg(int code, char *err, size_t err_len, const char *msg)
 {
     if (err_len > 0)
         snprintf(err, err_len, "%s", msg);
-    return -1;
+    return code;
 }
 
 void ws_handshake_accept(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
@@ -85,16 +86,17 @@ int ws_handshake_check_headers(const ws_kv *headers, size_t num, char *err, size
     for (size_t i = 0; i < num; i++) {
         const char *name = headers[i].name, *value = headers[i].value;
         if (name == NULL || !ws_http_is_token(name, strlen(name)))
-            return fail(err, err_len, "invalid header name '%.*s'", name ? name : "",
+            return fail(WS_E_ARG, err, err_len, "invalid header name '%.*s'", name ? name : "",
                         name ? strlen(name) : 0);
         if (is_reserved(name))
-            return fail(err, err_len, "header '%.*s' is set by the handshake and may not be given",
-                        name, strlen(name));
-        if (value == NULL || !is_safe_value(value))
-            return fail(err, err_len, "invalid value for header '%.*s' (control characters)", name,
+            return fail(WS_E_ARG, err, err_len,
+                        "header '%.*s' is set by the handshake and may not be given", name,
                         strlen(name));
+        if (value == NULL || !is_safe_value(value))
+            return fail(WS_E_ARG, err, err_len,
+                        "invalid value for header '%.*s' (control characters)", name, strlen(name));
     }
-    return 0;
+    return WS_OK;
 }
 
 static int put_header(ws_buf *out, const char *name, const char *value)
@@ -125,41 +127,43 @@ static int client_request(ws_buf *out, const ws_client_request *req, char accept
 {
     const char *resource = req->resource && req->resource[0] ? req->resource : "/";
     if (req->host == NULL || req->host[0] == '\0' || !is_visible(req->host))
-        return fail(err, err_len, "invalid host '%.*s'", req->host ? req->host : "",
+        return fail(WS_E_ARG, err, err_len, "invalid host '%.*s'", req->host ? req->host : "",
                     req->host ? strlen(req->host) : 0);
     if (!is_visible(resource))
-        return fail(err, err_len, "invalid resource '%.*s'", resource, strlen(resource));
+        return fail(WS_E_ARG, err, err_len, "invalid resource '%.*s'", resource, strlen(resource));
     if (req->port < 1 || req->port > 65535)
-        return failmsg(err, err_len, "invalid port");
+        return failmsg(WS_E_ARG, err, err_len, "invalid port");
 
     char key[WS_KEY_LEN + 1];
     const char *use_key = req->key;
     if (use_key == NULL) {
         unsigned char nonce[16];
         if (RAND_bytes(nonce, sizeof nonce) != 1)
-            return failmsg(err, err_len, "random number generator failed");
+            return failmsg(WS_E_RANDOM, err, err_len, "random number generator failed");
         EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce);
         key[WS_KEY_LEN] = '\0';
         use_key = key;
     } else if (use_key[0] == '\0' || !is_visible(use_key)) {
-        return fail(err, err_len, "invalid key '%.*s'", use_key, strlen(use_key));
+        return fail(WS_E_ARG, err, err_len, "invalid key '%.*s'", use_key, strlen(use_key));
     }
     if (req->origin != NULL && !is_safe_value(req->origin))
-        return fail(err, err_len, "invalid origin '%.*s'", req->origin, strlen(req->origin));
+        return fail(WS_E_ARG, err, err_len, "invalid origin '%.*s'", req->origin,
+                    strlen(req->origin));
     for (size_t i = 0; i < req->num_protocols; i++) {
         const char *p = req->protocols[i];
         if (p == NULL || !ws_http_is_token(p, strlen(p)))
-            return fail(err, err_len, "invalid subprotocol '%.*s' (must be a token)", p ? p : "",
-                        p ? strlen(p) : 0);
+            return fail(WS_E_ARG, err, err_len, "invalid subprotocol '%.*s' (must be a token)",
+                        p ? p : "", p ? strlen(p) : 0);
         for (size_t j = 0; j < i; j++)
             if (strcmp(req->protocols[j], p) == 0) /* RFC 6455 4.1: unique */
-                return fail(err, err_len, "duplicate subprotocol '%.*s'", p, strlen(p));
+                return fail(WS_E_ARG, err, err_len, "duplicate subprotocol '%.*s'", p, strlen(p));
     }
     if (req->extensions != NULL && !is_safe_value(req->extensions))
-        return fail(err, err_len, "invalid extensions offer '%.*s'", req->extensions,
+        return fail(WS_E_ARG, err, err_len, "invalid extensions offer '%.*s'", req->extensions,
                     strlen(req->extensions));
-    if (ws_handshake_check_headers(req->headers, req->num_headers, err, err_len) != 0)
-        return -1;
+    int rc = ws_handshake_check_headers(req->headers, req->num_headers, err, err_len);
+    if (rc != WS_OK)
+        return rc;
 
     char port[16];
     snprintf(port, sizeof port, ":%d", req->port);
@@ -188,9 +192,9 @@ static int client_request(ws_buf *out, const ws_client_request *req, char accept
         put_extra_headers(out, req->headers, req->num_headers) || ws_buf_puts(out, "\r\n"))
         goto nomem;
     ws_handshake_accept(use_key, strlen(use_key), accept);
-    return 0;
+    return WS_OK;
 nomem:
-    return failmsg(err, err_len, "out of memory");
+    return failmsg(WS_E_NOMEM, err, err_len, "out of memory");
 }
 
 int ws_handshake_client_request(ws_buf *out, const ws_client_request *req,
@@ -238,37 +242,38 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
     if (resp->status != 101) {
         if (err_len > 0)
             snprintf(err, err_len, "expected status 101, got %d", resp->status);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     /* Upgrade exists from HTTP/1.1 on (RFC 7230 6.7): a 101 that claims
      * HTTP/1.0 comes from something that does not speak the protocol. */
     if (resp->version_minor < 1)
-        return failmsg(err, err_len, "a 101 response must be HTTP/1.1, got HTTP/1.0");
+        return failmsg(WS_E_PROTOCOL, err, err_len,
+                       "a 101 response must be HTTP/1.1, got HTTP/1.0");
     if (ws_http_count(resp, "Upgrade") == 0)
-        return failmsg(err, err_len, "missing Upgrade header");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "missing Upgrade header");
     if (!ws_http_has_token(resp, "Upgrade", "websocket"))
-        return fail(err, err_len, "Upgrade header is '%.*s', expected 'websocket'",
+        return fail(WS_E_PROTOCOL, err, err_len, "Upgrade header is '%.*s', expected 'websocket'",
                     ws_http_find(resp, "Upgrade")->value, ws_http_find(resp, "Upgrade")->value_len);
     if (ws_http_count(resp, "Connection") == 0)
-        return failmsg(err, err_len, "missing Connection header");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "missing Connection header");
     if (!ws_http_has_token(resp, "Connection", "upgrade"))
-        return fail(err, err_len, "Connection header is '%.*s', expected 'Upgrade'",
+        return fail(WS_E_PROTOCOL, err, err_len, "Connection header is '%.*s', expected 'Upgrade'",
                     ws_http_find(resp, "Connection")->value,
                     ws_http_find(resp, "Connection")->value_len);
 
     size_t n = ws_http_count(resp, "Sec-WebSocket-Accept");
     if (n == 0)
-        return failmsg(err, err_len, "missing Sec-WebSocket-Accept header");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "missing Sec-WebSocket-Accept header");
     if (n > 1)
-        return failmsg(err, err_len, "duplicate Sec-WebSocket-Accept header");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "duplicate Sec-WebSocket-Accept header");
     const ws_http_header *h = ws_http_find(resp, "Sec-WebSocket-Accept");
     if (h->value_len != strlen(accept) || memcmp(h->value, accept, h->value_len) != 0)
-        return fail(err, err_len, "Sec-WebSocket-Accept mismatch (got '%.*s')", h->value,
-                    h->value_len);
+        return fail(WS_E_PROTOCOL, err, err_len, "Sec-WebSocket-Accept mismatch (got '%.*s')",
+                    h->value, h->value_len);
 
     n = ws_http_count(resp, "Sec-WebSocket-Protocol");
     if (n > 1)
-        return failmsg(err, err_len, "duplicate Sec-WebSocket-Protocol header");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "duplicate Sec-WebSocket-Protocol header");
     h = ws_http_find(resp, "Sec-WebSocket-Protocol");
     if (h != NULL && h->value_len > 0) {
         size_t i = 0;
@@ -277,8 +282,9 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
                                      memcmp(protocols[i], h->value, h->value_len) != 0))
             i++;
         if (i == num_protocols)
-            return fail(err, err_len, "server chose subprotocol '%.*s' that was not offered",
-                        h->value, h->value_len);
+            return fail(WS_E_PROTOCOL, err, err_len,
+                        "server chose subprotocol '%.*s' that was not offered", h->value,
+                        h->value_len);
         res->protocol = h->value;
         res->protocol_len = h->value_len;
     }
@@ -287,7 +293,7 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
     /* The result holds one span; joining several headers would need a copy,
      * and silently using only one would misconfigure the session. */
     if (n > 1)
-        return failmsg(err, err_len, "multiple Sec-WebSocket-Extensions headers");
+        return failmsg(WS_E_PROTOCOL, err, err_len, "multiple Sec-WebSocket-Extensions headers");
     h = ws_http_find(resp, "Sec-WebSocket-Extensions");
     if (h != NULL && h->value_len > 0) {
         size_t pos = 0;
@@ -296,16 +302,17 @@ int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
         while (ws_http_next_element(h->value, h->value_len, &pos, &elem, &elem_len)) {
             extension_name(elem, elem_len, &name, &name_len);
             if (!ws_http_is_token(name, name_len))
-                return fail(err, err_len, "invalid Sec-WebSocket-Extensions element '%.*s'", elem,
-                            elem_len);
+                return fail(WS_E_PROTOCOL, err, err_len,
+                            "invalid Sec-WebSocket-Extensions element '%.*s'", elem, elem_len);
             if (!offered_extension(offered_extensions, name, name_len))
-                return fail(err, err_len, "server accepted extension '%.*s' that was not offered",
-                            name, name_len);
+                return fail(WS_E_PROTOCOL, err, err_len,
+                            "server accepted extension '%.*s' that was not offered", name,
+                            name_len);
         }
         res->extensions = h->value;
         res->extensions_len = h->value_len;
     }
-    return 0;
+    return WS_OK;
 }
 
 static int base64_value(unsigned char c)
@@ -450,13 +457,14 @@ int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, c
                                  char *err, size_t err_len)
 {
     if (protocol != NULL && !ws_http_is_token(protocol, strlen(protocol)))
-        return fail(err, err_len, "invalid subprotocol '%.*s' (must be a token)", protocol,
-                    strlen(protocol));
+        return fail(WS_E_ARG, err, err_len, "invalid subprotocol '%.*s' (must be a token)",
+                    protocol, strlen(protocol));
     if (extensions != NULL && !is_safe_value(extensions))
-        return fail(err, err_len, "invalid extensions value '%.*s'", extensions,
+        return fail(WS_E_ARG, err, err_len, "invalid extensions value '%.*s'", extensions,
                     strlen(extensions));
-    if (ws_handshake_check_headers(headers, num_headers, err, err_len) != 0)
-        return -1;
+    int rc = ws_handshake_check_headers(headers, num_headers, err, err_len);
+    if (rc != WS_OK)
+        return rc;
     char accept[WS_ACCEPT_LEN + 1];
     ws_handshake_accept(key, key_len, accept);
     size_t mark = out->len;
@@ -468,9 +476,9 @@ int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, c
         put_extra_headers(out, headers, num_headers) || ws_buf_puts(out, "\r\n")) {
         if (out->data != NULL)
             out->len = mark;
-        return failmsg(err, err_len, "out of memory");
+        return failmsg(WS_E_NOMEM, err, err_len, "out of memory");
     }
-    return 0;
+    return WS_OK;
 }
 
 /* The reason phrases of the IANA status code registry (RFC 9110 section
@@ -574,7 +582,7 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
         rc = ws_buf_puts(out, "\r\n") || ws_buf_puts(out, reason) || ws_buf_puts(out, "\n");
     if (rc != 0 && out->data != NULL)
         out->len = mark;
-    return rc ? -1 : 0;
+    return rc ? WS_E_NOMEM : WS_OK;
 }
 
 int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
@@ -584,17 +592,18 @@ int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, si
      * 1xx would leave the client waiting for one. */
     if (status < 200 || status > 599) {
         snprintf(err, err_len, "invalid HTTP status %d (200 to 599)", status);
-        return -1;
+        return WS_E_ARG;
     }
     /* RFC 9110 6.4.1: 204 and 304 never carry content; 8.6: no
      * Content-Length in a 204 (and none is owed in a 304). */
     bool no_content = status == 204 || status == 304;
     if (no_content && body_len > 0) {
         snprintf(err, err_len, "a %d response has no body", status);
-        return -1;
+        return WS_E_ARG;
     }
-    if (ws_handshake_check_headers(headers, num_headers, err, err_len) != 0)
-        return -1;
+    int checked = ws_handshake_check_headers(headers, num_headers, err, err_len);
+    if (checked != WS_OK)
+        return checked;
     bool has_type = no_content;
     for (size_t i = 0; i < num_headers; i++)
         if (ws_http_ieq(headers[i].name, strlen(headers[i].name), "Content-Type", 12))
@@ -618,7 +627,7 @@ int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, si
         if (out->data != NULL)
             out->len = mark;
         snprintf(err, err_len, "out of memory");
-        return -1;
+        return WS_E_NOMEM;
     }
-    return 0;
+    return WS_OK;
 }

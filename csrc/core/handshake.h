@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "buf.h"
 #include "http.h"
 
@@ -37,8 +38,8 @@ typedef struct ws_client_request {
 void ws_handshake_accept(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]);
 
 /* Append the request to out and write the expected accept value.
- * Returns 0, or -1 with a message in err (a bad header name or value, a
- * reserved header, a bad protocol token, out of memory). */
+ * WS_OK, WS_E_ARG (a bad header name or value, a reserved header, a bad
+ * protocol token), WS_E_RANDOM or WS_E_NOMEM; the detail in err. */
 int ws_handshake_client_request(ws_buf *out, const ws_client_request *req,
                                 char accept[WS_ACCEPT_LEN + 1], char *err, size_t err_len);
 
@@ -49,8 +50,8 @@ typedef struct ws_client_result {
     size_t extensions_len;
 } ws_client_result;
 
-/* Check a parsed response against the request.  Returns 0, or -1 with a
- * message in err ("expected status 101, got 403", "Sec-WebSocket-Accept
+/* Check a parsed response against the request.  WS_OK, or WS_E_PROTOCOL
+ * with the detail in err ("expected status 101, got 403", "Sec-WebSocket-Accept
  * mismatch", "server chose subprotocol 'x' that was not offered", ...). */
 int ws_handshake_check_response(const ws_http_head *resp, const char *accept,
                                 const char *const *protocols, size_t num_protocols,
@@ -78,18 +79,19 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
 /* Check extra headers an application wants to send: names must be tokens
  * and not set by the handshake itself (Host, Upgrade, Connection,
  * Sec-WebSocket-*, Content-Length, Transfer-Encoding), values must hold no
- * control characters but HTAB.  0, or -1 with a message in err. */
+ * control characters but HTAB.  WS_OK, or WS_E_ARG with the detail in err. */
 int ws_handshake_check_headers(const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
 
 /* Append "101 Switching Protocols" with the accept for key, the chosen
- * protocol and extensions (NULL: none) and extra headers.  0 or -1 (bad
- * header / out of memory, message in err). */
+ * protocol and extensions (NULL: none) and extra headers.  WS_OK, WS_E_ARG
+ * (a bad header) or WS_E_NOMEM, the detail in err. */
 int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                                  const char *extensions, const ws_kv *headers, size_t num_headers,
                                  char *err, size_t err_len);
 
 /* Append an error response with the status, the reason as a text/plain
- * body, "Connection: close", and "Sec-WebSocket-Version: 13" for 426. */
+ * body, "Connection: close", and "Sec-WebSocket-Version: 13" for 426.
+ * WS_OK or WS_E_NOMEM. */
 int ws_handshake_error_response(ws_buf *out, int status, const char *reason, const ws_kv *headers,
                                 size_t num_headers);
 
@@ -98,8 +100,8 @@ int ws_handshake_error_response(ws_buf *out, int status, const char *reason, con
  * "Connection: close", a text/plain Content-Type unless headers name one,
  * "Sec-WebSocket-Version: 13" for 426, the headers, then the body.  A 204
  * or 304 has neither Content-Length nor a default Content-Type.
- * Returns 0, or -1 with err set for a status outside 200..599, a body
- * with 204/304, or a bad header. */
+ * WS_OK, WS_E_ARG with err set for a status outside 200..599, a body with
+ * 204/304, or a bad header, or WS_E_NOMEM. */
 int ws_handshake_http_response(ws_buf *out, int status, const ws_kv *headers, size_t num_headers,
                                const uint8_t *body, size_t body_len, char *err, size_t err_len);
 

@@ -77,19 +77,6 @@ struct ws_session {
     bool send_compressed; /* the fragmented message being sent is compressed */
 };
 
-const char *ws_strerror(int err)
-{
-    switch (err) {
-    case WS_OK: return "ok";
-    case WS_E_STATE: return "connection is not open";
-    case WS_E_NOMEM: return "out of memory";
-    case WS_E_BUSY: return "a fragmented message is being sent";
-    case WS_E_NOT_FRAG: return "no fragmented message is being sent";
-    case WS_E_ARG: return "invalid argument";
-    default: return "unknown error";
-    }
-}
-
 bool ws_close_code_valid(int code)
 {
     if (code >= 1000 && code <= 1003)
@@ -558,7 +545,7 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
 {
     if (s->role != WS_CLIENT || s->state != WS_CONNECTING || !s->hs || s->hs->started) {
         snprintf(err, err_len, "session is not a client waiting to connect");
-        return -1;
+        return WS_E_STATE;
     }
     ws_hs *hs = s->hs;
     hs->started = true;
@@ -592,12 +579,10 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
     } else if (extensions && !(hs->extensions = dup_span(extensions, strlen(extensions)))) {
         goto nomem;
     }
-    if (ws_handshake_client_request(&s->out, &r, hs->accept, err, err_len) != 0)
-        return -1;
-    return 0;
+    return ws_handshake_client_request(&s->out, &r, hs->accept, err, err_len);
 nomem:
     snprintf(err, err_len, "out of memory");
-    return -1;
+    return WS_E_NOMEM;
 }
 
 /* Client: permessage-deflate in the accepted extensions.  0, or -1 with
@@ -797,9 +782,10 @@ int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t n
         snprintf(err, err_len, "no plain HTTP request is waiting");
         return WS_E_STATE;
     }
-    if (ws_handshake_http_response(&s->out, status, headers, num_headers, body, body_len, err,
-                                   err_len) != 0)
-        return WS_E_ARG;
+    int rc = ws_handshake_http_response(&s->out, status, headers, num_headers, body, body_len, err,
+                                        err_len);
+    if (rc != WS_OK)
+        return rc;
     s->state = WS_CLOSED;
     drop_input(s);
     set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
@@ -874,9 +860,10 @@ static int accept_with(ws_session *s, const char *protocol, const char *extensio
                        const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
 {
     ws_hs *hs = s->hs;
-    if (ws_handshake_server_response(&s->out, hs->req.key, hs->req.key_len, protocol, extensions,
-                                     headers, num_headers, err, err_len) != 0)
-        return WS_E_ARG;
+    int rc = ws_handshake_server_response(&s->out, hs->req.key, hs->req.key_len, protocol,
+                                          extensions, headers, num_headers, err, err_len);
+    if (rc != WS_OK)
+        return rc;
     if ((protocol && !(s->protocol = dup_span(protocol, strlen(protocol)))) ||
         (extensions && !(s->extensions = dup_span(extensions, strlen(extensions))))) {
         snprintf(err, err_len, "out of memory");
@@ -896,10 +883,11 @@ int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv
     if (!awaiting_accept(s))
         return WS_E_STATE;
     char err[128];
-    if (ws_handshake_check_headers(headers, num_headers, err, sizeof err) != 0)
-        return WS_E_ARG;
-    if (ws_handshake_error_response(&s->out, status, reason, headers, num_headers) != 0)
-        return WS_E_NOMEM;
+    int rc = ws_handshake_check_headers(headers, num_headers, err, sizeof err);
+    if (rc == WS_OK)
+        rc = ws_handshake_error_response(&s->out, status, reason, headers, num_headers);
+    if (rc != WS_OK)
+        return rc;
     s->state = WS_CLOSED;
     drop_input(s);
     set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
@@ -1008,7 +996,7 @@ static int compressed_step(ws_session *s, ws_event *ev)
     if (take || last) {
         ws_buf *m = msg_buf(s);
         if (!m)
-            return fail(s, ev, 1011, "out of memory");
+            return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         uint8_t *p = ws_buf_begin(&s->in);
         if (h->masked)
             ws_mask(p, (size_t)take, h->mask, s->done);
@@ -1025,7 +1013,7 @@ static int compressed_step(ws_session *s, ws_event *ev)
         case WS_INFLATE_DATA: return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid compressed data");
         case WS_INFLATE_TRAILING:
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "data after the final deflate block");
-        default: return fail(s, ev, 1011, "out of memory");
+        default: return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         }
     }
     if (!last)
@@ -1107,7 +1095,7 @@ static int frame_step(ws_session *s, ws_event *ev)
                     s->out.len -= s->pong_len;
                 size_t before = ws_buf_size(&s->out);
                 if (queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
-                    return fail(s, ev, 1011, "out of memory");
+                    return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
                 s->pong_len = ws_buf_size(&s->out) - before;
             }
             /* fallthrough */
@@ -1133,7 +1121,7 @@ static int frame_step(ws_session *s, ws_event *ev)
         } else {
             ws_buf *m = msg_buf(s);
             if (!m || ws_buf_append(m, payload, len) != 0)
-                return fail(s, ev, 1011, "out of memory");
+                return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
             ws_buf_consume(&s->in, len);
             if (!h->fin)
                 continue;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "deflate.h"
 #include "handshake.h"
 #include "http.h"
@@ -53,19 +54,11 @@ enum {
     WS_CLOSE_NO_STATUS = 1005,
     WS_CLOSE_ABNORMAL = 1006,
     WS_CLOSE_INVALID_DATA = 1007,
-    WS_CLOSE_TOO_BIG = 1009
+    WS_CLOSE_POLICY = 1008,
+    WS_CLOSE_TOO_BIG = 1009,
+    WS_CLOSE_INTERNAL_ERROR = 1011,
+    WS_CLOSE_TRY_AGAIN_LATER = 1013
 };
-
-/* Errors returned by the send side. */
-enum ws_err {
-    WS_OK = 0,
-    WS_E_STATE = -1, /* not OPEN (or the handshake is not at that step) */
-    WS_E_NOMEM = -2,
-    WS_E_BUSY = -3,     /* a fragmented message is being sent */
-    WS_E_NOT_FRAG = -4, /* continuation without a started fragmented message */
-    WS_E_ARG = -5       /* bad code, reason or payload size */
-};
-const char *ws_strerror(int err);
 
 typedef void (*ws_random_fn)(void *ud, uint8_t *buf, size_t n);
 
@@ -92,13 +85,13 @@ void ws_session_config_init(ws_session_config *cfg, int role);
 ws_session *ws_session_new(const ws_session_config *cfg);
 void ws_session_free(ws_session *s);
 
-/* Client with handshake: queue the request.  Returns 0 or -1 (err set). */
+/* Client with handshake: queue the request.  A ws_err (detail in err). */
 int ws_session_start_client(ws_session *s, const ws_client_request *req,
                             const char *const *protocols, size_t num_protocols,
                             const char *extensions, char *err, size_t err_len);
 
 /* Server after WS_EV_REQUEST: answer 101 (protocol/extensions may be NULL)
- * or an error status. */
+ * or an error status.  A ws_err (detail in err). */
 int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,
                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
 int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv *headers,

@@ -934,7 +934,7 @@ static void on_idle(ws_loop *loop, ws_timer *t, void *ud)
     (void)t;
     ws_conn *c = ud;
     static const char reason[] = "idle timeout";
-    ws_conn_close(c, 1001, (const uint8_t *)reason, sizeof reason - 1);
+    ws_conn_close(c, WS_CLOSE_GOING_AWAY, (const uint8_t *)reason, sizeof reason - 1);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -956,7 +956,7 @@ static int check_room(ws_conn *c, size_t n)
         return WS_OK;
     if (c->close_on_full) {
         static const char reason[] = "send buffer full";
-        ws_conn_close(c, 1013, (const uint8_t *)reason, sizeof reason - 1);
+        ws_conn_close(c, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)reason, sizeof reason - 1);
     }
     return WS_E_FULL;
 }

@@ -78,7 +78,6 @@ void ws_conn_set_ud(ws_conn *c, void *ud);
 /* Sending: as ws_session_send & co., then a flush is scheduled.  Over
  * max_buffered: WS_E_FULL (or, with close_on_full, the connection closes
  * with 1013 and WS_E_FULL is returned). */
-enum { WS_E_FULL = -10 };
 int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n);
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);

@@ -5,6 +5,7 @@
 
 #include "core/frame.h"
 #include "lua_compat.h"
+#include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "core/mask.h"
@@ -50,7 +51,7 @@ static int l_build_frame(lua_State *L)
     if (h.masked) {
         uint8_t *tmp = malloc(n ? n : 1);
         if (!tmp)
-            return luaL_error(L, "out of memory");
+            return ws_lua_nomem(L, "frame");
         ws_mask_copy(tmp, (const uint8_t *)payload, n, h.mask, 0);
         luaL_addlstring(&b, (const char *)tmp, n);
         free(tmp);
@@ -115,7 +116,7 @@ static int l_mask(lua_State *L)
     luaL_buffinit(L, &b);
     uint8_t *tmp = malloc(n ? n : 1);
     if (!tmp)
-        return luaL_error(L, "out of memory");
+        return ws_lua_nomem(L, "mask");
     ws_mask_copy(tmp, (const uint8_t *)p, n, (const uint8_t *)key, (uint64_t)off);
     luaL_addlstring(&b, (const char *)tmp, n);
     free(tmp);

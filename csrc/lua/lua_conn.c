@@ -7,6 +7,7 @@
 
 #include "io/conn.h"
 #include "lua_conn.h"
+#include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "lua_route.h"
@@ -481,14 +482,14 @@ static int l_connect(lua_State *L)
     if (u.secure && !(tls = client_tls(L, opts, err, sizeof err)))
         return luaL_error(L, "ws.connect: %s", err);
     ws_session *s = ws_session_new(&scfg);
-    if (!s || ws_session_start_client(s, req, req->protocols, req->num_protocols, req->extensions,
-                                      err, sizeof err) != 0) {
-        if (!s)
-            snprintf(err, sizeof err, "out of memory");
+    int rc = s ? ws_session_start_client(s, req, req->protocols, req->num_protocols,
+                                         req->extensions, err, sizeof err)
+               : WS_E_NOMEM;
+    if (rc != WS_OK) {
         ws_session_free(s);
         if (tls)
             ws_tls_ctx_unref(tls);
-        return luaL_error(L, "ws.connect: %s", err);
+        return ws_lua_raise(L, "ws.connect", rc, err, 0);
     }
     lc->c = ws_conn_connect(ws_lua_loop_get(ll), &ccfg, &ws_lua_conn_callbacks, lc, s, u.host,
                             u.port, tls, err, sizeof err);
@@ -501,7 +502,7 @@ static int l_connect(lua_State *L)
     if (ws_lua_apply_route(lc->c, &route) != 0) {
         ws_conn_free(lc->c);
         lc->c = NULL;
-        return luaL_error(L, "ws.connect: out of memory");
+        return ws_lua_nomem(L, "ws.connect");
     }
     ws_lua_conn_anchor(L, lc, idx);
     lua_settop(L, idx);
@@ -517,7 +518,7 @@ static int send_result(lua_State *L, int r)
     if (r == WS_E_ARG)
         return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
     lua_pushnil(L);
-    lua_pushstring(L, r == WS_E_FULL ? "send buffer full" : ws_strerror(r));
+    lua_pushstring(L, ws_strerror(r));
     return 2;
 }
 
@@ -554,7 +555,7 @@ static int l_ping(lua_State *L)
 static int l_close(lua_State *L)
 {
     lconn *lc = check_conn(L);
-    lua_Number code = luaL_optnumber(L, 2, 1000);
+    lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_NORMAL);
     size_t n;
     const char *reason = luaL_optlstring(L, 3, "", &n);
     if (code != (int)code || !ws_close_code_valid((int)code))
@@ -738,7 +739,7 @@ static int l_close_meta(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
     if (lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
-        ws_conn_close(lc->c, 1000, NULL, 0);
+        ws_conn_close(lc->c, WS_CLOSE_NORMAL, NULL, 0);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "core/handshake.h"
 #include "core/http.h"
 #include "lua_compat.h"
+#include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "core/url.h"
@@ -287,11 +288,9 @@ static int l_client_handshake(lua_State *L)
     ws_buf *out = new_buf(L);
     char accept[WS_ACCEPT_LEN + 1];
     char err[160];
-    if (ws_handshake_client_request(out, req, accept, err, sizeof err) != 0) {
-        if (strcmp(err, "out of memory") == 0 || strncmp(err, "random", 6) == 0)
-            return luaL_error(L, "client_handshake: %s", err);
-        return luaL_argerror(L, 2, err);
-    }
+    int rc = ws_handshake_client_request(out, req, accept, err, sizeof err);
+    if (rc != WS_OK)
+        return ws_lua_raise(L, "client_handshake", rc, err, 2);
     push_buf(L, out);
     ws_buf_free(out);
     lua_pushstring(L, accept);
@@ -343,8 +342,8 @@ static int l_check_response(lua_State *L)
 static int reject(lua_State *L, int status, const char *reason)
 {
     ws_buf *out = new_buf(L);
-    if (ws_handshake_error_response(out, status, reason, NULL, 0) != 0)
-        return luaL_error(L, "accept: out of memory");
+    if (ws_handshake_error_response(out, status, reason, NULL, 0) != WS_OK)
+        return ws_lua_nomem(L, "accept");
     lua_pushnil(L);
     lua_pushinteger(L, status);
     lua_pushstring(L, reason);
@@ -459,12 +458,10 @@ static int l_accept(lua_State *L)
     lua_setfield(L, t, "headers");
 
     ws_buf *out = new_buf(L);
-    if (ws_handshake_server_response(out, info.key, info.key_len, chosen, extensions, kv, nh, err,
-                                     sizeof err) != 0) {
-        if (strcmp(err, "out of memory") == 0)
-            return luaL_error(L, "accept: %s", err);
-        return luaL_argerror(L, 2, err);
-    }
+    rc = ws_handshake_server_response(out, info.key, info.key_len, chosen, extensions, kv, nh, err,
+                                      sizeof err);
+    if (rc != WS_OK)
+        return ws_lua_raise(L, "accept", rc, err, 2);
     push_buf(L, out);
     ws_buf_free(out);
     lua_pushvalue(L, t);

@@ -44,6 +44,7 @@
 
 #include "io/loop.h"
 #include "lua_compat.h"
+#include "lua_error.h"
 #include "lua_core.h"
 #include "lua_loop.h"
 
@@ -388,7 +389,7 @@ static int l_loop_new(lua_State *L)
     lua_setmetatable(L, -2);
     lctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
-        return luaL_error(L, "ws.core.loop: out of memory");
+        return ws_lua_nomem(L, "ws.core.loop");
     ctx->refs = 1;
     l->ctx = ctx;
     ctx->loop = ws_loop_new();
@@ -519,7 +520,7 @@ static int new_timer(lua_State *L, bool repeat)
     ltimer *lt = new_handle(L, ctx, sizeof *lt, TIMER_MT, 3);
     ws_timer_init(&lt->t, timer_cb, lt);
     if (ws_timer_start(ctx->loop, &lt->t, ns, repeat ? ns : 0) < 0)
-        return luaL_error(L, "loop:%s: out of memory", repeat ? "every" : "timer");
+        return ws_lua_nomem(L, repeat ? "loop:every" : "loop:timer");
     anchor(L, -1, lt, true);
     return 1;
 }
@@ -634,7 +635,7 @@ static int l_timer_again(lua_State *L)
         r = ws_timer_start(lt->ctx->loop, &lt->t, ns, repeat ? ns : 0);
     }
     if (r < 0)
-        return luaL_error(L, "timer:again: out of memory");
+        return ws_lua_nomem(L, "timer:again");
     anchor(L, 1, lt, true);
     lua_settop(L, 1);
     return 1;

@@ -627,7 +627,7 @@ static int l_clients(lua_State *L)
 static int l_close(lua_State *L)
 {
     lserver *srv = check_server(L);
-    lua_Number code = luaL_optnumber(L, 2, 1001);
+    lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_GOING_AWAY);
     const char *reason = luaL_optstring(L, 3, "server shutting down");
     stop_listening(L, srv);
     lconn *next;

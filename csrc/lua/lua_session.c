@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "lua_compat.h"
+#include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "core/session.h"
@@ -36,12 +37,10 @@ static int start_client(lua_State *L, lsession *ls, int opts)
 {
     ws_client_request *req = ws_lua_client_request(L, 0, opts);
     char err[256];
-    if (ws_session_start_client(ls->s, req, req->protocols, req->num_protocols, req->extensions,
-                                err, sizeof err) != 0) {
-        if (strcmp(err, "out of memory") == 0 || strncmp(err, "random", 6) == 0)
-            return luaL_error(L, "session: %s", err);
-        return luaL_argerror(L, opts, err);
-    }
+    int rc = ws_session_start_client(ls->s, req, req->protocols, req->num_protocols,
+                                     req->extensions, err, sizeof err);
+    if (rc != WS_OK)
+        return ws_lua_raise(L, "session", rc, err, opts);
     lua_pop(L, 1);
     return 0;
 }
@@ -85,7 +84,7 @@ static int l_session(lua_State *L)
     }
     ls->s = ws_session_new(&cfg);
     if (!ls->s)
-        return luaL_error(L, "out of memory");
+        return ws_lua_nomem(L, "session");
 
     lua_createtable(L, 0, 1);
     lua_getfield(L, 1, "protocols");
@@ -104,7 +103,7 @@ static int l_feed(lua_State *L)
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     if (ws_session_feed(ls->s, (const uint8_t *)p, n) != WS_OK)
-        return luaL_error(L, "out of memory");
+        return ws_lua_nomem(L, "session:feed");
     return 0;
 }
 
@@ -270,7 +269,7 @@ static int send_result(lua_State *L, int r, int arg, const char *argmsg)
     if (r == WS_E_ARG)
         return luaL_argerror(L, arg, argmsg);
     if (r == WS_E_NOMEM)
-        return luaL_error(L, "out of memory");
+        return ws_lua_nomem(L, "session");
     lua_pushnil(L);
     lua_pushstring(L, ws_strerror(r));
     return 2;
