@@ -36,6 +36,7 @@ build = {
     ["ws"] = "lua/ws/init.lua",
     ["ws.luv"] = "lua/ws/luv.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
+    ["ws.resty"] = "lua/ws/resty.lua",
     -- end generated: lua modules
     ["ws.core"] = {
       sources = {

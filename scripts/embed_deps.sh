@@ -7,12 +7,13 @@
 #   lua-copas    Copas 1.x (Lua 5.1/5.2 only; lua-socket, lua-coxpcall)
 #   nginx, libnginx-mod-http-lua   nginx with lua-nginx-module (OpenResty's
 #                LuaJIT, luajit2, installed by deps.sh) and lua-resty-core
+#   curl         HTTP requests to nginx endpoints in the ws.resty specs
 # Prints "embed_deps: <pkg> missing" for what could not be installed and
 # exits non-zero then; the specs skip with a visible reason.
 set -uo pipefail
 unset LD_PRELOAD
 
-pkgs=(lua-cqueues lua-luv neovim lua-copas nginx libnginx-mod-http-lua)
+pkgs=(lua-cqueues lua-luv neovim lua-copas nginx libnginx-mod-http-lua curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

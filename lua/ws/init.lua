@@ -176,6 +176,16 @@ local function receive(c, timeout)
 end
 core.conn_methods.receive = receive
 
+-- Inside nginx (lua-nginx-module) lua-ws's own loop would block the
+-- worker: the networked API refuses and points to the cosocket adapter.
+local function refuse_in_nginx(what)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
+    error(what .. ": not inside nginx (" .. tostring(ngx.get_phase()) .. " phase): its own event loop "
+      .. "would block the worker; use require(\"ws.resty\") (cosockets) instead", 3)
+  end
+end
+
 --- Open a client connection.  With any on_* callback in opts it returns
 -- at once (ready_state CONNECTING) and the callbacks fire from ws.run();
 -- without, it waits and returns an OPEN connection or nil, err[, info].
@@ -186,6 +196,7 @@ function ws.connect(url, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
   end
+  refuse_in_nginx("ws.connect")
   local callback_style = false
   for i = 1, #CALLBACKS do
     if opts and opts[CALLBACKS[i]] ~= nil then callback_style = true end
@@ -207,6 +218,7 @@ function ws.listen(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'listen' (table expected, got " .. type(opts) .. ")", 2)
   end
+  refuse_in_nginx("ws.listen")
   return core.listen(opts, ws.loop())
 end
 
