@@ -7,6 +7,7 @@
 -- object with a getfd() method: a small stand-in for loop:fd() lets a
 -- Copas thread sleep in copas.receive until lua-ws has work (timers
 -- included), then run one loop:step(0).
+-- @module ws.copas
 local copas = require "copas"
 local ws = require "ws"
 

@@ -8,6 +8,7 @@
 -- The loop object is itself a cqueues pollable (pollfd/events/timeout), so
 -- the task is just `cqueues.poll(loop); loop:step(0)`.  An error raised in a
 -- lua-ws callback ends the task and comes out of cq:loop() / cq:step().
+-- @module ws.cqueues
 local cqueues = require "cqueues"
 local ws = require "ws"
 

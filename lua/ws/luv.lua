@@ -11,6 +11,7 @@
 -- timers), like ws.run().  In Neovim, uv callbacks run in a "fast event"
 -- context where most of vim.api is off limits: there each turn goes
 -- through vim.schedule, so lua-ws callbacks may call vim.api.
+-- @module ws.luv
 local ws = require "ws"
 
 local M = {}

@@ -12,12 +12,20 @@
 -- whoever calls c:receive); c:send/ping/close work from any light thread:
 -- they queue bytes in the session and a writer thread sends them, so two
 -- writers never share the socket.
+-- @module ws.resty
 local core = require "ws.core"
 
 local ngx = ngx -- luacheck: ignore 113 (read-only global of OpenResty)
 
 local M = {}
 
+--- A connection of ws.resty (server or client).
+-- @table Conn
+-- @field protocol the negotiated subprotocol or nil
+-- @field extensions the negotiated extensions or nil
+-- @field ready_state "OPEN", "CLOSING" or "CLOSED"
+-- @field closed once CLOSED: {code, reason, was_clean}
+-- @field error what failed (keepalive timeout, protocol error) or nil
 local Conn = {}
 Conn.__index = Conn
 
