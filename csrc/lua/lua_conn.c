@@ -10,6 +10,7 @@
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_redirect.h"
 #include "lua_route.h"
 #include "lua_tls_cache.h"
 #include "io/tls.h"
@@ -229,7 +230,15 @@ static int event_body(lua_State *L)
         lua_pushlstring(L, (const char *)ev->data, ev->len);
         call_callback(L, lc, idx, ev->type == WS_EV_PING ? CB_PING : CB_PONG, 1, EVENT_HANDLER);
         break;
-    case WS_EV_ERROR:
+    case WS_EV_ERROR: {
+        int why = 0; /* a redirect's failure replaces the 3xx message */
+        if (lc->redirect && ev->head) {
+            int r = ws_lua_redirect(L, lc, idx, ev);
+            if (r == WS_LUA_REDIRECTED)
+                break;
+            if (r == WS_LUA_REDIRECT_FAILED)
+                why = lua_gettop(L);
+        }
         if (ev->head) { /* a client's failed handshake: keep the answer */
             lua_pushinteger(L, ev->code);
             set_field(L, lc, idx, "status");
@@ -238,7 +247,10 @@ static int event_body(lua_State *L)
             lua_pushlstring(L, (const char *)ev->body, ev->body_len);
             set_field(L, lc, idx, "body");
         }
-        lua_pushlstring(L, (const char *)ev->data, ev->len);
+        if (why)
+            lua_pushvalue(L, why);
+        else
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
         if (!lc->opened) {
             lua_pushliteral(L, "handshake failed: ");
             lua_insert(L, -2);
@@ -250,6 +262,7 @@ static int event_body(lua_State *L)
         if (lc->opened || !lc->srv)
             call_callback(L, lc, idx, CB_ERROR, 1, EVENT_HANDLER);
         break;
+    }
     case WS_EV_CLOSE:
         lc->closed = true;
         lc->close_code = ev->code;
@@ -275,6 +288,8 @@ static int event_body(lua_State *L)
 static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
 {
     lconn *lc = ud;
+    if (c != lc->c)
+        return; /* a connection left for a redirect: it ends silently */
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (!L || !lua_checkstack(L, 8))
         return;
@@ -301,8 +316,9 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
 
 static void conn_error(ws_conn *c, const char *msg, void *ud)
 {
-    (void)c;
     lconn *lc = ud;
+    if (c != lc->c)
+        return;
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (!L || !lua_checkstack(L, 8))
         return;
@@ -335,8 +351,9 @@ static void conn_drain(ws_conn *c, void *ud)
 
 static void conn_closed(ws_conn *c, void *ud)
 {
-    (void)c;
     lconn *lc = ud;
+    if (c != lc->c)
+        return;
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (L)
         detach_from_server(L, lc);
@@ -418,6 +435,56 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
     return ctx;
 }
 
+ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropts,
+                            const ws_session_config *scfg, const ws_conn_config *ccfg, char *err,
+                            size_t err_len)
+{
+    int top = lua_gettop(L);
+    ws_url u;
+    ws_lua_route route;
+    memset(&route, 0, sizeof route);
+    /* ws+unix:// URLs are requested as ws://localhost/... */
+    if (!ws_lua_unix_url(L, lua_tostring(L, url), &route))
+        lua_pushvalue(L, url);
+    int req_url = lua_gettop(L);
+    if (ws_url_parse(lua_tostring(L, req_url), &u, err, err_len) != 0)
+        luaL_argerror(L, 1, lua_pushfstring(L, "invalid URL: %s", err));
+    ws_lua_read_route(L, opts, &u, &route);
+    /* The request (URL, origin, protocols, headers) is read the way
+     * ws.core.client_handshake reads it. */
+    lua_pushvalue(L, req_url);
+    lua_setfield(L, ropts, "url");
+    const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
+    ws_tls_ctx *tls = NULL;
+    if (u.secure && !(tls = client_tls(L, opts, err, err_len))) {
+        lua_settop(L, top);
+        return NULL;
+    }
+    ws_session *s = ws_session_new(scfg);
+    int rc = s ? ws_session_start_client(s, req, req->protocols, req->num_protocols,
+                                         req->extensions, err, err_len)
+               : WS_E_NOMEM;
+    if (rc != WS_OK) {
+        ws_session_free(s);
+        if (tls)
+            ws_tls_ctx_unref(tls);
+        ws_lua_raise(L, "ws.connect", rc, err, 0);
+    }
+    ws_conn *c = ws_conn_connect(ws_lua_loop_get(lc->ll), ccfg, &ws_lua_conn_callbacks, lc, s,
+                                 u.host, u.port, tls, err, err_len);
+    if (tls)
+        ws_tls_ctx_unref(tls); /* the connection holds its own reference */
+    if (!c) {
+        ws_session_free(s);
+    } else if (ws_lua_apply_route(c, &route) != 0) {
+        ws_conn_free(c); /* and its session */
+        c = NULL;
+        snprintf(err, err_len, "out of memory");
+    }
+    lua_settop(L, top);
+    return c;
+}
+
 /* ws.core.connect(url, opts, loop) */
 static int l_connect(lua_State *L)
 {
@@ -426,15 +493,6 @@ static int l_connect(lua_State *L)
     ws_lua_loop *ll = ws_lua_check_loop(L, 3);
     lua_settop(L, 3);
     char err[256];
-    ws_url u;
-    ws_lua_route route;
-    memset(&route, 0, sizeof route);
-    /* ws+unix:// URLs are requested as ws://localhost/... (slot 4). */
-    if (!ws_lua_unix_url(L, lua_tostring(L, 1), &route))
-        lua_pushvalue(L, 1);
-    if (ws_url_parse(lua_tostring(L, 4), &u, err, sizeof err) != 0)
-        return luaL_argerror(L, 1, lua_pushfstring(L, "invalid URL: %s", err));
-    ws_lua_read_route(L, opts, &u, &route);
 
     /* Everything that may raise comes before anything is allocated. */
     ws_session_config scfg;
@@ -444,14 +502,14 @@ static int l_connect(lua_State *L)
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
     ws_lua_read_timeouts(L, opts, &ccfg, false);
+    int redirects = ws_lua_opt_redirects(L, opts);
     for (int i = CB_OPEN; opts && i <= CB_PONG; i++) {
         lua_getfield(L, opts, ws_lua_callback_names[i]);
         if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
             return ws_lua_opt_error(L, opts, "'%s' must be a function", ws_lua_callback_names[i]);
         lua_pop(L, 1);
     }
-    /* The request (URL, origin, protocols, headers) is read the way
-     * ws.core.client_handshake reads it. */
+    /* A copy of the options the request is read from (its url is set). */
     lua_newtable(L);
     int ropts = lua_gettop(L);
     if (opts) {
@@ -462,9 +520,6 @@ static int l_connect(lua_State *L)
             lua_rawset(L, ropts);
         }
     }
-    lua_pushvalue(L, 4);
-    lua_setfield(L, ropts, "url");
-    const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
     lconn *lc = ws_lua_conn_push(L, ll);
     int idx = lua_gettop(L);
     ws_lua_conn_fields(L, lc, idx);
@@ -478,32 +533,11 @@ static int l_connect(lua_State *L)
     }
     lua_pop(L, 1);
 
-    ws_tls_ctx *tls = NULL;
-    if (u.secure && !(tls = client_tls(L, opts, err, sizeof err)))
+    lc->c = ws_lua_client_dial(L, lc, 1, opts, ropts, &scfg, &ccfg, err, sizeof err);
+    if (!lc->c)
         return luaL_error(L, "ws.connect: %s", err);
-    ws_session *s = ws_session_new(&scfg);
-    int rc = s ? ws_session_start_client(s, req, req->protocols, req->num_protocols,
-                                         req->extensions, err, sizeof err)
-               : WS_E_NOMEM;
-    if (rc != WS_OK) {
-        ws_session_free(s);
-        if (tls)
-            ws_tls_ctx_unref(tls);
-        return ws_lua_raise(L, "ws.connect", rc, err, 0);
-    }
-    lc->c = ws_conn_connect(ws_lua_loop_get(ll), &ccfg, &ws_lua_conn_callbacks, lc, s, u.host,
-                            u.port, tls, err, sizeof err);
-    if (tls)
-        ws_tls_ctx_unref(tls); /* the connection holds its own reference */
-    if (!lc->c) {
-        ws_session_free(s);
-        return luaL_error(L, "ws.connect: %s", err);
-    }
-    if (ws_lua_apply_route(lc->c, &route) != 0) {
-        ws_conn_free(lc->c);
-        lc->c = NULL;
+    if (redirects && ws_lua_redirect_init(L, lc, idx, ropts, &scfg, &ccfg, redirects) != 0)
         return ws_lua_nomem(L, "ws.connect");
-    }
     ws_lua_conn_anchor(L, lc, idx);
     lua_settop(L, idx);
     return 1;
@@ -727,6 +761,7 @@ static int l_gc(lua_State *L)
         ws_conn_free(lc->c);
         lc->c = NULL;
     }
+    ws_lua_redirect_free(lc);
     if (lc->ll) {
         ws_lua_loop_unref(lc->ll);
         lc->ll = NULL;

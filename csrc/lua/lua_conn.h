@@ -67,6 +67,7 @@ struct lconn {
     bool was_clean;    /* valid once closed */
     bool request_temp; /* fields.request goes after on_open unless read */
     bool request_read; /* c.request or c.path was read */
+    struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
 };
 
 /* The path "/" shared by every connection that asked for it. */
@@ -80,6 +81,14 @@ void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx);
 /* Push the fields table of the connection at idx, making it if needed. */
 void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx);
 extern const ws_conn_callbacks ws_lua_conn_callbacks;
+
+/* Open lc's transport to the URL at stack index url (ws://, wss:// or
+ * ws+unix://) with the request options of the table ropts (its "url" is
+ * set here) and the route and TLS options of opts (0: none).  Raises on
+ * bad input; NULL with err when the connection cannot start. */
+ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropts,
+                            const ws_session_config *scfg, const ws_conn_config *ccfg, char *err,
+                            size_t err_len);
 
 /* Options shared by clients and servers. */
 void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
