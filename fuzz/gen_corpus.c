@@ -31,12 +31,15 @@ static void put(const char *harness, const void *p, size_t n)
     }
 }
 
-/* Append one frame; masked frames use a fixed key. */
-static void frame(ws_buf *b, unsigned op, bool fin, bool masked, const void *p, size_t n)
+/* Append one frame; masked frames use a fixed key.  rsv1 marks a
+ * compressed message's first frame. */
+static void frame_rsv(ws_buf *b, unsigned op, bool fin, bool rsv1, bool masked, const void *p,
+                      size_t n)
 {
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = fin;
+    h.rsv = rsv1 ? WS_RSV1 : 0;
     h.opcode = (uint8_t)op;
     h.len = n;
     h.masked = masked;
@@ -50,6 +53,11 @@ static void frame(ws_buf *b, unsigned op, bool fin, bool masked, const void *p, 
     else if (n)
         memcpy(w, p, n);
     ws_buf_commit(b, n);
+}
+
+static void frame(ws_buf *b, unsigned op, bool fin, bool masked, const void *p, size_t n)
+{
+    frame_rsv(b, op, fin, false, masked, p, n);
 }
 
 static const char REQUEST[] = "GET /chat?room=1 HTTP/1.1\r\n"
@@ -67,6 +75,13 @@ static const char RESPONSE[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                "Connection: Upgrade\r\n"
                                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                                "\r\n";
+static const char RESPONSE_PMD[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                   "Upgrade: websocket\r\n"
+                                   "Connection: Upgrade\r\n"
+                                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                                   "Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "client_max_window_bits=12\r\n"
+                                   "\r\n";
 static const char RESPONSE_PROTO[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                      "Upgrade: websocket\r\n"
                                      "Connection: Upgrade\r\n"
@@ -135,8 +150,8 @@ static void session_seeds(void)
             case 4: flags = 0x08 | 0x20; break; /* server, allow_http, echo */
             default: flags = 0x05; break;       /* client, handshake, streaming */
             }
-            uint8_t ctl[6] = {flags, (uint8_t)(variant == 4 ? 0x80 : 0x01), 0x00, 0,
-                              (uint8_t)(0x3f | 0xc0), (uint8_t)(17 * variant + mode)};
+            uint8_t ctl[8] = {flags, (uint8_t)(variant == 4 ? 0x80 : 0x01), 0x00, 0,
+                              (uint8_t)(0x3f | 0xc0), (uint8_t)(17 * variant + mode), 0, 0};
             ws_buf_append(&b, ctl, sizeof ctl);
             bool client = flags & 1;
             if (!(flags & 2))
@@ -147,16 +162,17 @@ static void session_seeds(void)
         }
     }
     /* A plain HTTP request for allow_http, a rejected upgrade, garbage. */
-    static const char plain[] = "\x08\x80\x00\x00\xff\x01GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char plain[] =
+        "\x08\x80\x00\x00\xff\x01\x00\x00GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     put("session", plain, sizeof plain - 1);
-    static const char rej[] = "\x80\x80\x00\x00\xff\x02";
+    static const char rej[] = "\x80\x80\x00\x00\xff\x02\x00\x00";
     ws_buf b;
     ws_buf_init(&b);
-    ws_buf_append(&b, rej, 6);
+    ws_buf_append(&b, rej, 8);
     ws_buf_puts(&b, REQUEST);
     put("session", ws_buf_begin(&b), ws_buf_size(&b));
     ws_buf_free(&b);
-    static const char bad_resp[] = "\x01\x80\x00\x00\xff\x03HTTP/1.1 403 Forbidden\r\n"
+    static const char bad_resp[] = "\x01\x80\x00\x00\xff\x03\x00\x00HTTP/1.1 403 Forbidden\r\n"
                                    "Content-Length: 5\r\n\r\nnope!";
     put("session", bad_resp, sizeof bad_resp - 1);
 }
@@ -317,6 +333,86 @@ static void inflate_seeds(void)
         ws_deflate_free(d);
     }
 }
+
+/* One compressed message from a peer whose deflater is d, in one frame or
+ * split in two. */
+static void compressed(ws_buf *b, ws_deflate *d, unsigned op, bool masked, const char *text,
+                       bool split)
+{
+    ws_buf z;
+    ws_buf_init(&z);
+    ws_deflate_compress(d, (const uint8_t *)text, strlen(text), true, &z);
+    size_t n = ws_buf_size(&z), k = split ? n / 2 : n;
+    frame_rsv(b, op, k == n, true, masked, ws_buf_begin(&z), k);
+    if (k < n)
+        frame(b, WS_OP_CONT, true, masked, ws_buf_begin(&z) + k, n - k);
+    ws_buf_free(&z);
+}
+
+/* Sessions with permessage-deflate agreed: context takeover across
+ * messages, a fragmented compressed message with a ping inside, an
+ * uncompressed message among compressed ones, the RFC 7692 7.2.3.4
+ * BFINAL form, bytes after a final block, corrupt data, RSV1 on a control
+ * frame. */
+static void compressed_session_seeds(void)
+{
+    static const char hello[] = "Hello Hello Hello, caf\xc3\xa9 \xe2\x82\xac Hello Hello";
+    static const uint8_t bfinal[] = {0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00};
+    static const uint8_t trailing[] = {0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x01};
+    static const uint8_t corrupt[] = {0xff, 0xff, 0xff, 0x00};
+    for (int mode = 0; mode < 4; mode++) {
+        for (int variant = 0; variant < 4; variant++) {
+            /* mode: 0 server + handshake, 1 client + handshake, 2 server
+             * without one, 3 client without one; all echo. */
+            bool client = mode & 1, handshake = mode < 2;
+            uint8_t flags = (uint8_t)(0x20 | (client ? 1 : 0) | (handshake ? 0 : 2));
+            uint8_t zflags = (uint8_t)(1 | 8 | (variant == 2 ? 4 : 0) | (variant == 3 ? 64 : 0));
+            uint8_t zbits = variant == 1 ? 0xcb : 0x00; /* client 12, server 11 bits */
+            uint8_t ctl[8] = {flags, 0x80, 0x00, 0, 0xff, (uint8_t)(mode * 5 + variant), zflags,
+                              zbits};
+            ws_buf b;
+            ws_buf_init(&b);
+            ws_buf_append(&b, ctl, sizeof ctl);
+            if (handshake)
+                ws_buf_puts(&b, client ? RESPONSE_PMD : REQUEST);
+            /* The peer's deflater: a client peer for a server and back. */
+            ws_deflate_config cfg;
+            ws_deflate_config_init(&cfg);
+            cfg.enabled = true;
+            ws_pmd_agreed ag;
+            memset(&ag, 0, sizeof ag);
+            ag.client_max_window_bits = ag.server_max_window_bits = 9;
+            ws_deflate *d = ws_deflate_new(&cfg, &ag, client);
+            bool masked = !client;
+            switch (variant) {
+            case 0:
+                compressed(&b, d, WS_OP_TEXT, masked, hello, false);
+                compressed(&b, d, WS_OP_TEXT, masked, hello, false); /* uses the context */
+                frame(&b, WS_OP_TEXT, true, masked, "plain", 5);
+                compressed(&b, d, WS_OP_BINARY, masked, hello, true);
+                break;
+            case 1:
+                frame_rsv(&b, WS_OP_TEXT, true, true, masked, bfinal, sizeof bfinal);
+                compressed(&b, d, WS_OP_TEXT, masked, hello, true);
+                frame(&b, WS_OP_PING, true, masked, "p", 1);
+                break;
+            case 2:
+                compressed(&b, d, WS_OP_TEXT, masked, hello, false);
+                frame_rsv(&b, WS_OP_TEXT, true, true, masked, trailing, sizeof trailing);
+                break;
+            default:
+                compressed(&b, d, WS_OP_TEXT, masked, "a", false);
+                frame_rsv(&b, WS_OP_BINARY, true, true, masked, corrupt, sizeof corrupt);
+                frame_rsv(&b, WS_OP_PING, true, true, masked, "x", 1);
+                break;
+            }
+            frame(&b, WS_OP_CLOSE, true, masked, "\x03\xe8", 2);
+            put("session", ws_buf_begin(&b), ws_buf_size(&b));
+            ws_buf_free(&b);
+            ws_deflate_free(d);
+        }
+    }
+}
 #endif
 
 int main(int argc, char **argv)
@@ -337,6 +433,7 @@ int main(int argc, char **argv)
     utf8_seeds();
 #ifdef WS_FUZZ_HAVE_DEFLATE
     inflate_seeds();
+    compressed_session_seeds();
 #endif
     return 0;
 }

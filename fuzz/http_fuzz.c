@@ -130,8 +130,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(hdrs);
         free(head);
     }
-    if (!response)
+    if (!response) {
         (void)ws_http_request_prefix_ok(buf, n);
+        /* Any prefix may be judged as an oversized head: only these. */
+        int st = ws_http_oversized_request(buf, n);
+        FUZZ_CHECK(st == 400 || st == 414 || st == 431, "oversized status %d", st);
+        if (st == 431)
+            FUZZ_CHECK(memchr(buf, '\n', n) != NULL, "431 without a request line");
+    }
     free(buf);
     return 0;
 }

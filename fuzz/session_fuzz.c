@@ -1,6 +1,6 @@
 /* libFuzzer harness: the sans-I/O session in both roles.
  *
- * Input layout: 6 control bytes, then the byte stream from the peer.
+ * Input layout: 8 control bytes, then the byte stream from the peer.
  *   [0] bit0 role (1 = client), bit1 skip the handshake (start OPEN),
  *       bit2 streaming mode, bit3 allow_http, bit4 offer/choose "chat",
  *       bit5 the harness echoes messages, bit6 it may close on its own,
@@ -9,6 +9,12 @@
  *   [3] max_frame: 0 = same as max_message, else max_message scaled down
  *   [4] max_headers (1..64) and max_head (256..8192)
  *   [5] seed for the split sizes, the output consumption and actions
+ *   [6] permessage-deflate: bit0 enable (client: offer, server: accept an
+ *       offer; without a handshake: agreed), bit1 server_no_context_takeover,
+ *       bit2 client_no_context_takeover, bit3 offer client_max_window_bits,
+ *       bits4-5 threshold (0, 16, 64, 1024), bit6 level 1, bit7 memLevel 1
+ *   [7] window bits: low nibble server_max_window_bits, high nibble
+ *       client_max_window_bits (8..15; below 8: not set)
  *
  * The stream is fed in chunks of pseudo-random sizes, copied or lent
  * (ws_session_feed_lent); after every chunk every event is taken.  At the end the transport "ends"
@@ -20,13 +26,17 @@
  *     more bytes are fed; state CLOSED after it; ERROR is followed by it;
  *   - ping/pong payloads at most 125 bytes;
  *   - everything the session writes is, after the HTTP head, a sequence of
- *     valid frames for our role: masked iff client, no RSV bits, known
- *     opcodes, control frames unfragmented and <= 125 bytes, close codes
- *     valid, text valid UTF-8, nothing after our close frame. */
+ *     valid frames for our role: masked iff client, no RSV2/RSV3, RSV1
+ *     only on the first frame of a data message once permessage-deflate
+ *     is agreed, known opcodes, control frames unfragmented and <= 125
+ *     bytes, close codes valid, text valid UTF-8 (compressed messages are
+ *     inflated by an independent peer inflater first, which must accept
+ *     them), nothing after our close frame. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "deflate.h"
 #include "frame.h"
 #include "fuzz_util.h"
 #include "http.h"
@@ -59,7 +69,65 @@ typedef struct harness {
     bool out_closed;    /* we sent a close frame */
     bool out_frag;      /* inside a fragmented message we send */
     ws_buf out;         /* output not yet parsed */
+    /* permessage-deflate */
+    bool pmd;             /* agreed: our data frames may be compressed */
+    ws_deflate *peer_inf; /* the peer's inflater for what we send */
+    bool out_compressed;  /* the message we are sending is compressed */
+    bool out_text;        /* ... and is text */
+    ws_buf out_msg;       /* its inflated bytes so far */
+    uint64_t out_total;
 } harness;
+
+/* The peer's view of what we compress: a 15-bit window (enough for any
+ * window we may use) that keeps its context, which is right whether or
+ * not we reset ours. */
+static void start_peer_inflater(harness *h)
+{
+    if (h->peer_inf)
+        return;
+    ws_deflate_config cfg;
+    ws_deflate_config_init(&cfg);
+    cfg.enabled = true;
+    ws_pmd_agreed ag;
+    memset(&ag, 0, sizeof ag);
+    ag.server_max_window_bits = ag.client_max_window_bits = 15;
+    h->peer_inf = ws_deflate_new(&cfg, &ag, h->client);
+    FUZZ_CHECK(h->peer_inf != NULL, "oom");
+}
+
+static void check_agreed(harness *h)
+{
+    const char *ext = ws_session_extensions(h->s);
+    if (ext && strstr(ext, WS_PMD_NAME)) {
+        h->pmd = true;
+        start_peer_inflater(h);
+    }
+}
+
+/* A data frame we sent: inflate it when compressed, check text. */
+static void check_data(harness *h, const ws_frame_header *fh, const uint8_t *pl, size_t len)
+{
+    bool first = fh->opcode != WS_OP_CONT;
+    bool rsv1 = (fh->rsv & WS_RSV1) != 0;
+    FUZZ_CHECK(!rsv1 || (h->pmd && first), "RSV1 on a frame that cannot carry it");
+    if (first) {
+        h->out_compressed = rsv1;
+        h->out_text = fh->opcode == WS_OP_TEXT;
+        h->out_total = 0;
+        ws_buf_clear(&h->out_msg);
+    }
+    if (!h->out_compressed) {
+        if (fh->opcode == WS_OP_TEXT && fh->fin)
+            FUZZ_CHECK(fuzz_utf8_valid(pl, len), "we sent invalid UTF-8");
+        return;
+    }
+    int r = ws_inflate_feed(h->peer_inf, pl, len, fh->fin, &h->out_msg, &h->out_total,
+                            UINT64_MAX, NULL);
+    FUZZ_CHECK(r == WS_INFLATE_OK, "the peer cannot inflate what we sent: %d", r);
+    if (fh->fin && h->out_text)
+        FUZZ_CHECK(fuzz_utf8_valid(ws_buf_begin(&h->out_msg), ws_buf_size(&h->out_msg)),
+                   "we sent compressed invalid UTF-8");
+}
 
 static unsigned next_rand(harness *h)
 {
@@ -117,7 +185,7 @@ static void check_output(harness *h)
             return;
         FUZZ_CHECK(!h->out_closed, "a frame after our close frame");
         FUZZ_CHECK(fh.masked == h->client, "masked=%d for client=%d", fh.masked, h->client);
-        FUZZ_CHECK(fh.rsv == 0, "RSV bits in our frame");
+        FUZZ_CHECK((fh.rsv & (WS_RSV2 | WS_RSV3)) == 0, "RSV2/RSV3 in our frame");
         uint8_t op = fh.opcode;
         FUZZ_CHECK(op <= 2 || (op >= 8 && op <= 10), "opcode %u", op);
         uint8_t *pl = p + hl;
@@ -126,7 +194,7 @@ static void check_output(harness *h)
             for (size_t i = 0; i < len; i++)
                 pl[i] ^= fh.mask[i & 3];
         if (op >= 8) {
-            FUZZ_CHECK(fh.fin && len <= 125, "bad control frame");
+            FUZZ_CHECK(fh.fin && len <= 125 && fh.rsv == 0, "bad control frame");
             if (op == WS_OP_CLOSE) {
                 FUZZ_CHECK(len != 1, "1-byte close payload");
                 if (len >= 2) {
@@ -139,8 +207,7 @@ static void check_output(harness *h)
         } else {
             FUZZ_CHECK((op == WS_OP_CONT) == h->out_frag, "continuation mismatch");
             h->out_frag = !fh.fin;
-            if (op == WS_OP_TEXT && fh.fin)
-                FUZZ_CHECK(fuzz_utf8_valid(pl, len), "we sent invalid UTF-8");
+            check_data(h, &fh, pl, len);
         }
         ws_buf_consume(&h->out, (size_t)hl + len);
     }
@@ -206,7 +273,10 @@ static void drain_events(harness *h)
         FUZZ_CHECK(++guard < 1000000, "endless events");
         FUZZ_CHECK(!h->closed, "event %d after CLOSE", ev.type);
         switch (ev.type) {
-        case WS_EV_OPEN: FUZZ_CHECK(++h->opens == 1, "second OPEN"); break;
+        case WS_EV_OPEN:
+            FUZZ_CHECK(++h->opens == 1, "second OPEN");
+            check_agreed(h);
+            break;
         case WS_EV_REQUEST: {
             FUZZ_CHECK(!h->client && h->opens == 0, "REQUEST");
             FUZZ_CHECK(ev.request && ev.request->key_len == 24, "request without a key");
@@ -217,6 +287,7 @@ static void drain_events(harness *h)
                 const char *proto = h->offer ? "chat" : NULL;
                 FUZZ_CHECK(ws_session_accept(h->s, proto, NULL, NULL, 0, err, sizeof err) == WS_OK,
                            "accept: %s", err);
+                check_agreed(h); /* frames may follow before OPEN is taken */
             }
             take_output(h, true); /* the HTTP answer alone */
             break;
@@ -264,7 +335,7 @@ static void drain_events(harness *h)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 6)
+    if (size < 8)
         return 0;
     harness h;
     memset(&h, 0, sizeof h);
@@ -293,12 +364,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_head = 256 + (size_t)(lim >> 6) * 2644;
     cfg.random = fuzz_random;
     cfg.random_ud = &h;
+    uint8_t zf = data[6], zb = data[7];
+    static const size_t thresholds[4] = {0, 16, 64, 1024};
+    cfg.compress.enabled = (zf & 1) != 0;
+    cfg.compress.server_no_context_takeover = (zf & 2) != 0;
+    cfg.compress.client_no_context_takeover = (zf & 4) != 0;
+    cfg.compress.client_max_window_bits_offer = (zf & 8) != 0;
+    cfg.compress.threshold = thresholds[(zf >> 4) & 3];
+    cfg.compress.level = (zf & 64) ? 1 : -1;
+    cfg.compress.mem_level = (zf & 128) ? 1 : 0;
+    cfg.compress.server_max_window_bits = (zb & 15) >= 8 ? (zb & 15) : 0;
+    cfg.compress.client_max_window_bits = (zb >> 4) >= 8 ? (zb >> 4) : 0;
     h.max_message = cfg.max_message;
     h.s = ws_session_new(&cfg);
     FUZZ_CHECK(h.s != NULL, "session_new");
     if (!handshake) {
         h.out_http_done = true;
         h.opens = 1; /* starts OPEN without an event */
+        if (cfg.compress.enabled) {
+            h.pmd = true;
+            start_peer_inflater(&h);
+        }
     } else if (h.client) {
         static const char *const protos[] = {"chat"};
         ws_client_request req;
@@ -317,8 +403,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(h.out_http_done, "the request is not one HTTP head");
     }
 
-    const uint8_t *p = data + 6;
-    size_t n = size - 6;
+    const uint8_t *p = data + 8;
+    size_t n = size - 8;
     while (n) {
         unsigned x = next_rand(&h);
         size_t k = (x & 1) ? 1 + (x >> 1) % 8 : 1 + (x >> 1) % 300;
@@ -357,7 +443,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ws_event ev;
     FUZZ_CHECK(ws_session_next(h.s, &ev) == 0, "event %d after the end", ev.type);
     ws_session_free(h.s);
+    ws_deflate_free(h.peer_inf);
     ws_buf_free(&h.out);
+    ws_buf_free(&h.out_msg);
     ws_buf_free(&h.stream_text);
     return 0;
 }

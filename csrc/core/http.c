@@ -234,6 +234,8 @@ int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
 
 int ws_http_oversized_request(const char *buf, size_t len)
 {
+    if (len == 0)
+        return 400;
     const char *nl = memchr(buf, '\n', len);
     if (nl == NULL) {
         /* Still in the request line: a request target being sent (RFC
