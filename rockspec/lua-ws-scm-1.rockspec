@@ -64,6 +64,7 @@ build = {
         "csrc/lua/lua_loop.c",
         "csrc/lua/lua_opts.c",
         "csrc/lua/lua_redirect.c",
+        "csrc/lua/lua_request.c",
         "csrc/lua/lua_route.c",
         "csrc/lua/lua_server.c",
         "csrc/lua/lua_session.c",

@@ -452,6 +452,24 @@ int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
     return 0;
 }
 
+const char *ws_handshake_choose_protocol(const ws_http_head *req, const char *const *supported,
+                                         size_t num_supported)
+{
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const ws_http_header *h = &req->headers[i];
+        if (!ws_http_ieq(h->name, h->name_len, "Sec-WebSocket-Protocol", 22))
+            continue;
+        size_t pos = 0, len;
+        const char *e;
+        while (ws_http_next_element(h->value, h->value_len, &pos, &e, &len))
+            for (size_t k = 0; k < num_supported; k++)
+                if (supported[k] && strlen(supported[k]) == len &&
+                    memcmp(supported[k], e, len) == 0)
+                    return supported[k];
+    }
+    return NULL;
+}
+
 int ws_handshake_server_response(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                                  const char *extensions, const ws_kv *headers, size_t num_headers,
                                  char *err, size_t err_len)

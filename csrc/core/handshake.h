@@ -68,6 +68,7 @@ typedef struct ws_server_request {
     const ws_http_header *origin;     /* NULL if absent */
     const ws_http_header *protocols;  /* first Sec-WebSocket-Protocol, NULL if absent */
     const ws_http_header *extensions; /* first Sec-WebSocket-Extensions, NULL if absent */
+    size_t head_len;                  /* bytes of the request head */
 } ws_server_request;
 
 /* Validate a parsed request.  Returns 0, or the HTTP status to answer
@@ -75,6 +76,12 @@ typedef struct ws_server_request {
  * short reason in *reason (a static string). */
 int ws_handshake_check_request(const ws_http_head *req, ws_server_request *info,
                                const char **reason);
+
+/* The subprotocol to answer: the first the client offered (across every
+ * Sec-WebSocket-Protocol header, in its order) that supported lists;
+ * returns that entry of supported, or NULL. */
+const char *ws_handshake_choose_protocol(const ws_http_head *req, const char *const *supported,
+                                         size_t num_supported);
 
 /* Check extra headers an application wants to send: names must be tokens
  * and not set by the handshake itself (Host, Upgrade, Connection,

@@ -77,6 +77,12 @@ struct ws_session {
     bool send_compressed; /* the fragmented message being sent is compressed */
 };
 
+const char *ws_state_name(int state)
+{
+    static const char *const names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
+    return state >= WS_CONNECTING && state <= WS_CLOSED ? names[state] : "CLOSED";
+}
+
 bool ws_close_code_valid(int code)
 {
     if (code >= 1000 && code <= 1003)
@@ -762,6 +768,7 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
     if (status != 0)
         return server_fail(s, ev, status, reason ? reason : "bad handshake");
     hs->head_len = (size_t)end;
+    hs->req.head_len = hs->head_len;
     hs->requested = true;
     ev->type = WS_EV_REQUEST;
     ev->head = &hs->head;
@@ -773,6 +780,11 @@ static bool awaiting_accept(const ws_session *s)
 {
     return s->role == WS_SERVER && s->state == WS_CONNECTING && s->hs && s->hs->requested &&
            !s->hs->http;
+}
+
+const ws_http_head *ws_session_request_head(const ws_session *s)
+{
+    return awaiting_accept(s) ? &s->hs->head : NULL;
 }
 
 int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t num_headers,

@@ -153,8 +153,12 @@ const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);
 
 int ws_session_state(const ws_session *s);
+/* "CONNECTING", "OPEN", "CLOSING" or "CLOSED" (the ready_state names). */
+const char *ws_state_name(int state);
 int ws_session_role(const ws_session *s);
-const char *ws_session_protocol(const ws_session *s);   /* NULL if none */
+const char *ws_session_protocol(const ws_session *s); /* NULL if none */
+/* Server: the request head waiting for ws_session_accept/reject, or NULL. */
+const ws_http_head *ws_session_request_head(const ws_session *s);
 const char *ws_session_extensions(const ws_session *s); /* NULL if none */
 
 /* Memory the session holds: buffers (capacity) and zlib state. */

@@ -18,16 +18,6 @@
 
 /* ---- options ------------------------------------------------------------ */
 
-void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg)
-{
-    const size_t size_max = (size_t)1 << 53;
-    scfg->max_message =
-        ws_lua_opt_size(L, t, "max_message", (size_t)scfg->max_message, 1, size_max);
-    scfg->max_frame = ws_lua_opt_size(L, t, "max_frame", (size_t)scfg->max_message, 1, size_max);
-    scfg->max_head = ws_lua_opt_size(L, t, "max_head", scfg->max_head, 64, 1 << 20);
-    scfg->max_headers = ws_lua_opt_size(L, t, "max_headers", scfg->max_headers, 1, 1024);
-}
-
 static uint64_t opt_seconds(lua_State *L, int t, const char *field, uint64_t def)
 {
     lua_Number v = ws_lua_opt_number(L, t, field, (lua_Number)def / 1e9, 0, 1e7);
@@ -609,8 +599,6 @@ static int l_buffered_amount(lua_State *L)
     return 1;
 }
 
-static const char *const state_names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
-
 /* Methods first (upvalue 2), then callbacks, the fields table and the
  * computed fields. */
 static int l_index(lua_State *L)
@@ -651,7 +639,7 @@ static int l_index(lua_State *L)
     if (key && lc->c) {
         ws_session *s = ws_conn_session(lc->c);
         if (strcmp(key, "ready_state") == 0) {
-            lua_pushstring(L, state_names[ws_session_state(s)]);
+            lua_pushstring(L, ws_state_name(ws_session_state(s)));
             return 1;
         }
         if (strcmp(key, "protocol") == 0) {

@@ -91,7 +91,6 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
                             size_t err_len);
 
 /* Options shared by clients and servers. */
-void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
 void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server);
 
 #endif

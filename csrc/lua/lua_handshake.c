@@ -9,16 +9,13 @@
 #include "core/handshake.h"
 #include "core/http.h"
 #include "lua_compat.h"
+#include "lua_request.h"
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "core/url.h"
 
-#define BUF_MT              "ws.core.handshake_buf"
-#define DEFAULT_MAX_HEAD    8192
-#define DEFAULT_MAX_HEADERS 64
-#define LIMIT_MAX           100000000 /* bytes */
-#define MAX_HEADERS_MAX     100000    /* the header array is allocated up front */
+#define BUF_MT "ws.core.handshake_buf"
 /* parse_head's "need more bytes"; WS_HTTP_INCOMPLETE is 0 like success. */
 #define HEAD_INCOMPLETE 1
 
@@ -53,9 +50,11 @@ static void push_buf(lua_State *L, const ws_buf *b)
 
 static void get_limits(lua_State *L, int t, limits *lim)
 {
-    lim->max_head = ws_lua_opt_size(L, t, "max_head", DEFAULT_MAX_HEAD, 1, LIMIT_MAX);
-    lim->max_headers =
-        ws_lua_opt_size(L, t, "max_headers", DEFAULT_MAX_HEADERS, 1, MAX_HEADERS_MAX);
+    ws_session_config defaults;
+    ws_session_config_init(&defaults, WS_SERVER);
+    lim->max_head = defaults.max_head;
+    lim->max_headers = defaults.max_headers;
+    ws_lua_read_head_limits(L, t, &lim->max_head, &lim->max_headers);
 }
 
 static const char *head_error(int rc, bool request)
@@ -166,9 +165,12 @@ static int l_head_end(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Number sc = luaL_optnumber(L, 2, 0);
-    lua_Number max = luaL_optnumber(L, 3, DEFAULT_MAX_HEAD);
+    limits lim;
+    get_limits(L, 0, &lim);
+    lua_Number max = luaL_optnumber(L, 3, (lua_Number)lim.max_head);
     luaL_argcheck(L, ws_lua_is_count(sc, 0, (lua_Number)len), 2, "must be an integer in 0..#data");
-    luaL_argcheck(L, ws_lua_is_count(max, 1, LIMIT_MAX), 3, "must be a positive integer");
+    luaL_argcheck(L, ws_lua_is_count(max, 1, (lua_Number)WS_LUA_MAX_HEAD_MAX), 3,
+                  "must be an integer in 1..1048576");
     size_t scanned = (size_t)sc;
     long end = ws_http_head_end(s, len, &scanned, (size_t)max);
     if (end < 0) {
@@ -352,57 +354,6 @@ static int reject(lua_State *L, int status, const char *reason)
     return 4;
 }
 
-/* Push the client's subprotocol offers as a list and return the first one
- * (in the client's order) the server supports, or NULL. */
-static const char *push_offers(lua_State *L, const ws_http_head *head, const char *const *server,
-                               size_t num_server)
-{
-    const char *chosen = NULL;
-    int n = 0;
-    lua_newtable(L);
-    for (size_t i = 0; i < head->num_headers; i++) {
-        const ws_http_header *h = &head->headers[i];
-        if (h->name_len != 22 || strncasecmp(h->name, "Sec-WebSocket-Protocol", 22) != 0)
-            continue;
-        size_t pos = 0, len;
-        const char *e;
-        while (ws_http_next_element(h->value, h->value_len, &pos, &e, &len)) {
-            lua_pushlstring(L, e, len);
-            lua_rawseti(L, -2, ++n);
-            for (size_t k = 0; chosen == NULL && k < num_server; k++)
-                if (strlen(server[k]) == len && memcmp(server[k], e, len) == 0)
-                    chosen = server[k];
-        }
-    }
-    return chosen;
-}
-
-/* All Sec-WebSocket-Extensions values joined with ", ", or nil. */
-static void push_offered_extensions(lua_State *L, const ws_http_head *head)
-{
-    int parts = 0;
-    for (size_t i = 0; i < head->num_headers; i++) {
-        const ws_http_header *h = &head->headers[i];
-        if (h->name_len != 24 || strncasecmp(h->name, "Sec-WebSocket-Extensions", 24) != 0 ||
-            h->value_len == 0)
-            continue;
-        if (parts > 0) {
-            lua_pushliteral(L, ", ");
-            parts++;
-        }
-        lua_pushlstring(L, h->value, h->value_len);
-        parts++;
-        if (parts > 8) { /* keep the stack small */
-            lua_concat(L, parts);
-            parts = 1;
-        }
-    }
-    if (parts == 0)
-        lua_pushnil(L);
-    else
-        lua_concat(L, parts);
-}
-
 static int l_accept(lua_State *L)
 {
     luaL_checkstring(L, 1);
@@ -436,26 +387,14 @@ static int l_accept(lua_State *L)
     if (status != 0)
         return reject(L, status, reason);
 
-    lua_createtable(L, 0, 12); /* info */
+    info.head_len = head_len;
+    ws_lua_push_request(L, &head, &info);
     int t = lua_gettop(L);
-    const char *chosen = push_offers(L, &head, protocols, np);
-    lua_setfield(L, t, "protocols");
-    push_offered_extensions(L, &head);
-    lua_setfield(L, t, "extensions");
-    set_lstring(L, "method", head.method, head.method_len);
-    set_lstring(L, "path", info.path, info.path_len);
-    set_lstring(L, "query", info.query, info.query_len);
-    set_lstring(L, "key", info.key, info.key_len);
-    if (info.origin != NULL)
-        set_lstring(L, "origin", info.origin->value, info.origin->value_len);
+    const char *chosen = ws_handshake_choose_protocol(&head, protocols, np);
     if (chosen != NULL) {
         lua_pushstring(L, chosen);
         lua_setfield(L, t, "protocol");
     }
-    lua_pushinteger(L, (lua_Integer)head_len);
-    lua_setfield(L, t, "head_length");
-    ws_lua_push_headers(L, &head);
-    lua_setfield(L, t, "headers");
 
     ws_buf *out = new_buf(L);
     rc = ws_handshake_server_response(out, info.key, info.key_len, chosen, extensions, kv, nh, err,

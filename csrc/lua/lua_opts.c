@@ -463,3 +463,21 @@ bool ws_lua_check_kind(lua_State *L, int i)
     static const char *const kinds[] = {"text", "binary", NULL};
     return luaL_checkoption(L, i, "text", kinds) == 1;
 }
+
+void ws_lua_read_head_limits(lua_State *L, int t, size_t *max_head, size_t *max_headers)
+{
+    *max_head = ws_lua_opt_size(L, t, "max_head", *max_head, 1, WS_LUA_MAX_HEAD_MAX);
+    *max_headers = ws_lua_opt_size(L, t, "max_headers", *max_headers, 1, WS_LUA_MAX_HEADERS_MAX);
+}
+
+void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg)
+{
+    const size_t size_max = (size_t)1 << 53;
+    scfg->max_message =
+        ws_lua_opt_size(L, t, "max_message", (size_t)scfg->max_message, 1, size_max);
+    scfg->max_frame = ws_lua_opt_size(L, t, "max_frame", (size_t)scfg->max_message, 1, size_max);
+    size_t max_head = scfg->max_head, max_headers = scfg->max_headers;
+    ws_lua_read_head_limits(L, t, &max_head, &max_headers);
+    scfg->max_head = max_head;
+    scfg->max_headers = (uint16_t)max_headers;
+}

@@ -17,6 +17,7 @@
 #include "core/deflate.h"
 #include "core/handshake.h"
 #include "core/http.h"
+#include "core/session.h"
 #include "lua_compat.h"
 
 /* Check that the value at index i is a table or nil/none; returns its
@@ -48,6 +49,16 @@ lua_Number ws_lua_opt_number(lua_State *L, int t, const char *field, lua_Number 
                              lua_Number max);
 /* A whole number in [min, max]. */
 size_t ws_lua_opt_size(lua_State *L, int t, const char *field, size_t def, size_t min, size_t max);
+
+/* The size limits, read the same way (same ranges) by every binding:
+ * max_head 1..1048576 bytes and max_headers 1..1024 into *max_head and
+ * *max_headers (their defaults on entry); ws_lua_read_limits also reads
+ * max_message and max_frame (1..2^53, exact in a Lua 5.1 double; max_frame
+ * defaults to max_message) into a session configuration. */
+#define WS_LUA_MAX_HEAD_MAX    ((size_t)1 << 20)
+#define WS_LUA_MAX_HEADERS_MAX 1024
+void ws_lua_read_head_limits(lua_State *L, int t, size_t *max_head, size_t *max_headers);
+void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
 
 /* One string or a list of strings (without NUL bytes) as a C array.
  * Always pushes one value, a userdata that holds the array and keeps the

@@ -12,6 +12,7 @@
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_request.h"
 #include "io/net.h"
 #include "io/tls.h"
 #include "core/utf8.h"
@@ -89,43 +90,11 @@ static bool server_callback(lua_State *L, lconn *lc, int cb)
     return true;
 }
 
-/* The request as a Lua table (also kept as conn.request). */
+/* The request as a Lua table (also kept as conn.request): the common
+ * shape, and the peer. */
 static void push_request(lua_State *L, lconn *lc, const ws_http_head *h, const ws_server_request *r)
 {
-    lua_createtable(L, 0, 12);
-    lua_pushlstring(L, h->method, h->method_len);
-    lua_setfield(L, -2, "method");
-    const char *q = memchr(h->target, '?', h->target_len);
-    size_t plen = q ? (size_t)(q - h->target) : h->target_len;
-    lua_pushlstring(L, h->target, plen);
-    lua_setfield(L, -2, "path");
-    if (q) {
-        lua_pushlstring(L, q + 1, h->target_len - plen - 1);
-        lua_setfield(L, -2, "query");
-    }
-    ws_lua_push_headers(L, h);
-    lua_getfield(L, -1, "origin");
-    lua_setfield(L, -3, "origin");
-    lua_setfield(L, -2, "headers");
-    lua_newtable(L);
-    int n = 0;
-    for (size_t i = 0; i < h->num_headers; i++) {
-        const ws_http_header *hd = &h->headers[i];
-        if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Protocol", 22))
-            continue;
-        size_t pos = 0;
-        const char *e;
-        size_t el;
-        while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
-            lua_pushlstring(L, e, el);
-            lua_rawseti(L, -2, ++n);
-        }
-    }
-    lua_setfield(L, -2, "protocols");
-    if (r && r->extensions) {
-        lua_pushlstring(L, r->extensions->value, r->extensions->value_len);
-        lua_setfield(L, -2, "extensions");
-    }
+    ws_lua_push_request(L, h, r);
     char addr[64];
     int port;
     ws_conn_peer(lc->c, addr, sizeof addr, &port);
@@ -140,40 +109,21 @@ static void push_request(lua_State *L, lconn *lc, const ws_http_head *h, const w
     }
 }
 
-/* First protocol the client offered (Sec-WebSocket-Protocol) that the
- * server's protocols list names; the string lives in that list. */
+/* The server's protocols list chosen from by the core; the string lives
+ * in that list (the server's uservalue). */
 static const char *choose_protocol(lua_State *L, lconn *lc, const ws_http_head *h)
 {
-    const char *chosen = NULL;
-    lua_checkstack(L, 4);
     push_server(L, lc);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
     }
     ws_getuservalue(L, -1);
-    lua_getfield(L, -1, "protocols");
-    size_t ns = lua_istable(L, -1) ? ws_rawlen(L, -1) : 0;
-    for (size_t i = 0; i < h->num_headers && !chosen; i++) {
-        const ws_http_header *hd = &h->headers[i];
-        if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Protocol", 22))
-            continue;
-        size_t pos = 0;
-        const char *e;
-        size_t el;
-        while (!chosen && ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
-            for (size_t j = 1; j <= ns && !chosen; j++) {
-                lua_rawgeti(L, -1, (int)j);
-                size_t sl;
-                const char *sp = lua_tolstring(L, -1, &sl);
-                if (sp && sl == el && memcmp(sp, e, el) == 0)
-                    chosen = sp;
-                lua_pop(L, 1);
-            }
-        }
-    }
-    lua_pop(L, 3);
-    return chosen;
+    size_t n;
+    const char **supported = ws_lua_opt_strings(L, lua_gettop(L), "protocols", &n);
+    /* The server, its uservalue and the array stay on the stack (the
+     * caller's frame ends soon): the chosen string is anchored by them. */
+    return ws_handshake_choose_protocol(h, supported, n);
 }
 
 /* on_upgrade returns up to four values: a protocol or a table (accept), or
@@ -223,14 +173,12 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     ws_session *s = ws_conn_session(lc->c);
     lserver *srv = lc->srv;
     unsigned cbs = srv ? srv->cbs : 0;
-    const ws_http_head *h = ev->head;
-    const char *q = memchr(h->target, '?', h->target_len);
-    size_t plen = q ? (size_t)(q - h->target) : h->target_len;
-    if (plen == 1 && h->target[0] == '/') {
+    const ws_server_request *r = ev->request;
+    if (r->path_len == 1 && r->path[0] == '/') {
         lc->path = ws_lua_root_path;
-    } else if ((lc->path = malloc(plen + 1)) != NULL) {
-        memcpy(lc->path, h->target, plen);
-        lc->path[plen] = '\0';
+    } else if ((lc->path = malloc(r->path_len + 1)) != NULL) {
+        memcpy(lc->path, r->path, r->path_len);
+        lc->path[r->path_len] = '\0';
     }
     /* The request table is made only for whoever can read it: on_upgrade,
      * on_open, or every connection with keep_request. */

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "lua_compat.h"
+#include "lua_request.h"
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
@@ -56,12 +57,7 @@ static int l_session(lua_State *L)
     cfg.handshake = ws_lua_opt_bool(L, 1, "handshake", true);
     cfg.stream = ws_lua_opt_bool(L, 1, "stream", false);
     ws_lua_opt_compress(L, 1, cfg.role == WS_SERVER, !cfg.handshake, &cfg.compress);
-    /* Sizes up to 2^53 so they stay exact in a Lua 5.1 double. */
-    const size_t size_max = (size_t)1 << 53;
-    cfg.max_message = ws_lua_opt_size(L, 1, "max_message", (size_t)cfg.max_message, 1, size_max);
-    cfg.max_frame = ws_lua_opt_size(L, 1, "max_frame", (size_t)cfg.max_message, 1, size_max);
-    cfg.max_head = ws_lua_opt_size(L, 1, "max_head", cfg.max_head, 64, 1 << 20);
-    cfg.max_headers = ws_lua_opt_size(L, 1, "max_headers", cfg.max_headers, 1, 1024);
+    ws_lua_read_limits(L, 1, &cfg);
     size_t mask_len = 0;
     const char *mask_key = ws_lua_opt_lstring(L, 1, "mask_key", NULL, &mask_len);
     if (mask_key && mask_len != 4)
@@ -107,49 +103,6 @@ static int l_feed(lua_State *L)
     return 0;
 }
 
-static void push_server_request(lua_State *L, const ws_event *ev)
-{
-    const ws_http_head *h = ev->head;
-    const ws_server_request *r = ev->request;
-    lua_createtable(L, 0, 8);
-    lua_pushlstring(L, h->method, h->method_len);
-    lua_setfield(L, -2, "method");
-    lua_pushlstring(L, r->path, r->path_len);
-    lua_setfield(L, -2, "path");
-    if (r->query) {
-        lua_pushlstring(L, r->query, r->query_len);
-        lua_setfield(L, -2, "query");
-    }
-    ws_lua_push_headers(L, h);
-    lua_setfield(L, -2, "headers");
-    if (r->origin) {
-        lua_pushlstring(L, r->origin->value, r->origin->value_len);
-        lua_setfield(L, -2, "origin");
-    }
-    lua_pushlstring(L, r->key, r->key_len);
-    lua_setfield(L, -2, "key");
-    /* Offered subprotocols across every Sec-WebSocket-Protocol header. */
-    lua_newtable(L);
-    int n = 0;
-    for (size_t i = 0; i < h->num_headers; i++) {
-        const ws_http_header *hd = &h->headers[i];
-        if (hd->name_len != 22 || strncasecmp(hd->name, "Sec-WebSocket-Protocol", 22) != 0)
-            continue;
-        size_t pos = 0;
-        const char *e;
-        size_t el;
-        while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &el)) {
-            lua_pushlstring(L, e, el);
-            lua_rawseti(L, -2, ++n);
-        }
-    }
-    lua_setfield(L, -2, "protocols");
-    if (r->extensions) {
-        lua_pushlstring(L, r->extensions->value, r->extensions->value_len);
-        lua_setfield(L, -2, "extensions");
-    }
-}
-
 static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
 {
     switch (ev->type) {
@@ -173,12 +126,7 @@ static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
         return 2;
     case WS_EV_REQUEST:
         lua_pushliteral(L, "request");
-        push_server_request(L, ev);
-        /* Remember the offers for accept() to choose from. */
-        ws_getuservalue(L, 1);
-        lua_getfield(L, -2, "protocols");
-        lua_setfield(L, -2, "offered");
-        lua_pop(L, 1);
+        ws_lua_push_request(L, ev->head, ev->request);
         return 2;
     case WS_EV_MESSAGE:
     case WS_EV_FRAGMENT:
@@ -331,59 +279,22 @@ static int l_close(lua_State *L)
     return send_result(L, r, 3, "close reason is not valid UTF-8");
 }
 
-/* The first protocol the client offered that the server supports. */
-static const char *pick_protocol(lua_State *L, int offered, int supported)
-{
-    size_t no = ws_rawlen(L, offered), ns = ws_rawlen(L, supported);
-    for (size_t i = 1; i <= no; i++) {
-        lua_rawgeti(L, offered, (int)i);
-        for (size_t j = 1; j <= ns; j++) {
-            lua_rawgeti(L, supported, (int)j);
-            if (lua_rawequal(L, -1, -2)) {
-                lua_pop(L, 1);
-                return lua_tostring(L, -1); /* left on the stack */
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    return NULL;
-}
-
-/* True when the request offered protocol (uservalue.offered). */
-static bool offered_protocol(lua_State *L, const char *protocol)
-{
-    ws_getuservalue(L, 1);
-    lua_getfield(L, -1, "offered");
-    bool found = false;
-    if (lua_istable(L, -1)) {
-        size_t n = ws_rawlen(L, -1);
-        for (size_t i = 1; i <= n && !found; i++) {
-            lua_rawgeti(L, -1, (int)i);
-            found = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), protocol) == 0;
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 2);
-    return found;
-}
-
 static int l_accept(lua_State *L)
 {
     lsession *ls = check_session(L);
     int opts = ws_lua_opts_table(L, 2);
     const char *protocol = ws_lua_opt_string(L, opts, "protocol", NULL);
     const char *extensions = ws_lua_opt_string(L, opts, "extensions", NULL);
-    if (!protocol) {
-        /* Choose from the session's supported list and the offers made in
-         * the request, which is still in the input buffer. */
+    /* The request is still in the input buffer: the core chooses from the
+     * session's supported list, or checks the one given was offered. */
+    const ws_http_head *request = ws_session_request_head(ls->s);
+    if (!protocol && request) {
         lua_settop(L, 2);
         ws_getuservalue(L, 1);
-        lua_getfield(L, -1, "protocols");
-        lua_getfield(L, -2, "offered");
-        if (lua_istable(L, -1) && lua_istable(L, -2))
-            protocol = pick_protocol(L, lua_gettop(L), lua_gettop(L) - 1);
-    } else if (ws_session_state(ls->s) == WS_CONNECTING && !offered_protocol(L, protocol)) {
+        size_t n;
+        const char **supported = ws_lua_opt_strings(L, 3, "protocols", &n);
+        protocol = ws_handshake_choose_protocol(request, supported, n);
+    } else if (protocol && request && !ws_handshake_choose_protocol(request, &protocol, 1)) {
         return luaL_argerror(L, 2, "protocol was not offered by the client");
     }
     size_t nh;
@@ -432,8 +343,7 @@ static int l_eof(lua_State *L)
 
 static int l_state(lua_State *L)
 {
-    static const char *const names[] = {"CONNECTING", "OPEN", "CLOSING", "CLOSED"};
-    lua_pushstring(L, names[ws_session_state(check_session(L)->s)]);
+    lua_pushstring(L, ws_state_name(ws_session_state(check_session(L)->s)));
     return 1;
 }
 
