@@ -365,7 +365,14 @@ function M.connect(url, opts)
   if not ok then return nil, ("ws.resty.connect: connect to %s:%s: %s"):format(u.host, u.port, err) end
   if u.secure then
     local verify = opts.ssl_verify ~= false
-    local sess, serr = sock:sslhandshake(nil, opts.server_name or u.host, verify)
+    -- When the handshake completes at once but verification failed, some
+    -- lua-nginx-module / lua-resty-core versions return success without a
+    -- session (reused_session = false) or raise an assertion (the session
+    -- path): the session path under pcall turns both into a failure.
+    local done, sess, serr = pcall(sock.sslhandshake, sock, nil, opts.server_name or u.host, verify)
+    if not done then
+      sess, serr = nil, "certificate verify failed or host mismatch"
+    end
     if not sess then
       sock:close()
       return nil, ("ws.resty.connect: TLS handshake with %s: %s"):format(u.host, serr)
