@@ -36,7 +36,9 @@ LDSHARED = $(or $(LDSHARED_$(shell uname -s)),-shared)
 SRC = $(sort $(wildcard csrc/core/*.c csrc/io/*.c csrc/lua/*.c))
 OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRC))
 TEST_SRC = $(sort $(wildcard csrc/testing/*.c))
-TEST_OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+# ws.testing has its own copy of the UTF-8 validators (utf8_with): Lua
+# loads each module with local symbols.
+TEST_OBJ = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(TEST_SRC)) $(BUILD)/obj/core/utf8.o
 DEP = $(OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 .PHONY: FORCE all test sanitize valgrind lint deps demo clean rock-check fuzz fuzz-ci bench coverage docs

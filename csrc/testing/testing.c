@@ -1,6 +1,7 @@
 /* luaopen_ws_testing: require "ws.testing", helpers the specs need and the
  * library must not offer (raw sockets, any fd closed, cache counters).
  * Built by make next to ws/core.so; never installed by the rockspec. */
+#include "core/utf8.h"
 #include "lua/lua_compat.h"
 #include "lua/lua_tls_cache.h"
 #include "testing.h"
@@ -15,7 +16,40 @@ static int l_tls_client_contexts(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"tls_client_contexts", l_tls_client_contexts}, {NULL, NULL}};
+static int check_impl(lua_State *L, int arg)
+{
+    static const char *const names[] = {"scalar", "ssse3", "avx2", NULL};
+    static const int impls[] = {WS_UTF8_SCALAR, WS_UTF8_SSSE3, WS_UTF8_AVX2};
+    return impls[luaL_checkoption(L, arg, NULL, names)];
+}
+
+/* utf8_with(s, impl[, chunk]) -> valid (whole), result of feeding s in
+ * chunks of `chunk` bytes ("ok", "partial" or "invalid"); nil when this CPU
+ * cannot run impl ("scalar", "ssse3" or "avx2").  The vector validators are
+ * otherwise chosen by the CPU alone. */
+static int l_utf8_with(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    int impl = check_impl(L, 2);
+    lua_Integer chunk = luaL_optinteger(L, 3, (lua_Integer)n);
+    luaL_argcheck(L, chunk > 0 || n == 0, 3, "must be positive");
+    if (!ws_utf8_have_impl(impl))
+        return 0;
+    lua_pushboolean(L, ws_utf8_valid_with(p, n, impl));
+    ws_utf8 u;
+    ws_utf8_init(&u);
+    int r = WS_UTF8_OK;
+    for (size_t i = 0; i < n && r != WS_UTF8_INVALID; i += (size_t)chunk) {
+        size_t k = n - i < (size_t)chunk ? n - i : (size_t)chunk;
+        r = ws_utf8_feed_with(&u, p + i, k, impl);
+    }
+    lua_pushstring(L, r == WS_UTF8_OK ? "ok" : r == WS_UTF8_PARTIAL ? "partial" : "invalid");
+    return 2;
+}
+
+static const luaL_Reg funcs[] = {
+    {"tls_client_contexts", l_tls_client_contexts}, {"utf8_with", l_utf8_with}, {NULL, NULL}};
 
 int luaopen_ws_testing(lua_State *L)
 {
