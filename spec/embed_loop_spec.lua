@@ -81,6 +81,23 @@ describe("embedding contract", function()
       assert.is_true(later)
     end)
 
+    it("its wake-up fd goes with the loop: close, or collection with work still queued", function()
+      local before = net.fd_count()
+      for _ = 1, 20 do
+        local l = core.loop()
+        l:defer(function() end) -- a pending wake-up
+        l:close()
+      end
+      for _ = 1, 20 do
+        local l = core.loop()
+        l:defer(function() end)
+        l = nil -- luacheck: ignore 311
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal(before, net.fd_count())
+    end)
+
     it("a cancelled deferred callback costs at most one spurious wake-up", function()
       local fd = fd_or_skip(loop)
       if not fd then return end
