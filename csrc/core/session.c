@@ -312,14 +312,22 @@ static int queue_close(ws_session *s, int code, const uint8_t *reason, size_t n)
 
 int ws_session_send(ws_session *s, bool binary, const uint8_t *p, size_t n)
 {
+    return ws_session_send_ex(s, binary, p, n, WS_SEND_AUTO);
+}
+
+int ws_session_send_ex(ws_session *s, bool binary, const uint8_t *p, size_t n, int compress)
+{
     if (s->state != WS_OPEN)
         return WS_E_STATE;
     if (s->sending_fragments)
         return WS_E_BUSY;
     if (!binary && !ws_utf8_valid(p, n))
         return WS_E_ARG;
-    return queue_data(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n,
-                      s->dfl && ws_deflate_wants(s->dfl, n));
+    bool z = false;
+    if (s->dfl)
+        z = compress == WS_SEND_AUTO ? ws_deflate_wants(s->dfl, n)
+                                     : compress == WS_SEND_COMPRESS && ws_deflate_can_send(s->dfl);
+    return queue_data(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n, z);
 }
 
 int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin)

@@ -128,6 +128,11 @@ int ws_session_next(ws_session *s, ws_event *ev);
 
 /* Sending.  Text must be valid UTF-8 (checked, WS_E_ARG otherwise). */
 int ws_session_send(ws_session *s, bool binary, const uint8_t *p, size_t n);
+/* As ws_session_send, with a per-message compression choice: AUTO (the
+ * threshold decides), COMPRESS (whatever the size, when permessage-deflate
+ * was agreed) or NO_COMPRESS (data that is compressed already). */
+enum { WS_SEND_AUTO, WS_SEND_COMPRESS, WS_SEND_NO_COMPRESS };
+int ws_session_send_ex(ws_session *s, bool binary, const uint8_t *p, size_t n, int compress);
 int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin);
 int ws_session_ping(ws_session *s, const uint8_t *p, size_t n);
 int ws_session_pong(ws_session *s, const uint8_t *p, size_t n);

@@ -985,9 +985,16 @@ static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t 
 
 int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n)
 {
+    return ws_conn_send_ex(c, binary, p, n, WS_SEND_AUTO);
+}
+
+int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress)
+{
     int r = check_room(c, n);
     if (r != WS_OK)
         return r;
+    if (compress != WS_SEND_AUTO)
+        return after_send(c, ws_session_send_ex(c->s, binary, p, n, compress));
     if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked) {
         uint8_t hdr[WS_FRAME_HEADER_MAX];
         int hl = ws_session_frame_direct(c->s, binary, p, n, hdr);

@@ -79,6 +79,8 @@ void ws_conn_set_ud(ws_conn *c, void *ud);
  * max_buffered: WS_E_FULL (or, with close_on_full, the connection closes
  * with 1013 and WS_E_FULL is returned). */
 int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n);
+/* compress: WS_SEND_AUTO, WS_SEND_COMPRESS or WS_SEND_NO_COMPRESS (session.h). */
+int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress);
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);

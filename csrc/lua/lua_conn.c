@@ -552,7 +552,8 @@ static int l_send(lua_State *L)
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     bool binary = ws_lua_check_kind(L, 3);
-    return send_result(L, ws_conn_send(lc->c, binary, (const uint8_t *)p, n));
+    int compress = ws_lua_send_compress(L, 4);
+    return send_result(L, ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress));
 }
 
 static int l_send_fragment(lua_State *L)

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "core/session.h"
+
 /* Registry key of {[options table] = {[string] = string}} with weak keys:
  * strings an options table does not hold itself live as long as it. */
 static const char anchors_key = 'a';
@@ -480,4 +482,20 @@ void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg)
     ws_lua_read_head_limits(L, t, &max_head, &max_headers);
     scfg->max_head = max_head;
     scfg->max_headers = (uint16_t)max_headers;
+}
+
+int ws_lua_send_compress(lua_State *L, int i)
+{
+    if (lua_isnoneornil(L, i))
+        return WS_SEND_AUTO;
+    if (!lua_istable(L, i))
+        luaL_argerror(L, i, lua_pushfstring(L, "table expected, got %s", luaL_typename(L, i)));
+    lua_getfield(L, i, "compress");
+    int r = WS_SEND_AUTO;
+    if (lua_isboolean(L, -1))
+        r = lua_toboolean(L, -1) ? WS_SEND_COMPRESS : WS_SEND_NO_COMPRESS;
+    else if (!lua_isnil(L, -1))
+        luaL_argerror(L, i, "'compress' must be a boolean");
+    lua_pop(L, 1);
+    return r;
 }

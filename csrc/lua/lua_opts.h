@@ -35,6 +35,11 @@ bool ws_lua_is_count(lua_Number n, lua_Number min, lua_Number max);
  * binary.  Raises naming the argument otherwise. */
 bool ws_lua_check_kind(lua_State *L, int i);
 
+/* The options argument i of send ({compress = false|true} or none) as
+ * WS_SEND_AUTO / WS_SEND_NO_COMPRESS / WS_SEND_COMPRESS (session.h).
+ * Raises naming the argument. */
+int ws_lua_send_compress(lua_State *L, int i);
+
 /* Any string, NUL bytes included (binary keys); *len is set when len is
  * not NULL (strlen(def) for the default, 0 for NULL). */
 const char *ws_lua_opt_lstring(lua_State *L, int t, const char *field, const char *def,

@@ -229,7 +229,7 @@ static int l_send(lua_State *L)
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     bool binary = ws_lua_check_kind(L, 3);
-    int r = ws_session_send(ls->s, binary, (const uint8_t *)p, n);
+    int r = ws_session_send_ex(ls->s, binary, (const uint8_t *)p, n, ws_lua_send_compress(L, 4));
     return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
 }
 
