@@ -117,6 +117,20 @@ describe("ws.resty inside nginx", function()
       assert.is_truthy(net.wait_until(function() return n:log():match("WSCLOSE /echo 4000 asked true") end, 5))
     end)
 
+    it("closes the TCP connection itself once the close handshake is done", function()
+      local core = require "ws.core"
+      local r = assert(net.raw_connect(n.port))
+      r:send("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        .. "Sec-WebSocket-Key: " .. net.KEY .. "\r\nSec-WebSocket-Version: 13\r\n\r\n")
+      assert.is_truthy(r:wait(function(d) return d:find("\r\n\r\n", 1, true) end))
+      r:send(core.build_frame { opcode = 1, payload = "close me", mask = "abcd" })
+      -- The server's close (4000 "asked"), then our answer.
+      assert.is_truthy(r:wait(function(d) return d:find("\136\7\15\160asked", 1, true) end))
+      assert.is_false(r.eof)
+      r:send(core.build_frame { opcode = 8, payload = "\15\160", mask = "abcd" })
+      assert.is_true(r:wait_eof(3), "nginx kept the TCP connection open after the close handshake")
+    end)
+
     it("over TLS (nginx's ssl listener)", function()
       local c = net.track_conn(assert(ws.connect("wss://localhost:" .. n.ssl_port .. "/echo",
         { tls = { cafile = certs.ca } })))
