@@ -128,10 +128,6 @@ describe("examples (smoke)", function()
   end)
 
   it("bot.lua subscribes, answers commands, pings, and subscribes again after the server restarts", function()
-    if not ws.reconnecting then
-      pending("ws.reconnecting (lua/ws/reconnect.lua) is not there yet: the bot example needs it")
-      return
-    end
     -- The server the bot talks to runs here; every connection records what
     -- it received.
     local conns_seen, pings = {}, 0

@@ -467,6 +467,26 @@ describe("networked API", function()
       other:close()
     end)
 
+    it("refuse assignment to every name they compute, and keep any other field", function()
+      local srv = net.echo_server()
+      local c = assert(net.connect(net.url(srv)))
+      for _, name in ipairs { "ready_state", "protocol", "extensions", "url", "server", "server_name",
+                              "request", "path", "close_code", "close_reason", "was_clean",
+                              "remote_address", "remote_port" } do
+        local before = c[name]
+        local ok, err = pcall(function() c[name] = "x" end)
+        assert.is_false(ok, name)
+        assert.matches("connection field '" .. name .. "' is read-only", err, 1, true)
+        assert.are.equal(before, c[name])
+      end
+      c.note = "kept"
+      assert.are.equal("kept", c.note)
+      assert.are.equal("OPEN", c.ready_state)
+      assert.is_number(c.remote_port)
+      assert.is_nil(c.close_code)
+      c:close()
+    end)
+
     it("report close_code, close_reason, was_clean and the peer's address after the close", function()
       local seen = {}
       local srv = net.listen {

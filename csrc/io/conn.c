@@ -667,14 +667,6 @@ ws_session *ws_conn_session(ws_conn *c)
 {
     return c->s;
 }
-void ws_conn_set_ud(ws_conn *c, void *ud)
-{
-    c->ud = ud;
-}
-bool ws_conn_finished(const ws_conn *c)
-{
-    return c->phase == P_DONE;
-}
 
 size_t ws_conn_buffered(const ws_conn *c)
 {

@@ -73,7 +73,6 @@ ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_
 void ws_conn_free(ws_conn *c);
 
 ws_session *ws_conn_session(ws_conn *c);
-void ws_conn_set_ud(ws_conn *c, void *ud);
 
 /* Sending: as ws_session_send & co., then a flush is scheduled.  Over
  * max_buffered: WS_E_FULL (or, with close_on_full, the connection closes
@@ -93,7 +92,6 @@ void ws_conn_abort(ws_conn *c);
 void ws_conn_output_changed(ws_conn *c);
 
 size_t ws_conn_buffered(const ws_conn *c);
-bool ws_conn_finished(const ws_conn *c); /* transport closed */
 /* Peer address of the socket ("" when unknown). */
 void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port);
 /* TLS server: the SNI name the client sent, or NULL. */

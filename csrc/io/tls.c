@@ -779,25 +779,3 @@ const char *ws_tls_server_name(const ws_transport *tp)
         return NULL;
     return SSL_get_servername(((const ws_tls *)tp)->ssl, TLSEXT_NAMETYPE_host_name);
 }
-
-const char *ws_tls_version(const ws_transport *tp)
-{
-    const ws_tls *t = (const ws_tls *)tp;
-    if (tp == NULL || tp->ops != &tls_ops || !t->established)
-        return NULL;
-    return SSL_get_version(t->ssl);
-}
-
-const char *ws_tls_alpn(const ws_transport *tp, size_t *len)
-{
-    const unsigned char *p = NULL;
-    unsigned n = 0;
-    *len = 0;
-    if (tp == NULL || tp->ops != &tls_ops)
-        return NULL;
-    SSL_get0_alpn_selected(((const ws_tls *)tp)->ssl, &p, &n);
-    if (p == NULL || n == 0)
-        return NULL;
-    *len = n;
-    return (const char *)p;
-}

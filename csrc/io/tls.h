@@ -96,11 +96,4 @@ ws_transport *ws_tls_server_new(ws_tls_ctx *ctx, int fd, char *err, size_t err_l
  * NULL.  Valid from the handshake on (NULL for a non-TLS transport). */
 const char *ws_tls_server_name(const ws_transport *t);
 
-/* "TLSv1.3" / "TLSv1.2" once the handshake is done, else NULL. */
-const char *ws_tls_version(const ws_transport *t);
-
-/* The ALPN protocol agreed on (not NUL-terminated; *len bytes), or NULL
- * when none was. */
-const char *ws_tls_alpn(const ws_transport *t, size_t *len);
-
 #endif

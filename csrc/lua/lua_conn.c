@@ -600,8 +600,141 @@ static int l_buffered_amount(lua_State *L)
     return 1;
 }
 
-/* Methods first (upvalue 2), then callbacks, the fields table and the
- * computed fields. */
+/* ---- fields: one table of the names the connection computes or guards -- */
+
+/* Push the value of a computed field of lc (userdata at index 1). */
+typedef void (*field_getter)(lua_State *L, lconn *lc, const char *key);
+
+static void push_opt_string(lua_State *L, const char *p)
+{
+    if (p)
+        lua_pushstring(L, p);
+    else
+        lua_pushnil(L);
+}
+
+static void get_ready_state(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    push_opt_string(L, lc->c ? ws_state_name(ws_session_state(ws_conn_session(lc->c))) : NULL);
+}
+
+static void get_protocol(lua_State *L, lconn *lc, const char *key)
+{
+    if (!lc->c) {
+        lua_pushnil(L);
+        return;
+    }
+    ws_session *s = ws_conn_session(lc->c);
+    const char *p = key[0] == 'p' ? ws_session_protocol(s) : ws_session_extensions(s);
+    lua_pushstring(L, p ? p : "");
+}
+
+static void get_server_name(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    push_opt_string(L, lc->c ? ws_conn_server_name(lc->c) : NULL);
+}
+
+/* The live peer while connected; what was kept once the socket is gone. */
+static void get_remote(lua_State *L, lconn *lc, const char *key)
+{
+    char addr[64];
+    int port = -1;
+    if (lc->c)
+        ws_conn_peer(lc->c, addr, sizeof addr, &port);
+    if (!lc->c || !lc->opened || port < 0)
+        get_field(L, lc, 1, key);
+    else if (strcmp(key, "remote_address") == 0)
+        lua_pushstring(L, addr);
+    else
+        lua_pushinteger(L, port);
+}
+
+static void get_server(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    if (lc->srv)
+        lc->hooks->push(L, lc);
+    else
+        lua_pushnil(L);
+}
+
+static void get_close_code(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    if (lc->closed)
+        lua_pushinteger(L, lc->close_code);
+    else
+        lua_pushnil(L);
+}
+
+static void get_was_clean(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    if (lc->closed)
+        lua_pushboolean(L, lc->was_clean);
+    else
+        lua_pushnil(L);
+}
+
+static void get_close_reason(lua_State *L, lconn *lc, const char *key)
+{
+    get_field(L, lc, 1, key);
+    if (lc->closed && lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+    }
+}
+
+static void get_path(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    push_opt_string(L, lc->path);
+}
+
+/* Reading it keeps it past on_open (see drop_temp_request). */
+static void get_request(lua_State *L, lconn *lc, const char *key)
+{
+    lc->request_read = true;
+    get_field(L, lc, 1, key);
+}
+
+/* Stored in the fields table by the connection itself. */
+static void get_stored(lua_State *L, lconn *lc, const char *key)
+{
+    get_field(L, lc, 1, key);
+}
+
+/* Every name here is read-only for Lua code; other names are free fields
+ * kept in the fields table. */
+static const struct conn_field {
+    const char *name;
+    field_getter get;
+    bool read_only;
+} conn_fields[] = {
+    {"ready_state", get_ready_state, true}, {"protocol", get_protocol, true},
+    {"extensions", get_protocol, true},     {"url", get_stored, true},
+    {"server", get_server, true},           {"server_name", get_server_name, true},
+    {"request", get_request, true},         {"path", get_path, true},
+    {"close_code", get_close_code, true},   {"close_reason", get_close_reason, true},
+    {"was_clean", get_was_clean, true},     {"remote_address", get_remote, true},
+    {"remote_port", get_remote, true},
+};
+
+/* The entry for the key at index 2 (looked up in the name -> entry table
+ * at upvalue up), or NULL. */
+static const struct conn_field *find_field(lua_State *L, int up)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(up));
+    const struct conn_field *f = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return f;
+}
+
+/* Methods first (upvalue 2), then callbacks, the field table (upvalue 3),
+ * then the fields table. */
 static int l_index(lua_State *L)
 {
     lconn *lc = to_conn(L);
@@ -621,84 +754,15 @@ static int l_index(lua_State *L)
         }
         return 1;
     }
-    if (key && strcmp(key, "request") == 0) {
-        lc->request_read = true;
-        get_field(L, lc, 1, "request");
+    const struct conn_field *f = key ? find_field(L, 3) : NULL;
+    if (f) {
+        f->get(L, lc, key);
         return 1;
     }
-    /* The fields table next: __newindex keeps every computed name out of
-     * it, and what the connection stores there under such a name (the
-     * peer's address, the close reason) is the value the name computes. */
     if (lc->has_fields) {
         ws_getuservalue(L, 1);
         lua_pushvalue(L, 2);
         lua_rawget(L, -2);
-        if (!lua_isnil(L, -1))
-            return 1;
-        lua_settop(L, 2);
-    }
-    if (key && lc->c) {
-        ws_session *s = ws_conn_session(lc->c);
-        if (strcmp(key, "ready_state") == 0) {
-            lua_pushstring(L, ws_state_name(ws_session_state(s)));
-            return 1;
-        }
-        if (strcmp(key, "protocol") == 0) {
-            const char *p = ws_session_protocol(s);
-            lua_pushstring(L, p ? p : "");
-            return 1;
-        }
-        if (strcmp(key, "extensions") == 0) {
-            const char *p = ws_session_extensions(s);
-            lua_pushstring(L, p ? p : "");
-            return 1;
-        }
-        if (strcmp(key, "server_name") == 0) {
-            const char *p = ws_conn_server_name(lc->c);
-            if (p)
-                lua_pushstring(L, p);
-            else
-                lua_pushnil(L);
-            return 1;
-        }
-        if (strcmp(key, "remote_address") == 0 || strcmp(key, "remote_port") == 0) {
-            char addr[64];
-            int port;
-            ws_conn_peer(lc->c, addr, sizeof addr, &port);
-            if (!lc->opened || port < 0)
-                get_field(L, lc, 1, key); /* kept from when it was known */
-            else if (key[7] == 'a')
-                lua_pushstring(L, addr);
-            else
-                lua_pushinteger(L, port);
-            return 1;
-        }
-    }
-    if (key && strcmp(key, "server") == 0) {
-        if (lc->srv)
-            lc->hooks->push(L, lc);
-        else
-            lua_pushnil(L);
-        return 1;
-    }
-    if (key && lc->closed) {
-        if (strcmp(key, "close_code") == 0) {
-            lua_pushinteger(L, lc->close_code);
-            return 1;
-        }
-        if (strcmp(key, "was_clean") == 0) {
-            lua_pushboolean(L, lc->was_clean);
-            return 1;
-        }
-        if (strcmp(key, "close_reason") == 0) {
-            get_field(L, lc, 1, key);
-            if (lua_isnil(L, -1))
-                lua_pushliteral(L, "");
-            return 1;
-        }
-    }
-    if (key && lc->path && strcmp(key, "path") == 0) {
-        lua_pushstring(L, lc->path);
         return 1;
     }
     lua_pushnil(L);
@@ -709,13 +773,9 @@ static int l_newindex(lua_State *L)
 {
     lconn *lc = to_conn(L);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-    static const char *const readonly[] = {
-        "ready_state", "protocol",       "extensions",  "url",        "server",
-        "server_name", "request",        "path",        "close_code", "close_reason",
-        "was_clean",   "remote_address", "remote_port", NULL};
-    for (int i = 0; key && readonly[i]; i++)
-        if (strcmp(key, readonly[i]) == 0)
-            return luaL_error(L, "connection field '%s' is read-only", key);
+    const struct conn_field *f = key ? find_field(L, 2) : NULL;
+    if (f && f->read_only)
+        return luaL_error(L, "connection field '%s' is read-only", key);
     int cb = ws_lua_callback_index(key);
     if (cb > CB_PONG)
         return luaL_error(L, "connection field '%s' is read-only", key);
@@ -791,13 +851,22 @@ void ws_lua_open_conn(lua_State *L)
             lua_pushcclosure(L, r->func, 1);
             lua_setfield(L, -2, r->name);
         }
+        /* name -> entry of conn_fields, shared by __index and __newindex */
+        lua_createtable(L, 0, (int)(sizeof conn_fields / sizeof conn_fields[0]));
+        for (size_t i = 0; i < sizeof conn_fields / sizeof conn_fields[0]; i++) {
+            lua_pushlightuserdata(L, (void *)&conn_fields[i]);
+            lua_setfield(L, -2, conn_fields[i].name);
+        }
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushcclosure(L, l_index, 3);
+        lua_setfield(L, -4, "__index");
+        lua_pushvalue(L, -3);
         lua_pushvalue(L, -2);
-        lua_pushvalue(L, -2);
-        lua_pushcclosure(L, l_index, 2);
-        lua_setfield(L, -3, "__index");
-        lua_pushvalue(L, -2);
-        lua_pushcclosure(L, l_newindex, 1);
-        lua_setfield(L, -3, "__newindex");
+        lua_pushcclosure(L, l_newindex, 2);
+        lua_setfield(L, -4, "__newindex");
+        lua_pop(L, 1);
         lua_setfield(L, -2, "methods");
     }
     /* Lua code adds methods (receive) through ws.core.conn_methods. */

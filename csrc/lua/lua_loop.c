@@ -1,5 +1,5 @@
-/* ws.core.loop: a minimal binding of the event loop (csrc/io/loop.h), enough
- * to use and test it from Lua; the public API wraps it later.
+/* ws.core.loop: the binding of the event loop (csrc/io/loop.h) that
+ * lua/ws drives (ws.loop(), ws.run, ws.step, timers).
  *
  *   local loop = ws.core.loop()
  *   loop:timer(s, fn) / loop:every(s, fn) -> timer  (fn(timer))

@@ -328,7 +328,7 @@ static lserver *check_server(lua_State *L)
     return luaL_checkudata(L, 1, SERVER_MT);
 }
 
-static void accept_one(lua_State *L, lserver *srv, int sidx, int fd)
+static void accept_one(lua_State *L, lserver *srv, int fd)
 {
     ws_session_config scfg = srv->scfg;
     ws_session *s = ws_session_new(&scfg);
@@ -336,7 +336,6 @@ static void accept_one(lua_State *L, lserver *srv, int sidx, int fd)
         close(fd);
         return;
     }
-    (void)sidx;
     lconn *lc = ws_lua_conn_push(L, srv->ll);
     int idx = lua_gettop(L);
     char err[256];
@@ -368,15 +367,14 @@ static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
     if (!L || srv->self_ref == LUA_NOREF || !lua_checkstack(L, 16))
         return;
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref);
-    int sidx = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref); /* alive while accepting */
     for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
         struct sockaddr_storage peer;
         socklen_t len;
         int fd = ws_net_accept(srv->fd, &peer, &len);
         if (fd < 0)
             break; /* EAGAIN, or EMFILE & co: try again on the next turn */
-        accept_one(L, srv, sidx, fd);
+        accept_one(L, srv, fd);
     }
     lua_settop(L, top);
 }

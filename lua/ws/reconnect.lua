@@ -377,15 +377,7 @@ function RC:close(code, reason)
 end
 
 local function wait_for(st, ready, timeout)
-  if st.wait then return st.wait(ready, timeout, st.waiting) end
-  -- Without the loop's internals (module used directly): poll.
-  local ws = st.ws
-  local deadline = timeout and ws.loop():now() + timeout
-  while not ready() do
-    if deadline and ws.loop():now() >= deadline then break end
-    ws.sleep(0.005)
-  end
-  return ready()
+  return st.wait(ready, timeout, st.waiting)
 end
 
 --- rc:receive([timeout]): data, "text"|"binary"; nil, "timeout"; or nil,
@@ -494,9 +486,8 @@ local MT = {
   __close = function(self) self:close() end,
 }
 
---- M.new(ws, url, opts[, wait, resume]): the object behind ws.reconnecting.
--- wait/resume are ws's task helpers (init.lua passes them); without them
--- receive() polls.
+--- M.new(ws, url, opts, wait, resume): the object behind ws.reconnecting;
+-- wait/resume are ws's task helpers (init.lua passes them).
 function M.new(ws, url, opts, wait, resume)
   local backoff, queue
   opts, backoff, queue = validate(ws.core, url, opts, 3)
@@ -508,10 +499,7 @@ function M.new(ws, url, opts, wait, resume)
   local rc = setmetatable({}, MT)
   local st = {
     ws = ws, opts = opts, conn_opts = conn_opts, backoff = backoff, gen = 0,
-    inbox = { first = 1, last = 0 }, waiting = {}, wait = wait,
-    resume = resume or function(co)
-      if coroutine.status(co) == "suspended" then assert(coroutine.resume(co)) end
-    end,
+    inbox = { first = 1, last = 0 }, waiting = {}, wait = wait, resume = resume,
   }
   if queue then
     st.queue = { first = 1, last = 0, bytes = 0, max_messages = queue.max_messages,
