@@ -55,6 +55,9 @@ local LOCATIONS = [[
       end)
       local msg = c:receive(10)
       c:send("got " .. tostring(msg))
+      c:send_fragment("in ", false)
+      c:send_fragment("three ", false)
+      c:send_fragment("parts", true)
       c:close(1000, "done")
     } }
     location /client { content_by_lua_block {
@@ -199,6 +202,7 @@ describe("ws.resty inside nginx", function()
       assert.are.same({ "tick 1", "tick 2", "tick 3", "tick 4", "tick 5" }, got)
       c:send("over")
       assert.are.equal("got over", (c:receive(5)))
+      assert.are.equal("in three parts", (c:receive(5)))
       local _, what, code = c:receive(5)
       assert.are.equal("closed", what)
       assert.are.equal(1000, code)

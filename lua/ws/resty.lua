@@ -241,6 +241,15 @@ function Conn:send(data, kind)
   return true
 end
 
+--- c:send_fragment(data, fin[, kind]): stream a message in parts (kind on
+-- the first part); any light thread, one message at a time.
+function Conn:send_fragment(data, fin, kind)
+  local ok, err = self.s:send_fragment(data, fin, kind)
+  if not ok then return nil, err end
+  self:_flush()
+  return true
+end
+
 function Conn:ping(payload)
   local ok, err = self.s:ping(payload or "")
   if ok == nil and err then return nil, err end
