@@ -831,8 +831,17 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, cons
     lua_pop(L, 1);
 }
 
+static ws_loop *check_open_loop(lua_State *L, int idx)
+{
+    return ws_lua_check_loop(L, idx)->loop;
+}
+
+static const ws_lua_loop_hooks hooks = {check_open_loop, ws_loop_set_clock};
+
 void ws_lua_open_loop(lua_State *L)
 {
+    lua_pushlightuserdata(L, (void *)&hooks);
+    lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_LOOP_HOOKS);
     new_class(L, LOOP_MT, loop_meta, loop_methods);
     new_class(L, TIMER_MT, timer_meta, timer_methods);
     new_class(L, WATCHER_MT, watcher_meta, watcher_methods);

@@ -37,4 +37,13 @@ bool ws_lua_loop_call_results(ws_lua_loop *ll, int nargs, int nresults);
 bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler);
 void ws_lua_push_traceback(lua_State *L);
 
+/* What the specs' module (ws.testing, which does not link against ws.core)
+ * may do to a loop: registry[WS_LUA_LOOP_HOOKS] is a light userdata
+ * pointing at this. */
+#define WS_LUA_LOOP_HOOKS "ws.core.loop_hooks"
+typedef struct ws_lua_loop_hooks {
+    ws_loop *(*check)(lua_State *L, int idx); /* the open loop at idx, or raise */
+    void (*set_clock)(ws_loop *loop, ws_clock_fn fn, void *ud);
+} ws_lua_loop_hooks;
+
 #endif

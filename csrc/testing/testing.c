@@ -57,5 +57,6 @@ int luaopen_ws_testing(lua_State *L)
     ws_setfuncs(L, funcs);
     ws_testing_open_tcp(L);
     ws_testing_open_fd(L);
+    ws_testing_open_clock(L);
     return 1;
 }
