@@ -55,6 +55,7 @@ build = {
         "csrc/io/conn.c",
         "csrc/io/loop.c",
         "csrc/io/net.c",
+        "csrc/io/pin.c",
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
         "csrc/lua/lua_codec.c",

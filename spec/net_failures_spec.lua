@@ -9,6 +9,8 @@
 --     names the host when every address fails;
 --   * DNS: a lookup that never answers, cut by the connect timeout, by
 --     close(), and by the script's exit;
+--   * a script that exits right after a lookup (the resolver thread must
+--     not run unloaded code);
 --   * a large send written directly that meets a full socket with nothing
 --     queued: the rest is queued and arrives intact.
 -- Host names and a silent name server come from a private mount namespace
@@ -258,6 +260,25 @@ print("EXIT")
       assert.is_nil(out:find("never", 1, true))
       -- The blocked lookups (20 s each) held up neither ws.run nor the exit.
       assert.is_true(seconds < 10, "the child took " .. seconds .. " s")
+    end)
+  end)
+
+  describe("a script that exits right after a lookup", function()
+    it("exits cleanly: the resolver thread's code stays mapped after lua_close", function()
+      -- The lookup thread reports, then still runs a few instructions of
+      -- ws/core.so; the script's exit unloads the module meanwhile.  This
+      -- crashed about one run in six before the module was pinned.
+      local dir = net.tmpdir()
+      net.write_file(dir .. "/lookup_exit.lua", string.format("package.path = %q\npackage.cpath = %q\n",
+        package.path, package.cpath)
+        .. "local ws = require 'ws'\nprint(select(2, ws.connect('ws://localhost:1/', { timeout = 3 })))\n")
+      local cmd = string.format("for i in $(seq 1 25); do timeout 20 %s %s || echo \"FAILED $?\"; done",
+        quote(net.lua_interpreter()), quote(dir .. "/lookup_exit.lua"))
+      local out, code = run(cmd)
+      assert.are.equal(0, code, out)
+      assert.is_nil(out:find("FAILED", 1, true), out)
+      local _, refused = out:gsub("cannot connect to localhost port 1: connection refused", "")
+      assert.are.equal(25, refused, out)
     end)
   end)
 

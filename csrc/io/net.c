@@ -3,6 +3,7 @@
 #define _DARWIN_C_SOURCE
 #endif
 #include "net.h"
+#include "pin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -337,6 +338,8 @@ static void resolve_ready(ws_loop *loop, ws_io *io, unsigned events, void *ud)
 ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resolve_cb cb, void *ud,
                              char *err, size_t err_len)
 {
+    /* The thread runs our code after it reported, maybe after unloading. */
+    ws_pin_module();
     size_t hl = strlen(host);
     ws_resolve *r = calloc(1, sizeof *r + hl + 1);
     if (!r) {
