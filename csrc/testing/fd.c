@@ -91,19 +91,12 @@ static int l_close_fd(lua_State *L)
     return 1;
 }
 
+/* Seconds, 0..3600, as poll's milliseconds (rounded up). */
 static int timeout_ms(lua_State *L, int arg)
 {
-    if (lua_isnoneornil(L, arg))
-        return -1;
-    double s = luaL_checknumber(L, arg);
-    if (s != s)
-        luaL_argerror(L, arg, "timeout must be a number of seconds, not NaN");
-    if (s <= 0)
-        return 0;
-    if (s == HUGE_VAL)
-        return -1;
-    double ms = ceil(s * 1000.0);
-    return ms >= INT_MAX ? INT_MAX : (int)ms;
+    lua_Number s = luaL_checknumber(L, arg);
+    luaL_argcheck(L, s >= 0 && s <= 3600, arg, "timeout must be 0..3600 seconds");
+    return (int)ceil(s * 1000.0);
 }
 
 static short poll_events(lua_State *L, int arg)
