@@ -663,6 +663,37 @@ void ws_conn_free(ws_conn *c)
     free(c);
 }
 
+void ws_conn_goodbye(ws_conn *c, int code, const char *reason)
+{
+    c->cb = &no_callbacks;
+    if (c->phase != P_ACTIVE && c->phase != P_DRAINING)
+        return;
+    if (ws_session_state(c->s) == WS_OPEN)
+        ws_session_close(c->s, code, (const uint8_t *)reason, strlen(reason));
+    size_t n;
+    const uint8_t *p = ws_session_output(c->s, &n);
+    while (n) {
+        struct iovec iov = {(void *)p, n};
+        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
+        if (w <= 0)
+            break;
+        ws_session_output_consume(c->s, (size_t)w);
+        p = ws_session_output(c->s, &n);
+    }
+    if (ws_session_role(c->s) == WS_SERVER)
+        c->t->ops->shutdown(c->t);
+}
+
+bool ws_conn_finished(const ws_conn *c)
+{
+    return c->phase == P_DONE;
+}
+
+uint64_t ws_conn_close_timeout(const ws_conn *c)
+{
+    return c->close_timeout_ns;
+}
+
 ws_session *ws_conn_session(ws_conn *c)
 {
     return c->s;

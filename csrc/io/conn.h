@@ -84,6 +84,11 @@ int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, b
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
 int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n);
+/* Leaving without the loop (its owner goes away): a close frame with code
+ * and reason is queued when the connection is OPEN, whatever the socket
+ * takes now is written, and the connection ends without callbacks.  Free
+ * it afterwards. */
+void ws_conn_goodbye(ws_conn *c, int code, const char *reason);
 /* Give up: on the next loop turn the connection closes with 1006 (no
  * error callback). */
 void ws_conn_abort(ws_conn *c);
@@ -92,6 +97,8 @@ void ws_conn_abort(ws_conn *c);
 void ws_conn_output_changed(ws_conn *c);
 
 size_t ws_conn_buffered(const ws_conn *c);
+uint64_t ws_conn_close_timeout(const ws_conn *c); /* ns */
+bool ws_conn_finished(const ws_conn *c);          /* transport closed */
 /* Peer address of the socket ("" when unknown). */
 void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port);
 /* TLS server: the SNI name the client sent, or NULL. */

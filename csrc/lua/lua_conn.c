@@ -1,6 +1,7 @@
 /* ws.core.connect and the connection object shared by clients and
  * server-side connections: methods, fields, and the callbacks that turn
  * connection events into calls of on_open, on_message, on_close, ... */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,16 @@ static int event_body(lua_State *L)
             lua_pushboolean(L, ev->was_clean);
             call_callback(L, lc, idx, CB_CLOSE, 3, EVENT_HANDLER);
         }
+        if (lc->notify_close) { /* tasks wait in close() */
+            lc->notify_close = false;
+            lua_getfield(L, LUA_REGISTRYINDEX, WS_HOOK_PREFIX "close");
+            if (lua_isfunction(L, -1)) {
+                lua_pushvalue(L, idx);
+                ws_lua_loop_call_with(lc->ll, 1, EVENT_HANDLER);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
         break;
     default: break;
     }
@@ -358,7 +369,66 @@ const ws_conn_callbacks ws_lua_conn_callbacks = {conn_event, conn_error, conn_dr
 
 /* ---- the object --------------------------------------------------------- */
 
-lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll)
+/* ---- membership of the loop ----------------------------------------------- */
+
+static lconn *member_conn(ws_lua_member *m)
+{
+    return (lconn *)(void *)((char *)m - offsetof(lconn, member));
+}
+
+static void member_shutdown(lua_State *L, ws_lua_member *m)
+{
+    (void)L;
+    lconn *lc = member_conn(m);
+    if (!lc->c || ws_conn_finished(lc->c))
+        return;
+    int state = ws_session_state(ws_conn_session(lc->c));
+    if (state == WS_OPEN) {
+        const char *why = lc->srv ? "server shutting down" : "going away";
+        ws_conn_close(lc->c, 1001, (const uint8_t *)why, strlen(why));
+    } else if (state == WS_CONNECTING) {
+        ws_conn_abort(lc->c);
+    }
+}
+
+static bool member_done(ws_lua_member *m)
+{
+    lconn *lc = member_conn(m);
+    return !lc->c || ws_conn_finished(lc->c);
+}
+
+static void member_release(lua_State *L, ws_lua_member *m)
+{
+    lconn *lc = member_conn(m);
+    const char *why = lc->srv ? "server shutting down" : "going away";
+    detach_from_server(L, lc);
+    if (lc->c) {
+        if (!lc->closed) {
+            lc->closed = true;
+            lc->close_code = 1006;
+            lc->was_clean = false;
+        }
+        ws_conn_goodbye(lc->c, 1001, why);
+        ws_conn_free(lc->c);
+        lc->c = NULL;
+    }
+    if (lc->self_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
+        lc->self_ref = LUA_NOREF;
+    }
+    ws_lua_loop_detach(L, lc->ll, m);
+}
+
+static uint64_t member_close_timeout(ws_lua_member *m)
+{
+    lconn *lc = member_conn(m);
+    return lc->c ? ws_conn_close_timeout(lc->c) : 0;
+}
+
+static const ws_lua_member_ops member_ops = {member_shutdown, member_done, member_release,
+                                             member_close_timeout};
+
+lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx)
 {
     lconn *lc = lua_newuserdata(L, sizeof *lc);
     memset(lc, 0, sizeof *lc);
@@ -367,6 +437,7 @@ lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll)
     ws_lua_loop_ref(ll);
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
+    ws_lua_loop_attach(L, ll, &lc->member, &member_ops, loop_idx);
     return lc;
 }
 
@@ -391,11 +462,16 @@ static lconn *to_conn(lua_State *L)
     return luaL_checkudata(L, 1, CONN_MT);
 }
 
+/* The connection, or NULL (with nil, "connection is closed" pushed) once
+ * its loop has closed it. */
 static lconn *check_conn(lua_State *L)
 {
     lconn *lc = to_conn(L);
-    if (!lc->c)
-        luaL_argerror(L, 1, "connection is freed");
+    if (!lc->c) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "connection is closed");
+        return NULL;
+    }
     return lc;
 }
 
@@ -510,7 +586,7 @@ static int l_connect(lua_State *L)
             lua_rawset(L, ropts);
         }
     }
-    lconn *lc = ws_lua_conn_push(L, ll);
+    lconn *lc = ws_lua_conn_push(L, ll, 3);
     int idx = lua_gettop(L);
     ws_lua_conn_fields(L, lc, idx);
     lua_pushvalue(L, 1);
@@ -549,6 +625,8 @@ static int send_result(lua_State *L, int r)
 static int l_send(lua_State *L)
 {
     lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     bool binary = ws_lua_check_kind(L, 3);
@@ -559,6 +637,8 @@ static int l_send(lua_State *L)
 static int l_send_fragment(lua_State *L)
 {
     lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     luaL_checktype(L, 3, LUA_TBOOLEAN);
@@ -570,6 +650,8 @@ static int l_send_fragment(lua_State *L)
 static int l_ping(lua_State *L)
 {
     lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
     size_t n;
     const char *p = luaL_optlstring(L, 2, "", &n);
     if (n > 125)
@@ -580,6 +662,8 @@ static int l_ping(lua_State *L)
 static int l_close(lua_State *L)
 {
     lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
     lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_NORMAL);
     size_t n;
     const char *reason = luaL_optlstring(L, 3, "", &n);
@@ -596,6 +680,10 @@ static int l_close(lua_State *L)
 static int l_buffered_amount(lua_State *L)
 {
     lconn *lc = check_conn(L);
+    if (!lc) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
     ws_pushsize(L, ws_conn_buffered(lc->c));
     return 1;
 }
@@ -616,7 +704,8 @@ static void push_opt_string(lua_State *L, const char *p)
 static void get_ready_state(lua_State *L, lconn *lc, const char *key)
 {
     (void)key;
-    push_opt_string(L, lc->c ? ws_state_name(ws_session_state(ws_conn_session(lc->c))) : NULL);
+    /* Released with its loop: closed. */
+    push_opt_string(L, lc->c ? ws_state_name(ws_session_state(ws_conn_session(lc->c))) : "CLOSED");
 }
 
 static void get_protocol(lua_State *L, lconn *lc, const char *key)
@@ -802,6 +891,10 @@ char ws_lua_root_path[] = "/";
 static int l_gc(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    /* Collected while anchored (not finished): the state is closing; its
+     * loop closes everything on it first. */
+    if (lc->c && lc->self_ref != LUA_NOREF)
+        ws_lua_loop_close_quietly(L, lc->ll);
     if (lc->path != ws_lua_root_path)
         free(lc->path);
     lc->path = NULL;
@@ -812,6 +905,7 @@ static int l_gc(lua_State *L)
     }
     ws_lua_redirect_free(lc);
     if (lc->ll) {
+        ws_lua_loop_detach(L, lc->ll, &lc->member);
         ws_lua_loop_unref(lc->ll);
         lc->ll = NULL;
     }
@@ -831,6 +925,40 @@ static int l_tostring(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
     lua_pushfstring(L, "ws.conn (%p)", (void *)lc);
+    return 1;
+}
+
+/* ---- for the Lua layer (not public) ---------------------------------------- */
+
+/* set_hook(name, fn): "close" is called with the connection after the
+ * close event of a connection marked by notify_close; "upgrade" runs
+ * on_upgrade (lua_server.c). */
+static int l_set_hook(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!lua_isnil(L, 2))
+        luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_pushfstring(L, WS_HOOK_PREFIX "%s", name);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static int l_notify_close(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lc->notify_close = true;
+    return 0;
+}
+
+/* The loop object the connection runs on; nil once its transport is done
+ * or its loop closed. */
+static int l_conn_loop(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    if (!lc->c || ws_conn_finished(lc->c) || !ws_lua_loop_push(L, lc->ll))
+        lua_pushnil(L);
     return 1;
 }
 
@@ -869,10 +997,21 @@ void ws_lua_open_conn(lua_State *L)
         lua_pop(L, 1);
         lua_setfield(L, -2, "methods");
     }
-    /* Lua code adds methods (receive) through ws.core.conn_methods. */
+    /* Lua code adds methods (receive) through ws.core.conn_methods and
+     * metamethods (__close) through ws.core.conn_meta. */
     lua_getfield(L, -1, "methods");
     lua_setfield(L, -3, "conn_methods");
-    lua_pop(L, 1);
+    /* The C close, for the Lua close that wraps it (which replaces the
+     * method; a module loaded again must not wrap its own wrapper). */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_close, 1);
+    lua_setfield(L, -3, "conn_close");
+    lua_setfield(L, -2, "conn_meta");
+    static const luaL_Reg layer[] = {{"set_hook", l_set_hook},
+                                     {"notify_close", l_notify_close},
+                                     {"conn_loop", l_conn_loop},
+                                     {NULL, NULL}};
+    ws_setfuncs(L, layer);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "connect");
 }

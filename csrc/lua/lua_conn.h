@@ -52,7 +52,8 @@ extern const char *const ws_lua_callback_names[CB_LAST + 1]; /* [0] is NULL */
 int ws_lua_callback_index(const char *name);
 
 struct lconn {
-    ws_conn *c;
+    ws_conn *c; /* NULL once released with its loop */
+    ws_lua_member member;
     ws_lua_loop *ll;
     lserver *srv;                     /* server side: the server that accepted it */
     const ws_lua_server_hooks *hooks; /* server side: how to reach it */
@@ -68,15 +69,22 @@ struct lconn {
     bool request_temp; /* fields.request goes after on_open unless read */
     bool request_read; /* c.request or c.path was read */
     struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
+    bool notify_close;                /* call the close hook after the close event */
 };
+
+/* Hooks the Lua layer installs (ws.core.set_hook(name, fn)), kept in the
+ * registry under WS_HOOK_PREFIX .. name. */
+#define WS_HOOK_PREFIX "ws.core.hook."
 
 /* The path "/" shared by every connection that asked for it. */
 extern char ws_lua_root_path[];
 
-/* Push a new connection userdata whose callbacks are conn_callbacks; the
- * caller creates the ws_conn and then anchors it with ws_lua_conn_anchor.
- * Its fields table is made when something is stored in it. */
-lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll);
+/* Push a new connection userdata whose callbacks are conn_callbacks,
+ * attached to the loop (the loop object at loop_idx, or 0 when the loop
+ * has members already); the caller creates the ws_conn and then anchors
+ * it with ws_lua_conn_anchor.  Its fields table is made when something is
+ * stored in it. */
+lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx);
 void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx);
 /* Push the fields table of the connection at idx, making it if needed. */
 void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx);

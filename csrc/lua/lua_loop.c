@@ -15,8 +15,9 @@
  *       loop:alive(),
  *   loop:now() (seconds, monotonic), loop:fd() (nil, err on the poll
  *       backend), loop:timeout() (seconds until the next timer, 0 when
- *       work is due, nil when none), loop:backend(), loop:close() (also
- *       __gc, __close)
+ *       work is due, nil when none), loop:backend(), loop:running()
+ *       (inside one of its callbacks), loop:close() (also __gc, __close),
+ *       loop:closed()
  *   loop:pollfd(), loop:events() ("r"), loop:timeout(): the protocol of
  *       cqueues' pollable objects, so cqueues.poll(loop) waits for it
  *
@@ -27,7 +28,8 @@
  * traced by the GC (no registry references: cycles through callbacks are
  * collectable).  Handles do not keep the loop alive: they share a small
  * refcounted context with it, and once the loop is closed or collected
- * their methods raise "loop is closed".
+ * their methods raise "loop is closed".  Connections and servers do keep
+ * it alive (lua_loop.h, members), and closing it closes them first.
  *
  * Errors: callbacks run under lua_pcall with a traceback handler
  * (ws_lua_loop_call, also used by the connection bindings); the first
@@ -56,10 +58,13 @@
 /* Shared by a loop userdata, its handles and the C objects of other
  * bindings (connections, servers) that run on it: see lua_loop.h. */
 struct ws_lua_loop {
-    ws_loop *loop; /* NULL once closed */
-    lua_State *L;  /* the thread in step/run, else NULL */
-    bool err;      /* an error waits in U[lightuserdata(ctx)] */
-    unsigned refs; /* the loop userdata + its handles + ws_lua_loop_ref */
+    ws_loop *loop;          /* NULL once closed */
+    lua_State *L;           /* the thread in step/run, else NULL */
+    ws_lua_member *members; /* connections and servers on the loop */
+    int anchor;             /* registry reference to the loop object while it has members */
+    bool err;               /* an error waits in U[lightuserdata(ctx)] */
+    bool closing;           /* its members are being closed */
+    unsigned refs;          /* the loop userdata + its handles + ws_lua_loop_ref */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -330,8 +335,13 @@ static void timer_cb(ws_loop *loop, ws_timer *t, void *ud)
 static void io_cb(ws_loop *loop, ws_io *io, unsigned events, void *ud)
 {
     (void)loop;
-    (void)io;
     lwatcher *lw = ud;
+    if (!lw->ctx->L) {
+        /* The loop runs without Lua (its members close as the state
+         * closes): a ready fd nobody handles would keep it spinning. */
+        ws_io_stop(io);
+        return;
+    }
     char ev[4];
     size_t n = 0;
     if (events & WS_IO_READ)
@@ -379,6 +389,50 @@ lua_State *ws_lua_loop_state(ws_lua_loop *ll)
     return ll->L;
 }
 
+void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
+                        const ws_lua_member_ops *ops, int loop_idx)
+{
+    if (!ll->loop || ll->closing)
+        luaL_error(L, "loop is closing");
+    if (!ll->members && loop_idx) {
+        lua_pushvalue(L, loop_idx);
+        ll->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    m->ops = ops;
+    m->prev = NULL;
+    m->next = ll->members;
+    if (m->next)
+        m->next->prev = m;
+    ll->members = m;
+    m->attached = true;
+}
+
+void ws_lua_loop_detach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m)
+{
+    if (!m->attached)
+        return;
+    m->attached = false;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        ll->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->next = m->prev = NULL;
+    if (!ll->members && ll->anchor != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ll->anchor);
+        ll->anchor = LUA_NOREF;
+    }
+}
+
+bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll)
+{
+    if (ll->anchor == LUA_NOREF)
+        return false;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ll->anchor);
+    return true;
+}
+
 /* ---- the loop ---------------------------------------------------------------- */
 
 static int l_loop_new(lua_State *L)
@@ -391,6 +445,7 @@ static int l_loop_new(lua_State *L)
     if (!ctx)
         return ws_lua_nomem(L, "ws.core.loop");
     ctx->refs = 1;
+    ctx->anchor = LUA_NOREF;
     l->ctx = ctx;
     ctx->loop = ws_loop_new();
     if (!ctx->loop)
@@ -400,8 +455,38 @@ static int l_loop_new(lua_State *L)
     return 1;
 }
 
-/* step/run: U is published in the registry for the callbacks; an error
- * they raised is re-raised once the C loop has returned. */
+/* While Lua drives the loop, U (at uidx) is published in the registry
+ * for the callbacks, and ctx->L says which thread runs them. */
+static void publish(lua_State *L, lctx *ctx, int uidx)
+{
+    lua_pushlightuserdata(L, ctx);
+    lua_pushvalue(L, uidx);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    ctx->L = L;
+    ctx->err = false;
+}
+
+static void unpublish(lua_State *L, lctx *ctx)
+{
+    ctx->L = NULL;
+    lua_pushlightuserdata(L, ctx);
+    lua_pushnil(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+/* Push the error a callback raised (kept in U at uidx) and forget it. */
+static void take_error(lua_State *L, lctx *ctx, int uidx)
+{
+    ctx->err = false;
+    lua_pushlightuserdata(L, ctx);
+    lua_rawget(L, uidx);
+    lua_pushlightuserdata(L, ctx);
+    lua_pushnil(L);
+    lua_rawset(L, uidx);
+}
+
+/* step/run: an error raised by a callback is re-raised once the C loop
+ * has returned. */
 static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
 {
     const char *what = run ? "run" : "step";
@@ -409,24 +494,12 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
         return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
     ws_getuservalue(L, 1);
     int uidx = lua_gettop(L);
-    lua_pushlightuserdata(L, ctx);
-    lua_pushvalue(L, uidx);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    ctx->L = L;
-    ctx->err = false;
+    publish(L, ctx, uidx);
     int r = run ? ws_loop_run(ctx->loop) : ws_loop_step(ctx->loop, timeout_ms);
     int saved = errno;
-    ctx->L = NULL;
-    lua_pushlightuserdata(L, ctx);
-    lua_pushnil(L);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    unpublish(L, ctx);
     if (ctx->err) {
-        ctx->err = false;
-        lua_pushlightuserdata(L, ctx);
-        lua_rawget(L, uidx);
-        lua_pushlightuserdata(L, ctx);
-        lua_pushnil(L);
-        lua_rawset(L, uidx);
+        take_error(L, ctx, uidx);
         return lua_error(L);
     }
     if (r < 0)
@@ -569,32 +642,129 @@ static int l_watch(lua_State *L)
     return 1;
 }
 
-static void close_loop(lctx *ctx)
+static bool members_done(const lctx *ctx)
 {
-    if (ctx->loop) {
-        ws_loop_free(ctx->loop);
-        ctx->loop = NULL;
-    }
+    for (ws_lua_member *m = ctx->members; m; m = m->next)
+        if (!m->ops->done(m))
+            return false;
+    return true;
 }
 
+/* Close every member: ask each to shut down, run the loop until all are
+ * done or their close timeouts have passed, release what is left.  With
+ * uidx (the loop's U) Lua callbacks run meanwhile and the first error one
+ * raises is left on the stack (returns true); without, nothing of Lua runs
+ * (the state is closing).  Inside a callback of the loop (os.exit from a
+ * callback closes the state there) the loop cannot run: members are
+ * released at once, each writing what its socket takes without waiting. */
+static bool close_members(lua_State *L, lctx *ctx, int uidx)
+{
+    bool failed = false;
+    if (!ctx->members)
+        return false;
+    ctx->closing = true;
+    if (!ws_loop_running(ctx->loop)) {
+        uint64_t longest = 0;
+        ws_lua_member *next;
+        for (ws_lua_member *m = ctx->members; m; m = next) {
+            next = m->next;
+            uint64_t t = m->ops->close_timeout(m);
+            if (t > longest)
+                longest = t;
+            m->ops->shutdown(L, m);
+        }
+        /* Each connection's own close timer ends it; this bound is a
+         * backstop. */
+        uint64_t deadline = ws_loop_update_time(ctx->loop) + longest + WS_NSEC_PER_SEC;
+        while (!members_done(ctx)) {
+            uint64_t now = ws_loop_update_time(ctx->loop);
+            if (now >= deadline)
+                break;
+            int ms = (int)((deadline - now + WS_NSEC_PER_MSEC - 1) / WS_NSEC_PER_MSEC);
+            if (uidx)
+                publish(L, ctx, uidx);
+            int r = ws_loop_step(ctx->loop, ms);
+            int saved = errno;
+            if (uidx) {
+                unpublish(L, ctx);
+                if (ctx->err) {
+                    take_error(L, ctx, uidx);
+                    if (failed)
+                        lua_pop(L, 1); /* the first one is kept */
+                    failed = true;
+                }
+            }
+            if (r < 0 && saved != EINTR)
+                break;
+        }
+    }
+    while (ctx->members)
+        ctx->members->ops->release(L, ctx->members);
+    return failed;
+}
+
+static void free_loop(lctx *ctx)
+{
+    /* Still running only when the state closes from inside a callback
+     * (os.exit(code, true)): the process ends, and the turn on the C
+     * stack must not find its loop freed. */
+    if (!ws_loop_running(ctx->loop))
+        ws_loop_free(ctx->loop);
+    ctx->loop = NULL;
+}
+
+void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll)
+{
+    if (!ll->loop || ll->closing)
+        return;
+    close_members(L, ll, 0);
+    free_loop(ll);
+}
+
+/* loop:close(): its connections close (1001, after their queued output;
+ * callbacks run), its servers stop, then the loop is freed.  An error a
+ * callback raised meanwhile is raised afterwards. */
 static int l_close(lua_State *L)
 {
     lloop *l = luaL_checkudata(L, 1, LOOP_MT);
     if (!l->ctx || !l->ctx->loop)
         return 0;
-    if (ws_loop_running(l->ctx->loop))
+    lctx *ctx = l->ctx;
+    if (ws_loop_running(ctx->loop))
         return luaL_error(L, "loop:close: called from a callback of the same loop");
-    close_loop(l->ctx);
+    lua_settop(L, 1);
+    ws_getuservalue(L, 1);
+    bool failed = close_members(L, ctx, 2);
+    free_loop(ctx);
     lua_newtable(L); /* drop the anchors of its handles */
     ws_setuservalue(L, 1);
+    if (failed)
+        return lua_error(L);
     return 0;
+}
+
+static int l_closed(lua_State *L)
+{
+    lloop *l = luaL_checkudata(L, 1, LOOP_MT);
+    lua_pushboolean(L, !l->ctx || !l->ctx->loop);
+    return 1;
+}
+
+static int l_running(lua_State *L)
+{
+    lua_pushboolean(L, ws_loop_running(check_loop(L)->loop));
+    return 1;
 }
 
 static int l_loop_gc(lua_State *L)
 {
     lloop *l = luaL_checkudata(L, 1, LOOP_MT);
     if (l->ctx) {
-        close_loop(l->ctx);
+        /* With members the loop is anchored: collected only as the
+         * state closes. */
+        ws_lua_loop_close_quietly(L, l->ctx);
+        if (l->ctx->loop)
+            free_loop(l->ctx);
         ctx_unref(l->ctx);
         l->ctx = NULL;
     }
@@ -794,10 +964,12 @@ static int l_deferred_gc(lua_State *L)
 /* ---- registration ---------------------------------------------------------------- */
 
 static const luaL_Reg loop_methods[] = {
-    {"step", l_step},       {"run", l_run},         {"stop", l_stop},   {"alive", l_alive},
-    {"now", l_now},         {"fd", l_fd},           {"pollfd", l_fd},   {"events", l_events},
-    {"timeout", l_timeout}, {"backend", l_backend}, {"timer", l_timer}, {"every", l_every},
-    {"defer", l_defer},     {"watch", l_watch},     {"close", l_close}, {NULL, NULL}};
+    {"step", l_step},       {"run", l_run},         {"stop", l_stop},
+    {"alive", l_alive},     {"now", l_now},         {"fd", l_fd},
+    {"pollfd", l_fd},       {"events", l_events},   {"timeout", l_timeout},
+    {"backend", l_backend}, {"timer", l_timer},     {"every", l_every},
+    {"defer", l_defer},     {"watch", l_watch},     {"close", l_close},
+    {"closed", l_closed},   {"running", l_running}, {NULL, NULL}};
 static const luaL_Reg loop_meta[] = {
     {"__gc", l_loop_gc}, {"__close", l_close}, {"__tostring", l_loop_tostring}, {NULL, NULL}};
 

@@ -5,6 +5,7 @@
 #define WS_LUA_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "io/loop.h"
 #include "lua_compat.h"
@@ -19,6 +20,47 @@ ws_loop *ws_lua_loop_get(ws_lua_loop *ll); /* NULL once closed */
 /* Keep the context alive while a C object points at it. */
 void ws_lua_loop_ref(ws_lua_loop *ll);
 void ws_lua_loop_unref(ws_lua_loop *ll);
+
+/* Connections and servers are members of their loop.  A member keeps the
+ * loop object alive (a registry anchor while the loop has members), and
+ * closing the loop, or collecting it when the Lua state closes, closes its
+ * members first: every member is asked to shut down, the loop runs until
+ * they are done (bounded by their close timeouts), and what is left is
+ * released.  After release a member no longer points into the loop; its
+ * methods report it closed. */
+typedef struct ws_lua_member ws_lua_member;
+typedef struct ws_lua_member_ops {
+    /* Start a graceful close (a connection: 1001 unless already closing;
+     * a server: stop listening).  Runs no Lua. */
+    void (*shutdown)(lua_State *L, ws_lua_member *m);
+    /* Nothing left to flush or await. */
+    bool (*done)(ws_lua_member *m);
+    /* Free everything that points into the loop, without waiting and
+     * without callbacks, and detach (ws_lua_loop_detach). */
+    void (*release)(lua_State *L, ws_lua_member *m);
+    /* How long its close may take (ns). */
+    uint64_t (*close_timeout)(ws_lua_member *m);
+} ws_lua_member_ops;
+struct ws_lua_member {
+    const ws_lua_member_ops *ops;
+    ws_lua_member *next, *prev;
+    bool attached;
+};
+
+/* Attach m; loop_idx is the stack index of the loop object, or 0 when the
+ * loop is known to have members already.  Raises "loop is closing" while
+ * the loop closes. */
+void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
+                        const ws_lua_member_ops *ops, int loop_idx);
+/* Idempotent. */
+void ws_lua_loop_detach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m);
+/* From a member's __gc while it is not done: this happens only when the
+ * Lua state closes (members are anchored until done), so the whole loop
+ * closes now, quietly (no Lua callback runs). */
+void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll);
+/* The loop object (pushed) while it has members; false (nothing pushed)
+ * otherwise. */
+bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll);
 
 /* The Lua thread driving the loop right now (inside step/run), or NULL. */
 lua_State *ws_lua_loop_state(ws_lua_loop *ll);

@@ -2,6 +2,7 @@
  * server's callbacks and settings; on_upgrade / on_request handling;
  * broadcast framing a message once for every client. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 struct lserver {
     ws_lua_loop *ll;
+    ws_lua_member member;
     ws_io io;
     int fd;
     int port;
@@ -35,6 +37,7 @@ struct lserver {
     bool keep_request; /* keep every connection's request, not only when read */
     char *unix_path;   /* a Unix socket server: its file, removed at close */
     unsigned long unix_dev, unix_ino;
+    bool released; /* its loop closed it */
 };
 
 /* The server stays anchored while it listens or has connections, whose
@@ -336,7 +339,7 @@ static void accept_one(lua_State *L, lserver *srv, int fd)
         close(fd);
         return;
     }
-    lconn *lc = ws_lua_conn_push(L, srv->ll);
+    lconn *lc = ws_lua_conn_push(L, srv->ll, 0); /* the server is a member already */
     int idx = lua_gettop(L);
     char err[256];
     lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), &srv->ccfg, &ws_lua_conn_callbacks, lc, s, fd,
@@ -398,6 +401,41 @@ static void stop_listening(lua_State *L, lserver *srv)
     close_listener(srv);
     release_anchor(L, srv);
 }
+
+/* ---- membership of the loop ------------------------------------------------- */
+
+static lserver *member_server(ws_lua_member *m)
+{
+    return (lserver *)(void *)((char *)m - offsetof(lserver, member));
+}
+
+/* Its clients are members too: they close themselves. */
+static void member_shutdown(lua_State *L, ws_lua_member *m)
+{
+    stop_listening(L, member_server(m));
+}
+
+static bool member_done(ws_lua_member *m)
+{
+    return member_server(m)->fd < 0;
+}
+
+static void member_release(lua_State *L, ws_lua_member *m)
+{
+    lserver *srv = member_server(m);
+    stop_listening(L, srv);
+    srv->released = true;
+    ws_lua_loop_detach(L, srv->ll, m);
+}
+
+static uint64_t member_close_timeout(ws_lua_member *m)
+{
+    (void)m;
+    return 0;
+}
+
+static const ws_lua_member_ops member_ops = {member_shutdown, member_done, member_release,
+                                             member_close_timeout};
 
 static ws_tls_ctx *server_tls(lua_State *L, int opts)
 {
@@ -498,6 +536,7 @@ static int l_listen(lua_State *L)
     srv->tls = server_tls(L, opts);
     srv->ll = ll;
     ws_lua_loop_ref(ll);
+    ws_lua_loop_attach(L, ll, &srv->member, &member_ops, 2);
     char err[256];
     if (unix_path) {
         srv->fd = ws_net_listen_unix(unix_path, mode, backlog, &srv->unix_dev, &srv->unix_ino, err,
@@ -525,6 +564,11 @@ static int l_listen(lua_State *L)
 static int l_broadcast(lua_State *L)
 {
     lserver *srv = check_server(L);
+    if (srv->released) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "server is closed");
+        return 2;
+    }
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     bool binary = ws_lua_check_kind(L, 3);
@@ -656,6 +700,10 @@ static int l_newindex(lua_State *L)
 static int l_gc(lua_State *L)
 {
     lserver *srv = luaL_checkudata(L, 1, SERVER_MT);
+    /* Listening or with clients it is anchored: collected anchored only as
+     * the state closes, and its loop closes everything on it first. */
+    if (srv->ll && srv->self_ref != LUA_NOREF)
+        ws_lua_loop_close_quietly(L, srv->ll);
     close_listener(srv);
     for (lconn *lc = srv->clients; lc; lc = lc->next)
         lc->srv = NULL;
@@ -665,6 +713,7 @@ static int l_gc(lua_State *L)
         srv->tls = NULL;
     }
     if (srv->ll) {
+        ws_lua_loop_detach(L, srv->ll, &srv->member);
         ws_lua_loop_unref(srv->ll);
         srv->ll = NULL;
     }

@@ -12,9 +12,10 @@ local ws = {
 local CALLBACKS = { "on_open", "on_message", "on_close", "on_error", "on_drain", "on_ping", "on_pong" }
 
 local default_loop
---- The loop every connection, server and timer of this module runs on.
+--- The loop every connection, server and timer of this module runs on
+-- (a new one once it was closed).
 function ws.loop()
-  if not default_loop then default_loop = core.loop() end
+  if not default_loop or default_loop:closed() then default_loop = core.loop() end
   return default_loop
 end
 
@@ -49,14 +50,24 @@ function ws.spawn(fn, ...)
   return co
 end
 
+-- Waiting outside a task runs the loop, which a callback of that loop
+-- cannot do: say so, and what to do instead.
+local function check_not_in_callback(loop, what, level)
+  if loop:running() then
+    error(what .. ": called from a callback of the same loop, which cannot wait;"
+      .. " run the code that waits in a task: ws.spawn(function() ... end)", level + 1)
+  end
+end
+
 -- Wait until ready() or the timeout (seconds, nil = none).  Inside a task
 -- the task yields and `wake_list` (a table of waiting coroutines) gets it
 -- until then; outside, the loop runs here.
-local function wait(ready, timeout, wake_list)
+local function wait(ready, timeout, wake_list, what)
   if ready() then return true end
   local loop = ws.loop()
   local deadline = timeout and loop:now() + timeout
   local co = current_task()
+  if not co then check_not_in_callback(loop, what or "ws: wait", 3) end
   if co then
     local timer
     if timeout then timer = loop:timer(timeout, function() resume(co) end) end
@@ -92,6 +103,7 @@ function ws.sleep(seconds)
     timer:cancel()
     return
   end
+  check_not_in_callback(loop, "ws.sleep", 2)
   while loop:now() < deadline do
     loop:step(deadline - loop:now())
   end
@@ -159,7 +171,7 @@ local function receive(c, timeout)
     error("bad argument #1 to 'receive' (non-negative number expected)", 2)
   end
   local st = state_of(c)
-  wait(st.ready, timeout, st.waiting)
+  wait(st.ready, timeout, st.waiting, "receive")
   local i = st.first
   if i <= st.last then
     local data, kind = st[i], st[i + 1]
@@ -186,6 +198,58 @@ local function refuse_in_nginx(what)
   end
 end
 
+-- Tasks waiting in close(), per connection; the C side calls the "close"
+-- hook after the close event of a connection marked by notify_close.
+local close_waiters = setmetatable({}, { __mode = "k" })
+core.set_hook("close", function(c)
+  local list = close_waiters[c]
+  if not list then return end
+  close_waiters[c] = nil
+  for co in pairs(list) do resume(co) end
+end)
+
+-- Until the connection is CLOSED: a task yields, a script runs the loop;
+-- inside a callback it returns at once (the handshake completes later).
+-- The connection's close timer bounds the wait.
+local function wait_closed(c)
+  local loop = core.conn_loop(c)
+  if not loop or c.ready_state == "CLOSED" then return end
+  local co = current_task()
+  if co then
+    local list = close_waiters[c]
+    if not list then
+      list = {}
+      close_waiters[c] = list
+    end
+    list[co] = true
+    core.notify_close(c)
+    repeat coroutine.yield() until c.ready_state == "CLOSED"
+    list[co] = nil
+    return
+  end
+  if loop:running() then return end
+  while c.ready_state ~= "CLOSED" and loop:alive() do loop:step() end
+end
+
+--- Close: send the close frame after the queued output and, outside
+-- callbacks, wait for the peer's answer (up to close_timeout).
+local core_close = core.conn_close
+function core.conn_methods.close(c, code, reason)
+  local ok, err = core_close(c, code, reason)
+  if not ok then return ok, err end
+  wait_closed(c)
+  return true
+end
+-- local c <close> (Lua 5.4): the same, with the default code.
+core.conn_meta.__close = function(c)
+  local state = c.ready_state
+  if state == "OPEN" or state == "CONNECTING" then
+    c:close()
+  elseif state == "CLOSING" then
+    wait_closed(c)
+  end
+end
+
 --- Open a client connection.  With any on_* callback in opts it returns
 -- at once (ready_state CONNECTING) and the callbacks fire from ws.run();
 -- without, it waits and returns an OPEN connection or nil, err[, info].
@@ -201,10 +265,11 @@ function ws.connect(url, opts)
   for i = 1, #CALLBACKS do
     if opts and opts[CALLBACKS[i]] ~= nil then callback_style = true end
   end
+  if not callback_style and not current_task() then check_not_in_callback(ws.loop(), "ws.connect", 2) end
   local c = core.connect(url, opts, ws.loop())
   if callback_style then return c end
   local st = state_of(c)
-  wait(function() return c.ready_state ~= "CONNECTING" end, nil, st.waiting)
+  wait(function() return c.ready_state ~= "CONNECTING" end, nil, st.waiting, "ws.connect")
   -- Opened counts even if the server already closed: what it sent first
   -- waits in the queue for receive().
   if st.opened then return c end

@@ -1,0 +1,264 @@
+-- A loop outlives everything on it: connections and servers keep their
+-- loop alive; closing the loop (or closing the Lua state) closes them
+-- first, and later calls on them say "connection is closed" / "server is
+-- closed" instead of touching freed memory.  Every order of close, garbage
+-- collection and script exit.  Run under ASan (make sanitize) and valgrind
+-- (make valgrind) like every spec.
+-- Lua 5.1 compatible.
+
+local net = require "spec.helpers.net_util"
+local exit = require "spec.helpers.exit_util"
+local ws = net.ws
+local core = ws.core
+
+local function full_gc()
+  collectgarbage()
+  collectgarbage()
+end
+
+-- A weak reference: ref() is the object while something else holds it.
+local function weak(obj)
+  local t = setmetatable({ obj }, { __mode = "v" })
+  return function() return t[1] end
+end
+
+local function step_until(loop, cond, timeout)
+  local deadline = net.now() + (timeout or 5)
+  while not cond() and net.now() < deadline do loop:step(0.01) end
+  return cond()
+end
+
+describe("loop lifetime", function()
+  after_each(function()
+    net.cleanup()
+    exit.cleanup()
+  end)
+
+  it("a dropped ws.core.loop() stays alive while a server and a connection are on it; exit then closes them", function()
+    local child = exit.spawn([[
+      local core = require "ws.core"
+      local loop = core.loop()
+      local srv = core.listen({ host = "127.0.0.1", port = 0, on_message = function(c, d) c:send(d) end }, loop)
+      local got
+      local c = core.connect("ws://127.0.0.1:" .. srv.port .. "/", {
+        on_open = function(c) c:send("ping") end,
+        on_message = function(_, d) got = d end,
+      }, loop)
+      while not got do loop:step(0.05) end
+      local ref = setmetatable({ loop }, { __mode = "v" })
+      loop = nil
+      collectgarbage(); collectgarbage()
+      print("ALIVE " .. tostring(ref[1] ~= nil) .. " " .. c.ready_state .. " " .. tostring(srv.listening))
+    ]])
+    assert.are.equal(0, child:wait(), child:describe())
+    assert.are.equal("ALIVE true OPEN true\n", child:output())
+    assert.are.equal("", child:errors())
+  end)
+
+  it("ws.loop():close() closes its connections after their queued messages (1001); later calls say closed", function()
+    local peer, port = net.spawn_echo_server()
+    local c = assert(ws.connect("ws://127.0.0.1:" .. port .. "/"))
+    local big = net.payload(300000, "binary")
+    for _ = 1, 3 do assert(c:send(big, "binary")) end
+    local old = ws.loop()
+    old:close()
+    assert.is_true(old:closed())
+    assert.are.equal("CLOSED", c.ready_state)
+    assert.are.same({ nil, "connection is closed" }, { c:send("x") })
+    assert.are.same({ nil, "connection is closed" }, { c:ping() })
+    assert.are.same({ nil, "connection is closed" }, { c:close() })
+    assert.are.same({ nil, "connection is closed" }, { c:send_fragment("x", true) })
+    assert.are.equal(0, c:buffered_amount())
+    -- The module goes on with a new loop.
+    assert.are_not.equal(old, ws.loop())
+    assert.is_false(ws.loop():closed())
+    peer:wait_output("CLOSE 1001 true going away")
+    local _, n = peer:output():gsub("MESSAGE binary 300000", "")
+    assert.are.equal(3, n)
+  end)
+
+  it("loop:close() runs the on_close callbacks of what it closes", function()
+    local loop = core.loop()
+    local closes = {}
+    local srv = core.listen({ host = "127.0.0.1", port = 0,
+      on_close = function(_, code, reason) closes[#closes + 1] = "server " .. code .. " " .. reason end }, loop)
+    local opened
+    local c = core.connect("ws://127.0.0.1:" .. srv.port .. "/", {
+      on_open = function() opened = true end,
+      on_close = function(_, code, reason, clean)
+        closes[#closes + 1] = "client " .. code .. " " .. reason .. " " .. tostring(clean)
+      end,
+    }, loop)
+    assert.is_truthy(step_until(loop, function() return opened end))
+    loop:close()
+    table.sort(closes)
+    -- Both ends close on the same loop: each starts with 1001, and one of
+    -- the two close frames crosses the other's.
+    assert.are.equal(2, #closes)
+    assert.matches("^client 1001 ", closes[1])
+    assert.matches("^server 1001 ", closes[2])
+    assert.are.equal("CLOSED", c.ready_state)
+    assert.is_false(srv.listening)
+  end)
+
+  it("an error raised by a callback while loop:close() runs comes out of close, after the loop is closed", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local opened
+    core.connect("ws://127.0.0.1:" .. srv.port .. "/", {
+      on_open = function() opened = true end,
+      on_close = function() error("boom in on_close") end,
+    }, loop)
+    assert.is_truthy(step_until(loop, function() return opened end))
+    local ok, err = pcall(loop.close, loop)
+    assert.is_false(ok)
+    assert.matches("boom in on_close", tostring(err))
+    assert.is_true(loop:closed())
+  end)
+
+  it("a server on a closed loop: broadcast says closed, close does nothing, the port is free", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local port = srv.port
+    loop:close()
+    assert.is_false(srv.listening)
+    assert.are.same({ nil, "server is closed" }, { srv:broadcast("x") })
+    srv:close()
+    assert.are.same({}, srv:clients())
+    assert.is_nil(net.raw_connect(port))
+  end)
+
+  it("srv:close() after its loop was dropped and collected (the server kept it alive)", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local ref = weak(loop)
+    loop = nil -- luacheck: ignore 311
+    full_gc()
+    assert.is_not_nil(ref())
+    srv:close()
+    assert.is_false(srv.listening)
+    srv = nil -- luacheck: ignore 311
+    full_gc()
+    assert.is_nil(ref())
+  end)
+
+  it("a connection collected after it closed, then its loop closed", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local opened
+    local c = core.connect("ws://127.0.0.1:" .. srv.port .. "/", { on_open = function() opened = true end }, loop)
+    assert.is_truthy(step_until(loop, function() return opened end))
+    c:close()
+    assert.is_truthy(step_until(loop, function() return c.ready_state == "CLOSED" end))
+    local cref = weak(c)
+    c = nil -- luacheck: ignore 311
+    step_until(loop, function() return #srv:clients() == 0 end)
+    loop:step(0.05)
+    full_gc()
+    assert.is_nil(cref())
+    loop:close()
+    assert.is_true(loop:closed())
+  end)
+
+  it("a loop closed first, then its connection and server collected, then the loop collected", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local opened
+    local c = core.connect("ws://127.0.0.1:" .. srv.port .. "/", { on_open = function() opened = true end }, loop)
+    assert.is_truthy(step_until(loop, function() return opened end))
+    loop:close()
+    local cref, sref, lref = weak(c), weak(srv), weak(loop)
+    c, srv, loop = nil, nil, nil -- luacheck: ignore 311
+    full_gc()
+    assert.is_nil(cref())
+    assert.is_nil(sref())
+    assert.is_nil(lref())
+  end)
+
+  it("a loop with nothing on it is collected as before", function()
+    local ref = weak(core.loop())
+    full_gc()
+    assert.is_nil(ref())
+  end)
+
+  it("loop:close() from one of its callbacks raises and changes nothing", function()
+    local loop = core.loop()
+    local err
+    loop:timer(0, function() err = select(2, pcall(loop.close, loop)) end)
+    loop:step(0.1)
+    assert.matches("called from a callback of the same loop", err)
+    assert.is_false(loop:closed())
+    loop:close()
+  end)
+
+  it("no new connection or server on a loop while it closes", function()
+    local loop = core.loop()
+    local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+    local opened, err
+    core.connect("ws://127.0.0.1:" .. srv.port .. "/", {
+      on_open = function() opened = true end,
+      on_close = function()
+        err = select(2, pcall(core.connect, "ws://127.0.0.1:" .. srv.port .. "/", { on_open = print }, loop))
+      end,
+    }, loop)
+    assert.is_truthy(step_until(loop, function() return opened end))
+    loop:close()
+    assert.matches("loop is closing", err)
+  end)
+
+  it("exit with a server and connections open on a core loop that was never closed: the peer gets 1001", function()
+    local peer, port = net.spawn_echo_server()
+    local child = exit.spawn([[
+      local core = require "ws.core"
+      local loop = core.loop()
+      local srv = core.listen({ host = "127.0.0.1", port = 0 }, loop)
+      local n = 0
+      core.connect("ws://127.0.0.1:" .. arg[1] .. "/", { on_open = function(c) c:send("hello") end,
+        on_message = function() n = n + 1 end }, loop)
+      while n == 0 do loop:step(0.05) end
+      print("SRV " .. srv.port)
+    ]], port)
+    assert.are.equal(0, child:wait(), child:describe())
+    peer:wait_output("CLOSE 1001 true going away")
+    assert.matches("MESSAGE text 5", peer:output())
+  end)
+
+  it("the state closed from inside a callback (os.exit(0, true)): the peer still gets a close frame", function()
+    if not exit.exit_closes_state then
+      pending("os.exit(code, true) does not close the state on Lua 5.1")
+      return
+    end
+    local child = exit.spawn([[
+      local ws = require "ws"
+      local srv = ws.listen{ host = "127.0.0.1", port = 0,
+        on_message = function(c, d) if d == "exit" then os.exit(0, true) end c:send(d) end }
+      print("PORT " .. srv.port)
+      ws.run()
+    ]])
+    local port = tonumber(child:wait_output("PORT (%d+)"))
+    local closed
+    local c = net.connect("ws://127.0.0.1:" .. port .. "/", {
+      on_open = function(c) c:send("exit") end,
+      on_close = function(_, code, reason) closed = { code, reason } end,
+    })
+    assert.is_truthy(c)
+    assert.is_truthy(net.wait_until(function() return closed end, 10))
+    assert.are.same({ 1001, "server shutting down" }, closed)
+    assert.are.equal(0, child:wait(), child:describe())
+  end)
+
+  it("plain os.exit() after ws.loop():close(): the peer gets every message and 1001", function()
+    local peer, port = net.spawn_echo_server()
+    local child = exit.spawn([[
+      local ws = require "ws"
+      local c = assert(ws.connect("ws://127.0.0.1:" .. arg[1] .. "/"))
+      for _ = 1, 4 do c:send(string.rep("z", 200000)) end
+      ws.loop():close()
+      os.exit(3)
+    ]], port)
+    assert.are.equal(3, child:wait(), child:describe())
+    peer:wait_output("CLOSE 1001 true going away")
+    local _, n = peer:output():gsub("MESSAGE text 200000", "")
+    assert.are.equal(4, n)
+  end)
+end)
