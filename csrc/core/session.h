@@ -96,6 +96,8 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len);
 int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv *headers,
                       size_t num_headers);
+/* Server: the request of a WS_EV_REQUEST not answered yet, else NULL. */
+const ws_http_head *ws_session_request_head(const ws_session *s);
 
 /* Server after WS_EV_HTTP: answer the plain request and close. */
 int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t num_headers,

@@ -923,6 +923,14 @@ static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
     char msg[128];
     switch (kind) {
     case T_OPEN:
+        if (ws_session_request_head(c->s) &&
+            ws_session_reject(c->s, 503, "the server did not decide in time", NULL, 0) == WS_OK) {
+            /* The request was complete but its owner did not answer in
+             * time (an on_upgrade still waiting): say so instead of
+             * cutting the connection. */
+            dispatch(c);
+            break;
+        }
         snprintf(msg, sizeof msg, "%s timeout after %.3g s",
                  ws_session_role(c->s) == WS_CLIENT ? "connect" : "handshake",
                  (double)c->open_timeout_ns / 1e9);

@@ -17,7 +17,8 @@ typedef struct ws_conn ws_conn;
 typedef struct ws_tls_ctx ws_tls_ctx;
 
 typedef struct ws_conn_config {
-    uint64_t open_timeout_ns;  /* client: resolve to OPEN; server: handshake */
+    uint64_t open_timeout_ns;  /* client: resolve to OPEN; server: handshake (a request
+                                  still unanswered then gets 503) */
     uint64_t close_timeout_ns; /* close handshake and final flush */
     uint64_t ping_interval_ns; /* 0: no keepalive */
     uint64_t ping_timeout_ns;  /* no byte from the peer this long after a ping: dead */

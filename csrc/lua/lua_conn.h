@@ -70,6 +70,7 @@ struct lconn {
     bool request_read; /* c.request or c.path was read */
     struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     bool notify_close;                /* call the close hook after the close event */
+    bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
 };
 
 /* Hooks the Lua layer installs (ws.core.set_hook(name, fn)), kept in the

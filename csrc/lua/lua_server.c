@@ -171,9 +171,88 @@ static void reject_args(lua_State *L, int first, int *status, const char **reaso
     }
 }
 
-static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+/* Answer the request of lc (head) as on_upgrade decided: the
+ * UPGRADE_RESULTS values it returned from stack index first (0: there is
+ * no on_upgrade; called = false: it failed, answer 500).  A result of the
+ * wrong kind raises, before or after the answer (500). */
+static void answer_upgrade(lua_State *L, lconn *lc, int first, bool called,
+                           const ws_http_head *head)
 {
     ws_session *s = ws_conn_session(lc->c);
+    bool accepted = true;
+    int status = 403;
+    const char *reason = "Forbidden";
+    const char *protocol = NULL;
+    ws_kv *headers = NULL;
+    size_t nh = 0;
+    if (!called) {
+        accepted = false;
+        status = 500;
+        reason = "Internal Server Error";
+    } else if (first) {
+        int type = lua_type(L, first);
+        if (type == LUA_TSTRING) {
+            protocol = lua_tostring(L, first);
+        } else if (type == LUA_TTABLE) {
+            protocol = ws_lua_opt_text(L, first, "protocol", NULL);
+            headers = ws_lua_opt_headers(L, first, "headers", &nh);
+        } else if (type == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
+            accepted = false;
+            reject_args(L, first, &status, &reason, &headers, &nh);
+        } else if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
+            /* Anything else is a mistake, never an accept: the client
+             * gets 500 and the error leaves ws.run. */
+            luaL_error(L,
+                       "on_upgrade returned a %s: return nothing or true to accept, a "
+                       "subprotocol or {protocol=, headers=}, or false[, status[, "
+                       "reason[, headers]]] to reject",
+                       lua_typename(L, type));
+        }
+    }
+    if (accepted && !protocol)
+        protocol = choose_protocol(L, lc, head);
+    char err[256];
+    int rc;
+    if (accepted) {
+        rc = ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err);
+        if (rc != WS_OK)
+            ws_session_reject(s, 500, "Internal Server Error", NULL, 0);
+    } else {
+        rc = ws_session_reject(s, status, reason, headers, nh);
+        if (rc == WS_E_ARG) {
+            ws_handshake_check_headers(headers, nh, err, sizeof err);
+            ws_session_reject(s, status, reason, NULL, 0);
+        }
+    }
+    ws_conn_output_changed(lc->c);
+    /* What on_upgrade asked for could not be sent (a bad header or
+     * subprotocol): the client got 500 (or the rejection without the
+     * headers), and the mistake reaches whoever runs the loop. */
+    if (rc == WS_E_ARG)
+        luaL_error(L, "on_upgrade: %s", err);
+}
+
+/* ws.core.upgrade_answer(conn, ...): the decision of an on_upgrade that
+ * waited (its task ended), as it returned it.  false when it came too late
+ * (the handshake timed out, the client left, the server closed). */
+static int l_upgrade_answer(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    const ws_http_head *head =
+        lc->c && lc->upgrade_wait ? ws_session_request_head(ws_conn_session(lc->c)) : NULL;
+    if (!head) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 1 + UPGRADE_RESULTS);
+    answer_upgrade(L, lc, 2, true, head);
+    lc->upgrade_wait = false;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
+{
     lserver *srv = lc->srv;
     unsigned cbs = srv ? srv->cbs : 0;
     const ws_server_request *r = ev->request;
@@ -196,61 +275,33 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
         lc->request_temp = !srv->keep_request;
     }
 
-    bool accepted = true;
-    int status = 403;
-    const char *reason = "Forbidden";
-    const char *protocol = NULL;
-    ws_kv *headers = NULL;
-    size_t nh = 0;
+    int first = 0;
+    bool called = true;
     if (req && server_callback(L, lc, CB_UPGRADE)) {
-        lua_pushvalue(L, req);
-        if (!ws_lua_loop_call_results(lc->ll, 1, UPGRADE_RESULTS)) {
-            accepted = false;
-            status = 500;
-            reason = "Internal Server Error";
-        } else {
-            int first = lua_gettop(L) - UPGRADE_RESULTS + 1;
-            int type = lua_type(L, first);
-            if (type == LUA_TSTRING) {
-                protocol = lua_tostring(L, first);
-            } else if (type == LUA_TTABLE) {
-                protocol = ws_lua_opt_text(L, first, "protocol", NULL);
-                headers = ws_lua_opt_headers(L, first, "headers", &nh);
-            } else if (type == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
-                accepted = false;
-                reject_args(L, first, &status, &reason, &headers, &nh);
-            } else if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
-                /* Anything else is a mistake, never an accept: the client
-                 * gets 500 (conn_event) and the error leaves ws.run. */
-                luaL_error(L,
-                           "on_upgrade returned a %s: return nothing or true to accept, a "
-                           "subprotocol or {protocol=, headers=}, or false[, status[, "
-                           "reason[, headers]]] to reject",
-                           lua_typename(L, type));
+        /* The Lua layer runs on_upgrade as a task that may wait (its
+         * "upgrade" hook returns true then, else false and the results);
+         * ws.core alone calls it directly. */
+        lua_getfield(L, LUA_REGISTRYINDEX, WS_HOOK_PREFIX "upgrade");
+        if (lua_isfunction(L, -1)) {
+            lua_insert(L, -2);
+            lua_pushvalue(L, req);
+            lua_pushvalue(L, idx);
+            called = ws_lua_loop_call_results(lc->ll, 3, 1 + UPGRADE_RESULTS);
+            if (called && lua_toboolean(L, -1 - UPGRADE_RESULTS)) {
+                /* It waits: the answer comes with ws.core.upgrade_answer,
+                 * or 503 at the handshake timeout. */
+                lc->upgrade_wait = true;
+                return;
             }
+        } else {
+            lua_pop(L, 1);
+            lua_pushvalue(L, req);
+            called = ws_lua_loop_call_results(lc->ll, 1, UPGRADE_RESULTS);
         }
+        if (called)
+            first = lua_gettop(L) - UPGRADE_RESULTS + 1;
     }
-    if (accepted && !protocol)
-        protocol = choose_protocol(L, lc, ev->head);
-    char err[256];
-    int rc;
-    if (accepted) {
-        rc = ws_session_accept(s, protocol, NULL, headers, nh, err, sizeof err);
-        if (rc != WS_OK)
-            ws_session_reject(s, 500, "Internal Server Error", NULL, 0);
-    } else {
-        rc = ws_session_reject(s, status, reason, headers, nh);
-        if (rc == WS_E_ARG) {
-            ws_handshake_check_headers(headers, nh, err, sizeof err);
-            ws_session_reject(s, status, reason, NULL, 0);
-        }
-    }
-    ws_conn_output_changed(lc->c);
-    /* What on_upgrade asked for could not be sent (a bad header or
-     * subprotocol): the client got 500 (or the rejection without the
-     * headers), and the mistake reaches whoever runs the loop. */
-    if (rc == WS_E_ARG)
-        luaL_error(L, "on_upgrade: %s", err);
+    answer_upgrade(L, lc, first, called, ev->head);
 }
 
 static void http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
@@ -740,4 +791,6 @@ void ws_lua_open_server(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_listen);
     lua_setfield(L, -2, "listen");
+    lua_pushcfunction(L, l_upgrade_answer);
+    lua_setfield(L, -2, "upgrade_answer");
 }

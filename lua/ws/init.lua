@@ -250,6 +250,43 @@ core.conn_meta.__close = function(c)
   end
 end
 
+-- on_upgrade runs as a task, so it may wait (ws.sleep, ws.connect,
+-- receive) before it decides.  The C side calls this hook with the
+-- callback, the request and the connection: it returns false and what
+-- on_upgrade returned when that did not wait; true when it waits, and the
+-- task answers when it ends (with 500, and the error raised, when it
+-- fails).  handshake_timeout bounds the wait: the client then gets 503
+-- and a late decision is dropped.
+local function traceback_of(err)
+  if type(err) == "string" then return debug.traceback(err, 2) end
+  return err
+end
+core.set_hook("upgrade", function(fn, req, c)
+  local waited, result = false, nil
+  local co = coroutine.create(function()
+    local r = { xpcall(function() return fn(req) end, traceback_of) }
+    if not waited then
+      result = r
+      return
+    end
+    local ok, err = r[1], r[2]
+    if ok then ok, err = pcall(core.upgrade_answer, c, r[2], r[3], r[4], r[5]) end
+    if not ok then
+      core.upgrade_answer(c, false, 500)
+      error(err, 0)
+    end
+  end)
+  spawned[co] = true
+  local ok, err = coroutine.resume(co)
+  if not ok then error(err, 0) end
+  if not result then
+    waited = true
+    return true
+  end
+  if not result[1] then error(result[2], 0) end
+  return false, result[2], result[3], result[4], result[5]
+end)
+
 --- Open a client connection.  With any on_* callback in opts it returns
 -- at once (ready_state CONNECTING) and the callbacks fire from ws.run();
 -- without, it waits and returns an OPEN connection or nil, err[, info].
