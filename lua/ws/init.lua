@@ -28,12 +28,21 @@ local function current_task()
   return nil
 end
 
+-- Tasks running an on_upgrade that waited, and their connection: when
+-- such a task fails, its client gets 500.
+local upgrading = setmetatable({}, { __mode = "k" })
+
 local function resume(co, ...)
   -- A task may trigger its own wake-up (closing a connection runs on_close
   -- at once): it is running then, not waiting.
   if coroutine.status(co) ~= "suspended" then return end
   local ok, err = coroutine.resume(co, ...)
   if not ok then
+    local c = upgrading[co]
+    if c then
+      upgrading[co] = nil
+      core.upgrade_answer(c, false, 500)
+    end
     error(debug.traceback(co, tostring(err)), 0)
   end
 end
@@ -254,37 +263,30 @@ end
 -- receive) before it decides.  The C side calls this hook with the
 -- callback, the request and the connection: it returns false and what
 -- on_upgrade returned when that did not wait; true when it waits, and the
--- task answers when it ends (with 500, and the error raised, when it
--- fails).  handshake_timeout bounds the wait: the client then gets 503
--- and a late decision is dropped.
-local function traceback_of(err)
-  if type(err) == "string" then return debug.traceback(err, 2) end
-  return err
-end
+-- task answers when it ends (500 when it fails, see resume).
+-- handshake_timeout bounds the wait: the client then gets 503 and a late
+-- decision is dropped.
 core.set_hook("upgrade", function(fn, req, c)
   local waited, result = false, nil
-  local co = coroutine.create(function()
-    local r = { xpcall(function() return fn(req) end, traceback_of) }
+  local co
+  co = coroutine.create(function()
+    local r = { fn(req) }
     if not waited then
       result = r
       return
     end
-    local ok, err = r[1], r[2]
-    if ok then ok, err = pcall(core.upgrade_answer, c, r[2], r[3], r[4], r[5]) end
-    if not ok then
-      core.upgrade_answer(c, false, 500)
-      error(err, 0)
-    end
+    core.upgrade_answer(c, r[1], r[2], r[3], r[4])
+    upgrading[co] = nil
   end)
   spawned[co] = true
   local ok, err = coroutine.resume(co)
-  if not ok then error(err, 0) end
+  if not ok then error(debug.traceback(co, tostring(err)), 0) end
   if not result then
     waited = true
+    upgrading[co] = c
     return true
   end
-  if not result[1] then error(result[2], 0) end
-  return false, result[2], result[3], result[4], result[5]
+  return false, result[1], result[2], result[3], result[4]
 end)
 
 --- Open a client connection.  With any on_* callback in opts it returns
