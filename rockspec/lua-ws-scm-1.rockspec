@@ -62,6 +62,7 @@ build = {
         "csrc/lua/lua_core.c",
         "csrc/lua/lua_error.c",
         "csrc/lua/lua_handshake.c",
+        "csrc/lua/lua_input.c",
         "csrc/lua/lua_loop.c",
         "csrc/lua/lua_opts.c",
         "csrc/lua/lua_redirect.c",
@@ -79,5 +80,10 @@ build = {
     },
   },
   -- begin generated: bin scripts
+  install = {
+    bin = {
+      ["lua-ws"] = "bin/lua-ws",
+    },
+  },
   -- end generated: bin scripts
 }

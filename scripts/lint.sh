@@ -3,7 +3,7 @@
 # (default checks) over the C core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-luacheck -q lua spec examples
+luacheck -q lua spec examples bin
 bash scripts/check_layers.sh
 if command -v clang-format >/dev/null; then
   clang-format --dry-run -Werror csrc/*/*.[ch]
