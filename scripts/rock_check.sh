@@ -45,4 +45,11 @@ for pair in "5.1 rockspec/lua-ws-scm-1.rockspec" "5.4 $release"; do
       assert(ws.version == "'"$version"'", "ws.version is " .. ws.version .. ", the rockspec says '"$version"'")
     end
     print("rockspec: '"$spec"' on Lua '"$v"': installed module works")')
+  # The lua-ws command: installed into the tree's bin/ and able to load ws.
+  "$tree/$v/bin/lua-ws" --help | grep -q -- '--exec' ||
+    { echo "rockspec: $spec on Lua $v: bin/lua-ws missing or broken"; exit 1; }
+  out=$(cd "$tree" && "$tree/$v/bin/lua-ws" -x hi ws://127.0.0.1:1/ 2>&1 || true)
+  case $out in *"cannot connect"*) ;; *)
+    echo "rockspec: $spec on Lua $v: the installed lua-ws cannot load ws: $out"; exit 1 ;; esac
+  echo "rockspec: $spec on Lua $v: lua-ws command works"
 done
