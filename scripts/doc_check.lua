@@ -41,8 +41,15 @@ end
 local ws = require "ws"
 local core = require "ws.core"
 local testing = require "ws.testing" -- a pipe for a watcher
+-- Plumbing between ws (init.lua) and ws.core, not for users.
 local INTERNAL = {
   ["ws.core.conn_methods"] = "how ws adds Connection:receive",
+  ["ws.core.conn_meta"] = "how ws sets the connections' __close",
+  ["ws.core.conn_close"] = "the C close that ws's close wraps",
+  ["ws.core.conn_loop"] = "a connection's loop, for ws's close",
+  ["ws.core.notify_close"] = "marks a connection whose close a task waits for",
+  ["ws.core.set_hook"] = "ws's close and upgrade hooks",
+  ["ws.core.upgrade_answer"] = "how ws answers an on_upgrade task",
   ["ws.reconnect.new"] = "called by ws.reconnecting",
 }
 local function exports(prefix, t, where)

@@ -13,6 +13,21 @@
 
 #define VALIDATOR_MT "ws.core.utf8_validator"
 
+/***
+ * ws.core: the C module under ws. Its session, loop, connections and servers
+ * are documented in module ws; here are the entry points ws wraps, the
+ * handshake helpers and the codecs, for hosts that do their own I/O.
+ * @module ws.core
+ */
+
+/***
+ * One frame's bytes (any opcode, reserved bits, masking), for hosts that do
+ * their own framing and for tests.
+ * @function build_frame
+ * @tparam table frame `{opcode = 1, payload = "", fin = true, rsv1, rsv2, rsv3, mask = 4-byte
+ *  key}`
+ * @treturn string the frame
+ */
 static int l_build_frame(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -68,6 +83,13 @@ static void set_bool(lua_State *L, const char *k, bool v)
     lua_setfield(L, -2, k);
 }
 
+/***
+ * Parse a frame header.
+ * @function parse_frame_header
+ * @tparam string bytes the start of a frame
+ * @treturn table `{fin, rsv1, rsv2, rsv3, opcode, masked, mask, length, header_len}`, or nil
+ *  when incomplete
+ */
 static int l_parse_frame_header(lua_State *L)
 {
     size_t n;
@@ -102,6 +124,14 @@ static int l_parse_frame_header(lua_State *L)
     return 1;
 }
 
+/***
+ * XOR masking (RFC 6455 section 5.3).
+ * @function mask
+ * @tparam string data the bytes
+ * @tparam string key 4-byte masking key
+ * @tparam[opt=0] integer offset position of `data` in the payload
+ * @treturn string the masked (or unmasked) bytes
+ */
 static int l_mask(lua_State *L)
 {
     size_t n, kn;
@@ -124,6 +154,12 @@ static int l_mask(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether a string is valid UTF-8.
+ * @function utf8_valid
+ * @tparam string s
+ * @treturn bool
+ */
 static int l_utf8_valid(lua_State *L)
 {
     size_t n;
@@ -137,6 +173,11 @@ typedef struct validator {
     bool failed;
 } validator;
 
+/***
+ * An incremental UTF-8 validator, for text arriving in parts.
+ * @function utf8_validator
+ * @treturn Validator
+ */
 static int l_utf8_validator(lua_State *L)
 {
     validator *v = lua_newuserdata(L, sizeof *v);
@@ -147,6 +188,17 @@ static int l_utf8_validator(lua_State *L)
     return 1;
 }
 
+/***
+ * An incremental UTF-8 validator from `utf8_validator`.
+ * @type Validator
+ */
+
+/***
+ * Check the next part.
+ * @function Validator:feed
+ * @tparam string part
+ * @treturn bool false as soon as the text cannot be valid UTF-8
+ */
 static int l_validator_feed(lua_State *L)
 {
     validator *v = luaL_checkudata(L, 1, VALIDATOR_MT);
@@ -158,6 +210,11 @@ static int l_validator_feed(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether the text ends on a whole character and was valid.
+ * @function Validator:finish
+ * @treturn bool
+ */
 static int l_validator_finish(lua_State *L)
 {
     validator *v = luaL_checkudata(L, 1, VALIDATOR_MT);

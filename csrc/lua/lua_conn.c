@@ -622,6 +622,25 @@ static int send_result(lua_State *L, int r)
     return 2;
 }
 
+/***
+ * Connections of module ws, implemented in C.
+ * @module ws
+ */
+
+/***
+ * @type Connection
+ */
+
+/***
+ * Send a message.
+ * @function Connection:send
+ * @tparam string data the message
+ * @tparam[opt="text"] string kind `"text"` or `"binary"`
+ * @tparam[opt] table opts `{compress = bool}`: with permessage-deflate agreed, `false` sends
+ *  this message uncompressed and `true` compresses it even under the `threshold`
+ * @return `true`, or `nil, err` (`"connection is not open"`, `"send buffer full"`)
+ * @raise when a text message is not UTF-8, or `kind` is wrong
+ */
 static int l_send(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -634,6 +653,14 @@ static int l_send(lua_State *L)
     return send_result(L, ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress));
 }
 
+/***
+ * Send one part of a message streamed in parts; `fin` ends the message.
+ * @function Connection:send_fragment
+ * @tparam string data this part
+ * @tparam bool fin true on the last part
+ * @tparam[opt="text"] string kind `"text"` or `"binary"` (taken from the first part)
+ * @return `true`, or `nil, err`
+ */
 static int l_send_fragment(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -647,6 +674,13 @@ static int l_send_fragment(lua_State *L)
         L, ws_conn_send_fragment(lc->c, binary, (const uint8_t *)p, n, lua_toboolean(L, 3) != 0));
 }
 
+/***
+ * Send a ping.
+ * @function Connection:ping
+ * @tparam[opt=""] string payload at most 125 bytes
+ * @return `true`, or `nil, err`
+ * @raise when the payload is over 125 bytes
+ */
 static int l_ping(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -659,6 +693,18 @@ static int l_ping(lua_State *L)
     return send_result(L, ws_conn_ping(lc->c, (const uint8_t *)p, n));
 }
 
+/***
+ * Close (the close frame goes after the queued output). Outside callbacks it
+ * returns once the handshake is done (the peer answered, or `close_timeout`
+ * passed and `c.was_clean` is false); inside a task it yields meanwhile;
+ * inside a callback it returns at once and the handshake completes later
+ * (`on_close`). Closing while CONNECTING fails the connection (1006).
+ * @function Connection:close
+ * @tparam[opt=1000] integer code 1000-1003, 1007-1014 or 3000-4999
+ * @tparam[opt] string reason at most 123 bytes of UTF-8
+ * @return `true`, or `nil, err` when already closing
+ * @raise on an invalid code or reason
+ */
 static int l_close(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -677,6 +723,11 @@ static int l_close(lua_State *L)
     return send_result(L, r);
 }
 
+/***
+ * Bytes queued but not yet written to the socket.
+ * @function Connection:buffered_amount
+ * @treturn integer bytes
+ */
 static int l_buffered_amount(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -824,6 +875,29 @@ static const struct conn_field *find_field(lua_State *L, int up)
 
 /* Methods first (upvalue 2), then callbacks, the field table (upvalue 3),
  * then the fields table. */
+/***
+ * Fields of a connection. Any other field can be set and read
+ * (`c.user = "bob"`); the `on_*` callbacks can be set as fields.
+ * @table fields
+ * @tfield string ready_state `"CONNECTING"`, `"OPEN"`, `"CLOSING"` or `"CLOSED"`
+ * @tfield string protocol the negotiated subprotocol, or nil
+ * @tfield string extensions the negotiated `Sec-WebSocket-Extensions`, or nil
+ * @tfield string url client: the URL
+ * @tfield table headers client: the response headers
+ * @tfield integer status client: the response status
+ * @tfield string body client: the body of a failed handshake's answer
+ * @tfield string remote_address the peer's address
+ * @tfield integer remote_port the peer's port
+ * @tfield string path server side: the request path, without the query
+ * @tfield string server_name server side: the TLS SNI name
+ * @tfield table request server side: the `upgrade_request`; kept only if read while
+ *  `on_upgrade`/`on_open` runs, or with `keep_request = true`
+ * @tfield Server server server side: the server that accepted it
+ * @tfield integer close_code how it ended: the close code
+ * @tfield string close_reason how it ended: the close reason
+ * @tfield bool was_clean how it ended: whether the close handshake completed
+ * @tfield string error the error that failed it, or nil
+ */
 static int l_index(lua_State *L)
 {
     lconn *lc = to_conn(L);

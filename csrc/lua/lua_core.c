@@ -4,6 +4,45 @@
 
 int luaopen_ws_core(lua_State *L);
 
+/***
+ * Entry points of ws.core.
+ * @module ws.core
+ */
+
+/***
+ * The version of lua-ws, `"0.1.0"` (also `ws.version`).
+ * @field version
+ */
+
+/***
+ * The client connection behind `ws.connect` (always callback style).
+ * @function connect
+ * @tparam string url as for `ws.connect`
+ * @tparam[opt] table opts `ws.connect_options`
+ * @tparam Loop loop the loop to run on
+ * @treturn ws.Connection
+ */
+
+/***
+ * The server behind `ws.listen`.
+ * @function listen
+ * @tparam table opts `ws.listen_options`
+ * @tparam Loop loop the loop to run on
+ * @treturn ws.Server
+ */
+
+/***
+ * The same as `ws.session`.
+ * @function session
+ * @tparam table opts `ws.session_options`
+ * @treturn ws.Session
+ */
+
+/***
+ * A new event loop (`ws.loop()` is the default one).
+ * @function loop
+ * @treturn ws.Loop
+ */
 int luaopen_ws_core(lua_State *L)
 {
     lua_newtable(L);

@@ -148,10 +148,33 @@ static int parse_any(lua_State *L, bool request)
     return 1;
 }
 
+/***
+ * Handshake helpers of ws.core.
+ * @module ws.core
+ */
+
+/***
+ * Parse an HTTP request head.
+ * @function parse_request
+ * @tparam string head bytes up to and including the blank line
+ * @tparam[opt] table opts `max_head`, `max_headers`
+ * @treturn table the request line's fields (`method`, the target), `version_minor`,
+ *  `head_length` and `headers` as a list of `{name=, value=}`
+ * @return `nil, err` when it is not a valid head
+ */
 static int l_parse_request(lua_State *L)
 {
     return parse_any(L, true);
 }
+/***
+ * Parse an HTTP response head.
+ * @function parse_response
+ * @tparam string head bytes up to and including the blank line
+ * @tparam[opt] table opts `max_head`, `max_headers`
+ * @treturn table `status`, `version_minor`, `head_length` and `headers` as a list of `{name=,
+ *  value=}`
+ * @return `nil, err`
+ */
 static int l_parse_response(lua_State *L)
 {
     return parse_any(L, false);
@@ -160,6 +183,16 @@ static int l_parse_response(lua_State *L)
 /* head_end(data[, scanned[, max_head]]) -> length, scanned: length is 0
  * while the head is incomplete; pass scanned back with more data so the
  * search resumes.  nil, message when max_head bytes hold no end. */
+/***
+ * Find the end of an HTTP head, resumably.
+ * @function head_end
+ * @tparam string data bytes received so far
+ * @tparam[opt=0] integer scanned the second value of the previous call, so the search resumes
+ * @tparam[opt=8192] integer max_head limit
+ * @treturn integer the head's length (0 while incomplete)
+ * @treturn integer scanned
+ * @return `nil, "head too large"` when `max_head` bytes hold no end
+ */
 static int l_head_end(lua_State *L)
 {
     size_t len;
@@ -211,6 +244,13 @@ static void check_url(lua_State *L, int arg, ws_url *u)
         luaL_argerror(L, arg, lua_pushfstring(L, "invalid URL: %s", err));
 }
 
+/***
+ * Parse a `ws://` or `wss://` URL.
+ * @function parse_url
+ * @tparam string url the URL
+ * @treturn table `{secure, host, port, resource, userinfo}`
+ * @raise on an invalid URL (the message names the problem)
+ */
 static int l_parse_url(lua_State *L)
 {
     ws_url u;
@@ -283,6 +323,14 @@ ws_client_request *ws_lua_client_request(lua_State *L, int url, int t)
     return req;
 }
 
+/***
+ * A client's opening handshake request.
+ * @function client_handshake
+ * @tparam string url `ws://` or `wss://` URL
+ * @tparam[opt] table opts `protocols`, `origin`, `extensions`, `headers`, `key`
+ * @treturn string the request
+ * @treturn string the `Sec-WebSocket-Accept` value to expect
+ */
 static int l_client_handshake(lua_State *L)
 {
     int t = ws_lua_opts_table(L, 2);
@@ -299,6 +347,16 @@ static int l_client_handshake(lua_State *L)
     return 2;
 }
 
+/***
+ * Check a server's response head against the request.
+ * @function check_response
+ * @tparam string head the response head
+ * @tparam string accept the value `client_handshake` returned
+ * @tparam[opt] table opts `protocols` offered, `max_head`, `max_headers`
+ * @treturn table `{status, head_length, headers, ...}` with the negotiated protocol and
+ *  extensions
+ * @return `nil, err, status, headers` when the handshake failed
+ */
 static int l_check_response(lua_State *L)
 {
     luaL_checkstring(L, 1);
@@ -354,6 +412,17 @@ static int reject(lua_State *L, int status, const char *reason)
     return 4;
 }
 
+/***
+ * Validate a client's request head and build the answer.
+ * @function accept
+ * @tparam string head the request head
+ * @tparam[opt] table opts `protocols` supported, `protocol`, `extensions`, `headers`,
+ *  `max_head`, `max_headers`
+ * @treturn string the 101 response
+ * @treturn table the request: `method`, `path`, `query`, `key`, `origin`, `protocols`,
+ *  `extensions`, the chosen `protocol`, `head_length`, `headers`
+ * @return `nil, status, reason, response` when the request is refused
+ */
 static int l_accept(lua_State *L)
 {
     luaL_checkstring(L, 1);

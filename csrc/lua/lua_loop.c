@@ -510,6 +510,23 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
     return 1;
 }
 
+/***
+ * The event loop of module ws, implemented in C.
+ * @module ws
+ */
+
+/***
+ * An event loop (epoll on Linux, poll() elsewhere) from `ws.loop()` or `ws.core.loop()`.
+ * @type Loop
+ */
+
+/***
+ * One turn: wait for something to happen (at most `timeout` seconds), then
+ * run what is ready. Must not be called from a callback of this loop.
+ * @function Loop:step
+ * @tparam[opt] number timeout seconds (nil: until something happens; 0 or less: do not wait)
+ * @treturn integer how many callbacks ran
+ */
 static int l_step(lua_State *L)
 {
     lctx *ctx = check_loop(L);
@@ -518,6 +535,11 @@ static int l_step(lua_State *L)
     return drive(L, ctx, false, timeout);
 }
 
+/***
+ * Turn until nothing keeps the loop alive (see `alive`) or `stop` is called.
+ * An error raised in a callback comes out of `run` with its traceback.
+ * @function Loop:run
+ */
 static int l_run(lua_State *L)
 {
     lctx *ctx = check_loop(L);
@@ -525,18 +547,33 @@ static int l_run(lua_State *L)
     return drive(L, ctx, true, -1);
 }
 
+/***
+ * Make the running `run` return after this turn.
+ * @function Loop:stop
+ */
 static int l_stop(lua_State *L)
 {
     ws_loop_stop(check_loop(L)->loop);
     return 0;
 }
 
+/***
+ * Whether anything keeps the loop going: an active handle that is not
+ * unref'd (a timer, a watcher, a connection, a server, queued work).
+ * @function Loop:alive
+ * @treturn bool
+ */
 static int l_alive(lua_State *L)
 {
     lua_pushboolean(L, ws_loop_alive(check_loop(L)->loop));
     return 1;
 }
 
+/***
+ * The loop's clock.
+ * @function Loop:now
+ * @treturn number seconds of a monotonic clock
+ */
 static int l_now(lua_State *L)
 {
     lctx *ctx = check_loop(L);
@@ -546,6 +583,19 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/***
+ * An fd (the epoll fd) that polls readable whenever `step(0)` has work:
+ * a socket is ready, a timer is due, or work was queued from outside a turn.
+ * It can be readable early, never late.
+ * @function Loop:fd
+ * @treturn integer the fd; `nil, err` with the poll backend
+ */
+
+/***
+ * cqueues' pollable protocol: the same fd as `fd`.
+ * @function Loop:pollfd
+ * @treturn integer the fd
+ */
 static int l_fd(lua_State *L)
 {
     int fd = ws_loop_fd(check_loop(L)->loop);
@@ -561,6 +611,11 @@ static int l_fd(lua_State *L)
 
 /* seconds until step(0) has a timer to run; 0: work is due now; nil:
  * no timer (only I/O or an outside event can bring work) */
+/***
+ * Seconds until the next timer is due.
+ * @function Loop:timeout
+ * @treturn number seconds; 0 when work is due now; nil when no timer exists
+ */
 static int l_timeout(lua_State *L)
 {
     int64_t ns = ws_loop_timeout(check_loop(L)->loop);
@@ -572,6 +627,12 @@ static int l_timeout(lua_State *L)
 }
 
 /* cqueues' pollable protocol: the fd is watched for reading. */
+/***
+ * cqueues' pollable protocol: the fd (`pollfd`) is polled for reading.
+ * @function Loop:events
+ * @treturn string `"r"`
+ */
+
 static int l_events(lua_State *L)
 {
     check_loop(L);
@@ -579,6 +640,11 @@ static int l_events(lua_State *L)
     return 1;
 }
 
+/***
+ * The backend.
+ * @function Loop:backend
+ * @treturn string `"epoll"` or `"poll"`
+ */
 static int l_backend(lua_State *L)
 {
     lua_pushstring(L, ws_loop_backend(check_loop(L)->loop));
@@ -598,15 +664,35 @@ static int new_timer(lua_State *L, bool repeat)
     return 1;
 }
 
+/***
+ * A one-shot timer: `fn(timer)` runs once after `seconds`.
+ * @function Loop:timer
+ * @tparam number seconds delay
+ * @tparam function fn callback
+ * @treturn Timer
+ */
 static int l_timer(lua_State *L)
 {
     return new_timer(L, false);
 }
+/***
+ * A repeating timer: `fn(timer)` runs every `seconds`.
+ * @function Loop:every
+ * @tparam number seconds interval
+ * @tparam function fn callback
+ * @treturn Timer
+ */
 static int l_every(lua_State *L)
 {
     return new_timer(L, true);
 }
 
+/***
+ * Queue `fn(deferred)` to run on the next turn.
+ * @function Loop:defer
+ * @tparam function fn callback
+ * @treturn Deferred
+ */
 static int l_defer(lua_State *L)
 {
     lctx *ctx = check_loop(L);
@@ -626,6 +712,15 @@ static int push_errno(lua_State *L, const char *what, int err)
     return 3;
 }
 
+/***
+ * Watch an fd: `fn(watcher, events)` runs when it is ready; `events` is
+ * `"r"`, `"w"` or `"rw"`, with `"e"` appended on error or hang-up.
+ * @function Loop:watch
+ * @tparam integer fd the fd (not a regular file)
+ * @tparam string mode `"r"`, `"w"` or `"rw"`
+ * @tparam function fn callback
+ * @treturn Watcher the watcher, or `nil, err, errno`
+ */
 static int l_watch(lua_State *L)
 {
     lctx *ctx = check_loop(L);
@@ -724,6 +819,11 @@ void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll)
 /* loop:close(): its connections close (1001, after their queued output;
  * callbacks run), its servers stop, then the loop is freed.  An error a
  * callback raised meanwhile is raised afterwards. */
+/***
+ * Close the loop (also `__gc` and `__close`): its handles' methods raise
+ * "loop is closed" afterwards.
+ * @function Loop:close
+ */
 static int l_close(lua_State *L)
 {
     lloop *l = luaL_checkudata(L, 1, LOOP_MT);
@@ -743,6 +843,11 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+/***
+ * Whether the loop is closed (`close`, or collection of the loop).
+ * @function Loop:closed
+ * @treturn bool
+ */
 static int l_closed(lua_State *L)
 {
     lloop *l = luaL_checkudata(L, 1, LOOP_MT);
@@ -750,6 +855,11 @@ static int l_closed(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether a turn of this loop is running now (inside its callbacks).
+ * @function Loop:running
+ * @treturn bool
+ */
 static int l_running(lua_State *L)
 {
     lua_pushboolean(L, ws_loop_running(check_loop(L)->loop));
@@ -783,6 +893,15 @@ static int l_loop_tostring(lua_State *L)
 
 /* ---- timers ------------------------------------------------------------------ */
 
+/***
+ * A timer from `loop:timer`, `loop:every`, `ws.timer` or `ws.every`.
+ * @type Timer
+ */
+
+/***
+ * Stop the timer.
+ * @function Timer:cancel
+ */
 static int l_timer_cancel(lua_State *L)
 {
     ltimer *lt = check_handle(L, TIMER_MT);
@@ -793,6 +912,11 @@ static int l_timer_cancel(lua_State *L)
 
 /* again([seconds]): restart from now; seconds replaces the delay (and the
  * interval of a repeating timer).  Works on a fired or cancelled timer. */
+/***
+ * Restart the timer from now.
+ * @function Timer:again
+ * @tparam[opt] number seconds replaces the delay (and a repeating timer's interval)
+ */
 static int l_timer_again(lua_State *L)
 {
     ltimer *lt = check_handle(L, TIMER_MT);
@@ -811,6 +935,11 @@ static int l_timer_again(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether the timer is armed.
+ * @function Timer:active
+ * @treturn bool
+ */
 static int l_timer_active(lua_State *L)
 {
     ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
@@ -818,12 +947,20 @@ static int l_timer_active(lua_State *L)
     return 1;
 }
 
+/***
+ * The armed timer keeps the loop alive (the default).
+ * @function Timer:ref
+ */
 static int l_timer_ref(lua_State *L)
 {
     ws_timer_ref(&((ltimer *)check_handle(L, TIMER_MT))->t);
     return 0;
 }
 
+/***
+ * The armed timer no longer keeps the loop alive.
+ * @function Timer:unref
+ */
 static int l_timer_unref(lua_State *L)
 {
     ws_timer_unref(&((ltimer *)check_handle(L, TIMER_MT))->t);
@@ -844,6 +981,15 @@ static int l_timer_gc(lua_State *L)
 
 /* ---- watchers ---------------------------------------------------------------- */
 
+/***
+ * An fd watcher from `loop:watch`.
+ * @type Watcher
+ */
+
+/***
+ * Stop watching.
+ * @function Watcher:stop
+ */
 static int l_watcher_stop(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
@@ -852,6 +998,11 @@ static int l_watcher_stop(lua_State *L)
     return 0;
 }
 
+/***
+ * Watch again.
+ * @function Watcher:start
+ * @tparam[opt] string mode `"r"`, `"w"` or `"rw"` (default: the last mode)
+ */
 static int l_watcher_start(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
@@ -863,6 +1014,11 @@ static int l_watcher_start(lua_State *L)
     return 1;
 }
 
+/***
+ * Change what is watched.
+ * @function Watcher:modify
+ * @tparam string mode `"r"`, `"w"` or `"rw"`
+ */
 static int l_watcher_modify(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
@@ -873,6 +1029,11 @@ static int l_watcher_modify(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether the watcher is started.
+ * @function Watcher:active
+ * @treturn bool
+ */
 static int l_watcher_active(lua_State *L)
 {
     lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
@@ -880,6 +1041,11 @@ static int l_watcher_active(lua_State *L)
     return 1;
 }
 
+/***
+ * The watched fd.
+ * @function Watcher:fd
+ * @treturn integer
+ */
 static int l_watcher_fd(lua_State *L)
 {
     lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
@@ -887,6 +1053,11 @@ static int l_watcher_fd(lua_State *L)
     return 1;
 }
 
+/***
+ * What is watched.
+ * @function Watcher:mode
+ * @treturn string `"r"`, `"w"` or `"rw"`
+ */
 static int l_watcher_mode(lua_State *L)
 {
     lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
@@ -898,12 +1069,20 @@ static int l_watcher_mode(lua_State *L)
     return 1;
 }
 
+/***
+ * The started watcher keeps the loop alive (the default).
+ * @function Watcher:ref
+ */
 static int l_watcher_ref(lua_State *L)
 {
     ws_io_ref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
     return 0;
 }
 
+/***
+ * The started watcher no longer keeps the loop alive.
+ * @function Watcher:unref
+ */
 static int l_watcher_unref(lua_State *L)
 {
     ws_io_unref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
@@ -924,6 +1103,15 @@ static int l_watcher_gc(lua_State *L)
 
 /* ---- deferred ------------------------------------------------------------------ */
 
+/***
+ * Work queued with `loop:defer`.
+ * @type Deferred
+ */
+
+/***
+ * Take it off the queue.
+ * @function Deferred:cancel
+ */
 static int l_deferred_cancel(lua_State *L)
 {
     ldeferred *ld = check_handle(L, DEFERRED_MT);
@@ -933,6 +1121,10 @@ static int l_deferred_cancel(lua_State *L)
 }
 
 /* again(): queue it again (no-op while queued). */
+/***
+ * Queue it again (nothing while queued).
+ * @function Deferred:again
+ */
 static int l_deferred_again(lua_State *L)
 {
     ldeferred *ld = check_handle(L, DEFERRED_MT);
@@ -942,6 +1134,11 @@ static int l_deferred_again(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether it waits in the queue.
+ * @function Deferred:queued
+ * @treturn bool
+ */
 static int l_deferred_queued(lua_State *L)
 {
     ldeferred *ld = luaL_checkudata(L, 1, DEFERRED_MT);

@@ -612,6 +612,23 @@ static int l_listen(lua_State *L)
     return 1;
 }
 
+/***
+ * Servers of module ws, implemented in C.
+ * @module ws
+ */
+
+/***
+ * A listening server from `ws.listen`.
+ * @type Server
+ */
+
+/***
+ * Frame a message once and queue the same bytes for every OPEN client.
+ * @function Server:broadcast
+ * @tparam string data the message
+ * @tparam[opt="text"] string kind `"text"` or `"binary"`
+ * @treturn integer how many clients it was queued for
+ */
 static int l_broadcast(lua_State *L)
 {
     lserver *srv = check_server(L);
@@ -648,6 +665,11 @@ static int l_broadcast(lua_State *L)
     return 1;
 }
 
+/***
+ * The OPEN connections.
+ * @function Server:clients
+ * @treturn {Connection,...} a new list
+ */
 static int l_clients(lua_State *L)
 {
     lserver *srv = check_server(L);
@@ -665,6 +687,13 @@ static int l_clients(lua_State *L)
 
 /* Stop listening; close every open client with 1001 (their queued output
  * goes first), and drop the ones still in the handshake. */
+/***
+ * Stop listening and close every client after their queued output (also
+ * `__close` and garbage collection).
+ * @function Server:close
+ * @tparam[opt=1001] integer code close code sent to the clients
+ * @tparam[opt] string reason close reason
+ */
 static int l_close(lua_State *L)
 {
     lserver *srv = check_server(L);
@@ -685,6 +714,13 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+/***
+ * Fields of a server; the `on_*` callbacks can be read and set too.
+ * @table fields
+ * @tfield integer port the port it listens on (0 on a Unix socket)
+ * @tfield bool listening false once closed
+ * @tfield string unix the Unix socket path, or nil
+ */
 static int l_index(lua_State *L)
 {
     lserver *srv = check_server(L);

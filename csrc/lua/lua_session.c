@@ -93,6 +93,22 @@ static int l_session(lua_State *L)
     return 1;
 }
 
+/***
+ * Sans-I/O sessions of module ws, implemented in C.
+ * @module ws
+ */
+
+/***
+ * A sans-I/O session from `ws.session`: bytes in, events and bytes out.
+ * @type Session
+ */
+
+/***
+ * Give the session bytes received from the transport; they may be split
+ * anywhere. It only buffers: parsing happens as events are pulled.
+ * @function Session:feed
+ * @tparam string bytes received data
+ */
 static int l_feed(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -172,6 +188,12 @@ static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
     }
 }
 
+/***
+ * Pull the next event (see `Session.event_kinds`); pull events before taking
+ * `output()`.
+ * @function Session:next_event
+ * @treturn string kind, followed by its values; nil when nothing is ready
+ */
 static int l_next_event(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -189,6 +211,10 @@ static int events_iter(lua_State *L)
     return l_next_event(L);
 }
 
+/***
+ * Iterator over `next_event`: `for kind, a, b, c in s:events() do ... end`.
+ * @function Session:events
+ */
 static int l_events(lua_State *L)
 {
     check_session(L);
@@ -197,6 +223,11 @@ static int l_events(lua_State *L)
     return 2;
 }
 
+/***
+ * The bytes to send, removed from the session.
+ * @function Session:output
+ * @treturn string the bytes (`""` when none)
+ */
 static int l_output(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -223,6 +254,15 @@ static int send_result(lua_State *L, int r, int arg, const char *argmsg)
     return 2;
 }
 
+/***
+ * Queue a message.
+ * @function Session:send
+ * @tparam string data the message
+ * @tparam[opt="text"] string kind `"text"` or `"binary"`
+ * @tparam[opt] table opts `{compress = bool}`, as for `Connection:send`
+ * @return `true`, or `nil, err` when not OPEN
+ * @raise when a text message is not UTF-8
+ */
 static int l_send(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -233,6 +273,15 @@ static int l_send(lua_State *L)
     return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
 }
 
+/***
+ * Queue one part of a message streamed in parts; control frames may go
+ * between parts.
+ * @function Session:send_fragment
+ * @tparam string data this part
+ * @tparam bool fin true on the last part
+ * @tparam[opt="text"] string kind `"text"` or `"binary"`
+ * @return `true`, or `nil, err`
+ */
 static int l_send_fragment(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -245,6 +294,11 @@ static int l_send_fragment(lua_State *L)
     return send_result(L, r, 2, "invalid UTF-8 in a text message; send it as binary");
 }
 
+/***
+ * Queue a ping.
+ * @function Session:ping
+ * @tparam[opt=""] string payload at most 125 bytes
+ */
 static int l_ping(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -255,6 +309,11 @@ static int l_ping(lua_State *L)
     return send_result(L, ws_session_ping(ls->s, (const uint8_t *)p, n), 2, "bad payload");
 }
 
+/***
+ * Queue an unsolicited pong.
+ * @function Session:pong
+ * @tparam[opt=""] string payload at most 125 bytes
+ */
 static int l_pong(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -265,6 +324,13 @@ static int l_pong(lua_State *L)
     return send_result(L, ws_session_pong(ls->s, (const uint8_t *)p, n), 2, "bad payload");
 }
 
+/***
+ * Start the close handshake.
+ * @function Session:close
+ * @tparam[opt=1000] integer code close code
+ * @tparam[opt] string reason at most 123 bytes
+ * @raise on an invalid code or a reason over 123 bytes
+ */
 static int l_close(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -279,6 +345,12 @@ static int l_close(lua_State *L)
     return send_result(L, r, 3, "close reason is not valid UTF-8");
 }
 
+/***
+ * Server, after a `request` event: answer 101.
+ * @function Session:accept
+ * @tparam[opt] table answer `{protocol=, extensions=, headers=}`; without `protocol` the
+ *  first of the client's offers that `protocols` supports is chosen
+ */
 static int l_accept(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -312,6 +384,13 @@ static int l_accept(lua_State *L)
     return 1;
 }
 
+/***
+ * Server, after a `request` event: answer with an error status.
+ * @function Session:reject
+ * @tparam integer status HTTP status
+ * @tparam[opt] string reason body text
+ * @tparam[opt] table headers extra headers
+ */
 static int l_reject(lua_State *L)
 {
     lsession *ls = check_session(L);
@@ -335,12 +414,27 @@ static int l_reject(lua_State *L)
     return send_result(L, r, 4, "invalid header name or value");
 }
 
+/***
+ * The transport ended (the peer closed TCP).
+ * @function Session:eof
+ */
+
+/***
+ * The host gave up on the connection (a close timeout): the session closes
+ * with 1006.
+ * @function Session:abort
+ */
 static int l_eof(lua_State *L)
 {
     ws_session_eof(check_session(L)->s);
     return 0;
 }
 
+/***
+ * The state.
+ * @function Session:state
+ * @treturn string `"CONNECTING"`, `"OPEN"`, `"CLOSING"` or `"CLOSED"`
+ */
 static int l_state(lua_State *L)
 {
     lua_pushstring(L, ws_state_name(ws_session_state(check_session(L)->s)));
@@ -356,16 +450,49 @@ static int push_opt_string(lua_State *L, const char *s)
     return 1;
 }
 
+/***
+ * The negotiated subprotocol.
+ * @function Session:protocol
+ * @treturn string the subprotocol, or nil
+ */
 static int l_protocol(lua_State *L)
 {
     return push_opt_string(L, ws_session_protocol(check_session(L)->s));
 }
+/***
+ * The negotiated extensions.
+ * @function Session:extensions
+ * @treturn string the `Sec-WebSocket-Extensions` value, or nil
+ */
 static int l_extensions(lua_State *L)
 {
     return push_opt_string(L, ws_session_extensions(check_session(L)->s));
 }
 
 /* Bytes held: buffers (capacity) and zlib state. */
+/***
+ * Memory held by the session.
+ * @function Session:memory
+ * @treturn integer bytes held in buffers
+ * @treturn integer bytes held by zlib
+ */
+
+/***
+ * The events `next_event` returns: the kind, then its values.
+ * @table event_kinds
+ * @tfield table open `info`: client `{status, protocol, extensions, headers}`; server
+ *  `{protocol}`
+ * @tfield table request server: `{method, path, query, headers, origin, protocols,
+ *  extensions, key}`; answer with `accept` or `reject`
+ * @tfield string message `data, "text"|"binary"`: a whole message
+ * @tfield string fragment `data, "text"|"binary", fin`: with `stream = true`, one per data
+ *  frame
+ * @tfield string ping `payload`: the pong is already queued
+ * @tfield string pong `payload`
+ * @tfield string error `message, number[, headers]`: before the close of a failed connection,
+ *  the close code sent (1002, 1007, 1009) or the HTTP status of a failed handshake
+ * @tfield integer close `code, reason, was_clean`: exactly once per session
+ */
 static int l_memory(lua_State *L)
 {
     size_t zlib;

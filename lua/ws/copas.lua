@@ -15,11 +15,11 @@ local M = {}
 
 local VALID = { loop = true, on_error = true, forever = true }
 
---- attach([opts]) -> handle.  opts.loop: the lua-ws loop (ws.loop());
--- opts.on_error: function(err) for errors raised in lua-ws callbacks
--- (default: raised in the Copas thread, which Copas reports and ends);
--- opts.forever: keep the thread while lua-ws is idle (by default it ends
--- once lua-ws has nothing left, like ws.run()).  handle:detach() ends it.
+--- Run lua-ws inside Copas: a Copas thread waits on `loop:fd()` and runs
+-- `loop:step(0)` on each wake-up, timers included.
+-- @tparam[opt] table opts `loop` (default `ws.loop()`); `on_error`, a `function(err)` for
+--  errors raised in lua-ws callbacks; `forever`, keep the thread while lua-ws is idle
+-- @treturn table a handle; `handle:detach()` ends the thread
 function M.attach(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #1 to 'attach' (table expected, got " .. type(opts) .. ")", 2)

@@ -16,10 +16,12 @@ local M = {}
 
 local VALID = { loop = true, forever = true }
 
---- attach(cq[, opts]) -> handle.  opts.loop: the lua-ws loop (ws.loop());
--- opts.forever: keep the task even while lua-ws has nothing to do (a
--- server that connections are added to later); by default the task ends
--- once the loop is not alive, like ws.run().  handle:detach() ends it.
+--- Run the lua-ws loop as a task of a cqueues controller
+-- (`cqueues.poll(loop); loop:step(0)` until the loop is idle).
+-- @tparam cqueues cq the controller
+-- @tparam[opt] table opts `loop` (default `ws.loop()`); `forever`, keep the task while lua-ws
+--  is idle
+-- @treturn table a handle; `handle:detach()` ends the task
 function M.attach(cq, opts)
   if type(cq) ~= "userdata" and type(cq) ~= "table" or type(cq.wrap) ~= "function" then
     error("bad argument #1 to 'attach' (cqueues controller expected, got " .. type(cq) .. ")", 2)

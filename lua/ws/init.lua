@@ -2,18 +2,26 @@
 -- The protocol engine, the event loop and the sockets live in the C module
 -- ws.core; this module adds the default loop, the straight-line style
 -- (connect that waits, receive) and coroutines (spawn, sleep).
+-- @module ws
 local core = require "ws.core"
 
 local ws = {
+  --- The C module `ws.core` (sessions, the loop, handshake helpers and codecs).
   core = core,
+  --- The version of lua-ws, `"0.1.0"`.
   version = core.version,
 }
 
 local CALLBACKS = { "on_open", "on_message", "on_close", "on_error", "on_drain", "on_ping", "on_pong" }
 
 local default_loop
---- The loop every connection, server and timer of this module runs on
--- (a new one once it was closed).
+
+--- The loop, tasks and timers.
+-- @section loop
+
+--- The loop every connection, server, timer and task of this module runs on,
+-- made on first use.
+-- @treturn Loop the default loop
 function ws.loop()
   if not default_loop or default_loop:closed() then default_loop = core.loop() end
   return default_loop
@@ -47,8 +55,14 @@ local function resume(co, ...)
   end
 end
 
---- Run fn(...) in a coroutine now; inside it connect, receive and sleep
--- yield to the loop instead of blocking it.
+--- Run `fn(...)` in a task (a coroutine) now. Inside it `ws.connect` without
+-- callbacks, `c:receive`, `rc:receive`, `rc:wait_open` and `ws.sleep` yield
+-- to the loop instead of blocking it. An error raised in the task comes out
+-- of `ws.run()`/`ws.step()` with its traceback.
+-- @tparam function fn the task
+-- @param ... arguments for `fn`
+-- @treturn thread the coroutine
+-- @raise when `fn` is not a function
 function ws.spawn(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
@@ -97,8 +111,10 @@ local function wait(ready, timeout, wake_list, what)
   return ready()
 end
 
---- Pause: inside a task the loop runs other work meanwhile; outside, the
--- loop runs for that long.
+--- Pause for `seconds`. Inside a task the task yields and the loop runs other
+-- work meanwhile; outside a task the loop runs here for that long.
+-- @tparam number seconds how long, 0 or more
+-- @raise when `seconds` is not a non-negative number
 function ws.sleep(seconds)
   if type(seconds) ~= "number" or seconds < 0 then
     error("bad argument #1 to 'sleep' (non-negative number expected)", 2)
@@ -118,11 +134,29 @@ function ws.sleep(seconds)
   end
 end
 
+--- A one-shot timer on the default loop: `fn(timer)` runs once after
+-- `seconds`. A timer keeps `ws.run()` going while it is armed.
+-- @tparam number seconds delay
+-- @tparam function fn callback, gets the timer
+-- @treturn Timer the timer (`t:cancel()` stops it)
 function ws.timer(seconds, fn) return ws.loop():timer(seconds, fn) end
+
+--- A repeating timer on the default loop: `fn(timer)` runs every `seconds`
+-- until `t:cancel()`.
+-- @tparam number seconds interval
+-- @tparam function fn callback, gets the timer
+-- @treturn Timer the timer
 function ws.every(seconds, fn) return ws.loop():every(seconds, fn) end
 
---- Run until nothing is left to do: no connection, server, timer or task.
+--- Run the default loop until nothing is left to do: no connection, server,
+-- armed timer or waiting task. An error raised in a callback comes out of
+-- `ws.run()` with its traceback; calling it again continues.
 function ws.run() return ws.loop():run() end
+
+--- One turn of the default loop: wait at most `timeout` seconds for something
+-- to happen, then run what is ready.
+-- @tparam[opt] number timeout seconds to wait (nil: until something happens; 0: do not wait)
+-- @treturn integer how many callbacks ran
 function ws.step(timeout) return ws.loop():step(timeout) end
 
 -- Straight-line state of a connection: received messages in order (data
@@ -173,8 +207,22 @@ local function state_of(c)
   return st
 end
 
---- Next message: data, "text"|"binary"; or nil, "timeout"; or nil,
--- "closed", code, reason.
+--- A WebSocket connection: from `ws.connect`, or accepted by a server. One that is
+-- not CLOSED stays alive even when the script drops every reference to it; in
+-- Lua 5.4 `local c <close> = ...` closes it at the end of the scope.
+-- @type Connection
+
+--- Wait for the next message (straight-line style). The first call switches
+-- the connection to a queue: its `on_open`, `on_message`, `on_close` and
+-- `on_error` are replaced, and messages wait in order until received (a
+-- connection from `ws.connect` without callbacks queues from the start).
+-- Inside a `ws.spawn` task it yields; outside it runs the loop.
+-- @function Connection:receive
+-- @tparam[opt] number timeout seconds to wait (nil: no limit)
+-- @treturn string data, and `"text"` or `"binary"`
+-- @return `nil, "timeout"` when nothing came in time, or `nil, "closed", code, reason` once
+--  the connection is closed and the queue is empty
+-- @raise when `timeout` is not a non-negative number
 local function receive(c, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'receive' (non-negative number expected)", 2)
@@ -289,9 +337,101 @@ core.set_hook("upgrade", function(fn, req, c)
   return false, result[1], result[2], result[3], result[4]
 end)
 
---- Open a client connection.  With any on_* callback in opts it returns
--- at once (ready_state CONNECTING) and the callbacks fire from ws.run();
--- without, it waits and returns an OPEN connection or nil, err[, info].
+--- Clients, servers and sessions.
+-- @section net
+
+--- Options of `ws.connect` (also accepted by `ws.reconnecting`).
+-- @table connect_options
+-- @tfield[opt] {string,...} protocols subprotocols offered (`Sec-WebSocket-Protocol`)
+-- @tfield[opt] table headers extra request headers, `{name = value}` or `{{name, value}, ...}`
+-- @tfield[opt] string origin the `Origin` header
+-- @tfield[opt] string extensions `Sec-WebSocket-Extensions` offer written by hand
+-- @tfield[opt=30] number timeout seconds from the start to OPEN (resolve, connect, TLS,
+--  handshake)
+-- @tfield[opt=5] number close_timeout seconds to wait for the peer's close, then 1006
+-- @tfield[opt] number ping_interval send a ping this often (keepalive); off by default
+-- @tfield[opt] number ping_timeout no byte from the peer this long after a ping:
+--  `on_error("keepalive timeout ...")` and close 1006 (default `ping_interval`)
+-- @tfield[opt] number idle_timeout no message either way this long: close 1001; off by default
+-- @tfield[opt=16777216] integer max_message larger incoming messages close with 1009
+-- @tfield[opt=16777216] integer max_frame larger incoming frames close with 1009
+-- @tfield[opt=16777216] integer max_buffered unsent output limit: `send` returns `nil, "send
+--  buffer full"`
+-- @tfield[opt] bool|table compress `true` or a `compress_options` table: offer
+--  permessage-deflate
+-- @tfield[opt] string unix_socket connect to this Unix socket path instead of the URL's host
+-- @tfield[opt] string|bool proxy `"http://[user:password@]host[:port]"` to tunnel through an
+--  HTTP proxy with CONNECT; `false`: never; nil: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`
+--  unless `NO_PROXY` lists the host
+-- @tfield[opt] bool|integer follow_redirects follow 301/302/303/307/308 answers to the
+--  upgrade request up to this many hops (`true`: 10) on the same connection object; a hop to
+--  another origin drops `Authorization` and `Cookie`
+-- @tfield[opt=false] bool redirect_insecure allow a redirect from `wss://` to `ws://`
+-- @tfield[opt] table tls `tls_options`; verification is on unless `verify = false`
+-- @tfield[opt] function on_open see `callbacks`
+-- @tfield[opt] function on_message see `callbacks`
+-- @tfield[opt] function on_close see `callbacks`
+-- @tfield[opt] function on_error see `callbacks`
+-- @tfield[opt] function on_drain see `callbacks`
+-- @tfield[opt] function on_ping see `callbacks`
+-- @tfield[opt] function on_pong see `callbacks`
+
+--- Callbacks of connections, given as options of `ws.connect`/`ws.listen`
+-- (on a server they are shared by every client) or set as fields
+-- (`c.on_message = fn`). They run from the loop (`ws.run`, `ws.step`); an
+-- error raised in one comes out of that call with its traceback.
+-- @table callbacks
+-- @tfield function on_open `(c)`: the connection is OPEN
+-- @tfield function on_message `(c, data, is_binary)`: a whole message
+-- @tfield function on_close `(c, code, reason, was_clean)`: exactly once per connection
+-- @tfield function on_error `(c, err)`: a network, TLS or protocol failure, before `on_close`
+-- @tfield function on_drain `(c)`: the unsent output went below `max_buffered` again
+-- @tfield function on_ping `(c, payload)`: a ping arrived (the pong is already queued)
+-- @tfield function on_pong `(c, payload)`: a pong arrived
+
+--- TLS settings: the `tls` option of `ws.connect` and `ws.listen`.
+-- Connects with the same settings share one OpenSSL context, rebuilt after
+-- 10 minutes so changed files are picked up.
+-- @table tls_options
+-- @tfield[opt=true] bool verify client: check the server's certificate and name; server:
+--  require client certificates
+-- @tfield[opt] string cafile trusted CA certificates (PEM); default: the system store
+-- @tfield[opt] string capath directory of trusted CA certificates
+-- @tfield[opt] string cert certificate chain file (server: required; client: client
+--  certificate)
+-- @tfield[opt] string key private key file of `cert`
+
+--- permessage-deflate settings (RFC 7692): the `compress` option of
+-- `ws.connect`, `ws.listen` and `ws.session`. See README.md, Compression, for
+-- the negotiation rules and memory use.
+-- @table compress_options
+-- @tfield[opt=64] integer threshold messages shorter than this are sent uncompressed
+-- @tfield[opt=-1] integer level zlib level 0..9 (-1: zlib's default, 6)
+-- @tfield[opt=8] integer mem_level zlib memLevel 1..9
+-- @tfield[opt=15] integer window_bits 9..15, ceiling of our own compression window
+-- @tfield[opt=false] bool no_context_takeover our own side resets its compressor after each
+--  message
+-- @tfield[opt=false] bool server_no_context_takeover client: asked of the server; server:
+--  always answered
+-- @tfield[opt=false] bool client_no_context_takeover client: promised; server: asked of the
+--  client
+-- @tfield[opt] integer server_max_window_bits client: asks the server for at most 8..15;
+--  server: our window, 9..15
+-- @tfield[opt] bool|integer client_max_window_bits client: `true` (default) offers it without
+--  a value, 9..15 promises that window; server: limits a client that offered it (8..15)
+
+--- Open a client connection to a `ws://`, `wss://` or `ws+unix://` URL.
+-- With any `on_*` callback in `opts` it returns the connection at once
+-- (`ready_state` is `"CONNECTING"`) and the callbacks fire from `ws.run()`.
+-- Without callbacks it waits (yielding inside `ws.spawn`) until the
+-- connection is OPEN.
+-- @tparam string url `ws://host[:port]/path?query`, `wss://...`, `[IPv6]` literals,
+--  `user:password@` (sent as Basic authorization), `ws+unix:///socket/path:/request/path`
+-- @tparam[opt] table opts `connect_options`
+-- @treturn Connection the connection
+-- @return `nil, err[, info]` (without callbacks) when it failed; `info = {status, headers,
+--  body}` when the server answered with an HTTP status other than 101
+-- @raise on a bad URL or option (the message names it)
 function ws.connect(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
@@ -317,7 +457,57 @@ function ws.connect(url, opts)
   return nil, c.error or "connection closed during the handshake", info
 end
 
---- Listen for WebSocket connections (and plain HTTP through on_request).
+--- Options of `ws.listen`. The per-connection settings `close_timeout`,
+-- `ping_interval`, `ping_timeout`, `idle_timeout`, `max_message`,
+-- `max_frame`, `max_buffered` and the `callbacks` are as for clients.
+-- @table listen_options
+-- @tfield[opt="127.0.0.1"] string host address to listen on; `"*"` for every address
+-- @tfield[opt=0] integer port port; 0 picks a free one (`srv.port`)
+-- @tfield[opt] string unix listen on a Unix socket at this path instead of host/port
+-- @tfield[opt] string|integer mode permission bits of the Unix socket file (`"660"` or a
+--  number)
+-- @tfield[opt=false] bool reuseport set `SO_REUSEPORT`
+-- @tfield[opt=511] integer backlog listen backlog
+-- @tfield[opt=false] bool keep_request keep every connection's `c.request` after `on_open`
+-- @tfield[opt] table tls `tls_options` (`cert` and `key` required): serve `wss://`
+-- @tfield[opt] {string,...} protocols supported subprotocols; the first of the client's
+--  offers that is supported is chosen
+-- @tfield[opt] bool|table compress accept permessage-deflate offers (`compress_options`)
+-- @tfield[opt=10] number handshake_timeout a client that has not finished its handshake by
+--  then is cut
+-- @tfield[opt="error"] string buffer_policy over `max_buffered`: `"error"` (send returns nil,
+--  err) or `"close"` (the client is closed with 1013)
+-- @tfield[opt] function on_upgrade `(req)`: inspect an `upgrade_request` before accepting.
+--  Return nothing or `true` to accept, a string to pick that subprotocol, `{protocol=,
+--  headers=}`, or `false[, status[, reason[, headers]]]` to reject (403 by default)
+-- @tfield[opt] function on_request `(req, res)`: plain HTTP on the same port; fill the
+--  `http_response` (without it: 426)
+
+--- The request `on_upgrade(req)` and `on_request(req, res)` get, and
+-- `c.request`.
+-- @table upgrade_request
+-- @tfield string method `"GET"`
+-- @tfield string path the request path without the query
+-- @tfield string query the query string, or nil
+-- @tfield table headers request headers
+-- @tfield string origin the `Origin` header, or nil
+-- @tfield {string,...} protocols subprotocols the client offered
+-- @tfield string extensions the client's `Sec-WebSocket-Extensions`, or nil
+-- @tfield string peer_address the client's address
+-- @tfield integer peer_port the client's port
+-- @tfield string server_name the TLS SNI name, or nil
+
+--- The answer `on_request(req, res)` fills in; it closes the connection.
+-- @table http_response
+-- @tfield[opt=200] integer status 200..599 (the standard reason phrase is added)
+-- @tfield[opt] table headers response headers
+-- @tfield[opt] string body response body (none with 204 and 304)
+
+--- Listen for WebSocket connections (and plain HTTP through `on_request`) on
+-- the default loop.
+-- @tparam table opts `listen_options`
+-- @treturn Server the server
+-- @raise on a bad option, or when the address cannot be bound
 function ws.listen(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'listen' (table expected, got " .. type(opts) .. ")", 2)
@@ -326,8 +516,31 @@ function ws.listen(opts)
   return core.listen(opts, ws.loop())
 end
 
---- A sans-I/O session: feed it received bytes, pull events, send what
--- `output()` returns.  See README.md for the options.
+--- Options of `ws.session`.
+-- @table session_options
+-- @tfield string role `"client"` or `"server"` (required)
+-- @tfield[opt=true] bool handshake `false` starts OPEN, for hosts that did the HTTP upgrade
+--  themselves
+-- @tfield[opt] string url client with handshake: the `ws://` or `wss://` URL of the request
+-- @tfield[opt] {string,...} protocols client: offered; server: supported
+-- @tfield[opt] string origin client: the `Origin` header
+-- @tfield[opt] string extensions client: `Sec-WebSocket-Extensions` offer
+-- @tfield[opt] table headers client: extra request headers
+-- @tfield[opt=16777216] integer max_message largest message received; over it: close 1009
+-- @tfield[opt] integer max_frame largest frame received (default `max_message`)
+-- @tfield[opt=8192] integer max_head largest handshake head (server answers 431 above it)
+-- @tfield[opt=64] integer max_headers most handshake headers
+-- @tfield[opt=false] bool stream deliver each data frame as a `fragment` event
+-- @tfield[opt] bool|table compress permessage-deflate (`compress_options`)
+-- @tfield[opt] string key fixed `Sec-WebSocket-Key`, for tests only
+-- @tfield[opt] string mask_key fixed 4-byte masking key, for tests only
+
+--- A sans-I/O session: one WebSocket connection's protocol state for either
+-- role, for hosts that own the socket. Feed it what was received, pull
+-- events, write what `output()` returns.
+-- @tparam table opts `session_options`
+-- @treturn Session the session
+-- @raise on a bad option (the message names it)
 function ws.session(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'session' (table expected, got " .. type(opts) .. ")", 2)
@@ -335,6 +548,13 @@ function ws.session(opts)
   return core.session(opts)
 end
 
+--- A client that reconnects after drops, with the methods of a connection
+-- and the same callbacks plus `on_reconnect(rc, attempt, delay)` and
+-- `on_give_up(rc, err)`.
+-- @function reconnecting
+-- @tparam string url as for `ws.connect`
+-- @tparam[opt] table opts `ws.reconnect.options` plus any `connect_options`
+-- @treturn ws.reconnect.Reconnecting the client
 ws.reconnecting = function(url, opts) return (require("ws.reconnect").new(ws, url, opts, wait, resume)) end
 
 return ws

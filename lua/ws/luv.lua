@@ -25,14 +25,16 @@ local function default_uv()
   return ok and luv or nil
 end
 
---- attach([uv][, opts]) -> handle.  uv: the luv module (default: vim.uv or
--- vim.loop inside Neovim, else require "luv").  opts.loop: the lua-ws
--- loop (ws.loop()); opts.schedule: a function(fn) that runs fn later on
--- the host's main loop (default vim.schedule inside Neovim, none
--- elsewhere); opts.on_error: function(err) for errors raised in lua-ws
--- callbacks (default: raised from the uv callback, where the host reports
--- them); opts.forever: keep uv.run() going even while lua-ws is idle.
--- handle:detach() stops watching (call it before closing the loop).
+--- Run lua-ws inside a libuv loop: a uv poll handle on `loop:fd()` runs
+-- `loop:step(0)` on each wake-up; `uv.run()` keeps going only while lua-ws
+-- has work.
+-- @tparam[opt] table uv the luv module (default: `vim.uv`/`vim.loop` inside Neovim, else
+--  `require "luv"`)
+-- @tparam[opt] table opts `loop` (default `ws.loop()`); `schedule`, a `function(fn)` running
+--  `fn` later on the host's main loop (default `vim.schedule` inside Neovim); `on_error`, a
+--  `function(err)` for errors raised in lua-ws callbacks; `forever`, keep `uv.run()` going
+--  while lua-ws is idle
+-- @treturn table a handle; `handle:detach()` stops watching (before closing the loop)
 function M.attach(uv, opts)
   if type(uv) == "table" and opts == nil and type(uv.new_poll) ~= "function" then
     uv, opts = nil, uv -- attach(opts)

@@ -21,6 +21,7 @@
 --     rc:close()): return true to retry, false to give up.
 --
 -- Lua 5.1 compatible; no require cycles: ws is passed in by ws.reconnecting.
+-- @module ws.reconnect
 
 local M = {}
 
@@ -31,10 +32,40 @@ local OWN = { backoff = true, queue = true, retry_on_4xx = true, reconnect_on_no
   should_reconnect = true }
 for i = 1, #CALLBACKS do OWN[CALLBACKS[i]] = true end
 
+--- Options and rules.
+-- @section options
+
+--- Close codes after which the client reconnects by default (1001, 1006,
+-- 1011-1015; 3000-4999 are retried too).
+-- @table RETRY_CODES
 local RETRY_CODES = { [1001] = true, [1006] = true, [1011] = true, [1012] = true, [1013] = true,
   [1014] = true, [1015] = true }
 local NORMAL_CODES = { [1000] = true, [1005] = true }
 
+--- Options of `ws.reconnecting` (besides any `ws.connect` option, which
+-- passes through to each connection).
+-- @table options
+-- @tfield[opt] table backoff `{initial = 0.5, max = 30, factor = 2, max_retries = nil,
+--  reset_after = 5, random = math.random}`: full jitter, delay = random() * min(max, initial
+--  * factor^(attempt-1)); `max_retries` retries after the first attempt (nil: forever); a
+--  connection open for `reset_after` seconds resets the count
+-- @tfield[opt] number initial `backoff.initial`: first delay ceiling, seconds
+-- @tfield[opt] number max `backoff.max`: largest delay ceiling, seconds
+-- @tfield[opt] number factor `backoff.factor`: growth per attempt
+-- @tfield[opt] integer max_retries `backoff.max_retries`: then `on_give_up`
+-- @tfield[opt] number reset_after `backoff.reset_after`: seconds
+-- @tfield[opt] function random `backoff.random`: source of jitter in [0, 1)
+-- @tfield[opt] table queue `{max_messages = 1000, max_bytes = 1048576, flush =
+--  "before_open"}`: keep messages sent while not OPEN and deliver them in order after the
+--  next open (`flush = "after_open"`: after `on_open`); nil: sending while down returns `nil,
+--  "not connected"`
+-- @tfield[opt=false] bool retry_on_4xx retry after 4xx handshake answers too
+-- @tfield[opt=false] bool reconnect_on_normal_close retry after a 1000/1005 close by the
+--  server
+-- @tfield[opt] function should_reconnect `(rc, info)` -> bool: overrides the rules; `info =
+--  {code, reason, was_clean, error, status, opened}`
+-- @tfield[opt] function on_reconnect `(rc, attempt, delay)`: a retry is scheduled
+-- @tfield[opt] function on_give_up `(rc, err)`: no more retries
 local DEFAULT_BACKOFF = { initial = 0.5, max = 30, factor = 2, reset_after = 5 }
 local DEFAULT_QUEUE = { max_messages = 1000, max_bytes = 1024 * 1024 }
 
@@ -309,8 +340,15 @@ connect_now = function(rc, st)
   if gen == st.gen then rc.connection = c end
 end
 
---- rc:send(data[, "text"|"binary"]): true, or nil, err ("not connected",
--- "reconnect queue full", "closed", or the connection's own errors).
+--- A reconnecting client from `ws.reconnecting`: the methods, fields and
+-- callbacks of a connection, across reconnects.
+-- @type Reconnecting
+
+--- Send a message. While not OPEN it is queued when `queue` is set.
+-- @function Reconnecting:send
+-- @tparam string data the message
+-- @tparam[opt="text"] string kind `"text"` or `"binary"`
+-- @return `true`, or `nil, err` (`"not connected"`, `"reconnect queue full"`, a send error)
 function RC:send(data, kind)
   local st = priv[self]
   if type(data) == "number" then data = tostring(data) end
@@ -342,7 +380,10 @@ function RC:send(data, kind)
   return true
 end
 
---- rc:ping([payload]): true, or nil, "not connected".
+--- Ping the current connection.
+-- @function Reconnecting:ping
+-- @tparam[opt] string payload at most 125 bytes
+-- @return `true`, or `nil, "not connected"`
 function RC:ping(payload)
   if payload ~= nil and type(payload) ~= "string" then
     error("bad argument #1 to 'ping' (string expected, got " .. type(payload) .. ")", 2)
@@ -355,7 +396,10 @@ function RC:ping(payload)
   return c:ping(payload)
 end
 
---- rc:close([code[, reason]]): stop for good; closes the current connection.
+--- Close for good: no reconnect after this.
+-- @function Reconnecting:close
+-- @tparam[opt=1000] integer code close code
+-- @tparam[opt] string reason close reason
 function RC:close(code, reason)
   local st = priv[self]
   if st.stopped then return true end
@@ -380,9 +424,11 @@ local function wait_for(st, ready, timeout)
   return st.wait(ready, timeout, st.waiting)
 end
 
---- rc:receive([timeout]): data, "text"|"binary"; nil, "timeout"; or nil,
--- "closed", code, reason once the rc was closed or gave up.  Messages are
--- queued for receive() while rc.on_message is not set.
+--- Wait for the next message, across reconnects.
+-- @function Reconnecting:receive
+-- @tparam[opt] number timeout seconds
+-- @return `data, kind`; `nil, "timeout"`; or `nil, "closed", code, reason` only after close
+--  or give-up
 function RC:receive(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'receive' (non-negative number expected)", 2)
@@ -400,8 +446,10 @@ function RC:receive(timeout)
   return nil, "timeout"
 end
 
---- rc:wait_open([timeout]): true once a connection is OPEN; nil, "timeout"
--- or nil, "closed".
+--- Wait until the client is OPEN.
+-- @function Reconnecting:wait_open
+-- @tparam[opt] number timeout seconds
+-- @return `true`, or `nil, err` (`"timeout"`, or why it gave up)
 function RC:wait_open(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'wait_open' (non-negative number expected)", 2)
@@ -418,15 +466,19 @@ function RC:wait_open(timeout)
   return nil, "timeout"
 end
 
---- rc:queued(): messages and bytes waiting in the outbound queue.
+--- How much waits in the queue.
+-- @function Reconnecting:queued
+-- @treturn integer messages
+-- @treturn integer bytes
 function RC:queued()
   local q = priv[self].queue
   if not q then return 0, 0 end
   return q.last - q.first + 1, q.bytes
 end
 
---- rc:unsent(): removes and returns what the queue still holds, as a list
--- of {data, kind} (after close() or give-up nothing else takes it).
+--- What was still queued after a close or give-up.
+-- @function Reconnecting:unsent
+-- @treturn {{data,kind},...} the messages, in order
 function RC:unsent()
   local q = priv[self].queue
   local out = {}
@@ -439,11 +491,24 @@ function RC:unsent()
   return out
 end
 
+--- Bytes not yet written: the current connection's plus the queue's.
+-- @function Reconnecting:buffered_amount
+-- @treturn integer bytes
 function RC:buffered_amount()
   local c = self.connection
   return c and c:buffered_amount() or 0
 end
 
+--- Fields of a reconnecting client (read-only unless noted; any other field
+-- can be set and read).
+-- @table fields
+-- @tfield string ready_state `"CONNECTING"` (also while waiting to retry), `"OPEN"`,
+--  `"CLOSING"`, `"CLOSED"`
+-- @tfield string protocol negotiated subprotocol of the current connection
+-- @tfield string extensions negotiated extensions of the current connection
+-- @tfield string url the URL
+-- @tfield Connection connection the current connection, or nil
+-- @tfield integer attempt attempts since the last reset
 local PROPS = {
   ready_state = function(self, st)
     if st.stopped then
@@ -486,7 +551,7 @@ local MT = {
   __close = function(self) self:close() end,
 }
 
---- M.new(ws, url, opts, wait, resume): the object behind ws.reconnecting;
+-- M.new(ws, url, opts, wait, resume): the object behind ws.reconnecting;
 -- wait/resume are ws's task helpers (init.lua passes them).
 function M.new(ws, url, opts, wait, resume)
   local backoff, queue
