@@ -77,6 +77,20 @@ describe("loop lifetime", function()
     assert.are.equal(3, n)
   end)
 
+  it("a reconnecting client whose loop was closed: rc:close() afterwards is clean", function()
+    local peer, port = net.spawn_echo_server()
+    local closes = {}
+    local rc = ws.reconnecting("ws://127.0.0.1:" .. port .. "/", {
+      on_close = function(_, code) closes[#closes + 1] = code end,
+    })
+    assert.is_true(rc:wait_open(5))
+    ws.loop():close()
+    assert.are.same({ 1001 }, closes)
+    assert.is_true(rc:close())
+    assert.are.same({ nil, "closed" }, { rc:send("x") })
+    peer:wait_output("CLOSE 1001 true going away")
+  end)
+
   it("loop:close() runs the on_close callbacks of what it closes", function()
     local loop = core.loop()
     local closes = {}

@@ -405,7 +405,8 @@ function RC:close(code, reason)
   if st.stopped then return true end
   st.stopped = true
   if st.retry_timer then
-    st.retry_timer:cancel()
+    -- (not active once its loop was closed: cancel would raise then)
+    if st.retry_timer:active() then st.retry_timer:cancel() end
     st.retry_timer = nil
   end
   local c = self.connection
