@@ -97,7 +97,11 @@ describe("embedding contract", function()
       end
       collectgarbage()
       collectgarbage()
-      assert.are.equal(before, net.settled_fd_count())
+      -- At most as many as before: 40 loops leaking their epoll and wake-up
+      -- fds would add up to 80; an fd of an earlier spec closing meanwhile
+      -- may only lower the count.
+      local after = net.settled_fd_count()
+      assert.is_true(after <= before, ("fds: %d before, %d after"):format(before, after))
     end)
 
     it("a cancelled deferred callback costs at most one spurious wake-up", function()

@@ -85,11 +85,16 @@ describe("HTTP CONNECT proxy", function()
 
     it("reports a proxy that dies mid-tunnel as on_close 1006, not clean", function()
       local srv = net.echo_server()
-      local closes = {}
+      local closes, echoed = {}, false
       local c = connect(net.url(srv), { proxy = p.url,
         on_open = function(cc) cc:send("up") end,
-        on_message = function() p:kill() end,
+        on_message = function() echoed = true end,
         on_close = function(_, code, _, clean) closes[#closes + 1] = { code, clean } end })
+      -- The tunnel carried a message; now the proxy dies (killed from the
+      -- spec, not from a callback: waiting for its exit runs the loop).
+      assert.truthy(net.wait_until(function() return echoed end, 5))
+      assert.equal(0, #closes)
+      p:kill()
       assert.truthy(net.wait_until(function() return #closes > 0 end, 5))
       assert.same({ { 1006, false } }, closes)
       assert.equal("CLOSED", c.ready_state)
