@@ -49,6 +49,7 @@ local INTERNAL = {
   ["ws.core.conn_loop"] = "a connection's loop, for ws's close",
   ["ws.core.notify_close"] = "marks a connection whose close a task waits for",
   ["ws.core.set_hook"] = "ws's close and upgrade hooks",
+  ["ws.core.hosted"] = "loops a host adapter drives, where close() does not wait",
   ["ws.core.upgrade_answer"] = "how ws answers an on_upgrade task",
   ["ws.reconnect.new"] = "called by ws.reconnecting",
 }

@@ -128,6 +128,29 @@ describe("ws inside cqueues", function()
       assert.matches("REPLY re: hello from the child", child:output())
     end)
 
+    it("c:close() from host code returns at once; the handshake completes in the controller", function()
+      local child, port = net.spawn_echo_server()
+      local cq = cqueues.new()
+      local closed, clean
+      local c = net.track_conn(ws.connect("ws://127.0.0.1:" .. port .. "/cq", {
+        on_close = function(_, code, _, was_clean) closed, clean = code, was_clean end,
+      }))
+      local handle = cqa.attach(cq)
+      local state_after_close
+      cq:wrap(function()
+        while c.ready_state ~= "OPEN" do cqueues.sleep(0.005) end
+        -- host code (a cqueues task, not a lua-ws callback or ws.spawn task)
+        assert(c:close(1000, "host"))
+        state_after_close = c.ready_state
+      end)
+      assert.is_true(drive(cq, 10), "the controller did not finish")
+      assert.are.equal("CLOSING", state_after_close)
+      assert.are.equal(1000, closed)
+      assert.is_true(clean)
+      handle.detach()
+      child:kill()
+    end)
+
     it("a coroutine of ws.spawn waits inside the controller without blocking it", function()
       local child, port = net.spawn_echo_server()
       local cq = cqueues.new()

@@ -10,6 +10,7 @@
 -- @module ws.copas
 local copas = require "copas"
 local ws = require "ws"
+local core = require "ws.core"
 
 local M = {}
 
@@ -56,8 +57,10 @@ function M.attach(opts)
     end,
   }
 
+  core.hosted[loop] = true -- c:close() from host code must not run the loop
   function handle.detach()
     handle.detached = true
+    core.hosted[loop] = nil
     loop:defer(function() end) -- wakes the thread up to see it
   end
 

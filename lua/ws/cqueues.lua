@@ -11,6 +11,7 @@
 -- @module ws.cqueues
 local cqueues = require "cqueues"
 local ws = require "ws"
+local core = require "ws.core"
 
 local M = {}
 
@@ -39,8 +40,10 @@ function M.attach(cq, opts)
   end
   local forever = opts.forever and true or false
   local handle = { detached = false }
+  core.hosted[loop] = true -- c:close() from host code must not run the loop
   function handle.detach()
     handle.detached = true
+    core.hosted[loop] = nil
     loop:defer(function() end) -- wakes the task up to see it
   end
   cq:wrap(function()

@@ -265,9 +265,15 @@ core.set_hook("close", function(c)
   for co in pairs(list) do resume(co) end
 end)
 
+-- Loops that a host drives (ws.luv, ws.cqueues, ws.copas attach them):
+-- host code must not run them itself, so close() does not wait there.
+local hosted = setmetatable({}, { __mode = "k" })
+core.hosted = hosted
+
 -- Until the connection is CLOSED: a task yields, a script runs the loop;
--- inside a callback it returns at once (the handshake completes later).
--- The connection's close timer bounds the wait.
+-- inside a callback, or from host code when a host drives the loop, it
+-- returns at once (the handshake completes as the loop runs).  The
+-- connection's close timer bounds the wait.
 local function wait_closed(c)
   local loop = core.conn_loop(c)
   if not loop or c.ready_state == "CLOSED" then return end
@@ -284,7 +290,7 @@ local function wait_closed(c)
     list[co] = nil
     return
   end
-  if loop:running() then return end
+  if loop:running() or hosted[loop] then return end
   while c.ready_state ~= "CLOSED" and loop:alive() do loop:step() end
 end
 

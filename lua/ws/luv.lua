@@ -13,6 +13,7 @@
 -- through vim.schedule, so lua-ws callbacks may call vim.api.
 -- @module ws.luv
 local ws = require "ws"
+local core = require "ws.core"
 
 local M = {}
 
@@ -91,9 +92,11 @@ function M.attach(uv, opts)
     on_readable = function() turn() end
   end
 
+  core.hosted[loop] = true -- c:close() from host code must not run the loop
   function handle.detach()
     if handle.detached then return end
     handle.detached = true
+    core.hosted[loop] = nil
     poll:stop()
     if not poll:is_closing() then poll:close() end
   end
