@@ -159,6 +159,23 @@ for s, label in SERVERS:
     w(f"| {label} | {fmt(a, 0)} | {ratio(a, b64)} | {fmt(ca, 0)} | {fmt(b, 0)} | {ratio(b, b1m)} | {fmt(cb, 0)} |")
 w("")
 
+w("## Throughput, 4 connections, 1 message in flight each (MB/s of echoed payload)")
+w("")
+w("| Server | 64 KiB MB/s | vs raw TCP | CPU µs/msg | CPU vs raw TCP | 1 MiB MB/s | vs raw TCP | CPU µs/msg | CPU vs raw TCP |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+b64 = stat("tcp_echo", "tput64k4", "MB_per_s")
+b1m = stat("tcp_echo", "tput1m4", "MB_per_s")
+c64 = stat("tcp_echo", "tput64k4", "server_cpu_us_per_msg")
+c1m = stat("tcp_echo", "tput1m4", "server_cpu_us_per_msg")
+for s, label in SERVERS:
+    a = stat(s, "tput64k4", "MB_per_s")
+    b = stat(s, "tput1m4", "MB_per_s")
+    ca = stat(s, "tput64k4", "server_cpu_us_per_msg")
+    cb = stat(s, "tput1m4", "server_cpu_us_per_msg")
+    w(f"| {label} | {fmt(a, 0)} | {ratio(a, b64)} | {fmt(ca, 0)} | {ratio(ca, c64)} "
+      f"| {fmt(b, 0)} | {ratio(b, b1m)} | {fmt(cb, 0)} | {ratio(cb, c1m)} |")
+w("")
+
 idle_n = None
 for s, _ in SERVERS:
     for r in runs.get((s, "idle"), []):
@@ -383,6 +400,10 @@ for t, name in (("tput64k", "64 KiB"), ("tput1m", "1 MiB")):
     w(check(f"throughput {name} vs raw TCP", pr(L, t, "MB_per_s", "tcp_echo", t, "MB_per_s"), 0.8, "≥", "×"))
     w(check(f"throughput {name} vs libwebsockets", pr(L, t, "MB_per_s", "lws", t, "MB_per_s"), 1.5, "≥", "×"))
     w(check(f"throughput {name} vs lua-http", pr(L, t, "MB_per_s", "lua_http", t, "MB_per_s"), 20, "≥", "×"))
+for t, name in (("tput64k4", "64 KiB"), ("tput1m4", "1 MiB")):
+    w(check(f"throughput {name}, 4 conns vs raw TCP", pr(L, t, "MB_per_s", "tcp_echo", t, "MB_per_s"), 0.9, "≥", "×"))
+    w(check(f"CPU/msg {name}, 4 conns vs raw TCP", pr(L, t, "server_cpu_us_per_msg", "tcp_echo", t,
+                                                     "server_cpu_us_per_msg"), 1.2, "≤", "×"))
 w(check("masking vs memcpy", pr("micro", "micro", "mask_inplace_GBps", "micro", "micro", "memcpy_GBps"),
         0.5, "≥", "×"))
 w(check("UTF-8 ASCII vs memcpy", pr("micro", "micro", "utf8_ascii_GBps", "micro", "micro", "memcpy_GBps"),

@@ -119,7 +119,7 @@ export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 export NODE_PATH=build/bench-node/node_modules
 
 # name | loadgen flags | tests | command (the port is appended)
-PLAIN="echo32 tput64k tput1m handshake idle"
+PLAIN="echo32 tput64k tput1m tput64k4 tput1m4 handshake idle"
 TLS="echo32 handshake idle"
 SERVERS=("tcp_echo|--raw|$PLAIN|$OUT/tcp_echo"
          "luaws_callback||$PLAIN json4k|$LUA bench/servers/luaws_callback.lua"
@@ -216,6 +216,10 @@ for r in $(seq "$RUNS"); do
     has_test "$name" echo32 && run "$name" echo32 "$r" "$p" "$pid" echo -c 100 -s 32 -d "$SECS"
     has_test "$name" tput64k && run "$name" tput64k "$r" "$p" "$pid" throughput -s 65536 -d "$SECS"
     has_test "$name" tput1m && run "$name" tput1m "$r" "$p" "$pid" throughput -s 1048576 -d "$SECS"
+    # 4 connections, 1 message in flight each: the server's per-message cost
+    # with the load spread over connections (large-message buffers per connection)
+    has_test "$name" tput64k4 && run "$name" tput64k4 "$r" "$p" "$pid" throughput -c 4 -w 1 -s 65536 -d "$SECS"
+    has_test "$name" tput1m4 && run "$name" tput1m4 "$r" "$p" "$pid" throughput -c 4 -w 1 -s 1048576 -d "$SECS"
     has_test "$name" handshake && run "$name" handshake "$r" "$p" "$pid" handshake -c 10 -d "$SECS"
     has_test "$name" json4k && run "$name" json4k "$r" "$p" "$pid" echo -c 100 -s 4096 -d "$SECS" --json
     has_test "$name" deflate4k && run "$name" deflate4k "$r" "$p" "$pid" echo -c 100 -s 4096 -d "$SECS"
