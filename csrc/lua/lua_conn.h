@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "io/conn.h"
+#include "io/topic.h"
 #include "lua_compat.h"
 #include "lua_loop.h"
 
@@ -71,6 +72,7 @@ struct lconn {
     struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     bool notify_close;                /* call the close hook after the close event */
     bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
+    ws_topic_member topics;           /* server side: the topics it is subscribed to */
 };
 
 /* Hooks the Lua layer installs (ws.core.set_hook(name, fn)), kept in the

@@ -12,5 +12,6 @@ void ws_lua_open_loop(lua_State *L);
 void ws_lua_open_conn(lua_State *L);
 void ws_lua_open_server(lua_State *L);
 void ws_lua_open_input(lua_State *L);
+void ws_lua_open_topics(lua_State *L);
 
 #endif

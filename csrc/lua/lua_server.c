@@ -14,6 +14,7 @@
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "lua_request.h"
+#include "lua_topic.h"
 #include "io/net.h"
 #include "io/tls.h"
 #include "core/utf8.h"
@@ -37,7 +38,8 @@ struct lserver {
     bool keep_request; /* keep every connection's request, not only when read */
     char *unix_path;   /* a Unix socket server: its file, removed at close */
     unsigned long unix_dev, unix_ino;
-    bool released; /* its loop closed it */
+    bool released;     /* its loop closed it */
+    ws_topics *topics; /* made at the first subscribe */
 };
 
 /* The server stays anchored while it listens or has connections, whose
@@ -62,6 +64,8 @@ static void detach(lua_State *L, lconn *lc)
     if (lc->next)
         lc->next->prev = lc->prev;
     lc->next = lc->prev = NULL;
+    if (srv->topics) /* a connection leaves its topics as it leaves the server */
+        ws_topics_leave_all(srv->topics, &lc->topics);
     srv->nclients--;
     lc->srv = NULL;
     release_anchor(L, srv);
@@ -665,6 +669,23 @@ static int l_broadcast(lua_State *L)
     return 1;
 }
 
+lserver *ws_lua_check_server(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, SERVER_MT);
+}
+
+bool ws_lua_server_released(const lserver *srv)
+{
+    return srv->released;
+}
+
+ws_topics *ws_lua_server_topics(lserver *srv, bool create)
+{
+    if (!srv->topics && create)
+        srv->topics = ws_topics_new();
+    return srv->topics;
+}
+
 /***
  * The OPEN connections.
  * @function Server:clients
@@ -795,6 +816,8 @@ static int l_gc(lua_State *L)
     for (lconn *lc = srv->clients; lc; lc = lc->next)
         lc->srv = NULL;
     srv->clients = NULL;
+    ws_topics_free(srv->topics);
+    srv->topics = NULL;
     if (srv->tls) {
         ws_tls_ctx_unref(srv->tls);
         srv->tls = NULL;

@@ -1,0 +1,247 @@
+/* Topics: a hash table of names, each with an array of subscribers. */
+#include "io/topic.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ws_topic {
+    ws_topic *next; /* in its bucket */
+    uint32_t hash;
+    ws_topic_member **subs;
+    size_t n, cap;
+    size_t len;
+    char name[];
+};
+
+struct ws_topics {
+    ws_topic **buckets; /* NULL while there is no topic */
+    size_t nbuckets;    /* a power of two */
+    size_t count;       /* topics */
+    size_t memory;      /* bytes of topics, subscriber arrays and members' lists */
+    uint32_t seed;      /* differs per table: names chosen by peers do not collide everywhere */
+};
+
+#define MIN_BUCKETS 16
+
+static uint32_t hash_name(uint32_t seed, const char *p, size_t n)
+{
+    uint32_t h = 2166136261u ^ seed; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+ws_topics *ws_topics_new(void)
+{
+    ws_topics *ts = calloc(1, sizeof *ts);
+    if (ts)
+        ts->seed = hash_name(0, (const char *)&ts, sizeof ts);
+    return ts;
+}
+
+static ws_topic *find(const ws_topics *ts, uint32_t h, const char *name, size_t len)
+{
+    if (!ts->buckets)
+        return NULL;
+    for (ws_topic *t = ts->buckets[h & (ts->nbuckets - 1)]; t; t = t->next)
+        if (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
+            return t;
+    return NULL;
+}
+
+/* Rehash into nb buckets; on failure the table stays as it is. */
+static void resize(ws_topics *ts, size_t nb)
+{
+    ws_topic **b = calloc(nb, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < ts->nbuckets; i++) {
+        ws_topic *next;
+        for (ws_topic *t = ts->buckets[i]; t; t = next) {
+            next = t->next;
+            t->next = b[t->hash & (nb - 1)];
+            b[t->hash & (nb - 1)] = t;
+        }
+    }
+    free(ts->buckets);
+    ts->buckets = b;
+    ts->nbuckets = nb;
+}
+
+static ws_topic *create(ws_topics *ts, uint32_t h, const char *name, size_t len)
+{
+    if (!ts->buckets) {
+        resize(ts, MIN_BUCKETS);
+        if (!ts->buckets)
+            return NULL;
+    } else if (ts->count >= ts->nbuckets) {
+        resize(ts, ts->nbuckets * 2);
+    }
+    ws_topic *t = calloc(1, sizeof *t + len);
+    if (!t)
+        return NULL;
+    t->hash = h;
+    t->len = len;
+    memcpy(t->name, name, len);
+    size_t i = h & (ts->nbuckets - 1);
+    t->next = ts->buckets[i];
+    ts->buckets[i] = t;
+    ts->count++;
+    ts->memory += sizeof *t + len;
+    return t;
+}
+
+static void destroy(ws_topics *ts, ws_topic *t)
+{
+    ws_topic **pp = &ts->buckets[t->hash & (ts->nbuckets - 1)];
+    while (*pp != t)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    ts->count--;
+    ts->memory -= sizeof *t + t->len + t->cap * sizeof *t->subs;
+    free(t->subs);
+    free(t);
+    if (ts->count == 0) {
+        free(ts->buckets);
+        ts->buckets = NULL;
+        ts->nbuckets = 0;
+    } else if (ts->nbuckets > MIN_BUCKETS && ts->count < ts->nbuckets / 4) {
+        resize(ts, ts->nbuckets / 2);
+    }
+}
+
+static size_t ref_index(const ws_topic_member *m, const ws_topic *t)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->refs[i].topic == t)
+            return i;
+    return m->n;
+}
+
+int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len)
+{
+    uint32_t h = hash_name(ts->seed, name, len);
+    ws_topic *t = find(ts, h, name, len);
+    if (t && ref_index(m, t) < m->n)
+        return 0;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 4;
+        ws_topic_ref *r = realloc(m->refs, cap * sizeof *r);
+        if (!r)
+            return -1;
+        ts->memory += (cap - m->cap) * sizeof *r;
+        m->refs = r;
+        m->cap = cap;
+    }
+    if (!t && !(t = create(ts, h, name, len)))
+        return -1;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4;
+        ws_topic_member **s = realloc(t->subs, cap * sizeof *s);
+        if (!s) {
+            if (t->n == 0)
+                destroy(ts, t);
+            return -1;
+        }
+        ts->memory += (cap - t->cap) * sizeof *s;
+        t->subs = s;
+        t->cap = cap;
+    }
+    t->subs[t->n] = m;
+    m->refs[m->n].topic = t;
+    m->refs[m->n].slot = t->n;
+    t->n++;
+    m->n++;
+    return 1;
+}
+
+/* Remove the member's i-th ref and its slot in that topic. */
+static void leave(ws_topics *ts, ws_topic_member *m, size_t i)
+{
+    ws_topic *t = m->refs[i].topic;
+    size_t slot = m->refs[i].slot;
+    ws_topic_member *last = t->subs[--t->n];
+    if (slot != t->n) {
+        t->subs[slot] = last;
+        last->refs[ref_index(last, t)].slot = slot;
+    }
+    memmove(&m->refs[i], &m->refs[i + 1], (m->n - i - 1) * sizeof *m->refs);
+    m->n--;
+    if (t->n == 0) {
+        destroy(ts, t);
+    } else if (t->cap > 4 && t->n < t->cap / 4) {
+        /* Give back most of a topic that many left; a failed shrink keeps it. */
+        ws_topic_member **s = realloc(t->subs, t->cap / 2 * sizeof *s);
+        if (s) {
+            ts->memory -= (t->cap - t->cap / 2) * sizeof *s;
+            t->subs = s;
+            t->cap /= 2;
+        }
+    }
+    if (m->n == 0) {
+        ts->memory -= m->cap * sizeof *m->refs;
+        free(m->refs);
+        m->refs = NULL;
+        m->cap = 0;
+    }
+}
+
+int ws_topics_unsubscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len)
+{
+    ws_topic *t = find(ts, hash_name(ts->seed, name, len), name, len);
+    size_t i = t ? ref_index(m, t) : m->n;
+    if (i == m->n)
+        return 0;
+    leave(ts, m, i);
+    return 1;
+}
+
+void ws_topics_leave_all(ws_topics *ts, ws_topic_member *m)
+{
+    while (m->n > 0)
+        leave(ts, m, m->n - 1);
+}
+
+ws_topic_member *const *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
+                                              size_t *n)
+{
+    ws_topic *t = find(ts, hash_name(ts->seed, name, len), name, len);
+    *n = t ? t->n : 0;
+    return t ? t->subs : NULL;
+}
+
+const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len)
+{
+    *len = m->refs[i].topic->len;
+    return m->refs[i].topic->name;
+}
+
+size_t ws_topics_memory(const ws_topics *ts)
+{
+    return sizeof *ts + ts->nbuckets * sizeof *ts->buckets + ts->memory;
+}
+
+void ws_topics_free(ws_topics *ts)
+{
+    if (!ts)
+        return;
+    for (size_t i = 0; i < ts->nbuckets; i++) {
+        ws_topic *next;
+        for (ws_topic *t = ts->buckets[i]; t; t = next) {
+            next = t->next;
+            for (size_t j = 0; j < t->n; j++) {
+                ws_topic_member *m = t->subs[j];
+                free(m->refs);
+                m->refs = NULL;
+                m->n = m->cap = 0;
+            }
+            free(t->subs);
+            free(t);
+        }
+    }
+    free(ts->buckets);
+    free(ts);
+}

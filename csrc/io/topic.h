@@ -1,0 +1,49 @@
+/* Topics of a server: which connections receive a publish.  Per topic an
+ * array of subscribers (removal swaps the last one in), per subscriber the
+ * short list of its topics with its slot in each, so leaving costs no
+ * search of a topic's array.  A topic exists while it has subscribers. */
+#ifndef WS_TOPIC_H
+#define WS_TOPIC_H
+
+#include <stddef.h>
+
+/* Longest topic name, in bytes. */
+#define WS_TOPIC_MAX 1024
+
+typedef struct ws_topics ws_topics;
+typedef struct ws_topic ws_topic;
+
+typedef struct ws_topic_ref {
+    ws_topic *topic;
+    size_t slot; /* index in the topic's subscriber array */
+} ws_topic_ref;
+
+/* Embedded in whatever subscribes (zeroed: no topics). */
+typedef struct ws_topic_member {
+    ws_topic_ref *refs; /* in subscription order */
+    size_t n, cap;
+} ws_topic_member;
+
+ws_topics *ws_topics_new(void);
+/* Every member leaves every topic (their lists are freed) first. */
+void ws_topics_free(ws_topics *ts);
+
+/* 1: subscribed now, 0: it was already, -1: out of memory. */
+int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len);
+/* 1: it left the topic, 0: it was not subscribed. */
+int ws_topics_unsubscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len);
+void ws_topics_leave_all(ws_topics *ts, ws_topic_member *m);
+
+/* The subscribers of a topic (NULL and *n = 0 without any).  Valid until
+ * the next change of the topic's subscribers. */
+ws_topic_member *const *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
+                                              size_t *n);
+
+/* Name of the member's i-th topic (i < m->n); not NUL-terminated. */
+const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len);
+
+/* Bytes the topics hold: tables, topics, subscriber arrays and the
+ * members' lists of topics. */
+size_t ws_topics_memory(const ws_topics *ts);
+
+#endif

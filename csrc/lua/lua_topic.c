@@ -1,0 +1,220 @@
+/* Publish/subscribe on a server: c:subscribe, c:unsubscribe, c:topics,
+ * srv:publish, srv:subscribers.  A publish frames the message once and
+ * queues the same bytes for every subscriber, with no Lua call per
+ * receiver; each receiver's max_buffered and buffer_policy apply to it
+ * alone. */
+/***
+ * Topics (publish/subscribe) of module ws, implemented in C.
+ * @module ws
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/frame.h"
+#include "core/utf8.h"
+#include "lua_core.h"
+#include "lua_opts.h"
+#include "lua_topic.h"
+
+static lconn *member_conn(ws_topic_member *m)
+{
+    return (lconn *)(void *)((char *)m - offsetof(lconn, topics));
+}
+
+/* The topic argument: a string of 1 to WS_TOPIC_MAX bytes. */
+static const char *check_topic(lua_State *L, int i, size_t *len)
+{
+    *len = 0;
+    const char *p = lua_type(L, i) == LUA_TSTRING ? lua_tolstring(L, i, len) : NULL;
+    if (!p || *len == 0 || *len > WS_TOPIC_MAX)
+        luaL_argerror(
+            L, i,
+            lua_pushfstring(L, "topic must be a non-empty string of at most %d bytes, got %s",
+                            WS_TOPIC_MAX,
+                            p ? lua_pushfstring(L, "%d bytes", (int)*len) : luaL_typename(L, i)));
+    return p;
+}
+
+/* The connection's server, or NULL (nil, "connection is closed" pushed)
+ * once it is closing or closed.  A client connection raises. */
+static lserver *conn_server(lua_State *L, lconn *lc, const char *what)
+{
+    if (!lc->hooks)
+        luaL_error(L, "%s: topics belong to a server's connections, not to a client", what);
+    if (lc->srv && lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
+        return lc->srv;
+    lua_pushnil(L);
+    lua_pushliteral(L, "connection is closed");
+    return NULL;
+}
+
+/***
+ * @type Connection
+ */
+
+/***
+ * Subscribe the connection to a topic: `srv:publish(topic, ...)` sends to it
+ * until `c:unsubscribe(topic)` or until it closes.  Server side only: a
+ * client connection raises.
+ * @function Connection:subscribe
+ * @tparam string topic 1 to 1024 bytes, any bytes
+ * @return `true` when it subscribed now, `false` when it was already, or
+ *  `nil, "connection is closed"` once CLOSING or CLOSED
+ * @raise when topic is not a string of 1 to 1024 bytes
+ */
+static int l_subscribe(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    size_t len;
+    const char *topic = check_topic(L, 2, &len);
+    lserver *srv = conn_server(L, lc, "subscribe");
+    if (!srv)
+        return 2;
+    ws_topics *ts = ws_lua_server_topics(srv, true);
+    int r = ts ? ws_topics_subscribe(ts, &lc->topics, topic, len) : -1;
+    if (r < 0)
+        return luaL_error(L, "subscribe: out of memory");
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+/***
+ * Leave a topic.
+ * @function Connection:unsubscribe
+ * @tparam string topic
+ * @treturn boolean `true` when it left it, `false` when it was not subscribed
+ *  (a closed connection has left every topic)
+ */
+static int l_unsubscribe(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    size_t len;
+    const char *topic = check_topic(L, 2, &len);
+    if (!lc->hooks)
+        return luaL_error(L,
+                          "unsubscribe: topics belong to a server's connections, not to a client");
+    ws_topics *ts = lc->srv ? ws_lua_server_topics(lc->srv, false) : NULL;
+    lua_pushboolean(L, ts && ws_topics_unsubscribe(ts, &lc->topics, topic, len));
+    return 1;
+}
+
+/***
+ * The topics the connection is subscribed to, in the order it subscribed.
+ * @function Connection:topics
+ * @treturn {string,...} a new list (empty once closed)
+ */
+static int l_topics(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lua_createtable(L, (int)lc->topics.n, 0);
+    for (size_t i = 0; i < lc->topics.n; i++) {
+        size_t len;
+        const char *name = ws_topic_member_name(&lc->topics, i, &len);
+        lua_pushlstring(L, name, len);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/***
+ * @type Server
+ */
+
+/***
+ * Send a message to every connection subscribed to topic: framed once,
+ * the same bytes queued for each (uncompressed, also where
+ * permessage-deflate was negotiated).  A receiver whose queue is full
+ * misses it (buffer_policy "drop") or is closed with 1013 (buffer_policy
+ * "close"); the others are not held up.
+ * @function Server:publish
+ * @tparam string topic
+ * @tparam string data
+ * @tparam[opt="text"] string kind `"text"` or `"binary"`
+ * @return how many connections queued it, or `nil, "server is closed"`
+ * @raise when text is not UTF-8, or topic is not a string of 1 to 1024 bytes
+ */
+static int l_publish(lua_State *L)
+{
+    lserver *srv = ws_lua_check_server(L, 1);
+    size_t tlen, n;
+    const char *topic = check_topic(L, 2, &tlen);
+    const char *p = luaL_checklstring(L, 3, &n);
+    bool binary = ws_lua_check_kind(L, 4);
+    if (!binary && !ws_utf8_valid((const uint8_t *)p, n))
+        return luaL_argerror(L, 3, "invalid UTF-8 in a text message; send it as binary");
+    if (ws_lua_server_released(srv)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "server is closed");
+        return 2;
+    }
+    ws_topics *ts = ws_lua_server_topics(srv, false);
+    size_t nsubs = 0;
+    ws_topic_member *const *subs = ts ? ws_topics_subscribers(ts, topic, tlen, &nsubs) : NULL;
+    lua_Integer count = 0;
+    if (nsubs == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    /* Frame once (servers never mask).  Queuing never calls back into Lua
+     * nor changes the subscribers: a full queue closes later, at a flush. */
+    ws_frame_header h;
+    memset(&h, 0, sizeof h);
+    h.fin = true;
+    h.opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    h.len = n;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    uint8_t hdr[WS_FRAME_HEADER_MAX];
+    luaL_addlstring(&b, (const char *)hdr, ws_frame_encode(hdr, &h));
+    luaL_addlstring(&b, p, n);
+    luaL_pushresult(&b);
+    size_t fl;
+    const uint8_t *frame = (const uint8_t *)lua_tolstring(L, -1, &fl);
+    for (size_t i = 0; i < nsubs; i++) {
+        lconn *lc = member_conn(subs[i]);
+        if (lc->c && ws_session_state(ws_conn_session(lc->c)) == WS_OPEN &&
+            ws_conn_send_raw(lc->c, frame, fl) == WS_OK)
+            count++;
+    }
+    lua_pushinteger(L, count);
+    return 1;
+}
+
+/***
+ * How many connections are subscribed to topic.
+ * @function Server:subscribers
+ * @tparam string topic
+ * @treturn integer
+ */
+static int l_subscribers(lua_State *L)
+{
+    lserver *srv = ws_lua_check_server(L, 1);
+    size_t len, n = 0;
+    const char *topic = check_topic(L, 2, &len);
+    ws_topics *ts = ws_lua_server_topics(srv, false);
+    if (ts)
+        ws_topics_subscribers(ts, topic, len, &n);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+static void add_methods(lua_State *L, const char *mt, const luaL_Reg *fns)
+{
+    luaL_getmetatable(L, mt);
+    lua_getfield(L, -1, "methods");
+    ws_setfuncs(L, fns);
+    lua_pop(L, 2);
+}
+
+void ws_lua_open_topics(lua_State *L)
+{
+    static const luaL_Reg conn_fns[] = {{"subscribe", l_subscribe},
+                                        {"unsubscribe", l_unsubscribe},
+                                        {"topics", l_topics},
+                                        {NULL, NULL}};
+    static const luaL_Reg server_fns[] = {
+        {"publish", l_publish}, {"subscribers", l_subscribers}, {NULL, NULL}};
+    add_methods(L, CONN_MT, conn_fns);
+    add_methods(L, "ws.core.server", server_fns);
+}
