@@ -52,10 +52,11 @@ struct ws_session {
     char *extensions;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
-    uint64_t done;    /* payload bytes of the current frame already unmasked */
-    uint64_t msg_len; /* bytes of the current message so far */
-    size_t discard;   /* bytes of `in` to drop at the next call */
-    size_t pong_len;  /* the last bytes of `out` are an unsent automatic pong of this size */
+    uint64_t done;       /* payload bytes of the current frame already unmasked */
+    uint64_t msg_len;    /* bytes of the current message so far */
+    size_t discard;      /* bytes of `in` to drop at the next call */
+    size_t pong_len;     /* the last bytes of `out` are an unsent automatic pong of this size */
+    size_t inflate_step; /* compressed bytes inflated per call; 0: all at hand */
     uint16_t close_code;
     uint8_t role;
     uint8_t state;
@@ -186,6 +187,7 @@ ws_session *ws_session_new(const ws_session_config *cfg)
     s->max_message = cfg->max_message;
     s->max_frame = cfg->max_frame;
     s->stream = cfg->stream;
+    s->inflate_step = cfg->inflate_step;
     s->allow_http = cfg->allow_http;
     s->random = cfg->random ? cfg->random : default_random;
     s->random_ud = cfg->random_ud;
@@ -1012,7 +1014,11 @@ static int compressed_step(ws_session *s, ws_event *ev)
     uint64_t take = h->len - s->done;
     if (take > ws_buf_size(&s->in))
         take = ws_buf_size(&s->in);
+    bool limited = s->inflate_step && take > s->inflate_step;
+    if (limited)
+        take = s->inflate_step;
     bool last = s->done + take == h->len;
+    uint64_t before = s->msg_len;
     if (take || last) {
         ws_buf *m = msg_buf(s);
         if (!m)
@@ -1036,8 +1042,13 @@ static int compressed_step(ws_session *s, ws_event *ev)
         default: return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         }
     }
-    if (!last)
-        return 0;
+    if (!last) {
+        if (!limited)
+            return 0;
+        ev->type = WS_EV_PROGRESS;
+        ev->len = (size_t)(s->msg_len - before);
+        return 1;
+    }
     s->have_header = false;
     bool binary = s->msg_opcode == WS_OP_BINARY;
     if (h->fin && !binary && s->in_utf8.need)

@@ -29,7 +29,9 @@ enum ws_event_type {
     WS_EV_PONG,     /* data/len */
     WS_EV_ERROR,    /* data/len = message; code = close code or HTTP status */
     WS_EV_CLOSE,    /* code, data/len = reason, was_clean */
-    WS_EV_HTTP      /* server with allow_http: a plain request; head set */
+    WS_EV_HTTP,     /* server with allow_http: a plain request; head set */
+    WS_EV_PROGRESS  /* with inflate_step: part of a compressed message was
+                       inflated (len = bytes it gave); nothing to deliver */
 };
 
 typedef struct ws_event {
@@ -69,8 +71,12 @@ typedef struct ws_session_config {
     bool allow_http; /* server: report requests without Upgrade as WS_EV_HTTP */
     uint64_t max_message;
     uint64_t max_frame;
-    size_t max_head;     /* handshake head size limit */
-    size_t max_headers;  /* handshake header count limit */
+    size_t max_head;    /* handshake head size limit */
+    size_t max_headers; /* handshake header count limit */
+    /* 0: inflate all compressed input at hand in one call.  N: at most N
+     * compressed bytes per call, with WS_EV_PROGRESS in between, so a host
+     * can bound the work one peer gets before serving others. */
+    size_t inflate_step;
     ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
     void *random_ud;
     /* permessage-deflate.  With a handshake: the client offers it, the

@@ -62,6 +62,13 @@ typedef struct ws_client_dial {
 
 #define READ_TURNS 64 /* reads per readiness event before yielding */
 
+/* Events, and bytes of message data (inflated, for compressed messages),
+ * one connection may deliver per loop callback before the others get
+ * theirs; the rest follows on this turn's deferred pass or the next turn,
+ * without waiting for new socket readiness. */
+#define DISPATCH_EVENTS 256
+#define DISPATCH_BYTES  (1u << 20)
+
 struct ws_conn {
     ws_loop *loop;
     ws_session *s;
@@ -72,6 +79,9 @@ struct ws_conn {
     uint64_t open_timeout_ns;
     uint64_t close_timeout_ns;
     size_t max_buffered;
+    size_t low_water;
+    size_t budget_events; /* what dispatch may still deliver in this callback */
+    size_t budget_bytes;
     bool close_on_full;
     ws_io io;
     ws_timer *timer;          /* open, pong or close deadline; only while armed */
@@ -88,6 +98,10 @@ struct ws_conn {
     bool abort_pending; /* fail on the next turn (asked from outside the loop) */
     bool read_more;     /* the read budget ran out with data maybe left */
     bool secure;        /* the transport is TLS */
+    bool backlog;       /* the dispatch budget ran out with events maybe left */
+    bool above_low;     /* the output went above low_water since the last drain */
+    bool ending;        /* failed or got EOF: the last events go out, held or not */
+    uint8_t holds;      /* WS_HOLD_* bits */
 };
 
 void ws_conn_config_init(ws_conn_config *cfg)
@@ -122,6 +136,7 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
     c->open_timeout_ns = cfg->open_timeout_ns;
     c->close_timeout_ns = cfg->close_timeout_ns;
     c->max_buffered = cfg->max_buffered;
+    c->low_water = cfg->low_water;
     c->close_on_full = cfg->close_on_full;
     c->fd = -1;
     if (cfg->ping_interval_ns || cfg->idle_timeout_ns) {
@@ -181,6 +196,19 @@ static bool has_output(const ws_conn *c)
     return n > 0;
 }
 
+/* Reading and delivering are held (pause, or a full receive queue). */
+static bool holding(const ws_conn *c)
+{
+    return c->holds && !c->ending && c->phase == P_ACTIVE && ws_session_state(c->s) == WS_OPEN;
+}
+
+/* A fresh dispatch budget for this loop callback. */
+static void refill(ws_conn *c)
+{
+    c->budget_events = DISPATCH_EVENTS;
+    c->budget_bytes = DISPATCH_BYTES;
+}
+
 static void update_interest(ws_conn *c)
 {
     if (c->phase == P_DONE || c->fd < 0)
@@ -193,7 +221,7 @@ static void update_interest(ws_conn *c)
         break;
     case P_TLS: want = c->t->ops->wants(c->t); break;
     case P_ACTIVE:
-        want = WS_IO_READ;
+        want = holding(c) ? 0 : WS_IO_READ;
         if (has_output(c))
             want |= c->write_blocked ? (WS_IO_WRITE | c->t->ops->wants(c->t)) : 0;
         break;
@@ -204,8 +232,8 @@ static void update_interest(ws_conn *c)
         break;
     default: break;
     }
-    if (want == 0)
-        want = WS_IO_READ; /* still notice resets */
+    if (want == 0 && !holding(c))
+        want = WS_IO_READ; /* still notice resets (held: hang-ups still come) */
     if (!ws_io_active(&c->io))
         ws_io_start(c->loop, &c->io, want);
     else if (want != c->interest)
@@ -219,11 +247,26 @@ static void schedule_flush(ws_conn *c)
         ws_loop_defer(c->loop, &c->flush);
 }
 
-/* Deliver every pending session event to the owner. */
-static void dispatch(ws_conn *c)
+/* Deliver pending session events to the owner while not held and within
+ * the budget (an unbudgeted pass delivers everything: the connection is
+ * ending). */
+static void dispatch_some(ws_conn *c, bool budgeted)
 {
     ws_event ev;
-    while (c->phase != P_DONE && ws_session_next(c->s, &ev)) {
+    c->backlog = false;
+    while (c->phase != P_DONE && !holding(c)) {
+        if (budgeted && (c->budget_events == 0 || c->budget_bytes == 0)) {
+            c->backlog = true;
+            break;
+        }
+        if (!ws_session_next(c->s, &ev))
+            break;
+        if (budgeted) {
+            c->budget_events--;
+            c->budget_bytes -= ev.len < c->budget_bytes ? ev.len : c->budget_bytes;
+        }
+        if (ev.type == WS_EV_PROGRESS)
+            continue; /* inflating: work done, nothing to deliver */
         switch (ev.type) {
         case WS_EV_OPEN:
             arm(c, T_NONE, 0);
@@ -254,9 +297,15 @@ static void dispatch(ws_conn *c)
         arm(c, T_CLOSE, c->close_timeout_ns);
     }
     /* Only when there is something to do: the flush pass dispatches too, so
-     * an unconditional reschedule would spin the loop while idle. */
-    if (c->phase == P_DRAINING || has_output(c))
+     * an unconditional reschedule would spin the loop while idle, and so
+     * would one while the socket is full (its write readiness wakes us). */
+    if (c->backlog || (!c->write_blocked && (c->phase == P_DRAINING || has_output(c))))
         schedule_flush(c);
+}
+
+static void dispatch(ws_conn *c)
+{
+    dispatch_some(c, true);
 }
 
 static void fail(ws_conn *c, const char *msg)
@@ -267,8 +316,9 @@ static void fail(ws_conn *c, const char *msg)
         c->cb->error(c, msg, c->ud);
     if (c->phase == P_DONE)
         return;
+    c->ending = true; /* what was received is delivered before the close */
     ws_session_eof(c->s);
-    dispatch(c);
+    dispatch_some(c, false);
     teardown(c);
 }
 
@@ -742,8 +792,16 @@ static void do_tls(ws_conn *c)
 
 static void do_read(ws_conn *c)
 {
+    if (c->backlog && c->phase == P_ACTIVE) {
+        /* Deliver what was received before reading more. */
+        dispatch(c);
+        if (c->phase == P_DONE)
+            return;
+    }
     int turn;
-    for (turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE; turn++) {
+    for (turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE && !holding(c) &&
+                   !c->backlog;
+         turn++) {
         /* A large frame's payload goes straight into the session's buffer;
          * everything else through the loop's shared one. */
         size_t size;
@@ -797,8 +855,9 @@ static void do_read(ws_conn *c)
                 teardown(c);
             return;
         }
+        c->ending = true;
         ws_session_eof(c->s);
-        dispatch(c);
+        dispatch_some(c, false);
         if (c->phase != P_DONE && !has_output(c))
             teardown(c);
         return;
@@ -812,7 +871,6 @@ static void do_flush(ws_conn *c)
         return;
     size_t n;
     const uint8_t *p = ws_session_output(c->s, &n);
-    bool was_blocked = c->write_blocked;
     while (n) {
         struct iovec iov = {(void *)p, n};
         ssize_t w = c->t->ops->writev(c->t, &iov, 1);
@@ -836,7 +894,13 @@ static void do_flush(ws_conn *c)
                 teardown(c);
                 return;
             }
-        } else if (was_blocked && c->cb->drain) {
+        }
+    }
+    if (n > c->low_water) {
+        c->above_low = true;
+    } else if (c->above_low && c->phase == P_ACTIVE) {
+        c->above_low = false;
+        if (c->cb->drain) {
             c->cb->drain(c, c->ud);
             if (c->phase == P_DONE)
                 return;
@@ -854,6 +918,7 @@ static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
         fail(c, NULL);
         return;
     }
+    refill(c);
     if (c->phase == P_RESOLVE && c->cl && !c->cl->started) {
         start_resolve(c);
         return;
@@ -875,6 +940,7 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
     (void)loop;
     (void)io;
     ws_conn *c = ud;
+    refill(c);
     switch (c->phase) {
     case P_CONNECT: {
         int e = ws_net_connect_error(c->fd);
@@ -902,6 +968,8 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
     case P_TLS: do_tls(c); return;
     case P_ACTIVE:
     case P_DRAINING:
+        if ((events & WS_IO_ERROR) && holding(c))
+            c->holds = 0; /* hung up or reset: nothing more will come */
         if (events & (WS_IO_READ | WS_IO_ERROR))
             do_read(c);
         if (c->phase != P_DONE && (events & WS_IO_WRITE))
@@ -955,7 +1023,7 @@ static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud)
         return;
     if (ws_session_ping(c->s, NULL, 0) == WS_OK)
         schedule_flush(c);
-    if (c->timer_kind == T_NONE)
+    if (c->timer_kind == T_NONE && !holding(c)) /* held: the pong is not read */
         arm(c, T_PONG, c->xt->ping_timeout_ns ? c->xt->ping_timeout_ns : c->xt->ping_interval_ns);
 }
 
@@ -975,6 +1043,8 @@ static int after_send(ws_conn *c, int r)
     if (r == WS_OK) {
         touch_idle(c);
         schedule_flush(c);
+        if (ws_conn_buffered(c) > c->low_water)
+            c->above_low = true;
     }
     return r;
 }
@@ -983,7 +1053,10 @@ static int check_room(ws_conn *c, size_t n)
 {
     if (ws_session_state(c->s) != WS_OPEN)
         return WS_E_STATE;
-    if (ws_conn_buffered(c) + n <= c->max_buffered)
+    /* The cap limits what accumulates: one message of any size goes into
+     * an empty queue (max_message may well exceed max_buffered). */
+    size_t queued = ws_conn_buffered(c);
+    if (queued == 0 || queued + n <= c->max_buffered)
         return WS_OK;
     if (c->close_on_full) {
         static const char reason[] = "send buffer full";
@@ -1072,4 +1145,31 @@ int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
 void ws_conn_output_changed(ws_conn *c)
 {
     schedule_flush(c);
+}
+
+void ws_conn_hold(ws_conn *c, unsigned bit, bool on)
+{
+    bool was = holding(c);
+    if (on)
+        c->holds |= (uint8_t)bit;
+    else
+        c->holds &= (uint8_t)~bit;
+    if (was == holding(c))
+        return;
+    if (!was) {
+        if (c->timer_kind == T_PONG)
+            arm(c, T_NONE, 0);
+        update_interest(c);
+        return;
+    }
+    /* Released: deliver what waits in the session, then read again (TLS
+     * may hold decrypted bytes the socket no longer signals). */
+    c->read_more = true;
+    schedule_flush(c);
+    update_interest(c);
+}
+
+unsigned ws_conn_holds(const ws_conn *c)
+{
+    return c->holds;
 }

@@ -23,7 +23,8 @@ typedef struct ws_conn_config {
     uint64_t ping_interval_ns; /* 0: no keepalive */
     uint64_t ping_timeout_ns;  /* no byte from the peer this long after a ping: dead */
     uint64_t idle_timeout_ns;  /* 0: none; no message either way this long: close 1001 */
-    size_t max_buffered;       /* unsent output limit */
+    size_t max_buffered;       /* unsent output limit (a message into an empty queue passes) */
+    size_t low_water;          /* drain fires when the output falls to this after being above */
     bool close_on_full;        /* over max_buffered: close 1013 instead of refusing */
 } ws_conn_config;
 
@@ -36,7 +37,8 @@ typedef struct ws_conn_callbacks {
     /* A failure outside the protocol: DNS, connect, TLS, reset, timeouts.
      * A close event (1006) follows. */
     void (*error)(ws_conn *c, const char *msg, void *ud);
-    /* The output queue emptied after having been blocked. */
+    /* The unsent output fell to the low-water mark after having been
+     * above it. */
     void (*drain)(ws_conn *c, void *ud);
     /* The transport is closed; no callback follows.  The owner frees the
      * connection when it likes (ws_conn_free). */
@@ -100,6 +102,15 @@ void ws_conn_output_changed(ws_conn *c);
 size_t ws_conn_buffered(const ws_conn *c);
 uint64_t ws_conn_close_timeout(const ws_conn *c); /* ns */
 bool ws_conn_finished(const ws_conn *c);          /* transport closed */
+
+/* Receive-side flow control.  While any hold bit is set and the session is
+ * OPEN, the connection neither reads the socket (so TCP pushes back on the
+ * peer) nor delivers events; clearing the last bit delivers what was
+ * already received and reads again.  Closing lifts the hold.  Keepalive
+ * does not count a pong as missing while held. */
+enum { WS_HOLD_USER = 1u, WS_HOLD_QUEUE = 2u };
+void ws_conn_hold(ws_conn *c, unsigned bit, bool on);
+unsigned ws_conn_holds(const ws_conn *c);
 /* Peer address of the socket ("" when unknown). */
 void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port);
 /* TLS server: the SNI name the client sent, or NULL. */

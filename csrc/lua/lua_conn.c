@@ -35,6 +35,7 @@ void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server
     ccfg->idle_timeout_ns = opt_seconds(L, t, "idle_timeout", 0);
     ccfg->max_buffered =
         ws_lua_opt_size(L, t, "max_buffered", ccfg->max_buffered, 1, (size_t)1 << 53);
+    ccfg->low_water = ws_lua_opt_size(L, t, "low_water_mark", ccfg->low_water, 0, (size_t)1 << 53);
     const char *policy = ws_lua_opt_string(L, t, "buffer_policy", "error");
     if (strcmp(policy, "error") != 0 && strcmp(policy, "close") != 0)
         ws_lua_opt_error(L, t, "'buffer_policy' must be \"error\" or \"close\"");
@@ -44,8 +45,8 @@ void ws_lua_read_timeouts(lua_State *L, int t, ws_conn_config *ccfg, bool server
 /* ---- callbacks into Lua ------------------------------------------------- */
 
 const char *const ws_lua_callback_names[CB_LAST + 1] = {
-    NULL,       "on_open", "on_message", "on_close",   "on_error",
-    "on_drain", "on_ping", "on_pong",    "on_upgrade", "on_request"};
+    NULL,      "on_open", "on_message", "on_close",   "on_error",       "on_drain",
+    "on_ping", "on_pong", "on_upgrade", "on_request", "on_accept_error"};
 
 int ws_lua_callback_index(const char *name)
 {
@@ -341,6 +342,8 @@ static void conn_drain(ws_conn *c, void *ud)
 {
     (void)c;
     lconn *lc = ud;
+    if (!has_callback(lc, CB_DRAIN))
+        return;
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (!L || !lua_checkstack(L, 8))
         return;
@@ -564,6 +567,7 @@ static int l_connect(lua_State *L)
     ws_session_config scfg;
     ws_session_config_init(&scfg, WS_CLIENT);
     ws_lua_read_limits(L, opts, &scfg);
+    scfg.inflate_step = WS_LUA_INFLATE_STEP;
     ws_lua_opt_compress(L, opts, false, false, &scfg.compress);
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
@@ -739,6 +743,32 @@ static int l_buffered_amount(lua_State *L)
     return 1;
 }
 
+/* c:pause() / c:resume(): stop and restart reading and delivering. */
+static int hold_result(lua_State *L, lconn *lc, unsigned bit, bool on)
+{
+    ws_conn_hold(lc->c, bit, on); /* no effect once closed */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_pause(lua_State *L)
+{
+    return hold_result(L, check_conn(L), WS_HOLD_USER, true);
+}
+
+static int l_resume(lua_State *L)
+{
+    return hold_result(L, check_conn(L), WS_HOLD_USER, false);
+}
+
+/* The straight-line receive queue's own hold, apart from pause/resume:
+ * ws.core.hold_queue(c, on), used by ws/init.lua. */
+static int l_hold_queue(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    return hold_result(L, lc, WS_HOLD_QUEUE, lua_toboolean(L, 2) != 0);
+}
+
 /* ---- fields: one table of the names the connection computes or guards -- */
 
 /* Push the value of a computed field of lc (userdata at index 1). */
@@ -840,6 +870,12 @@ static void get_request(lua_State *L, lconn *lc, const char *key)
     get_field(L, lc, 1, key);
 }
 
+static void get_paused(lua_State *L, lconn *lc, const char *key)
+{
+    (void)key;
+    lua_pushboolean(L, lc->c && (ws_conn_holds(lc->c) & WS_HOLD_USER));
+}
+
 /* Stored in the fields table by the connection itself. */
 static void get_stored(lua_State *L, lconn *lc, const char *key)
 {
@@ -859,7 +895,7 @@ static const struct conn_field {
     {"request", get_request, true},         {"path", get_path, true},
     {"close_code", get_close_code, true},   {"close_reason", get_close_reason, true},
     {"was_clean", get_was_clean, true},     {"remote_address", get_remote, true},
-    {"remote_port", get_remote, true},
+    {"remote_port", get_remote, true},      {"paused", get_paused, true},
 };
 
 /* The entry for the key at index 2 (looked up in the name -> entry table
@@ -1036,9 +1072,14 @@ static int l_conn_loop(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg conn_methods[] = {
-    {"send", l_send},   {"send_fragment", l_send_fragment},     {"ping", l_ping},
-    {"close", l_close}, {"buffered_amount", l_buffered_amount}, {NULL, NULL}};
+static const luaL_Reg conn_methods[] = {{"send", l_send},
+                                        {"send_fragment", l_send_fragment},
+                                        {"ping", l_ping},
+                                        {"close", l_close},
+                                        {"buffered_amount", l_buffered_amount},
+                                        {"pause", l_pause},
+                                        {"resume", l_resume},
+                                        {NULL, NULL}};
 
 static const luaL_Reg conn_meta[] = {
     {"__gc", l_gc}, {"__close", l_close_meta}, {"__tostring", l_tostring}, {NULL, NULL}};
@@ -1088,4 +1129,7 @@ void ws_lua_open_conn(lua_State *L)
     ws_setfuncs(L, layer);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "connect");
+    luaL_getmetatable(L, CONN_MT);
+    lua_pushcclosure(L, l_hold_queue, 1);
+    lua_setfield(L, -2, "hold_queue");
 }

@@ -10,6 +10,11 @@
 #include "lua_compat.h"
 #include "lua_loop.h"
 
+/* Compressed bytes a networked connection inflates per step: at most about
+ * 1 MiB of output (deflate's ratio is at most about 1032:1), so one
+ * compressed peer cannot hold the loop for long. */
+#define WS_LUA_INFLATE_STEP 1024
+
 #define CONN_MT "ws.core.conn"
 
 typedef struct lserver lserver;
@@ -44,9 +49,10 @@ enum {
     CB_DRAIN,
     CB_PING,
     CB_PONG,
-    CB_UPGRADE, /* server only */
-    CB_REQUEST, /* server only */
-    CB_LAST = CB_REQUEST
+    CB_UPGRADE,      /* server only */
+    CB_REQUEST,      /* server only */
+    CB_ACCEPT_ERROR, /* server only: on_accept_error(srv, err) */
+    CB_LAST = CB_ACCEPT_ERROR
 };
 extern const char *const ws_lua_callback_names[CB_LAST + 1]; /* [0] is NULL */
 /* The index of callback name, 0 when name is no callback. */

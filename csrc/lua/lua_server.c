@@ -22,10 +22,18 @@
 #define SERVER_MT        "ws.core.server"
 #define ACCEPTS_PER_TURN 128
 
+/* Out of file descriptors: the listener is not watched for this long
+ * (doubling up to the maximum while the shortage lasts), so a full backlog
+ * does not wake the loop over and over. */
+#define ACCEPT_BACKOFF_MIN (50 * WS_NSEC_PER_MSEC)
+#define ACCEPT_BACKOFF_MAX (1000 * WS_NSEC_PER_MSEC)
+
 struct lserver {
     ws_lua_loop *ll;
     ws_lua_member member;
     ws_io io;
+    ws_timer backoff;    /* runs while accepting is suspended */
+    uint64_t backoff_ns; /* the current pause; 0 while accepting works */
     int fd;
     int port;
     int self_ref; /* anchor while listening */
@@ -415,6 +423,32 @@ static void accept_one(lua_State *L, lserver *srv, int fd)
     lua_pop(L, 1);
 }
 
+static bool out_of_resources(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/* Accepting failed for want of fds or memory: stop watching the listener
+ * for a while (pending clients wait in the backlog) and tell
+ * on_accept_error once per shortage. */
+static void suspend_accepting(lua_State *L, lserver *srv, int sidx, int e)
+{
+    bool first = srv->backoff_ns == 0;
+    srv->backoff_ns = first ? ACCEPT_BACKOFF_MIN : srv->backoff_ns * 2;
+    if (srv->backoff_ns > ACCEPT_BACKOFF_MAX)
+        srv->backoff_ns = ACCEPT_BACKOFF_MAX;
+    ws_io_stop(&srv->io);
+    ws_timer_start(ws_lua_loop_get(srv->ll), &srv->backoff, srv->backoff_ns, 0);
+    if (!first || !(srv->cbs & (1u << CB_ACCEPT_ERROR)))
+        return;
+    ws_getuservalue(L, sidx);
+    lua_rawgeti(L, -1, CB_ACCEPT_ERROR);
+    lua_remove(L, -2);
+    lua_pushvalue(L, sidx);
+    lua_pushfstring(L, "accept: %s; accepting paused until descriptors free up", strerror(e));
+    ws_lua_loop_call(srv->ll, 2);
+}
+
 static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
 {
     (void)loop;
@@ -426,21 +460,37 @@ static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
         return;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref); /* alive while accepting */
-    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
+    int sidx = lua_gettop(L);
+    for (int i = 0; i < ACCEPTS_PER_TURN && srv->fd >= 0; i++) {
         struct sockaddr_storage peer;
         socklen_t len;
         int fd = ws_net_accept(srv->fd, &peer, &len);
-        if (fd < 0)
-            break; /* EAGAIN, or EMFILE & co: try again on the next turn */
+        if (fd < 0) {
+            if (out_of_resources(errno))
+                suspend_accepting(L, srv, sidx, errno);
+            break; /* EAGAIN (nothing pending), or a client gone already */
+        }
+        srv->backoff_ns = 0;
         accept_one(L, srv, fd);
     }
     lua_settop(L, top);
+}
+
+/* The pause is over: watch the listener again (a still-failing accept
+ * suspends it again, for longer). */
+static void on_backoff(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)t;
+    lserver *srv = ud;
+    if (srv->fd >= 0)
+        ws_io_start(loop, &srv->io, WS_IO_READ);
 }
 
 static void close_listener(lserver *srv)
 {
     if (srv->fd >= 0) {
         ws_io_stop(&srv->io);
+        ws_timer_stop(&srv->backoff);
         close(srv->fd);
         srv->fd = -1;
     }
@@ -567,6 +617,7 @@ static int l_listen(lua_State *L)
     ws_session_config_init(&srv->scfg, WS_SERVER);
     srv->scfg.allow_http = true;
     ws_lua_read_limits(L, opts, &srv->scfg);
+    srv->scfg.inflate_step = WS_LUA_INFLATE_STEP;
     ws_lua_opt_compress(L, opts, true, false, &srv->scfg.compress);
     ws_conn_config_init(&srv->ccfg);
     ws_lua_read_timeouts(L, opts, &srv->ccfg, true);
@@ -608,6 +659,7 @@ static int l_listen(lua_State *L)
         return luaL_error(L, "ws.listen: %s", err);
     srv->port = unix_path ? 0 : ws_net_local_port(srv->fd);
     ws_io_init(&srv->io, srv->fd, on_listen, srv);
+    ws_timer_init(&srv->backoff, on_backoff, srv);
     if (ws_io_start(ws_lua_loop_get(ll), &srv->io, WS_IO_READ) != 0)
         return luaL_error(L, "ws.listen: cannot watch the socket: %s", strerror(errno));
     lua_pushvalue(L, sidx);

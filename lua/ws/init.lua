@@ -14,6 +14,13 @@ local ws = {
 
 local CALLBACKS = { "on_open", "on_message", "on_close", "on_error", "on_drain", "on_ping", "on_pong" }
 
+-- The straight-line receive queue's bound: at this many messages or bytes
+-- the connection stops reading; it reads again at half of both.
+local MAX_QUEUE, MAX_QUEUE_BYTES = 64, 16 * 1024 * 1024
+
+-- The queue's own hold on a connection, apart from c:pause()/c:resume().
+local hold_queue = core.hold_queue
+
 local default_loop
 
 --- The loop, tasks and timers.
@@ -179,6 +186,12 @@ local function queue_message(c, data, is_binary)
   local n = st.last + 2
   st[n - 1], st[n] = data, is_binary and "binary" or "text"
   st.last = n
+  local bytes = st.bytes + #data
+  st.bytes = bytes
+  if not st.held and ((n - st.first + 1) / 2 >= st.max_queue or bytes >= st.max_bytes) then
+    st.held = true
+    hold_queue(c, true)
+  end
   wake(st)
 end
 local function note_close(c, code, reason)
@@ -197,10 +210,27 @@ local function note_error(c, err)
   wake(st)
 end
 
-local function state_of(c)
+-- Queue bounds of a server's connections (set by ws.listen).
+local server_limits = setmetatable({}, { __mode = "k" })
+
+local function check_limit(opts, name, def, fname)
+  local v = opts and opts[name]
+  if v == nil then return def end
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
+    error("bad argument #2 to '" .. fname .. "' (option '" .. name .. "' must be a positive integer)", 3)
+  end
+  return v
+end
+
+local function state_of(c, limits)
   local st = c.__ws
   if st then return st end
-  st = { first = 1, last = 0, waiting = {} }
+  if not limits then
+    local srv = c.server
+    limits = c.__ws_limits or (srv and server_limits[srv])
+  end
+  st = { first = 1, last = 0, bytes = 0, waiting = {},
+    max_queue = limits and limits[1] or MAX_QUEUE, max_bytes = limits and limits[2] or MAX_QUEUE_BYTES }
   st.ready = function() return st.first <= st.last or st.closed ~= nil end
   c.__ws = st
   c.on_message, c.on_close, c.on_open, c.on_error = queue_message, note_close, note_open, note_error
@@ -237,6 +267,12 @@ local function receive(c, timeout)
       st.first, st.last = 1, 0 -- empty: start over so the slots stay small
     else
       st.first = i + 2
+    end
+    local bytes = st.bytes - #data
+    st.bytes = bytes
+    if st.held and (st.last - st.first + 1) / 2 <= st.max_queue / 2 and bytes <= st.max_bytes / 2 then
+      st.held = false
+      hold_queue(c, false)
     end
     return data, kind
   end
@@ -451,9 +487,15 @@ function ws.connect(url, opts)
     if opts and opts[CALLBACKS[i]] ~= nil then callback_style = true end
   end
   if not callback_style and not current_task() then check_not_in_callback(ws.loop(), "ws.connect", 2) end
+  local limits = { check_limit(opts, "max_queue", MAX_QUEUE, "connect"),
+    check_limit(opts, "max_queue_bytes", MAX_QUEUE_BYTES, "connect") }
   local c = core.connect(url, opts, ws.loop())
-  if callback_style then return c end
-  local st = state_of(c)
+  if callback_style then
+    -- kept only when asked for: receive() may be called later
+    if opts.max_queue or opts.max_queue_bytes then c.__ws_limits = limits end
+    return c
+  end
+  local st = state_of(c, limits)
   wait(function() return c.ready_state ~= "CONNECTING" end, nil, st.waiting, "ws.connect")
   -- Opened counts even if the server already closed: what it sent first
   -- waits in the queue for receive().
@@ -519,7 +561,11 @@ function ws.listen(opts)
     error("bad argument #1 to 'listen' (table expected, got " .. type(opts) .. ")", 2)
   end
   refuse_in_nginx("ws.listen")
-  return core.listen(opts, ws.loop())
+  local limits = { check_limit(opts, "max_queue", MAX_QUEUE, "listen"),
+    check_limit(opts, "max_queue_bytes", MAX_QUEUE_BYTES, "listen") }
+  local srv = core.listen(opts, ws.loop())
+  server_limits[srv] = limits
+  return srv
 end
 
 --- Options of `ws.session`.

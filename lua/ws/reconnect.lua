@@ -370,7 +370,10 @@ function RC:send(data, kind)
   end
   local q = st.queue
   if not q then return nil, "not connected" end
-  if q.last - q.first + 1 >= q.max_messages or q.bytes + #data > q.max_bytes then
+  -- max_bytes limits what accumulates: one message of any size goes into an
+  -- empty queue, as into a connection's empty output (max_buffered)
+  local count = q.last - q.first + 1
+  if count >= q.max_messages or (count > 0 and q.bytes + #data > q.max_bytes) then
     return nil, "reconnect queue full"
   end
   q.last = q.last + 1

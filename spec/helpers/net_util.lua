@@ -249,6 +249,7 @@ function Child:rss_kb() return M.rss_kb(self.pid) end
 -- Start `interp script args...` in the background.  `source` is the Lua
 -- text of the script (package.path/cpath of this process are set first, and
 -- stdout is unbuffered).  Returns a Child {pid, out, err, script}.
+local spawn_prefix = ""
 function M.spawn_lua(source, ...)
   local base = next_name("child")
   local script, out, err = base .. ".lua", base .. ".out", base .. ".err"
@@ -256,7 +257,7 @@ function M.spawn_lua(source, ...)
     package.path, package.cpath) .. source)
   local args = {}
   for i = 1, select("#", ...) do args[#args + 1] = quote(tostring(select(i, ...))) end
-  local cmd = string.format("(exec %s %s %s >%s 2>%s </dev/null) & echo $!",
+  local cmd = string.format("(%sexec %s %s %s >%s 2>%s </dev/null) & echo $!", spawn_prefix,
     quote(M.lua_interpreter()), quote(script), table.concat(args, " "), quote(out), quote(err))
   local p = assert(io.popen(cmd))
   local pid = tonumber(p:read("*l"))
@@ -264,6 +265,15 @@ function M.spawn_lua(source, ...)
   assert(pid, "could not start a child process")
   local child = setmetatable({ pid = pid, out = out, err = err, script = script }, Child)
   tracked.children[#tracked.children + 1] = child
+  return child
+end
+
+-- spawn_lua with at most `nofile` open file descriptors (ulimit -n).
+function M.spawn_lua_limited(nofile, source, ...)
+  spawn_prefix = "ulimit -n " .. math.floor(nofile) .. " && "
+  local ok, child = pcall(M.spawn_lua, source, ...)
+  spawn_prefix = ""
+  if not ok then error(child, 2) end
   return child
 end
 
