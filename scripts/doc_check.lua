@@ -51,6 +51,7 @@ local INTERNAL = {
   ["ws.core.set_hook"] = "ws's close and upgrade hooks",
   ["ws.core.hosted"] = "loops a host adapter drives, where close() does not wait",
   ["ws.core.upgrade_answer"] = "how ws answers an on_upgrade task",
+  ["ws.core.hold_queue"] = "how ws bounds the queue of Connection:receive",
   ["ws.reconnect.new"] = "called by ws.reconnecting",
 }
 local function exports(prefix, t, where)

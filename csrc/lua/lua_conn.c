@@ -743,30 +743,46 @@ static int l_buffered_amount(lua_State *L)
     return 1;
 }
 
-/* c:pause() / c:resume(): stop and restart reading and delivering. */
-static int hold_result(lua_State *L, lconn *lc, unsigned bit, bool on)
+/* Set or clear a hold bit: true, or nil, "connection is closed" once the
+ * connection's loop closed it. */
+static int hold(lua_State *L, unsigned bit, bool on)
 {
+    lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
     ws_conn_hold(lc->c, bit, on); /* no effect once closed */
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/***
+ * Stop reading the socket and delivering events: no `on_message` (not even
+ * for data already read) until `Connection:resume`, and TCP pushes back on
+ * the sender. `c:close()` lifts it; a connection that fails delivers what
+ * was held, then `on_close`. See also the `paused` field.
+ * @function Connection:pause
+ * @treturn bool true
+ */
 static int l_pause(lua_State *L)
 {
-    return hold_result(L, check_conn(L), WS_HOLD_USER, true);
+    return hold(L, WS_HOLD_USER, true);
 }
 
+/***
+ * Deliver what `Connection:pause` held and read the socket again.
+ * @function Connection:resume
+ * @treturn bool true
+ */
 static int l_resume(lua_State *L)
 {
-    return hold_result(L, check_conn(L), WS_HOLD_USER, false);
+    return hold(L, WS_HOLD_USER, false);
 }
 
 /* The straight-line receive queue's own hold, apart from pause/resume:
  * ws.core.hold_queue(c, on), used by ws/init.lua. */
 static int l_hold_queue(lua_State *L)
 {
-    lconn *lc = check_conn(L);
-    return hold_result(L, lc, WS_HOLD_QUEUE, lua_toboolean(L, 2) != 0);
+    return hold(L, WS_HOLD_QUEUE, lua_toboolean(L, 2) != 0);
 }
 
 /* ---- fields: one table of the names the connection computes or guards -- */
@@ -933,6 +949,7 @@ static const struct conn_field *find_field(lua_State *L, int up)
  * @tfield string close_reason how it ended: the close reason
  * @tfield bool was_clean how it ended: whether the close handshake completed
  * @tfield string error the error that failed it, or nil
+ * @tfield bool paused `Connection:pause` is in effect
  */
 static int l_index(lua_State *L)
 {

@@ -398,7 +398,13 @@ end)
 -- @tfield[opt=16777216] integer max_message larger incoming messages close with 1009
 -- @tfield[opt=16777216] integer max_frame larger incoming frames close with 1009
 -- @tfield[opt=16777216] integer max_buffered unsent output limit: `send` returns `nil, "send
---  buffer full"`
+--  buffer full"` while this much is queued; a message of any size goes into an empty queue
+-- @tfield[opt=0] integer low_water_mark `on_drain` fires when the unsent output falls to this
+--  many bytes after having been above it
+-- @tfield[opt=64] integer max_queue messages the `receive` queue holds before the connection
+--  stops reading the socket (it reads again at half)
+-- @tfield[opt=16777216] integer max_queue_bytes bytes the `receive` queue holds before the
+--  connection stops reading the socket (it reads again at half)
 -- @tfield[opt] bool|table compress `true` or a `compress_options` table: offer
 --  permessage-deflate
 -- @tfield[opt] string unix_socket connect to this Unix socket path instead of the URL's host
@@ -427,7 +433,8 @@ end)
 -- @tfield function on_message `(c, data, is_binary)`: a whole message
 -- @tfield function on_close `(c, code, reason, was_clean)`: exactly once per connection
 -- @tfield function on_error `(c, err)`: a network, TLS or protocol failure, before `on_close`
--- @tfield function on_drain `(c)`: the unsent output went below `max_buffered` again
+-- @tfield function on_drain `(c)`: the unsent output fell to `low_water_mark` (default 0)
+--  after having been above it
 -- @tfield function on_ping `(c, payload)`: a ping arrived (the pong is already queued)
 -- @tfield function on_pong `(c, payload)`: a pong arrived
 
@@ -507,7 +514,8 @@ end
 
 --- Options of `ws.listen`. The per-connection settings `close_timeout`,
 -- `ping_interval`, `ping_timeout`, `idle_timeout`, `max_message`,
--- `max_frame`, `max_buffered` and the `callbacks` are as for clients.
+-- `max_frame`, `max_buffered`, `low_water_mark`, `max_queue`, `max_queue_bytes`
+-- and the `callbacks` are as for clients.
 -- @table listen_options
 -- @tfield[opt="127.0.0.1"] string host address to listen on; `"*"` for every address
 -- @tfield[opt=0] integer port port; 0 picks a free one (`srv.port`)
@@ -530,6 +538,9 @@ end
 --  headers=}`, or `false[, status[, reason[, headers]]]` to reject (403 by default)
 -- @tfield[opt] function on_request `(req, res)`: plain HTTP on the same port; fill the
 --  `http_response` (without it: 426)
+-- @tfield[opt] function on_accept_error `(srv, err)`: accepting failed for want of file
+--  descriptors or memory; called once per shortage while the server pauses accepting (50 ms,
+--  doubling up to 1 s) and keeps serving its connections
 
 --- The request `on_upgrade(req)` and `on_request(req, res)` get, and
 -- `c.request`.
