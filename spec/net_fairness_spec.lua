@@ -41,7 +41,7 @@ ws.run()
 -- arg: port, "deflate" | "plain", seconds
 local FLOODER = [==[
 local ws = require "ws"
-local t = ws.core.testing
+local t = require "ws.testing"
 local port, mode, seconds = tonumber(arg[1]), arg[2], tonumber(arg[3])
 local fd = assert(t.tcp_connect("127.0.0.1", port))
 local function send_all(s)

@@ -59,6 +59,27 @@ describe("flow control", function()
       c:close()
     end)
 
+    it("a reconnecting client's receive queue is bounded the same way", function()
+      local n, size = 2000, 16 * 1024
+      local msg = net.payload(size, "binary")
+      local server_conn
+      local srv = net.listen { max_buffered = 64 * MiB,
+        on_open = function(sc)
+          server_conn = sc
+          for i = 1, n do assert(sc:send(string.format("%06d", i) .. msg:sub(7), "binary")) end
+        end }
+      local rc = ws.reconnecting(net.url(srv), { max_queue = 4 })
+      assert.is_true(rc:wait_open(5))
+      ws.sleep(1)
+      assert.is_true(server_conn:buffered_amount() > 8 * MiB,
+        "the server has only " .. server_conn:buffered_amount() .. " bytes left: the client kept reading")
+      for i = 1, n do
+        local data = rc:receive(10)
+        assert.are.equal(string.format("%06d", i), data and data:sub(1, 6))
+      end
+      rc:close()
+    end)
+
     it("c:pause() stops on_message and reading until c:resume(); the sender is pushed back", function()
       local got, server_conn = {}, nil
       local srv = net.listen {

@@ -306,6 +306,13 @@ connect_now = function(rc, st)
       local inbox = st.inbox
       inbox.last = inbox.last + 1
       inbox[inbox.last] = { data, is_binary and "binary" or "text" }
+      inbox.bytes = inbox.bytes + #data
+      -- bounded like a connection's receive queue: stop reading when full
+      local full = inbox.last - inbox.first + 1 >= st.max_queue or inbox.bytes >= st.max_queue_bytes
+      if full and inbox.held ~= c then
+        inbox.held = c
+        c:pause()
+      end
       wake(st)
     end
   end
@@ -444,6 +451,13 @@ function RC:receive(timeout)
     local m = inbox[inbox.first]
     inbox[inbox.first] = nil
     inbox.first = inbox.first + 1
+    inbox.bytes = inbox.bytes - #m[1]
+    local held = inbox.held
+    local count = inbox.last - inbox.first + 1
+    if held and count <= st.max_queue / 2 and inbox.bytes <= st.max_queue_bytes / 2 then
+      inbox.held = nil
+      if held.ready_state ~= "CLOSED" then held:resume() end
+    end
     return m[1], m[2]
   end
   if st.final then return nil, "closed", st.final[1], st.final[2] end
@@ -568,7 +582,8 @@ function M.new(ws, url, opts, wait, resume)
   local rc = setmetatable({}, MT)
   local st = {
     ws = ws, opts = opts, conn_opts = conn_opts, backoff = backoff, gen = 0,
-    inbox = { first = 1, last = 0 }, waiting = {}, wait = wait, resume = resume,
+    inbox = { first = 1, last = 0, bytes = 0 }, waiting = {}, wait = wait, resume = resume,
+    max_queue = opts.max_queue or 64, max_queue_bytes = opts.max_queue_bytes or 16 * 1024 * 1024,
   }
   if queue then
     st.queue = { first = 1, last = 0, bytes = 0, max_messages = queue.max_messages,
