@@ -8,7 +8,7 @@
 struct ws_topic {
     ws_topic *next; /* in its bucket */
     uint32_t hash;
-    ws_topic_member **subs;
+    ws_topic_sub *subs;
     size_t n, cap;
     size_t len;
     char name[];
@@ -113,11 +113,19 @@ static void destroy(ws_topics *ts, ws_topic *t)
     }
 }
 
+/* Index of t in m's list, m->n when absent: searches the shorter of m's
+ * list and t's subscribers. */
 static size_t ref_index(const ws_topic_member *m, const ws_topic *t)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (m->refs[i].topic == t)
-            return i;
+    if (m->n <= t->n) {
+        for (size_t i = 0; i < m->n; i++)
+            if (m->refs[i].topic == t)
+                return i;
+    } else {
+        for (size_t j = 0; j < t->n; j++)
+            if (t->subs[j].member == m)
+                return t->subs[j].ref;
+    }
     return m->n;
 }
 
@@ -140,7 +148,7 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
         return -1;
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 4;
-        ws_topic_member **s = realloc(t->subs, cap * sizeof *s);
+        ws_topic_sub *s = realloc(t->subs, cap * sizeof *s);
         if (!s) {
             if (t->n == 0)
                 destroy(ts, t);
@@ -150,7 +158,8 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
         t->subs = s;
         t->cap = cap;
     }
-    t->subs[t->n] = m;
+    t->subs[t->n].member = m;
+    t->subs[t->n].ref = m->n;
     m->refs[m->n].topic = t;
     m->refs[m->n].slot = t->n;
     t->n++;
@@ -158,23 +167,27 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
     return 1;
 }
 
-/* Remove the member's i-th ref and its slot in that topic. */
+/* Remove the member's i-th ref and its slot in that topic: the last of
+ * each array moves into the hole, and what points at it follows. */
 static void leave(ws_topics *ts, ws_topic_member *m, size_t i)
 {
     ws_topic *t = m->refs[i].topic;
     size_t slot = m->refs[i].slot;
-    ws_topic_member *last = t->subs[--t->n];
+    ws_topic_sub last = t->subs[--t->n];
     if (slot != t->n) {
         t->subs[slot] = last;
-        last->refs[ref_index(last, t)].slot = slot;
+        last.member->refs[last.ref].slot = slot;
     }
-    memmove(&m->refs[i], &m->refs[i + 1], (m->n - i - 1) * sizeof *m->refs);
-    m->n--;
+    ws_topic_ref moved = m->refs[--m->n];
+    if (i != m->n) {
+        m->refs[i] = moved;
+        moved.topic->subs[moved.slot].ref = i;
+    }
     if (t->n == 0) {
         destroy(ts, t);
     } else if (t->cap > 4 && t->n < t->cap / 4) {
         /* Give back most of a topic that many left; a failed shrink keeps it. */
-        ws_topic_member **s = realloc(t->subs, t->cap / 2 * sizeof *s);
+        ws_topic_sub *s = realloc(t->subs, t->cap / 2 * sizeof *s);
         if (s) {
             ts->memory -= (t->cap - t->cap / 2) * sizeof *s;
             t->subs = s;
@@ -205,8 +218,8 @@ void ws_topics_leave_all(ws_topics *ts, ws_topic_member *m)
         leave(ts, m, m->n - 1);
 }
 
-ws_topic_member *const *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
-                                              size_t *n)
+const ws_topic_sub *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
+                                          size_t *n)
 {
     ws_topic *t = find(ts, hash_name(ts->seed, name, len), name, len);
     *n = t ? t->n : 0;
@@ -233,7 +246,7 @@ void ws_topics_free(ws_topics *ts)
         for (ws_topic *t = ts->buckets[i]; t; t = next) {
             next = t->next;
             for (size_t j = 0; j < t->n; j++) {
-                ws_topic_member *m = t->subs[j];
+                ws_topic_member *m = t->subs[j].member;
                 free(m->refs);
                 m->refs = NULL;
                 m->n = m->cap = 0;

@@ -1,7 +1,8 @@
 /* Topics of a server: which connections receive a publish.  Per topic an
- * array of subscribers (removal swaps the last one in), per subscriber the
- * short list of its topics with its slot in each, so leaving costs no
- * search of a topic's array.  A topic exists while it has subscribers. */
+ * array of subscribers, per subscriber the list of its topics; each entry
+ * knows its partner's index in the other array, so leaving a topic costs
+ * no search (removal swaps the last entry in).  A topic exists while it
+ * has subscribers. */
 #ifndef WS_TOPIC_H
 #define WS_TOPIC_H
 
@@ -13,16 +14,23 @@
 typedef struct ws_topics ws_topics;
 typedef struct ws_topic ws_topic;
 
+typedef struct ws_topic_member ws_topic_member;
+
 typedef struct ws_topic_ref {
     ws_topic *topic;
     size_t slot; /* index in the topic's subscriber array */
 } ws_topic_ref;
 
+typedef struct ws_topic_sub {
+    ws_topic_member *member;
+    size_t ref; /* index in the member's list */
+} ws_topic_sub;
+
 /* Embedded in whatever subscribes (zeroed: no topics). */
-typedef struct ws_topic_member {
-    ws_topic_ref *refs; /* in subscription order */
+struct ws_topic_member {
+    ws_topic_ref *refs; /* in no particular order */
     size_t n, cap;
-} ws_topic_member;
+};
 
 ws_topics *ws_topics_new(void);
 /* Every member leaves every topic (their lists are freed) first. */
@@ -36,8 +44,8 @@ void ws_topics_leave_all(ws_topics *ts, ws_topic_member *m);
 
 /* The subscribers of a topic (NULL and *n = 0 without any).  Valid until
  * the next change of the topic's subscribers. */
-ws_topic_member *const *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
-                                              size_t *n);
+const ws_topic_sub *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
+                                          size_t *n);
 
 /* Name of the member's i-th topic (i < m->n); not NUL-terminated. */
 const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len);

@@ -100,7 +100,7 @@ static int l_unsubscribe(lua_State *L)
 }
 
 /***
- * The topics the connection is subscribed to, in the order it subscribed.
+ * The topics the connection is subscribed to, in no particular order.
  * @function Connection:topics
  * @treturn {string,...} a new list (empty once closed)
  */
@@ -150,7 +150,7 @@ static int l_publish(lua_State *L)
     }
     ws_topics *ts = ws_lua_server_topics(srv, false);
     size_t nsubs = 0;
-    ws_topic_member *const *subs = ts ? ws_topics_subscribers(ts, topic, tlen, &nsubs) : NULL;
+    const ws_topic_sub *subs = ts ? ws_topics_subscribers(ts, topic, tlen, &nsubs) : NULL;
     lua_Integer count = 0;
     if (nsubs == 0) {
         lua_pushinteger(L, 0);
@@ -172,7 +172,7 @@ static int l_publish(lua_State *L)
     size_t fl;
     const uint8_t *frame = (const uint8_t *)lua_tolstring(L, -1, &fl);
     for (size_t i = 0; i < nsubs; i++) {
-        lconn *lc = member_conn(subs[i]);
+        lconn *lc = member_conn(subs[i].member);
         if (lc->c && ws_session_state(ws_conn_session(lc->c)) == WS_OPEN &&
             ws_conn_send_raw(lc->c, frame, fl) == WS_OK)
             count++;

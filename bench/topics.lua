@@ -1,0 +1,73 @@
+-- Topics: memory per subscription and server CPU per delivery.
+--   lua5.4 bench/topics.lua [connections] [publishes] [size]
+-- Memory: one connection subscribes to many distinct topics (a topic each:
+-- the most a subscription costs) and many connections subscribe to one
+-- topic (a slot each), measured as the process's RSS growth.  CPU:
+-- srv:publish to a topic every connection of this process subscribed to,
+-- timed with os.clock around the publish calls only (framing once plus
+-- queuing for each receiver); the clients read between publishes.
+-- Prints a Markdown table.
+local ws = require "ws"
+
+local CONNS = tonumber(arg[1]) or 200
+local PUBLISHES = tonumber(arg[2]) or 2000
+local SIZE = tonumber(arg[3]) or 128
+local TOPICS = 200000
+
+local function rss_kb()
+  for line in io.lines("/proc/self/status") do
+    local v = line:match("^VmRSS:%s+(%d+)")
+    if v then return tonumber(v) end
+  end
+end
+
+local server_side = {}
+local srv = ws.listen { port = 0, on_open = function(c) server_side[#server_side + 1] = c end }
+local received = 0
+for _ = 1, CONNS do
+  assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/",
+    { on_message = function() received = received + 1 end }))
+end
+while #server_side < CONNS do ws.step(0.01) end
+
+-- (shared first: memory freed by one measurement is reused by the next)
+local names = {}
+for i = 1, TOPICS do names[i] = "topic-" .. i end
+-- one topic, every connection (repeated on many topics to be measurable)
+local SHARED = math.max(1, math.floor(TOPICS / CONNS))
+collectgarbage()
+collectgarbage()
+local r1 = rss_kb()
+for t = 1, SHARED do
+  for _, c in ipairs(server_side) do c:subscribe(names[t]) end
+end
+local per_slot = (rss_kb() - r1) * 1024 / (SHARED * CONNS)
+for t = 1, SHARED do
+  for _, c in ipairs(server_side) do c:unsubscribe(names[t]) end
+end
+
+-- distinct topics on one connection
+collectgarbage()
+local r0 = rss_kb()
+local first = server_side[1]
+for i = 1, TOPICS do first:subscribe(names[i]) end
+local per_topic = (rss_kb() - r0) * 1024 / TOPICS
+for i = 1, TOPICS do first:unsubscribe(names[i]) end
+
+for _, c in ipairs(server_side) do c:subscribe("feed") end
+local msg = string.rep("x", SIZE)
+local cpu, deliveries = 0, 0
+for _ = 1, PUBLISHES do
+  local t0 = os.clock()
+  deliveries = deliveries + srv:publish("feed", msg)
+  cpu = cpu + os.clock() - t0
+  while received < deliveries do ws.step(0.01) end
+end
+
+print(string.format("| topics, %d connections, %d-byte messages | value |", CONNS, SIZE))
+print("| --- | --- |")
+print(string.format("| memory per subscription, a topic each (%d topics) | %.0f bytes |", TOPICS, per_topic))
+print(string.format("| memory per subscription, shared topics (%d x %d) | %.0f bytes |", SHARED, CONNS, per_slot))
+print(string.format("| server CPU per delivery (srv:publish / receivers) | %.0f ns |", cpu / deliveries * 1e9))
+print(string.format("| server CPU per publish to %d receivers | %.1f us |", CONNS, cpu / PUBLISHES * 1e6))
+srv:close()
