@@ -214,10 +214,13 @@ bool ws_pmd_server_accept(const ws_deflate_config *cfg, const ws_pmd_params *off
     }
     resp->server_no_context_takeover =
         offer->server_no_context_takeover || cfg->server_no_context_takeover;
-    resp->client_no_context_takeover = cfg->client_no_context_takeover;
-    agreed->server_no_context_takeover = resp->server_no_context_takeover;
-    agreed->client_no_context_takeover =
+    /* A client_no_context_takeover offer is echoed: the client may keep its
+     * context unless the answer names it (RFC 7692 7.1.1.2), and our
+     * inflater resets only when it does. */
+    resp->client_no_context_takeover =
         offer->client_no_context_takeover || cfg->client_no_context_takeover;
+    agreed->server_no_context_takeover = resp->server_no_context_takeover;
+    agreed->client_no_context_takeover = resp->client_no_context_takeover;
     agreed->server_max_window_bits = own;
     agreed->client_max_window_bits = peer;
     return true;

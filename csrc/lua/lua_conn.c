@@ -11,6 +11,7 @@
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_optkeys.h"
 #include "lua_redirect.h"
 #include "lua_route.h"
 #include "lua_tls_cache.h"
@@ -104,8 +105,33 @@ static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
     return lc->srv && lc->hooks->callback(L, lc, cb);
 }
 
+/* Registry key of the hooks of c:receive(), {[cb] = function}: one set
+ * for every connection, which finds its own state in its fields. */
+static const char receive_hooks_key = 'r';
+
+/* Push the receive hook for cb when the connection receives. */
+static bool push_hook(lua_State *L, const lconn *lc, int cb)
+{
+    if (!lc->receiving)
+        return false;
+    lua_pushlightuserdata(L, (void *)&receive_hooks_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return false;
+    }
+    lua_rawgeti(L, -1, cb);
+    lua_remove(L, -2);
+    if (lua_isfunction(L, -1))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
 static bool has_callback(const lconn *lc, int cb)
 {
+    if (lc->receiving && (cb == CB_CLOSE || cb == CB_ERROR))
+        return true;
     unsigned server_cbs = lc->srv ? lc->hooks->callbacks(lc) : 0;
     return ((lc->own_cbs | server_cbs) & (1u << cb)) != 0;
 }
@@ -130,21 +156,39 @@ static void set_field(lua_State *L, lconn *lc, int idx, const char *name)
 #define EVENT_HANDLER 4
 #define NO_HANDLER    0
 
+static void call_with(lconn *lc, int nargs, int handler)
+{
+    if (handler)
+        ws_lua_loop_call_with(lc->ll, nargs, handler);
+    else
+        ws_lua_loop_call(lc->ll, nargs);
+}
+
 /* Call callback cb(conn, <nargs values on the stack>) if it exists; pops
- * the values.  conn is at idx. */
+ * the values.  conn is at idx.  Open, close and error also reach the
+ * receive hook, after the callback. */
 static void call_callback(lua_State *L, lconn *lc, int idx, int cb, int nargs, int handler)
 {
+    int hook_args = 0;
+    int first = lua_gettop(L) - nargs + 1;
+    if ((cb == CB_OPEN || cb == CB_CLOSE || cb == CB_ERROR) && push_hook(L, lc, cb)) {
+        lua_pushvalue(L, idx);
+        for (int i = 0; i < nargs; i++)
+            lua_pushvalue(L, first + i);
+        for (int i = 0; i < nargs + 2; i++) /* hook, conn, copies go below the values */
+            lua_insert(L, first);
+        hook_args = nargs + 1;
+    }
     if (!push_callback(L, lc, idx, cb)) {
         lua_pop(L, nargs);
-        return;
+    } else {
+        lua_insert(L, -nargs - 1);
+        lua_pushvalue(L, idx);
+        lua_insert(L, -nargs - 1);
+        call_with(lc, nargs + 1, handler);
     }
-    lua_insert(L, -nargs - 1);
-    lua_pushvalue(L, idx);
-    lua_insert(L, -nargs - 1);
-    if (handler)
-        ws_lua_loop_call_with(lc->ll, nargs + 1, handler);
-    else
-        ws_lua_loop_call(lc->ll, nargs + 1);
+    if (hook_args)
+        call_with(lc, hook_args, handler);
 }
 
 /* Before on_close / on_error: keep the peer's address readable once the
@@ -211,6 +255,11 @@ static int event_body(lua_State *L)
         break;
     case WS_EV_MESSAGE: /* the hot path: no string unless someone takes it */
         if (push_callback(L, lc, idx, CB_MESSAGE)) {
+            lua_pushvalue(L, idx);
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            lua_pushboolean(L, ev->binary);
+            ws_lua_loop_call_with(lc->ll, 3, EVENT_HANDLER);
+        } else if (push_hook(L, lc, CB_MESSAGE)) { /* queued for c:receive() */
             lua_pushvalue(L, idx);
             lua_pushlstring(L, (const char *)ev->data, ev->len);
             lua_pushboolean(L, ev->binary);
@@ -489,6 +538,7 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
             if (!lua_istable(L, -1))
                 ws_lua_opt_error(L, opts, "'tls' must be a table");
             t = lua_gettop(L);
+            ws_lua_check_keys(L, t, opts, "tls", "tls.");
         }
     }
     ws_tls_options to;
@@ -561,6 +611,7 @@ static int l_connect(lua_State *L)
     int opts = ws_lua_opts_table(L, 2);
     ws_lua_loop *ll = ws_lua_check_loop(L, 3);
     lua_settop(L, 3);
+    ws_lua_check_keys(L, opts, 2, "connect", "");
     char err[256];
 
     /* Everything that may raise comes before anything is allocated. */
@@ -1072,6 +1123,22 @@ static int l_set_hook(lua_State *L)
     return 0;
 }
 
+/* ws.core.set_receive_hooks{on_open=, on_message=, on_close=, on_error=}:
+ * what c:receive() needs to hear, for every connection that receives. */
+static int l_set_receive_hooks(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushlightuserdata(L, (void *)&receive_hooks_key);
+    lua_newtable(L);
+    static const int cbs[] = {CB_OPEN, CB_MESSAGE, CB_CLOSE, CB_ERROR};
+    for (size_t i = 0; i < sizeof cbs / sizeof cbs[0]; i++) {
+        lua_getfield(L, 1, ws_lua_callback_names[cbs[i]]);
+        lua_rawseti(L, -2, cbs[i]);
+    }
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 static int l_notify_close(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
@@ -1087,6 +1154,14 @@ static int l_conn_loop(lua_State *L)
     if (!lc->c || ws_conn_finished(lc->c) || !ws_lua_loop_push(L, lc->ll))
         lua_pushnil(L);
     return 1;
+}
+
+/* ws.core.conn_receiving(c): from now on the receive hooks hear c. */
+static int l_conn_receiving(lua_State *L)
+{
+    lconn *lc = luaL_checkudata(L, 1, CONN_MT);
+    lc->receiving = true;
+    return 0;
 }
 
 static const luaL_Reg conn_methods[] = {{"send", l_send},
@@ -1149,4 +1224,8 @@ void ws_lua_open_conn(lua_State *L)
     luaL_getmetatable(L, CONN_MT);
     lua_pushcclosure(L, l_hold_queue, 1);
     lua_setfield(L, -2, "hold_queue");
+    lua_pushcfunction(L, l_set_receive_hooks);
+    lua_setfield(L, -2, "set_receive_hooks");
+    lua_pushcfunction(L, l_conn_receiving);
+    lua_setfield(L, -2, "conn_receiving");
 }

@@ -79,6 +79,8 @@ struct lconn {
     bool notify_close;                /* call the close hook after the close event */
     bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
     ws_topic_member topics;           /* server side: the topics it is subscribed to */
+    bool receiving; /* c:receive() was used: its hooks see open, close, error and the
+                       messages no on_message callback takes */
 };
 
 /* Hooks the Lua layer installs (ws.core.set_hook(name, fn)), kept in the

@@ -1,6 +1,7 @@
 /* luaopen_ws_core: the C module behind require "ws.core". */
 #include "lua_compat.h"
 #include "lua_core.h"
+#include "lua_optkeys.h"
 
 int luaopen_ws_core(lua_State *L);
 
@@ -54,6 +55,7 @@ int luaopen_ws_core(lua_State *L)
     ws_lua_open_server(L);
     ws_lua_open_input(L);
     ws_lua_open_topics(L);
+    ws_lua_open_optkeys(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");
     return 1;

@@ -13,6 +13,7 @@
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_optkeys.h"
 #include "core/url.h"
 
 #define BUF_MT "ws.core.handshake_buf"
@@ -334,6 +335,7 @@ ws_client_request *ws_lua_client_request(lua_State *L, int url, int t)
 static int l_client_handshake(lua_State *L)
 {
     int t = ws_lua_opts_table(L, 2);
+    ws_lua_check_keys(L, t, 2, "client_handshake", "");
     ws_client_request *req = ws_lua_client_request(L, 1, t);
     ws_buf *out = new_buf(L);
     char accept[WS_ACCEPT_LEN + 1];
@@ -363,6 +365,7 @@ static int l_check_response(lua_State *L)
     const char *accept = luaL_checkstring(L, 2);
     int t = ws_lua_opts_table(L, 3);
     lua_settop(L, 3);
+    ws_lua_check_keys(L, t, 3, "check_response", "");
     limits lim;
     get_limits(L, t, &lim);
     size_t np;
@@ -428,6 +431,7 @@ static int l_accept(lua_State *L)
     luaL_checkstring(L, 1);
     int opts = ws_lua_opts_table(L, 2);
     lua_settop(L, 2);
+    ws_lua_check_keys(L, opts, 2, "accept", "");
     limits lim;
     get_limits(L, opts, &lim);
     size_t np, nh;

@@ -1,4 +1,5 @@
 #include "lua_opts.h"
+#include "lua_optkeys.h"
 
 #include <stdio.h>
 
@@ -381,16 +382,6 @@ static bool compress_bool(lua_State *L, int t, int c, const char *field)
 
 void ws_lua_opt_compress(lua_State *L, int t, bool server, bool negotiated, ws_deflate_config *cfg)
 {
-    static const char *const known[] = {"threshold",
-                                        "level",
-                                        "mem_level",
-                                        "window_bits",
-                                        "no_context_takeover",
-                                        "server_no_context_takeover",
-                                        "client_no_context_takeover",
-                                        "server_max_window_bits",
-                                        "client_max_window_bits",
-                                        NULL};
     ws_deflate_config_init(cfg);
     if (!t)
         return;
@@ -408,18 +399,7 @@ void ws_lua_opt_compress(lua_State *L, int t, bool server, bool negotiated, ws_d
     if (!lua_istable(L, c))
         ws_lua_opt_error(L, t, "'compress' must be a boolean or a table, got %s",
                          luaL_typename(L, c));
-    lua_pushnil(L);
-    while (lua_next(L, c)) {
-        lua_pop(L, 1);
-        bool ok = false;
-        for (int i = 0; known[i] && !ok; i++)
-            ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), known[i]) == 0;
-        if (!ok && lua_type(L, -1) == LUA_TSTRING)
-            ws_lua_opt_error(L, t, "unknown option 'compress.%s'", lua_tostring(L, -1));
-        if (!ok)
-            ws_lua_opt_error(L, t, "'compress' keys must be option names, got a %s",
-                             luaL_typename(L, -1));
-    }
+    ws_lua_check_keys(L, c, t, "compress", "compress.");
     const lua_Number size_max = (lua_Number)((size_t)1 << 53);
     cfg->threshold = (size_t)compress_number(L, t, c, "threshold", 64, 0, size_max, false);
     cfg->level = (int8_t)compress_number(L, t, c, "level", -1, -1, 9, false);

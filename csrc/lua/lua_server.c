@@ -13,6 +13,7 @@
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_optkeys.h"
 #include "lua_request.h"
 #include "lua_topic.h"
 #include "io/net.h"
@@ -206,6 +207,10 @@ static void answer_upgrade(lua_State *L, lconn *lc, int first, bool called,
         if (type == LUA_TSTRING) {
             protocol = lua_tostring(L, first);
         } else if (type == LUA_TTABLE) {
+            ws_lua_push_key_error(L, first, "upgrade_answer", "");
+            if (!lua_isnil(L, -1))
+                luaL_error(L, "on_upgrade's answer: %s", lua_tostring(L, -1));
+            lua_pop(L, 1);
             protocol = ws_lua_opt_text(L, first, "protocol", NULL);
             headers = ws_lua_opt_headers(L, first, "headers", &nh);
         } else if (type == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
@@ -552,6 +557,7 @@ static ws_tls_ctx *server_tls(lua_State *L, int opts)
     if (!lua_istable(L, -1))
         ws_lua_opt_error(L, opts, "'tls' must be a table");
     int t = lua_gettop(L);
+    ws_lua_check_keys(L, t, opts, "tls", "tls.");
     ws_tls_options to;
     ws_tls_options_init(&to);
     to.verify_client = ws_lua_opt_bool(L, t, "verify", false);
@@ -576,6 +582,7 @@ static int l_listen(lua_State *L)
     ws_lua_loop *ll = ws_lua_check_loop(L, 2);
     lua_settop(L, 2);
     int opts = 1;
+    ws_lua_check_keys(L, opts, 1, "listen", "");
     const char *host = ws_lua_opt_text(L, opts, "host", "127.0.0.1");
     int port = (int)ws_lua_opt_size(L, opts, "port", 0, 0, 65535);
     bool reuseport = ws_lua_opt_bool(L, opts, "reuseport", false);

@@ -8,6 +8,7 @@
 #include "lua_error.h"
 #include "lua_core.h"
 #include "lua_opts.h"
+#include "lua_optkeys.h"
 #include "core/session.h"
 
 #define SESSION_MT "ws.core.session"
@@ -49,6 +50,7 @@ static int start_client(lua_State *L, lsession *ls, int opts)
 static int l_session(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    ws_lua_check_keys(L, 1, 1, "session", "");
     const char *role = ws_lua_opt_string(L, 1, "role", NULL);
     if (!role || (strcmp(role, "client") != 0 && strcmp(role, "server") != 0))
         return ws_lua_opt_error(L, 1, "'role' must be \"client\" or \"server\"");
@@ -355,6 +357,7 @@ static int l_accept(lua_State *L)
 {
     lsession *ls = check_session(L);
     int opts = ws_lua_opts_table(L, 2);
+    ws_lua_check_keys(L, opts, 2, "session_accept", "");
     const char *protocol = ws_lua_opt_string(L, opts, "protocol", NULL);
     const char *extensions = ws_lua_opt_string(L, opts, "extensions", NULL);
     /* The request is still in the input buffer: the core chooses from the

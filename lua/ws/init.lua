@@ -12,8 +12,6 @@ local ws = {
   version = core.version,
 }
 
-local CALLBACKS = { "on_open", "on_message", "on_close", "on_error", "on_drain", "on_ping", "on_pong" }
-
 -- The straight-line receive queue's bound: at this many messages or bytes
 -- the connection stops reading; it reads again at half of both.
 local MAX_QUEUE, MAX_QUEUE_BYTES = 64, 16 * 1024 * 1024
@@ -233,29 +231,39 @@ local function state_of(c, limits)
     max_queue = limits and limits[1] or MAX_QUEUE, max_bytes = limits and limits[2] or MAX_QUEUE_BYTES }
   st.ready = function() return st.first <= st.last or st.closed ~= nil end
   c.__ws = st
-  c.on_message, c.on_close, c.on_open, c.on_error = queue_message, note_close, note_open, note_error
+  core.conn_receiving(c)
   return st
 end
+-- The callbacks the connection's own on_* see first; receive() hears open,
+-- close and error too, and gets the messages no on_message callback takes.
+core.set_receive_hooks { on_open = note_open, on_message = queue_message, on_close = note_close,
+  on_error = note_error }
 
 --- A WebSocket connection: from `ws.connect`, or accepted by a server. One that is
 -- not CLOSED stays alive even when the script drops every reference to it; in
 -- Lua 5.4 `local c <close> = ...` closes it at the end of the scope.
 -- @type Connection
 
---- Wait for the next message (straight-line style). The first call switches
--- the connection to a queue: its `on_open`, `on_message`, `on_close` and
--- `on_error` are replaced, and messages wait in order until received (a
--- connection from `ws.connect` without callbacks queues from the start).
+--- Wait for the next message (straight-line style). From the first call on
+-- (or from `ws.connect` when it waits) messages wait in order until
+-- received; the connection's own callbacks stay: `on_open`, `on_close` and
+-- `on_error` still fire, and messages go to `receive` only while neither the
+-- connection nor its server has an `on_message` callback.
 -- Inside a `ws.spawn` task it yields; outside it runs the loop.
 -- @function Connection:receive
 -- @tparam[opt] number timeout seconds to wait (nil: no limit)
 -- @treturn string data, and `"text"` or `"binary"`
 -- @return `nil, "timeout"` when nothing came in time, or `nil, "closed", code, reason` once
 --  the connection is closed and the queue is empty
--- @raise when `timeout` is not a non-negative number
+-- @raise when `timeout` is not a non-negative number, or while an `on_message` callback is set
 local function receive(c, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'receive' (non-negative number expected)", 2)
+  end
+  local srv = c.server
+  if c.on_message or (srv and srv.on_message) then
+    error("c:receive(): this connection's messages go to its on_message callback; "
+      .. "remove the callback (c.on_message = nil) to receive them here", 2)
   end
   local st = state_of(c)
   wait(st.ready, timeout, st.waiting, "receive")
@@ -469,37 +477,65 @@ end)
 -- @tfield[opt] bool|integer client_max_window_bits client: `true` (default) offers it without
 --  a value, 9..15 promises that window; server: limits a client that offered it (8..15)
 
---- Open a client connection to a `ws://`, `wss://` or `ws+unix://` URL.
--- With any `on_*` callback in `opts` it returns the connection at once
--- (`ready_state` is `"CONNECTING"`) and the callbacks fire from `ws.run()`.
--- Without callbacks it waits (yielding inside `ws.spawn`) until the
--- connection is OPEN.
--- @tparam string url `ws://host[:port]/path?query`, `wss://...`, `[IPv6]` literals,
---  `user:password@` (sent as Basic authorization), `ws+unix:///socket/path:/request/path`
--- @tparam[opt] table opts `connect_options`
--- @treturn Connection the connection
--- @return `nil, err[, info]` (without callbacks) when it failed; `info = {status, headers,
---  body}` when the server answered with an HTTP status other than 101
--- @raise on a bad URL or option (the message names it)
-function ws.connect(url, opts)
+-- Errors of the ws.core functions below are argument errors of the public
+-- function that called them: report them at the line that called it.
+local HERE = debug.getinfo(1, "S").short_src
+local function call_core(name, f, ...)
+  local ok, a, b = pcall(f, ...)
+  if ok then return a, b end
+  if type(a) ~= "string" then error(a, 0) end
+  if a:sub(1, #HERE + 1) == HERE .. ":" then a = a:gsub("^[^\n]-:%d+: ", "", 1) end
+  a = a:gsub("^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. name .. "'", 1)
+  error(a, 3)
+end
+
+-- Whether ws.connect returns at once: the `wait` option says so; without
+-- it, on_open or on_message (the callbacks a callback-style program learns
+-- of its connection through) mean "return at once", as they always did.
+local function returns_at_once(opts)
+  if opts == nil then return false end
+  if opts.wait ~= nil then
+    if type(opts.wait) ~= "boolean" then
+      error("bad argument #2 to 'connect' ('wait' must be a boolean, got " .. type(opts.wait) .. ")", 3)
+    end
+    return not opts.wait
+  end
+  return opts.on_open ~= nil or opts.on_message ~= nil
+end
+
+local function check_connect_args(name, url, opts)
   if type(url) ~= "string" then
-    error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
+    error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(url) .. ")", 3)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
+    error("bad argument #2 to '" .. name .. "' (table expected, got " .. type(opts) .. ")", 3)
   end
+end
+
+--- Open a client connection to a `ws://`, `wss://` or `ws+unix://` URL and
+-- wait (yielding inside `ws.spawn`) until it is OPEN. `wait = false` returns
+-- the connection at once instead (`ready_state` `"CONNECTING"`, callbacks fire
+-- from `ws.run()`), like `ws.open`; without `wait`, an `on_open` or
+-- `on_message` callback in `opts` also returns at once (compatibility); other
+-- callbacks never change the form.
+-- @tparam string url `ws://host[:port]/path?query`, `wss://...`, `[IPv6]` literals,
+--  `user:password@` (sent as Basic authorization), `ws+unix:///socket/path:/request/path`
+-- @tparam[opt] table opts `connect_options`, plus `wait` (bool)
+-- @treturn Connection the connection
+-- @return `nil, err[, info]` (when waiting) when it failed; `info = {status, headers,
+--  body}` when the server answered with an HTTP status other than 101
+-- @raise on a bad URL or an unknown or bad option (the message names it), at the caller's line
+function ws.connect(url, opts)
+  check_connect_args("connect", url, opts)
   refuse_in_nginx("ws.connect")
-  local callback_style = false
-  for i = 1, #CALLBACKS do
-    if opts and opts[CALLBACKS[i]] ~= nil then callback_style = true end
-  end
-  if not callback_style and not current_task() then check_not_in_callback(ws.loop(), "ws.connect", 2) end
+  local at_once = returns_at_once(opts)
+  if not at_once and not current_task() then check_not_in_callback(ws.loop(), "ws.connect", 2) end
   local limits = { check_limit(opts, "max_queue", MAX_QUEUE, "connect"),
     check_limit(opts, "max_queue_bytes", MAX_QUEUE_BYTES, "connect") }
-  local c = core.connect(url, opts, ws.loop())
-  if callback_style then
+  local c = call_core("connect", core.connect, url, opts, ws.loop())
+  if at_once then
     -- kept only when asked for: receive() may be called later
-    if opts.max_queue or opts.max_queue_bytes then c.__ws_limits = limits end
+    if opts and (opts.max_queue or opts.max_queue_bytes) then c.__ws_limits = limits end
     return c
   end
   local st = state_of(c, limits)
@@ -510,6 +546,22 @@ function ws.connect(url, opts)
   local info
   if c.status then info = { status = c.status, headers = c.headers, body = c.body } end
   return nil, c.error or "connection closed during the handshake", info
+end
+
+--- Open a client connection in the callback form, like the browser's
+-- `new WebSocket(url)`: it returns at once (`ready_state` `"CONNECTING"`)
+-- and events reach the `on_*` callbacks from `ws.run()`.
+-- @tparam string url as for `ws.connect`
+-- @tparam[opt] table opts `connect_options`
+-- @treturn Connection the connection
+-- @raise on a bad URL or an unknown or bad option, at the caller's line
+function ws.open(url, opts)
+  check_connect_args("open", url, opts)
+  if opts and opts.wait ~= nil then
+    error("bad argument #2 to 'open' ('wait' is not an option of ws.open; use ws.connect)", 2)
+  end
+  refuse_in_nginx("ws.open")
+  return (call_core("open", core.connect, url, opts, ws.loop()))
 end
 
 --- Options of `ws.listen`. The per-connection settings `close_timeout`,
@@ -574,7 +626,7 @@ function ws.listen(opts)
   refuse_in_nginx("ws.listen")
   local limits = { check_limit(opts, "max_queue", MAX_QUEUE, "listen"),
     check_limit(opts, "max_queue_bytes", MAX_QUEUE_BYTES, "listen") }
-  local srv = core.listen(opts, ws.loop())
+  local srv = call_core("listen", core.listen, opts, ws.loop())
   server_limits[srv] = limits
   return srv
 end
@@ -608,7 +660,7 @@ function ws.session(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'session' (table expected, got " .. type(opts) .. ")", 2)
   end
-  return core.session(opts)
+  return (call_core("session", core.session, opts))
 end
 
 --- A client that reconnects after drops, with the methods of a connection

@@ -99,6 +99,8 @@ local function validate(core, url, opts, level)
   if type(opts) ~= "table" then
     fail("bad argument #2 (table expected, got " .. type(opts) .. ")", level + 1)
   end
+  local unknown = core.check_options("reconnecting", opts)
+  if unknown then fail(unknown, level + 1) end
   for i = 1, #CALLBACKS do
     local v = opts[CALLBACKS[i]]
     if v ~= nil and type(v) ~= "function" then
@@ -111,11 +113,8 @@ local function validate(core, url, opts, level)
   local b = opts.backoff
   if b ~= nil and type(b) ~= "table" then fail("option 'backoff' must be a table", level + 1) end
   b = b or {}
-  for k in pairs(b) do
-    if DEFAULT_BACKOFF[k] == nil and k ~= "max_retries" and k ~= "random" then
-      fail("unknown option 'backoff." .. tostring(k) .. "'", level + 1)
-    end
-  end
+  unknown = core.check_options("backoff", b, "backoff.")
+  if unknown then fail(unknown, level + 1) end
   local backoff = {}
   for k, v in pairs(DEFAULT_BACKOFF) do backoff[k] = v end
   for k, v in pairs(b) do backoff[k] = v end
@@ -134,11 +133,8 @@ local function validate(core, url, opts, level)
     local q = opts.queue
     if q == true then q = {} end
     if type(q) ~= "table" then fail("option 'queue' must be a table, true or nil", level + 1) end
-    for k in pairs(q) do
-      if DEFAULT_QUEUE[k] == nil and k ~= "flush" then
-        fail("unknown option 'queue." .. tostring(k) .. "'", level + 1)
-      end
-    end
+    unknown = core.check_options("queue", q, "queue.")
+    if unknown then fail(unknown, level + 1) end
     queue = { max_messages = DEFAULT_QUEUE.max_messages, max_bytes = DEFAULT_QUEUE.max_bytes, flush = "before_open" }
     for k, v in pairs(q) do queue[k] = v end
     check_number(queue, "max_messages", "queue.", 1, false, level + 1, true)
@@ -286,6 +282,7 @@ connect_now = function(rc, st)
   end
   local copts = {}
   for k, v in pairs(st.conn_opts) do copts[k] = v end
+  copts.wait = false
   copts.on_open = function(c)
     if not current(c) then return end
     attempt.opened = true
