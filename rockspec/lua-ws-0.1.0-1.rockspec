@@ -65,6 +65,7 @@ build = {
         "csrc/lua/lua_handshake.c",
         "csrc/lua/lua_input.c",
         "csrc/lua/lua_loop.c",
+        "csrc/lua/lua_optkeys.c",
         "csrc/lua/lua_opts.c",
         "csrc/lua/lua_redirect.c",
         "csrc/lua/lua_request.c",
