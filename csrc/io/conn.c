@@ -1127,6 +1127,11 @@ int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n)
     return after_send(c, ws_session_ping(c->s, p, n));
 }
 
+int ws_conn_pong(ws_conn *c, const uint8_t *p, size_t n)
+{
+    return after_send(c, ws_session_pong(c->s, p, n));
+}
+
 int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
 {
     int state = ws_session_state(c->s);

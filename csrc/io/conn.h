@@ -86,6 +86,7 @@ int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int com
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
+int ws_conn_pong(ws_conn *c, const uint8_t *p, size_t n); /* unsolicited: a heartbeat */
 int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n);
 /* Leaving without the loop (its owner goes away): a close frame with code
  * and reason is queued when the connection is OPEN, whatever the socket

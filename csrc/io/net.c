@@ -47,9 +47,64 @@ static void set_nosigpipe(int fd)
 #endif
 }
 
+/* A listening socket of family af bound to the wildcard address; for
+ * AF_INET6 with IPV6_V6ONLY off, so IPv4 clients come in as mapped
+ * addresses.  -1 with errno set on failure. */
+static int listen_any(int af, int port, bool reuseport, int backlog)
+{
+    int fd = socket(af, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#else
+    (void)reuseport;
+#endif
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int ok;
+    if (af == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_addr = in6addr_any;
+        a6->sin6_port = htons((uint16_t)port);
+        len = sizeof *a6;
+        ok = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) == 0;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_ANY);
+        a4->sin_port = htons((uint16_t)port);
+        len = sizeof *a4;
+        ok = true;
+    }
+    if (ok && set_nonblock_cloexec(fd) == 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
+        listen(fd, backlog > 0 ? backlog : 511) == 0)
+        return fd;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
 int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char *err,
                   size_t err_len)
 {
+    if (host && strcmp(host, "*") == 0) {
+        /* Every address: one dual-stack IPv6 socket, or IPv4 alone where
+         * IPv6 is missing or cannot carry IPv4. */
+        int fd = listen_any(AF_INET6, port, reuseport, backlog);
+        if (fd < 0 && errno != EADDRINUSE && errno != EACCES)
+            fd = listen_any(AF_INET, port, reuseport, backlog);
+        if (fd < 0)
+            snprintf(err, err_len, "cannot listen on * port %d: %s", port, strerror(errno));
+        return fd;
+    }
+
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -57,8 +112,6 @@ int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char 
     hints.ai_flags = AI_PASSIVE;
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    if (host && strcmp(host, "*") == 0)
-        host = NULL;
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
         snprintf(err, err_len, "cannot resolve '%s': %s", host ? host : "*", gai_strerror(rc));
@@ -253,7 +306,11 @@ void ws_net_addr_string(const struct sockaddr *addr, char *out, size_t out_len, 
         *port = ntohs(in->sin_port);
     } else if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)out_len);
+        /* An IPv4 client of a dual-stack listener reads as IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], out, (socklen_t)out_len);
+        else
+            inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)out_len);
         *port = ntohs(in6->sin6_port);
     }
 }

@@ -749,6 +749,27 @@ static int l_ping(lua_State *L)
 }
 
 /***
+ * Send an unsolicited pong (a one-way heartbeat; pings are answered
+ * automatically).
+ * @function Connection:pong
+ * @tparam[opt=""] string payload at most 125 bytes
+ * @treturn bool true
+ * @return `nil, err` when the connection is not open
+ * @raise when the payload is over 125 bytes
+ */
+static int l_pong(lua_State *L)
+{
+    lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
+    size_t n;
+    const char *p = luaL_optlstring(L, 2, "", &n);
+    if (n > 125)
+        return luaL_argerror(L, 2, "pong payload over 125 bytes");
+    return send_result(L, ws_conn_pong(lc->c, (const uint8_t *)p, n));
+}
+
+/***
  * Close (the close frame goes after the queued output). Outside callbacks it
  * returns once the handshake is done (the peer answered, or `close_timeout`
  * passed and `c.was_clean` is false); inside a task it yields meanwhile;
@@ -864,7 +885,7 @@ static void get_protocol(lua_State *L, lconn *lc, const char *key)
     }
     ws_session *s = ws_conn_session(lc->c);
     const char *p = key[0] == 'p' ? ws_session_protocol(s) : ws_session_extensions(s);
-    lua_pushstring(L, p ? p : "");
+    push_opt_string(L, p && *p ? p : NULL); /* nil when none, as everywhere in lua-ws */
 }
 
 static void get_server_name(lua_State *L, lconn *lc, const char *key)
@@ -1164,13 +1185,10 @@ static int l_conn_receiving(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg conn_methods[] = {{"send", l_send},
-                                        {"send_fragment", l_send_fragment},
-                                        {"ping", l_ping},
-                                        {"close", l_close},
-                                        {"buffered_amount", l_buffered_amount},
-                                        {"pause", l_pause},
-                                        {"resume", l_resume},
+static const luaL_Reg conn_methods[] = {{"send", l_send},   {"send_fragment", l_send_fragment},
+                                        {"ping", l_ping},   {"pong", l_pong},
+                                        {"close", l_close}, {"buffered_amount", l_buffered_amount},
+                                        {"pause", l_pause}, {"resume", l_resume},
                                         {NULL, NULL}};
 
 static const luaL_Reg conn_meta[] = {

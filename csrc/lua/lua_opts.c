@@ -317,6 +317,41 @@ ws_kv *ws_lua_opt_headers(lua_State *L, int t, const char *field, size_t *n)
     return kv;
 }
 
+/* __index of header tables: names are stored lowercased, any case finds
+ * them (req.headers.Authorization). */
+static int headers_index(lua_State *L)
+{
+    size_t n;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    if (!k)
+        return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++)
+        luaL_addchar(&b, k[i] >= 'A' && k[i] <= 'Z' ? (char)(k[i] + 32) : k[i]);
+    luaL_pushresult(&b);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static const char headers_mt_key = 'h';
+
+static void set_headers_mt(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&headers_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, headers_index);
+        lua_setfield(L, -2, "__index");
+        lua_pushlightuserdata(L, (void *)&headers_mt_key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    lua_setmetatable(L, -2);
+}
+
 void ws_lua_push_headers(lua_State *L, const ws_http_head *head)
 {
     lua_createtable(L, 0, (int)head->num_headers);
@@ -336,12 +371,19 @@ void ws_lua_push_headers(lua_State *L, const ws_http_head *head)
             lua_pop(L, 1);
             lua_pushlstring(L, h->value, h->value_len);
         } else {
-            lua_pushliteral(L, ", ");
+            /* Repeated headers join with ", " (RFC 9110 5.3); cookies with
+             * "; ", the separator of the Cookie header (RFC 6265 5.4). */
+            bool cookie = ws_http_ieq(h->name, h->name_len, "Cookie", 6);
+            if (cookie)
+                lua_pushliteral(L, "; ");
+            else
+                lua_pushliteral(L, ", ");
             lua_pushlstring(L, h->value, h->value_len);
             lua_concat(L, 3);
         }
         lua_rawset(L, tbl);
     }
+    set_headers_mt(L);
 }
 
 /* ---- compress ------------------------------------------------------------ */

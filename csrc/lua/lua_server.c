@@ -765,20 +765,10 @@ static int l_clients(lua_State *L)
     return 1;
 }
 
-/* Stop listening; close every open client with 1001 (their queued output
+/* Stop listening; close every open client with code (their queued output
  * goes first), and drop the ones still in the handshake. */
-/***
- * Stop listening and close every client after their queued output (also
- * `__close` and garbage collection).
- * @function Server:close
- * @tparam[opt=1001] integer code close code sent to the clients
- * @tparam[opt] string reason close reason
- */
-static int l_close(lua_State *L)
+static void close_server(lua_State *L, lserver *srv, int code, const char *reason, size_t n)
 {
-    lserver *srv = check_server(L);
-    lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_GOING_AWAY);
-    const char *reason = luaL_optstring(L, 3, "server shutting down");
     stop_listening(L, srv);
     lconn *next;
     for (lconn *lc = srv->clients; lc; lc = next) {
@@ -787,10 +777,45 @@ static int l_close(lua_State *L)
             continue;
         ws_session *s = ws_conn_session(lc->c);
         if (ws_session_state(s) == WS_OPEN)
-            ws_conn_close(lc->c, (int)code, (const uint8_t *)reason, strlen(reason));
+            ws_conn_close(lc->c, code, (const uint8_t *)reason, n);
         else if (ws_session_state(s) == WS_CONNECTING)
             ws_conn_abort(lc->c);
     }
+}
+
+static const char default_reason[] = "server shutting down";
+
+/***
+ * Stop listening and close every client after their queued output (also
+ * `__close`, with the defaults). The code and reason are checked as
+ * `Connection:close` checks them, before anything is closed.
+ * @function Server:close
+ * @tparam[opt=1001] integer code close code sent to the clients
+ * @tparam[opt] string reason close reason (at most 123 bytes of UTF-8)
+ * @treturn bool true
+ * @raise on an invalid code or reason
+ */
+static int l_close(lua_State *L)
+{
+    lserver *srv = check_server(L);
+    lua_Number code = luaL_optnumber(L, 2, WS_CLOSE_GOING_AWAY);
+    size_t n;
+    const char *reason = luaL_optlstring(L, 3, default_reason, &n);
+    if (code != (int)code || !ws_close_code_valid((int)code))
+        return luaL_argerror(L, 2, "invalid close code (1000-1003, 1007-1014, 3000-4999)");
+    if (n > 123)
+        return luaL_argerror(L, 3, "close reason over 123 bytes");
+    if (!ws_utf8_valid((const uint8_t *)reason, n))
+        return luaL_argerror(L, 3, "close reason is not valid UTF-8");
+    close_server(L, srv, (int)code, reason, n);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* __close (Lua 5.4): its second argument is an error, not a code. */
+static int l_close_meta(lua_State *L)
+{
+    close_server(L, check_server(L), WS_CLOSE_GOING_AWAY, default_reason, sizeof default_reason - 1);
     return 0;
 }
 
@@ -895,7 +920,7 @@ static const luaL_Reg server_methods[] = {
 static const luaL_Reg server_meta[] = {{"__index", l_index},
                                        {"__newindex", l_newindex},
                                        {"__gc", l_gc},
-                                       {"__close", l_close},
+                                       {"__close", l_close_meta},
                                        {NULL, NULL}};
 
 void ws_lua_open_server(lua_State *L)

@@ -513,6 +513,31 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
+/* __close (Lua 5.4), as on connections and servers: start a normal close
+ * (1000) when OPEN; the memory goes with the garbage collector. */
+static int l_close_meta(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (ls->s && ws_session_state(ls->s) == WS_OPEN)
+        ws_session_close(ls->s, WS_CLOSE_NORMAL, NULL, 0);
+    return 0;
+}
+
+/* Methods (upvalue 1), then the field ready_state, named as on
+ * connections (s:state() is the same value). */
+static int l_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    if (!lua_isnil(L, -1))
+        return 1;
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (key && strcmp(key, "ready_state") == 0)
+        return l_state(L);
+    lua_pushnil(L);
+    return 1;
+}
+
 static int l_tostring(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
@@ -532,7 +557,7 @@ static const luaL_Reg session_methods[] = {
     {"memory", l_memory},     {NULL, NULL}};
 
 static const luaL_Reg session_meta[] = {
-    {"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
+    {"__gc", l_gc}, {"__close", l_close_meta}, {"__tostring", l_tostring}, {NULL, NULL}};
 
 void ws_lua_open_session(lua_State *L)
 {
@@ -540,6 +565,7 @@ void ws_lua_open_session(lua_State *L)
         ws_setfuncs(L, session_meta);
         lua_newtable(L);
         ws_setfuncs(L, session_methods);
+        lua_pushcclosure(L, l_index, 1);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
