@@ -21,8 +21,9 @@ static const char *const connect_keys[] = {
     NULL};
 
 static const char *const listen_keys[] = {
-    CONN_COMMON, "host",       "port",       "reuseport",         "backlog", "keep_request",
-    "protocols", "on_upgrade", "on_request", "handshake_timeout", NULL};
+    CONN_COMMON,    "host",      "port",       "reuseport",  "backlog",
+    "keep_request", "protocols", "on_upgrade", "on_request", "handshake_timeout",
+    "unix",         "mode",      NULL};
 
 static const char *const reconnecting_keys[] = {
     "backoff",          "queue",        "retry_on_4xx", "reconnect_on_normal_close",
