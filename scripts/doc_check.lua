@@ -53,6 +53,8 @@ local INTERNAL = {
   ["ws.core.upgrade_answer"] = "how ws answers an on_upgrade task",
   ["ws.core.hold_queue"] = "how ws bounds the queue of Connection:receive",
   ["ws.reconnect.new"] = "called by ws.reconnecting",
+  ["ws.core.set_receive_hooks"] = "how ws hears events for Connection:receive",
+  ["ws.core.conn_receiving"] = "how ws hears events for Connection:receive",
 }
 local function exports(prefix, t, where)
   for _, k in ipairs(sorted_keys(t)) do

@@ -815,7 +815,8 @@ static int l_close(lua_State *L)
 /* __close (Lua 5.4): its second argument is an error, not a code. */
 static int l_close_meta(lua_State *L)
 {
-    close_server(L, check_server(L), WS_CLOSE_GOING_AWAY, default_reason, sizeof default_reason - 1);
+    close_server(L, check_server(L), WS_CLOSE_GOING_AWAY, default_reason,
+                 sizeof default_reason - 1);
     return 0;
 }
 

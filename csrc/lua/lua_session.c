@@ -565,6 +565,8 @@ void ws_lua_open_session(lua_State *L)
         ws_setfuncs(L, session_meta);
         lua_newtable(L);
         ws_setfuncs(L, session_methods);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "methods");
         lua_pushcclosure(L, l_index, 1);
         lua_setfield(L, -2, "__index");
     }
