@@ -74,6 +74,13 @@ describe("strict options", function()
     assert.truthy(err:find("did you mean 'protocol'", 1, true), err)
   end)
 
+  it("send's per-message options too", function()
+    local s = ws.session { role = "server", handshake = false }
+    local err = raised(function() s:send("x", "text", { compres = false }) end)
+    assert.truthy(err:find("unknown option 'compres' (did you mean 'compress'?)", 1, true), err)
+    assert.is_true(s:send("x", "text", { compress = false }))
+  end)
+
   it("the valid keys are listed in one place that ws.core exposes", function()
     local keys = {}
     for _, k in ipairs(core.option_keys("connect")) do keys[k] = true end

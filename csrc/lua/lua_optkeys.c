@@ -60,6 +60,9 @@ static const char *const check_response_keys[] = {"max_head", "max_headers", NUL
 static const char *const accept_keys[] = {"max_head",   "max_headers", "protocols",
                                           "extensions", "headers",     NULL};
 
+/* The options of c:send / s:send (per message). */
+static const char *const send_keys[] = {"compress", NULL};
+
 /* s:accept{...} and the table on_upgrade may return. */
 static const char *const session_accept_keys[] = {"protocol", "extensions", "headers", NULL};
 static const char *const upgrade_answer_keys[] = {"protocol", "headers", NULL};
@@ -83,6 +86,7 @@ static const keyset keysets[] = {
     {"accept", {accept_keys, NULL}},
     {"session_accept", {session_accept_keys, NULL}},
     {"upgrade_answer", {upgrade_answer_keys, NULL}},
+    {"send", {send_keys, NULL}},
 };
 
 static const keyset *find_keyset(lua_State *L, const char *kind)
@@ -182,8 +186,14 @@ void ws_lua_push_key_error(lua_State *L, int t, const char *kind, const char *pr
         if (lua_type(L, -1) != LUA_TSTRING) {
             const char *type = luaL_typename(L, -1);
             lua_pop(L, 1);
-            lua_pushfstring(L, "option names must be strings, got a %s key%s%s", type,
-                            *prefix ? " in " : "", prefix);
+            size_t pl = strlen(prefix);
+            if (pl > 1) /* "compress." names the table 'compress' */
+                lua_pushfstring(L, "'%s' keys must be option names, got a %s",
+                                lua_pushlstring(L, prefix, pl - 1), type);
+            else
+                lua_pushfstring(L, "keys must be option names, got a %s", type);
+            if (pl > 1)
+                lua_remove(L, -2);
             return;
         }
         const char *key = lua_tostring(L, -1);

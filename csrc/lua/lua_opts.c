@@ -512,6 +512,7 @@ int ws_lua_send_compress(lua_State *L, int i)
         return WS_SEND_AUTO;
     if (!lua_istable(L, i))
         luaL_argerror(L, i, lua_pushfstring(L, "table expected, got %s", luaL_typename(L, i)));
+    ws_lua_check_keys(L, i, i, "send", "");
     lua_getfield(L, i, "compress");
     int r = WS_SEND_AUTO;
     if (lua_isboolean(L, -1))
