@@ -187,13 +187,14 @@ void ws_lua_push_key_error(lua_State *L, int t, const char *kind, const char *pr
             const char *type = luaL_typename(L, -1);
             lua_pop(L, 1);
             size_t pl = strlen(prefix);
-            if (pl > 1) /* "compress." names the table 'compress' */
-                lua_pushfstring(L, "'%s' keys must be option names, got a %s",
-                                lua_pushlstring(L, prefix, pl - 1), type);
-            else
-                lua_pushfstring(L, "keys must be option names, got a %s", type);
-            if (pl > 1)
+            if (pl > 1) { /* "compress." names the table 'compress' */
+                lua_pushlstring(L, prefix, pl - 1);
+                lua_pushfstring(L, "'%s' keys must be option names, got a %s", lua_tostring(L, -1),
+                                type);
                 lua_remove(L, -2);
+            } else {
+                lua_pushfstring(L, "keys must be option names, got a %s", type);
+            }
             return;
         }
         const char *key = lua_tostring(L, -1);
