@@ -110,7 +110,7 @@ srv = ws.listen{ host = "127.0.0.1", port = 0, protocols = { "chat.v2" }, compre
   on_message = function(c)
     local r = c.request
     c:send(table.concat({ r.headers["x-token"] or "-", r.origin or "-", c.protocol,
-      c.extensions ~= "" and "deflate" or "plain" }, " "))
+      c.extensions and "deflate" or "plain" }, " "))
   end,
   on_upgrade = function(req) local _ = req end, keep_request = true }]])
       local url = " ws://127.0.0.1:" .. port .. "/"

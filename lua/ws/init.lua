@@ -262,6 +262,7 @@ local function receive(c, timeout)
   end
   local srv = c.server
   if c.on_message or (srv and srv.on_message) then
+    if not current_task() then check_not_in_callback(ws.loop(), "receive", 2) end
     error("c:receive(): this connection's messages go to its on_message callback; "
       .. "remove the callback (c.on_message = nil) to receive them here", 2)
   end
