@@ -217,7 +217,23 @@ void ws_lua_check_keys(lua_State *L, int t, int arg, const char *kind, const cha
     lua_pop(L, 1);
 }
 
-/* ws.core.check_options(kind, tbl[, prefix]): nil, or the message. */
+/***
+ * Options tables of ws.core.
+ * @module ws.core
+ */
+
+/***
+ * Check a table against the valid keys of an options table.
+ * @function check_options
+ * @tparam string kind `"connect"`, `"listen"`, `"reconnecting"`, `"tls"`, `"compress"`,
+ *  `"session"`, `"backoff"`, `"queue"`, `"send"`, `"client_handshake"`, `"check_response"`,
+ *  `"accept"`, `"session_accept"` or `"upgrade_answer"`
+ * @tparam table tbl the options
+ * @tparam[opt=""] string prefix written before the key in the message (`"tls."`)
+ * @return nil when every key is valid, else the message naming the first unknown key and
+ *  the closest valid one
+ * @raise on an unknown kind
+ */
 static int l_check_options(lua_State *L)
 {
     const char *kind = luaL_checkstring(L, 1);
@@ -227,7 +243,13 @@ static int l_check_options(lua_State *L)
     return 1;
 }
 
-/* ws.core.option_keys(kind): the list of valid keys. */
+/***
+ * The valid keys of an options table.
+ * @function option_keys
+ * @tparam string kind as for `check_options`
+ * @treturn {string,...} the keys
+ * @raise on an unknown kind
+ */
 static int l_option_keys(lua_State *L)
 {
     const keyset *ks = find_keyset(L, luaL_checkstring(L, 1));

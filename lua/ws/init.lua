@@ -397,6 +397,8 @@ end)
 -- @tfield[opt] table headers extra request headers, `{name = value}` or `{{name, value}, ...}`
 -- @tfield[opt] string origin the `Origin` header
 -- @tfield[opt] string extensions `Sec-WebSocket-Extensions` offer written by hand
+-- @tfield[opt] bool wait `ws.connect` only: `true` waits for OPEN, `false` returns at once
+--  (see `ws.connect`)
 -- @tfield[opt=30] number timeout seconds from the start to OPEN (resolve, connect, TLS,
 --  handshake)
 -- @tfield[opt=5] number close_timeout seconds to wait for the peer's close, then 1006
