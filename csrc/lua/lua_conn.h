@@ -78,6 +78,7 @@ struct lconn {
     struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     bool notify_close;                /* call the close hook after the close event */
     bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
+    ws_topic_member topics;           /* server side: the topics it is subscribed to */
     bool receiving; /* c:receive() was used: its hooks see open, close, error and the
                        messages no on_message callback takes */
 };
