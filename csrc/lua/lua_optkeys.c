@@ -13,7 +13,8 @@
 /* Per-connection settings taken by ws.connect and ws.listen alike. */
 #define CONN_COMMON                                                                                \
     "close_timeout", "ping_interval", "ping_timeout", "idle_timeout", "max_message", "max_frame",  \
-        "max_head", "max_headers", "max_buffered", "buffer_policy", "compress", "tls", CALLBACKS
+        "max_head", "max_headers", "max_buffered", "buffer_policy", "compress", "tls",             \
+        "max_queue", "max_queue_bytes", "low_water_mark", CALLBACKS
 
 static const char *const connect_keys[] = {
     CONN_COMMON, "protocols", "headers", "origin",      "extensions",       "key",
@@ -21,9 +22,9 @@ static const char *const connect_keys[] = {
     NULL};
 
 static const char *const listen_keys[] = {
-    CONN_COMMON,    "host",      "port",       "reuseport",  "backlog",
-    "keep_request", "protocols", "on_upgrade", "on_request", "handshake_timeout",
-    "unix",         "mode",      NULL};
+    CONN_COMMON,       "host",      "port",       "reuseport",  "backlog",
+    "keep_request",    "protocols", "on_upgrade", "on_request", "handshake_timeout",
+    "on_accept_error", "unix",      "mode",       NULL};
 
 static const char *const reconnecting_keys[] = {
     "backoff",          "queue",        "retry_on_4xx", "reconnect_on_normal_close",
