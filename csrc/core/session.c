@@ -43,6 +43,11 @@ struct ws_session {
     ws_buf in;   /* received bytes; the current frame's payload sits at the front */
     ws_buf out;  /* bytes to send */
     ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
+    /* The storage of the last large frame read straight into `in`, kept for
+     * the next one while large frames keep coming (no malloc, no fresh
+     * pages per message); freed at the first frame that is not large. */
+    uint8_t *spare;
+    size_t spare_cap;
     uint64_t max_message;
     uint64_t max_frame;
     ws_random_fn random;
@@ -227,6 +232,7 @@ void ws_session_free(ws_session *s)
         return;
     ws_buf_free(&s->in);
     ws_buf_free(&s->out);
+    free(s->spare);
     msg_free(s);
     ws_deflate_free(s->dfl);
     hs_free(s->hs);
@@ -451,7 +457,7 @@ const char *ws_session_extensions(const ws_session *s)
 size_t ws_session_memory(const ws_session *s, size_t *zlib)
 {
     *zlib = ws_deflate_memory(s->dfl);
-    size_t n = s->in.cap + s->out.cap + (s->msg ? s->msg->cap : 0);
+    size_t n = s->in.cap + s->out.cap + s->spare_cap + (s->msg ? s->msg->cap : 0);
     if (s->hs)
         n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
     return n;
@@ -466,10 +472,56 @@ static void release_deflate(ws_session *s)
 
 /* ---- input ------------------------------------------------------------ */
 
+/* Frames this large are read straight into the input buffer, which is
+ * grown for the rest of the frame at once up to this much. */
+#define WS_DIRECT_MIN     (16u << 10)
+#define WS_DIRECT_RESERVE (4u << 20)
+
+static void drop_spare(ws_session *s)
+{
+    free(s->spare);
+    s->spare = NULL;
+    s->spare_cap = 0;
+}
+
+/* Consume `n` bytes of `in`; when they were a large frame's payload and
+ * this empties a buffer of our own, it is kept as the spare, not freed. */
+static void consume_input(ws_session *s, size_t n)
+{
+    ws_buf *b = &s->in;
+    if (n >= WS_DIRECT_MIN && !ws_buf_lent(b) && b->start + n >= b->len) {
+        drop_spare(s);
+        s->spare = b->data;
+        s->spare_cap = b->cap;
+        ws_buf_init(b);
+        return;
+    }
+    ws_buf_consume(b, n);
+}
+
+/* Make the spare the input buffer when it holds what is there plus `want`. */
+static void adopt_spare(ws_session *s, size_t want)
+{
+    ws_buf *b = &s->in;
+    size_t have = ws_buf_size(b);
+    if (!s->spare || ws_buf_lent(b) || b->cap - b->len >= want || s->spare_cap < have + want)
+        return;
+    if (have)
+        memcpy(s->spare, ws_buf_begin(b), have);
+    free(b->data);
+    b->data = s->spare;
+    b->start = 0;
+    b->len = have;
+    b->cap = s->spare_cap;
+    s->spare = NULL;
+    s->spare_cap = 0;
+}
+
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
 {
     if (s->state == WS_CLOSED || s->eof)
         return WS_OK;
+    adopt_spare(s, n);
     return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
@@ -488,11 +540,6 @@ int ws_session_keep_input(ws_session *s)
     return ws_buf_own(&s->in) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
-/* Frames this large are read straight into the input buffer, which is
- * grown for the rest of the frame at once up to this much. */
-#define WS_DIRECT_MIN     (16u << 10)
-#define WS_DIRECT_RESERVE (4u << 20)
-
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
 {
     *n = 0;
@@ -502,8 +549,9 @@ uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
     if (s->fh.len <= have || s->fh.len - have < WS_DIRECT_MIN)
         return NULL;
     uint64_t rest = s->fh.len - have;
-    uint8_t *p =
-        ws_buf_reserve(&s->in, rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE);
+    size_t want = rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE;
+    adopt_spare(s, want);
+    uint8_t *p = ws_buf_reserve(&s->in, want);
     if (!p)
         return NULL;
     *n = s->in.cap - s->in.len;
@@ -531,6 +579,7 @@ static void set_pending_close(ws_session *s, int code, const char *reason, bool 
 static void drop_input(ws_session *s)
 {
     ws_buf_free(&s->in);
+    drop_spare(s);
     msg_free(s);
     s->discard = 0;
     s->have_header = false;
@@ -1079,6 +1128,8 @@ static int frame_step(ws_session *s, ws_event *ev)
                 return fail(s, ev, WS_CLOSE_PROTOCOL, "frame length over 2^63");
             ws_buf_consume(&s->in, (size_t)hl);
             s->have_header = true;
+            if (s->spare && (ws_opcode_is_control(s->fh.opcode) || s->fh.len < WS_DIRECT_MIN))
+                drop_spare(s); /* large frames stopped coming */
             s->done = 0;
             int code;
             const char *why = check_header(s, &code);
@@ -1173,7 +1224,7 @@ int ws_session_next(ws_session *s, ws_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     if (s->discard) {
-        ws_buf_consume(&s->in, s->discard);
+        consume_input(s, s->discard);
         s->discard = 0;
     }
     if (s->msg_done) {
