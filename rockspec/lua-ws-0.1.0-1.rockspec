@@ -58,6 +58,7 @@ build = {
         "csrc/io/pin.c",
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
+        "csrc/io/topic.c",
         "csrc/lua/lua_codec.c",
         "csrc/lua/lua_conn.c",
         "csrc/lua/lua_core.c",
@@ -73,6 +74,7 @@ build = {
         "csrc/lua/lua_server.c",
         "csrc/lua/lua_session.c",
         "csrc/lua/lua_tls_cache.c",
+        "csrc/lua/lua_topic.c",
         -- end generated: c sources
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
