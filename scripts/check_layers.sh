@@ -20,7 +20,11 @@ import os, re, sys
 root = "csrc"
 graph = {}
 for d in os.listdir(root):
+    if not os.path.isdir(os.path.join(root, d)):
+        continue
     for f in os.listdir(os.path.join(root, d)):
+        if not f.endswith((".c", ".h")):
+            continue  # objects a build may leave beside the sources
         p = os.path.join(d, f)
         deps = []
         for h in re.findall(r'#include "([^"]+)"', open(os.path.join(root, p)).read()):
