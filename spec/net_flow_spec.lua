@@ -215,7 +215,12 @@ print(string.format("DONE sent=%d received=%d drains=%d grown_kb=%d", sent, rece
       assert.are.equal(2 ^ 30, tonumber(sent))
       assert.are.equal(2 ^ 30, tonumber(received))
       assert.is_true(tonumber(drains) > 100)
-      assert.is_true(tonumber(grown) < 64 * 1024, "RSS grew by " .. grown .. " KiB")
+      -- ASan's quarantine and valgrind keep freed memory on purpose: the RSS
+      -- bound means something only with the plain allocator.
+      local preload = os.getenv("LD_PRELOAD") or ""
+      if not (preload:find("asan") or preload:find("vgpreload")) then
+        assert.is_true(tonumber(grown) < 64 * 1024, "RSS grew by " .. grown .. " KiB")
+      end
     end)
   end)
 
