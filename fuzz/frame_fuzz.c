@@ -16,21 +16,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ws_frame_header h;
     memset(&h, 0xa5, sizeof h);
     int hl = ws_frame_decode(data, size, &h);
-    FUZZ_CHECK(hl >= -1 && hl <= WS_FRAME_HEADER_MAX, "hl=%d", hl);
-    FUZZ_CHECK(hl == 0 || hl == -1 || hl >= 2, "hl=%d", hl);
-    FUZZ_CHECK(hl <= (int)size || hl <= 0, "hl=%d size=%zu", hl, size);
+    FUZZ_CHECK(hl <= WS_FRAME_HEADER_MAX, "hl=%d", hl);
+    FUZZ_CHECK(hl == WS_E_NEED_MORE || hl == WS_E_PROTOCOL || hl >= 2, "hl=%d", hl);
+    FUZZ_CHECK(hl <= (int)size || hl < 0, "hl=%d size=%zu", hl, size);
     if (size < 2)
-        FUZZ_CHECK(hl == 0, "decoded from %zu bytes", size);
-    if (hl <= 0) {
-        if (hl == -1)
-            FUZZ_CHECK(size >= 10 && (data[1] & 0x7f) == 127 && (data[2] & 0x80), "bad -1");
+        FUZZ_CHECK(hl == WS_E_NEED_MORE, "decoded from %zu bytes", size);
+    if (hl < 0) {
+        if (hl == WS_E_PROTOCOL)
+            FUZZ_CHECK(size >= 10 && (data[1] & 0x7f) == 127 && (data[2] & 0x80),
+                       "bad WS_E_PROTOCOL");
         return 0;
     }
 
     /* Every prefix shorter than the header needs more bytes. */
     for (int k = 0; k < hl; k++) {
         ws_frame_header t;
-        FUZZ_CHECK(ws_frame_decode(data, (size_t)k, &t) == 0, "prefix %d of %d decoded", k, hl);
+        FUZZ_CHECK(ws_frame_decode(data, (size_t)k, &t) == WS_E_NEED_MORE,
+                   "prefix %d of %d decoded", k, hl);
     }
 
     unsigned len7 = data[1] & 0x7f;
@@ -53,8 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int hl2 = ws_frame_decode(out, ol, &h2);
     FUZZ_CHECK(hl2 == (int)ol, "re-decode %d of %zu", hl2, ol);
     FUZZ_CHECK(h2.fin == h.fin && h2.rsv == h.rsv && h2.opcode == h.opcode &&
-                   h2.masked == h.masked && h2.len == h.len &&
-                   memcmp(h2.mask, h.mask, 4) == 0,
+                   h2.masked == h.masked && h2.len == h.len && memcmp(h2.mask, h.mask, 4) == 0,
                "round trip differs");
     bool minimal = len7 < 126 || (len7 == 126 && h.len > 125) || (len7 == 127 && h.len > 0xffff);
     if (minimal)

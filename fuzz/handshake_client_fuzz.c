@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(buf, data + 1, n);
     size_t scanned = 0;
     long end = ws_http_head_end(buf, n, &scanned, 8192);
-    if (end <= 0) {
+    if (end < 0) {
         free(buf);
         return 0;
     }
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&resp, 0, sizeof resp);
     resp.headers = hdrs;
     resp.num_headers = cap;
-    if (ws_http_parse_response(buf, (size_t)end, &resp) == 0) {
+    if (ws_http_parse_response(buf, (size_t)end, &resp) == WS_OK) {
         char accept[WS_ACCEPT_LEN + 1];
         ws_handshake_accept(key, strlen(key), accept);
         FUZZ_CHECK(strcmp(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0, "accept of the RFC key");
@@ -45,9 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char err[200];
         memset(err, 'x', sizeof err);
         size_t nprot = (ctl >> 6) % 3;
-        int rc = ws_handshake_check_response(&resp, accept, offers, nprot,
-                                             (ctl & 0x20) ? ext_offer : NULL, &res, err,
-                                             sizeof err);
+        int rc = ws_handshake_check_response(
+            &resp, accept, offers, nprot, (ctl & 0x20) ? ext_offer : NULL, &res, err, sizeof err);
         if (rc != 0) {
             FUZZ_CHECK(rc == -1, "rc %d", rc);
             FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "error not terminated");
@@ -66,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (res.extensions) {
                 FUZZ_CHECK(ctl & 0x20, "extensions accepted without an offer");
-                FUZZ_CHECK(res.extensions >= buf && res.extensions + res.extensions_len <= buf + end,
+                FUZZ_CHECK(res.extensions >= buf &&
+                               res.extensions + res.extensions_len <= buf + end,
                            "extensions outside the head");
             }
         }

@@ -33,8 +33,8 @@ static void parse_own_response(ws_buf *out, int want_status, ws_http_head *resp,
     memset(resp, 0, sizeof *resp);
     resp->headers = hdrs;
     resp->num_headers = cap;
-    int rc = ws_http_parse_response(p, (size_t)end, resp);
-    FUZZ_CHECK(rc == 0, "own response does not parse (%d): %.*s", rc, (int)n, p);
+    ws_err rc = ws_http_parse_response(p, (size_t)end, resp);
+    FUZZ_CHECK(rc == WS_OK, "own response does not parse (%d): %.*s", rc, (int)n, p);
     FUZZ_CHECK(resp->status == want_status, "status %d, wanted %d", resp->status, want_status);
 }
 
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(buf, data + 1, n);
     size_t scanned = 0;
     long end = ws_http_head_end(buf, n, &scanned, 8192);
-    if (end <= 0) {
+    if (end < 0) {
         free(buf);
         return 0;
     }
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&req, 0, sizeof req);
     req.headers = hdrs;
     req.num_headers = 64;
-    if (ws_http_parse_request(buf, (size_t)end, &req) != 0) {
+    if (ws_http_parse_request(buf, (size_t)end, &req) != WS_OK) {
         free(buf);
         return 0;
     }

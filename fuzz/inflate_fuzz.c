@@ -2,9 +2,9 @@
  * Input: [0] flags (bit0 text, bit1 no context takeover, bit2 round trip),
  * [1] window bits, [2..3] output limit, [4] split seed; then the bytes.
  * Invariants: inflating arbitrary bytes never produces more than the limit
- * (one byte more, with WS_INFLATE_TOO_BIG; total and the output agree), never crashes; text that inflates OK is
- * valid UTF-8 (independent validator); deflate then inflate of the input
- * gives the input back. */
+ * (one byte more, with WS_E_TOO_BIG; total and the output agree), never crashes; text that inflates
+ * OK is valid UTF-8 (independent validator); deflate then inflate of the input gives the input
+ * back. */
 #include <string.h>
 
 #include "buf.h"
@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ws_utf8_init(&u);
     bool text = flags & 1;
     size_t pos = 0;
-    int r = WS_INFLATE_OK;
-    while (r == WS_INFLATE_OK) {
+    ws_err r = WS_OK;
+    while (r == WS_OK) {
         rng = rng * 1103515245u + 12345u;
         size_t k = 1 + (rng >> 8) % 512;
         if (k > n - pos)
@@ -52,17 +52,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r = ws_inflate_feed(srv, p + pos, k, fin, &out, &total, limit, text ? &u : NULL);
         pos += k;
         /* One byte past the limit is how the limit is detected. */
-        FUZZ_CHECK(total <= limit || (r == WS_INFLATE_TOO_BIG && total == limit + 1),
+        FUZZ_CHECK(total <= limit || (r == WS_E_TOO_BIG && total == limit + 1),
                    "inflated %llu, limit %llu, r %d", (unsigned long long)total,
                    (unsigned long long)limit, r);
-        FUZZ_CHECK(ws_buf_size(&out) == total, "total %llu, output %zu",
-                   (unsigned long long)total, ws_buf_size(&out));
+        FUZZ_CHECK(ws_buf_size(&out) == total, "total %llu, output %zu", (unsigned long long)total,
+                   ws_buf_size(&out));
         if (fin)
             break;
     }
     /* An open sequence at the end is the caller's check (the session fails
      * with 1007 when utf8.need is set at FIN). */
-    if (r == WS_INFLATE_OK && text && u.need == 0)
+    if (r == WS_OK && text && u.need == 0)
         FUZZ_CHECK(fuzz_utf8_valid(ws_buf_begin(&out), ws_buf_size(&out)), "inflated bad UTF-8");
     ws_buf_free(&out);
     ws_deflate_free(srv);
@@ -75,11 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ws_buf z, back;
         ws_buf_init(&z);
         ws_buf_init(&back);
-        FUZZ_CHECK(ws_deflate_compress(cli, p, n, true, &z) == 0, "compress");
+        FUZZ_CHECK(ws_deflate_compress(cli, p, n, true, &z) == WS_OK, "compress");
         uint64_t t2 = 0;
         r = ws_inflate_feed(s2, ws_buf_begin(&z), ws_buf_size(&z), true, &back, &t2,
                             (uint64_t)n + 1, NULL);
-        FUZZ_CHECK(r == WS_INFLATE_OK, "inflate of our deflate: %d", r);
+        FUZZ_CHECK(r == WS_OK, "inflate of our deflate: %d", r);
         FUZZ_CHECK(ws_buf_size(&back) == n && (n == 0 || memcmp(ws_buf_begin(&back), p, n) == 0),
                    "round trip differs");
         ws_buf_free(&z);

@@ -121,9 +121,9 @@ static void check_data(harness *h, const ws_frame_header *fh, const uint8_t *pl,
             FUZZ_CHECK(fuzz_utf8_valid(pl, len), "we sent invalid UTF-8");
         return;
     }
-    int r = ws_inflate_feed(h->peer_inf, pl, len, fh->fin, &h->out_msg, &h->out_total,
-                            UINT64_MAX, NULL);
-    FUZZ_CHECK(r == WS_INFLATE_OK, "the peer cannot inflate what we sent: %d", r);
+    int r = ws_inflate_feed(h->peer_inf, pl, len, fh->fin, &h->out_msg, &h->out_total, UINT64_MAX,
+                            NULL);
+    FUZZ_CHECK(r == WS_OK, "the peer cannot inflate what we sent: %d", r);
     if (fh->fin && h->out_text)
         FUZZ_CHECK(fuzz_utf8_valid(ws_buf_begin(&h->out_msg), ws_buf_size(&h->out_msg)),
                    "we sent compressed invalid UTF-8");
@@ -153,9 +153,9 @@ static void check_output(harness *h)
         if (!h->out_http_done) {
             size_t scanned = 0;
             long end = ws_http_head_end((char *)p, n, &scanned, 1 << 20);
-            FUZZ_CHECK(end >= 0, "our HTTP head is malformed");
-            if (end == 0)
+            if (end == WS_E_NEED_MORE)
                 return;
+            FUZZ_CHECK(end > 0, "our HTTP head is malformed");
             ws_http_header hdrs[32];
             ws_http_head head;
             memset(&head, 0, sizeof head);
@@ -163,10 +163,10 @@ static void check_output(harness *h)
             head.num_headers = 32;
             char *copy = malloc((size_t)end);
             memcpy(copy, p, (size_t)end);
-            int rc = h->client ? ws_http_parse_request(copy, (size_t)end, &head)
-                               : ws_http_parse_response(copy, (size_t)end, &head);
+            ws_err rc = h->client ? ws_http_parse_request(copy, (size_t)end, &head)
+                                  : ws_http_parse_response(copy, (size_t)end, &head);
             free(copy);
-            FUZZ_CHECK(rc == 0, "our HTTP head does not parse (%d)", rc);
+            FUZZ_CHECK(rc == WS_OK, "our HTTP head does not parse (%d)", rc);
             if (!h->client && head.status != 101) {
                 h->out_http_only = true;
                 /* An error answer may carry a body: nothing is a frame. */
@@ -180,8 +180,10 @@ static void check_output(harness *h)
         FUZZ_CHECK(!h->out_http_only, "frames after an HTTP error answer");
         ws_frame_header fh;
         int hl = ws_frame_decode(p, n, &fh);
-        FUZZ_CHECK(hl >= 0, "our frame has a length over 2^63");
-        if (hl == 0 || n - (size_t)hl < fh.len)
+        if (hl == WS_E_NEED_MORE)
+            return;
+        FUZZ_CHECK(hl > 0, "our frame has a length over 2^63");
+        if (n - (size_t)hl < fh.len)
             return;
         FUZZ_CHECK(!h->out_closed, "a frame after our close frame");
         FUZZ_CHECK(fh.masked == h->client, "masked=%d for client=%d", fh.masked, h->client);

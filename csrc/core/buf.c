@@ -23,9 +23,9 @@ void ws_buf_lend(ws_buf *b, unsigned char *p, size_t n)
     b->cap = 0;
 }
 
-int ws_buf_own(ws_buf *b)
+ws_err ws_buf_own(ws_buf *b)
 {
-    return !ws_buf_lent(b) || ws_buf_reserve(b, 0) ? 0 : -1;
+    return !ws_buf_lent(b) || ws_buf_reserve(b, 0) ? WS_OK : WS_E_NOMEM;
 }
 
 void ws_buf_clear(ws_buf *b)
@@ -87,19 +87,19 @@ void ws_buf_commit(ws_buf *b, size_t n)
     b->len += n;
 }
 
-int ws_buf_append(ws_buf *b, const void *p, size_t n)
+ws_err ws_buf_append(ws_buf *b, const void *p, size_t n)
 {
     if (n == 0)
-        return 0;
+        return WS_OK;
     unsigned char *w = ws_buf_reserve(b, n);
     if (!w)
-        return -1;
+        return WS_E_NOMEM;
     memcpy(w, p, n);
     b->len += n;
-    return 0;
+    return WS_OK;
 }
 
-int ws_buf_puts(ws_buf *b, const char *s)
+ws_err ws_buf_puts(ws_buf *b, const char *s)
 {
     return ws_buf_append(b, s, strlen(s));
 }

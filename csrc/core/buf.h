@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct ws_buf {
     unsigned char *data;
     size_t start; /* first unread byte */
@@ -21,9 +23,9 @@ void ws_buf_free(ws_buf *b);
 unsigned char *ws_buf_reserve(ws_buf *b, size_t n);
 void ws_buf_commit(ws_buf *b, size_t n);
 
-/* Append bytes (or a NUL-terminated string); 0 on success, -1 on ENOMEM. */
-int ws_buf_append(ws_buf *b, const void *p, size_t n);
-int ws_buf_puts(ws_buf *b, const char *s);
+/* Append bytes (or a NUL-terminated string); WS_OK or WS_E_NOMEM. */
+ws_err ws_buf_append(ws_buf *b, const void *p, size_t n);
+ws_err ws_buf_puts(ws_buf *b, const char *s);
 
 static inline size_t ws_buf_size(const ws_buf *b)
 {
@@ -38,9 +40,9 @@ static inline unsigned char *ws_buf_begin(const ws_buf *b)
 /* Read from memory the caller lends instead of a copy (b must be empty).
  * Anything that grows b first copies it into storage of its own;
  * ws_buf_own does that at once, before the caller reuses the memory.
- * ws_buf_own returns 0, or -1 when out of memory. */
+ * ws_buf_own returns WS_OK or WS_E_NOMEM. */
 void ws_buf_lend(ws_buf *b, unsigned char *p, size_t n);
-int ws_buf_own(ws_buf *b);
+ws_err ws_buf_own(ws_buf *b);
 static inline int ws_buf_lent(const ws_buf *b)
 {
     return b->cap == 0 && b->data != NULL;

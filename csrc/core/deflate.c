@@ -44,15 +44,16 @@ static int window_value(const char *v, size_t n)
     return -1;
 }
 
-int ws_pmd_parse(const char *elem, size_t len, ws_pmd_params *p, const char **why)
+ws_err ws_pmd_parse(const char *elem, size_t len, bool *is_pmd, ws_pmd_params *p, const char **why)
 {
     memset(p, 0, sizeof *p);
     const char *end = elem + len;
     const char *semi = memchr(elem, ';', len);
     const char *tend;
     const char *name = trim(elem, semi ? semi : end, &tend);
-    if (!ws_http_ieq(name, (size_t)(tend - name), WS_PMD_NAME, sizeof WS_PMD_NAME - 1))
-        return 0;
+    *is_pmd = ws_http_ieq(name, (size_t)(tend - name), WS_PMD_NAME, sizeof WS_PMD_NAME - 1);
+    if (!*is_pmd)
+        return WS_OK;
     const char *q = semi;
     while (q && q < end) {
         const char *start = q + 1;
@@ -76,11 +77,11 @@ int ws_pmd_parse(const char *elem, size_t len, ws_pmd_params *p, const char **wh
                                                : &p->client_no_context_takeover;
             if (*flag) {
                 *why = "repeated parameter";
-                return -1;
+                return WS_E_PROTOCOL;
             }
             if (eq) {
                 *why = "no_context_takeover parameters take no value";
-                return -1;
+                return WS_E_PROTOCOL;
             }
             *flag = true;
         } else if (ws_http_ieq(pn, nl, "server_max_window_bits", 22) ||
@@ -89,29 +90,29 @@ int ws_pmd_parse(const char *elem, size_t len, ws_pmd_params *p, const char **wh
                 (pn[0] | 0x20) == 's' ? &p->server_max_window_bits : &p->client_max_window_bits;
             if (*bits) {
                 *why = "repeated parameter";
-                return -1;
+                return WS_E_PROTOCOL;
             }
             if (!eq) {
                 if (bits == &p->server_max_window_bits) {
                     *why = "server_max_window_bits needs a value";
-                    return -1;
+                    return WS_E_PROTOCOL;
                 }
                 *bits = WS_PMD_BITS_NOVALUE;
             } else {
                 int v = window_value(val, vl);
                 if (v < 0) {
                     *why = "window bits must be 8 to 15";
-                    return -1;
+                    return WS_E_PROTOCOL;
                 }
                 *bits = (uint8_t)v;
             }
         } else {
             *why = nl ? "unknown parameter" : "empty parameter";
-            return -1;
+            return WS_E_PROTOCOL;
         }
         q = next;
     }
-    return 1;
+    return WS_OK;
 }
 
 void ws_pmd_format(const ws_pmd_params *p, char *out)
@@ -153,32 +154,32 @@ static uint8_t min_bits(uint8_t a, uint8_t b)
     return a < b ? a : b;
 }
 
-int ws_pmd_client_accept(const ws_pmd_params *offer, const ws_pmd_params *resp,
-                         ws_pmd_agreed *agreed, char *err, size_t err_len)
+ws_err ws_pmd_client_accept(const ws_pmd_params *offer, const ws_pmd_params *resp,
+                            ws_pmd_agreed *agreed, char *err, size_t err_len)
 {
     const char *pre = "invalid permessage-deflate response";
     if (resp->client_max_window_bits == WS_PMD_BITS_NOVALUE) {
         snprintf(err, err_len, "%s: client_max_window_bits without a value", pre);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     if (resp->client_max_window_bits && !offer->client_max_window_bits) {
         snprintf(err, err_len, "%s: client_max_window_bits was not offered", pre);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     if (offer->server_max_window_bits && !resp->server_max_window_bits) {
         snprintf(err, err_len, "%s: server_max_window_bits=%d was offered but not answered", pre,
                  offer->server_max_window_bits);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     if (offer->server_max_window_bits &&
         resp->server_max_window_bits > offer->server_max_window_bits) {
         snprintf(err, err_len, "%s: server_max_window_bits=%d is over the %d offered", pre,
                  resp->server_max_window_bits, offer->server_max_window_bits);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     if (offer->server_no_context_takeover && !resp->server_no_context_takeover) {
         snprintf(err, err_len, "%s: server_no_context_takeover was offered but not answered", pre);
-        return -1;
+        return WS_E_PROTOCOL;
     }
     agreed->server_no_context_takeover = resp->server_no_context_takeover;
     agreed->client_no_context_takeover =
@@ -186,7 +187,7 @@ int ws_pmd_client_accept(const ws_pmd_params *offer, const ws_pmd_params *resp,
     agreed->server_max_window_bits = bits_or_15(resp->server_max_window_bits);
     agreed->client_max_window_bits = min_bits(bits_or_15(resp->client_max_window_bits),
                                               bits_or_15(offer->client_max_window_bits));
-    return 0;
+    return WS_OK;
 }
 
 bool ws_pmd_server_accept(const ws_deflate_config *cfg, const ws_pmd_params *offer,
@@ -363,16 +364,16 @@ static z_stream *new_stream(ws_deflate *d)
     return z;
 }
 
-int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out)
+ws_err ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out)
 {
     if (!d->def) {
         z_stream *z = new_stream(d);
         if (!z)
-            return -1;
+            return WS_E_NOMEM;
         if (deflateInit2(z, d->level, Z_DEFLATED, -(int)d->def_bits, d->mem_level,
                          Z_DEFAULT_STRATEGY) != Z_OK) {
             free(z);
-            return -1;
+            return WS_E_NOMEM;
         }
         d->def = z;
     }
@@ -388,12 +389,12 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_
         do {
             uint8_t *w = ws_buf_reserve(out, room);
             if (!w)
-                return -1;
+                return WS_E_NOMEM;
             z->next_out = w;
             z->avail_out = (uInt)room;
             int r = deflate(z, n ? Z_NO_FLUSH : Z_SYNC_FLUSH);
             if (r != Z_OK && r != Z_BUF_ERROR)
-                return -1;
+                return WS_E_NOMEM;
             ws_buf_commit(out, room - z->avail_out);
         } while (z->avail_out == 0 || z->avail_in > 0);
     } while (n);
@@ -407,13 +408,13 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_
              * empty stored block's first byte, which the receiver's
              * appended tail completes. */
             static const uint8_t empty = 0x00;
-            if (ws_buf_append(out, &empty, 1) != 0)
-                return -1;
+            if (ws_buf_append(out, &empty, 1) != WS_OK)
+                return WS_E_NOMEM;
         }
         if (d->def_reset)
             end_deflater(d);
     }
-    return 0;
+    return WS_OK;
 }
 
 /* Message bytes after a final block (BFINAL = 1).  RFC 7692 7.2.3.4 lets
@@ -421,24 +422,24 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_
  * empty stored block's header, which the appended 00 00 ff ff completes),
  * so the payload inflates like any other.  Anything else there is data
  * that would be silently lost: the message is invalid. */
-static int after_final_block(ws_deflate *d, const uint8_t *p, size_t n)
+static ws_err after_final_block(ws_deflate *d, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (p[i] != 0x00 || d->inf_trail)
-            return WS_INFLATE_TRAILING;
+            return WS_E_PROTOCOL;
         d->inf_trail = true;
     }
-    return WS_INFLATE_OK;
+    return WS_OK;
 }
 
 /* wire: p is the message's own bytes (false for the appended tail, which
  * may follow a final block). */
-static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, bool wire, ws_buf *out,
-                        uint64_t *total, uint64_t limit, ws_utf8 *utf8)
+static ws_err inflate_some(ws_deflate *d, const uint8_t *p, size_t n, bool wire, ws_buf *out,
+                           uint64_t *total, uint64_t limit, ws_utf8 *utf8)
 {
     z_stream *z = d->inf;
     if (d->inf_ended)
-        return wire ? after_final_block(d, p, n) : WS_INFLATE_OK;
+        return wire ? after_final_block(d, p, n) : WS_OK;
     z->next_in = (Bytef *)(uintptr_t)p;
     for (;;) {
         uInt in = n > (1u << 30) ? 1u << 30 : (uInt)n;
@@ -450,7 +451,7 @@ static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, bool wire, ws
             room = (size_t)left + 1; /* one byte over tells the limit is passed */
         uint8_t *w = ws_buf_reserve(out, room);
         if (!w)
-            return WS_INFLATE_NOMEM;
+            return WS_E_NOMEM;
         z->next_out = w;
         z->avail_out = (uInt)room;
         int r = inflate(z, Z_SYNC_FLUSH);
@@ -459,46 +460,46 @@ static int inflate_some(ws_deflate *d, const uint8_t *p, size_t n, bool wire, ws
         ws_buf_commit(out, got);
         *total += got;
         if (*total > limit)
-            return WS_INFLATE_TOO_BIG;
+            return WS_E_TOO_BIG;
         if (utf8 && got && ws_utf8_feed(utf8, w, got) == WS_UTF8_INVALID)
-            return WS_INFLATE_UTF8;
+            return WS_E_UTF8;
         if (r == Z_STREAM_END) {
             d->inf_ended = true;
             /* z->next_in is where the unread rest of p begins. */
-            return wire ? after_final_block(d, z->next_in, n) : WS_INFLATE_OK;
+            return wire ? after_final_block(d, z->next_in, n) : WS_OK;
         }
         if (r == Z_MEM_ERROR)
-            return WS_INFLATE_NOMEM;
+            return WS_E_NOMEM;
         if (r != Z_OK && r != Z_BUF_ERROR)
-            return WS_INFLATE_DATA;
+            return WS_E_DATA;
         if (n == 0 && z->avail_out > 0)
             break;
         if (r == Z_BUF_ERROR && n == 0)
             break;
     }
-    return WS_INFLATE_OK;
+    return WS_OK;
 }
 
-int ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out,
-                    uint64_t *total, uint64_t limit, ws_utf8 *utf8)
+ws_err ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out,
+                       uint64_t *total, uint64_t limit, ws_utf8 *utf8)
 {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     if (!d->inf) {
         z_stream *z = new_stream(d);
         if (!z)
-            return WS_INFLATE_NOMEM;
+            return WS_E_NOMEM;
         if (inflateInit2(z, -(int)d->inf_bits) != Z_OK) {
             free(z);
-            return WS_INFLATE_NOMEM;
+            return WS_E_NOMEM;
         }
         d->inf = z;
     }
-    int r = WS_INFLATE_OK;
+    ws_err r = WS_OK;
     if (n)
         r = inflate_some(d, p, n, true, out, total, limit, utf8);
-    if (r == WS_INFLATE_OK && fin)
+    if (r == WS_OK && fin)
         r = inflate_some(d, tail, sizeof tail, false, out, total, limit, utf8);
-    if (r != WS_INFLATE_OK) {
+    if (r != WS_OK) {
         end_inflater(d);
         return r;
     }
@@ -511,5 +512,5 @@ int ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf 
             d->inf_trail = false;
         }
     }
-    return WS_INFLATE_OK;
+    return WS_OK;
 }

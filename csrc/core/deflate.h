@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "error.h"
 #include "utf8.h"
 
 #define WS_PMD_NAME "permessage-deflate"
@@ -43,11 +44,12 @@ typedef struct ws_pmd_params {
     uint8_t client_max_window_bits;
 } ws_pmd_params;
 
-/* Parse one extension element "permessage-deflate; p; q=v".  Returns 1 when
- * it is a valid permessage-deflate element, 0 when it names another
- * extension, -1 when it is permessage-deflate with an unknown, repeated or
- * invalid parameter (a reason in *why, static). */
-int ws_pmd_parse(const char *elem, size_t len, ws_pmd_params *p, const char **why);
+/* Parse one extension element "permessage-deflate; p; q=v".  Returns WS_OK
+ * with *is_pmd true and p set for a valid permessage-deflate element, WS_OK
+ * with *is_pmd false when it names another extension, or WS_E_PROTOCOL when
+ * it is permessage-deflate with an unknown, repeated or invalid parameter
+ * (a reason in *why, static). */
+ws_err ws_pmd_parse(const char *elem, size_t len, bool *is_pmd, ws_pmd_params *p, const char **why);
 
 /* The agreed values for one connection. */
 typedef struct ws_pmd_agreed {
@@ -65,10 +67,10 @@ void ws_pmd_format(const ws_pmd_params *p, char *out);
 /* Client: the offer made for cfg. */
 void ws_pmd_client_offer(const ws_deflate_config *cfg, ws_pmd_params *offer);
 
-/* Client: check the server's accepted element against the offer.  0 with
- * *agreed set, or -1 with a message in err. */
-int ws_pmd_client_accept(const ws_pmd_params *offer, const ws_pmd_params *resp,
-                         ws_pmd_agreed *agreed, char *err, size_t err_len);
+/* Client: check the server's accepted element against the offer.  WS_OK
+ * with *agreed set, or WS_E_PROTOCOL with a message in err. */
+ws_err ws_pmd_client_accept(const ws_pmd_params *offer, const ws_pmd_params *resp,
+                            ws_pmd_agreed *agreed, char *err, size_t err_len);
 
 /* Server: answer one offer.  Returns true with the response params and the
  * agreed values, or false when the offer is declined. */
@@ -97,26 +99,20 @@ bool ws_deflate_can_send(const ws_deflate *d);
 
 /* Compress the next part of a message and append the bytes to out; on fin
  * the 00 00 ff ff tail is stripped and the context reset or released as
- * agreed.  0, or -1 when out of memory. */
-int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out);
-
-enum {
-    WS_INFLATE_OK = 0,
-    WS_INFLATE_TOO_BIG = -1, /* output would pass the limit: stopped there */
-    WS_INFLATE_DATA = -2,    /* corrupt deflate data */
-    WS_INFLATE_NOMEM = -3,
-    WS_INFLATE_UTF8 = -4,    /* the inflated text is not valid UTF-8 */
-    WS_INFLATE_TRAILING = -5 /* message bytes after a final deflate block */
-};
+ * agreed.  WS_OK, or WS_E_NOMEM when zlib cannot get memory. */
+ws_err ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out);
 
 /* Decompress the next wire bytes of a message, appending to out in bounded
  * chunks.  *total counts the message's inflated bytes so far; inflation
- * stops with WS_INFLATE_TOO_BIG as soon as it would exceed limit.  Each
- * chunk is fed to utf8 (NULL for binary) as it is produced.  On fin the
- * 00 00 ff ff tail is fed and the context reset or released as agreed.
- * After an error the message is abandoned (the connection fails). */
-int ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out,
-                    uint64_t *total, uint64_t limit, ws_utf8 *utf8);
+ * stops with WS_E_TOO_BIG as soon as it would exceed limit.  Each chunk is
+ * fed to utf8 (NULL for binary) as it is produced.  On fin the 00 00 ff ff
+ * tail is fed and the context reset or released as agreed.  Returns WS_OK,
+ * WS_E_TOO_BIG, WS_E_DATA (corrupt deflate data), WS_E_UTF8 (the inflated
+ * text is not valid UTF-8), WS_E_PROTOCOL (message bytes after a final
+ * deflate block) or WS_E_NOMEM.  After an error the message is abandoned
+ * (the connection fails). */
+ws_err ws_inflate_feed(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out,
+                       uint64_t *total, uint64_t limit, ws_utf8 *utf8);
 
 /* Bytes of zlib state currently allocated (for specs and the README). */
 size_t ws_deflate_memory(const ws_deflate *d);

@@ -12,6 +12,12 @@ const char *ws_strerror(int code)
     case WS_E_RANDOM: return "random number generator failed";
     case WS_E_PROTOCOL: return "protocol error";
     case WS_E_FULL: return "send buffer full";
+    case WS_E_NEED_MORE: return "more input needed";
+    case WS_E_TOO_BIG: return "input too large";
+    case WS_E_TOO_MANY: return "too many header fields";
+    case WS_E_VERSION: return "unsupported HTTP version";
+    case WS_E_DATA: return "invalid compressed data";
+    case WS_E_UTF8: return "invalid UTF-8";
     default: return "unknown error";
     }
 }

@@ -5,7 +5,7 @@
 int ws_frame_decode(const uint8_t *p, size_t n, ws_frame_header *h)
 {
     if (n < 2)
-        return 0;
+        return WS_E_NEED_MORE;
     size_t need = 2;
     unsigned len7 = p[1] & 0x7f;
     if (len7 == 126)
@@ -15,7 +15,7 @@ int ws_frame_decode(const uint8_t *p, size_t n, ws_frame_header *h)
     if (p[1] & 0x80)
         need += 4;
     if (n < need)
-        return 0;
+        return WS_E_NEED_MORE;
 
     h->fin = (p[0] & 0x80) != 0;
     h->rsv = p[0] & 0x70;
@@ -27,7 +27,7 @@ int ws_frame_decode(const uint8_t *p, size_t n, ws_frame_header *h)
         q += 2;
     } else if (len7 == 127) {
         if (q[0] & 0x80)
-            return -1;
+            return WS_E_PROTOCOL;
         uint64_t v = 0;
         for (int i = 0; i < 8; i++)
             v = (v << 8) | q[i];

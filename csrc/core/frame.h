@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 enum ws_opcode {
     WS_OP_CONT = 0x0,
     WS_OP_TEXT = 0x1,
@@ -36,8 +38,9 @@ static inline bool ws_opcode_is_control(unsigned op)
     return (op & 0x8) != 0;
 }
 
-/* Decode a header from the first n bytes of p.  Returns the header length,
- * 0 when more bytes are needed, -1 when the 64-bit length has its most
+/* Decode a header from the first n bytes of p.  Returns the header length
+ * (> 0) on success, or a negative ws_err: WS_E_NEED_MORE when more bytes
+ * are needed, WS_E_PROTOCOL when the 64-bit length has its most
  * significant bit set. */
 int ws_frame_decode(const uint8_t *p, size_t n, ws_frame_header *h);
 

@@ -66,48 +66,49 @@ long ws_http_head_end(const char *buf, size_t len, size_t *scanned, size_t max_h
             continue;
         }
         if (end > max_head)
-            return WS_HTTP_ERR_TOO_LARGE;
+            return WS_E_TOO_BIG;
         *scanned = i;
         return (long)end;
     }
     /* Resume at the "\n" whose follower has not arrived yet. */
     *scanned = i;
     if (len >= max_head)
-        return WS_HTTP_ERR_TOO_LARGE;
-    return WS_HTTP_INCOMPLETE;
+        return WS_E_TOO_BIG;
+    return WS_E_NEED_MORE;
 }
 
 /* One line of the head: [*pos, end of line) without its "\r\n" or "\n".
  * A "\r" anywhere else in the head is malformed. */
-static int next_line(const char *buf, size_t len, size_t *pos, const char **line, size_t *line_len)
+static ws_err next_line(const char *buf, size_t len, size_t *pos, const char **line,
+                        size_t *line_len)
 {
     size_t start = *pos;
     const char *nl = memchr(buf + start, '\n', len - start);
     if (nl == NULL)
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     size_t end = (size_t)(nl - buf);
     *pos = end + 1;
     if (end > start && buf[end - 1] == '\r')
         end--;
     if (memchr(buf + start, '\r', end - start) != NULL)
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     *line = buf + start;
     *line_len = end - start;
-    return 0;
+    return WS_OK;
 }
 
 /* "HTTP/" DIGIT "." DIGIT; sets *minor.  Other majors are a version error,
  * anything that is not shaped like a version is a syntax error. */
-static int parse_version(const char *s, size_t n, int *minor)
+static ws_err parse_version(const char *s, size_t n, int *minor)
 {
     if (n != 8 || memcmp(s, "HTTP/", 5) != 0 || s[6] != '.')
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     if (s[5] < '0' || s[5] > '9' || s[7] < '0' || s[7] > '9')
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     if (s[5] != '1')
-        return WS_HTTP_ERR_VERSION;
+        return WS_E_VERSION;
     *minor = s[7] - '0';
-    return 0;
+    return WS_OK;
 }
 
 static bool is_field_char(unsigned char c)
@@ -115,7 +116,7 @@ static bool is_field_char(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static int parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
+static ws_err parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
 {
     size_t cap = head->num_headers;
     size_t n = 0;
@@ -124,19 +125,19 @@ static int parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
         const char *line;
         size_t line_len;
         size_t line_start = pos;
-        int rc = next_line(buf, len, &pos, &line, &line_len);
-        if (rc != 0)
+        ws_err rc = next_line(buf, len, &pos, &line, &line_len);
+        if (rc != WS_OK)
             return rc;
         if (line_len == 0)
             break; /* the blank line ends the head */
         for (size_t i = 0; i < line_len; i++)
             if (!is_field_char((unsigned char)line[i]))
-                return WS_HTTP_ERR_SYNTAX;
+                return WS_E_PROTOCOL;
         if (is_ows((unsigned char)line[0])) {
             /* obs-fold: continue the previous value.  Blanking the line
              * break keeps that value one span of the buffer. */
             if (n == 0)
-                return WS_HTTP_ERR_SYNTAX;
+                return WS_E_PROTOCOL;
             ws_http_header *h = &head->headers[n - 1];
             size_t b = 0, e = line_len;
             while (b < e && is_ows((unsigned char)line[b]))
@@ -155,13 +156,13 @@ static int parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
         }
         const char *colon = memchr(line, ':', line_len);
         if (colon == NULL)
-            return WS_HTTP_ERR_SYNTAX;
+            return WS_E_PROTOCOL;
         size_t name_len = (size_t)(colon - line);
         /* Also rejects whitespace before the colon (RFC 7230 3.2.4). */
         if (!ws_http_is_token(line, name_len))
-            return WS_HTTP_ERR_SYNTAX;
+            return WS_E_PROTOCOL;
         if (n == cap)
-            return WS_HTTP_ERR_TOO_MANY;
+            return WS_E_TOO_MANY;
         size_t b = name_len + 1, e = line_len;
         while (b < e && is_ows((unsigned char)line[b]))
             b++;
@@ -174,9 +175,9 @@ static int parse_headers(char *buf, size_t len, size_t pos, ws_http_head *head)
         h->value_len = e - b;
     }
     if (pos != len)
-        return WS_HTTP_ERR_SYNTAX; /* bytes after the blank line */
+        return WS_E_PROTOCOL; /* bytes after the blank line */
     head->num_headers = n;
-    return 0;
+    return WS_OK;
 }
 
 static void reset(ws_http_head *head)
@@ -188,34 +189,34 @@ static void reset(ws_http_head *head)
 }
 
 /* method SP request-target SP HTTP-version, single spaces only. */
-static int parse_request_line(const char *line, size_t n, ws_http_head *head)
+static ws_err parse_request_line(const char *line, size_t n, ws_http_head *head)
 {
     const char *sp1 = memchr(line, ' ', n);
     if (sp1 == NULL || !ws_http_is_token(line, (size_t)(sp1 - line)))
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     const char *target = sp1 + 1;
     const char *end = line + n;
     const char *sp2 = memchr(target, ' ', (size_t)(end - target));
     if (sp2 == NULL || sp2 == target)
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     for (const char *p = target; p < sp2; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return WS_HTTP_ERR_SYNTAX;
+            return WS_E_PROTOCOL;
     int minor;
-    int rc = parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &minor);
+    ws_err rc = parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &minor);
     if (rc != 0)
         return rc;
     if (minor < 1)
-        return WS_HTTP_ERR_VERSION; /* RFC 6455 4.1: HTTP/1.1 or higher */
+        return WS_E_VERSION; /* RFC 6455 4.1: HTTP/1.1 or higher */
     head->method = line;
     head->method_len = (size_t)(sp1 - line);
     head->target = target;
     head->target_len = (size_t)(sp2 - target);
     head->version_minor = minor;
-    return 0;
+    return WS_OK;
 }
 
-int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
+ws_err ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
 {
     size_t cap = head->num_headers;
     size_t pos = 0;
@@ -223,10 +224,10 @@ int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head)
     size_t n;
     reset(head);
     head->num_headers = 0;
-    int rc = next_line(buf, head_len, &pos, &line, &n);
-    if (rc == 0)
+    ws_err rc = next_line(buf, head_len, &pos, &line, &n);
+    if (rc == WS_OK)
         rc = parse_request_line(line, n, head);
-    if (rc != 0)
+    if (rc != WS_OK)
         return rc;
     head->num_headers = cap;
     return parse_headers(buf, head_len, pos, head);
@@ -248,12 +249,12 @@ int ws_http_oversized_request(const char *buf, size_t len)
         n--;
     ws_http_head head;
     memset(&head, 0, sizeof head);
-    if (memchr(buf, '\r', n) != NULL || parse_request_line(buf, n, &head) != 0)
+    if (memchr(buf, '\r', n) != NULL || parse_request_line(buf, n, &head) != WS_OK)
         return 400;
     return 431;
 }
 
-int ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head)
+ws_err ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head)
 {
     size_t cap = head->num_headers;
     size_t pos = 0;
@@ -261,30 +262,30 @@ int ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head)
     size_t n;
     reset(head);
     head->num_headers = 0;
-    int rc = next_line(buf, head_len, &pos, &line, &n);
-    if (rc != 0)
+    ws_err rc = next_line(buf, head_len, &pos, &line, &n);
+    if (rc != WS_OK)
         return rc;
     /* HTTP-version SP 3DIGIT SP reason-phrase; a missing SP before an empty
      * reason is tolerated because real servers send "HTTP/1.1 101". */
     if (n < 12 || line[8] != ' ')
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     int minor;
     rc = parse_version(line, 8, &minor);
-    if (rc != 0)
+    if (rc != WS_OK)
         return rc;
     int status = 0;
     for (size_t i = 9; i < 12; i++) {
         if (line[i] < '0' || line[i] > '9')
-            return WS_HTTP_ERR_SYNTAX;
+            return WS_E_PROTOCOL;
         status = status * 10 + (line[i] - '0');
     }
     if (n > 12 && line[12] != ' ')
-        return WS_HTTP_ERR_SYNTAX;
+        return WS_E_PROTOCOL;
     const char *reason = n > 12 ? line + 13 : line + n;
     size_t reason_len = (size_t)(line + n - reason);
     for (size_t i = 0; i < reason_len; i++)
         if (!is_field_char((unsigned char)reason[i]))
-            return WS_HTTP_ERR_SYNTAX;
+            return WS_E_PROTOCOL;
     head->status = status;
     head->reason = reason;
     head->reason_len = reason_len;

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct ws_http_header {
     const char *name;
     size_t name_len;
@@ -30,24 +32,19 @@ typedef struct ws_http_head {
     size_t num_headers;      /* in: capacity, out: count */
 } ws_http_head;
 
-enum {
-    WS_HTTP_INCOMPLETE = 0,     /* need more bytes */
-    WS_HTTP_ERR_SYNTAX = -1,    /* malformed head */
-    WS_HTTP_ERR_TOO_LARGE = -2, /* head longer than max_head */
-    WS_HTTP_ERR_TOO_MANY = -3,  /* more headers than capacity */
-    WS_HTTP_ERR_VERSION = -4    /* not HTTP/1.1 (request) or not HTTP/1.x */
-};
-
 /* Find the end of a head ("\r\n\r\n", bare "\n\n" tolerated).  *scanned
  * holds how far a previous call looked so a slow sender is not rescanned;
- * start it at 0.  Returns the head length including the blank line, 0 when
- * incomplete, WS_HTTP_ERR_TOO_LARGE when max_head bytes hold no end. */
+ * start it at 0.  Returns the head length including the blank line (> 0),
+ * or a negative ws_err: WS_E_NEED_MORE when incomplete, WS_E_TOO_BIG when
+ * max_head bytes hold no end. */
 long ws_http_head_end(const char *buf, size_t len, size_t *scanned, size_t max_head);
 
 /* Parse a complete head of head_len bytes (as found by ws_http_head_end).
- * Returns 0 or a negative WS_HTTP_ERR_*. */
-int ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head);
-int ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head);
+ * Returns WS_OK, WS_E_PROTOCOL (malformed head), WS_E_TOO_MANY (more
+ * headers than head->num_headers holds) or WS_E_VERSION (a request not
+ * HTTP/1.1, a response not HTTP/1.x). */
+ws_err ws_http_parse_request(char *buf, size_t head_len, ws_http_head *head);
+ws_err ws_http_parse_response(char *buf, size_t head_len, ws_http_head *head);
 
 /* First header with this name (case-insensitive), or NULL. */
 const ws_http_header *ws_http_find(const ws_http_head *head, const char *name);

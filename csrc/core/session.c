@@ -663,10 +663,11 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
            ws_http_next_element(res->extensions, res->extensions_len, &pos, &e, &elen)) {
         ws_pmd_params p;
         const char *why = NULL;
-        int r = ws_pmd_parse(e, elen, &p, &why);
-        if (r == 0)
+        bool is_pmd;
+        ws_err r = ws_pmd_parse(e, elen, &is_pmd, &p, &why);
+        if (r == WS_OK && !is_pmd)
             continue;
-        if (r < 0) {
+        if (r != WS_OK) {
             snprintf(hs->err, sizeof hs->err, "invalid permessage-deflate response '%.*s': %s",
                      (int)(elen > 100 ? 100 : elen), e, why);
             return -1;
@@ -689,7 +690,8 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
         while (hs->extensions &&
                ws_http_next_element(hs->extensions, strlen(hs->extensions), &pos, &e, &elen)) {
             const char *why;
-            if (ws_pmd_parse(e, elen, &hs->pmd_offer, &why) == 1)
+            bool is_pmd;
+            if (ws_pmd_parse(e, elen, &is_pmd, &hs->pmd_offer, &why) == WS_OK && is_pmd)
                 break;
             memset(&hs->pmd_offer, 0, sizeof hs->pmd_offer);
         }
@@ -713,17 +715,17 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
     char *buf = (char *)ws_buf_begin(&s->in);
     long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
     const char *why = NULL;
-    if (end == 0)
+    if (end == WS_E_NEED_MORE)
         return 0;
     if (end < 0) {
         why = "response head too large";
     } else if (!hs_reserve_headers(hs, buf, (size_t)end)) {
         why = "out of memory";
     } else {
-        int r = ws_http_parse_response(buf, (size_t)end, &hs->head);
-        if (r == WS_HTTP_ERR_TOO_MANY)
+        ws_err r = ws_http_parse_response(buf, (size_t)end, &hs->head);
+        if (r == WS_E_TOO_MANY)
             why = "too many headers in the response";
-        else if (r < 0)
+        else if (r != WS_OK)
             why = "malformed HTTP response";
     }
     if (why) {
@@ -793,9 +795,9 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return 0;
     char *buf = (char *)ws_buf_begin(&s->in);
     long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
-    if (end == 0 && !ws_http_request_prefix_ok(buf, ws_buf_size(&s->in)))
+    if (end == WS_E_NEED_MORE && !ws_http_request_prefix_ok(buf, ws_buf_size(&s->in)))
         return server_fail(s, ev, 400, "malformed HTTP request");
-    if (end == 0)
+    if (end == WS_E_NEED_MORE)
         return 0;
     if (end < 0) {
         size_t seen = ws_buf_size(&s->in);
@@ -807,12 +809,12 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
     }
     if (!hs_reserve_headers(hs, buf, (size_t)end))
         return server_fail(s, ev, 500, "out of memory");
-    int r = ws_http_parse_request(buf, (size_t)end, &hs->head);
-    if (r == WS_HTTP_ERR_TOO_MANY)
+    ws_err r = ws_http_parse_request(buf, (size_t)end, &hs->head);
+    if (r == WS_E_TOO_MANY)
         return server_fail(s, ev, 431, "too many headers");
-    if (r == WS_HTTP_ERR_VERSION)
+    if (r == WS_E_VERSION)
         return server_fail(s, ev, 400, "HTTP/1.1 required");
-    if (r < 0)
+    if (r != WS_OK)
         return server_fail(s, ev, 400, "malformed HTTP request");
     if (s->allow_http && !ws_http_has_token(&hs->head, "Upgrade", "websocket")) {
         hs->head_len = (size_t)end;
@@ -881,7 +883,8 @@ static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agree
         while (ws_http_next_element(hd->value, hd->value_len, &pos, &e, &elen)) {
             ws_pmd_params offer, resp;
             const char *why;
-            if (ws_pmd_parse(e, elen, &offer, &why) != 1)
+            bool is_pmd;
+            if (ws_pmd_parse(e, elen, &is_pmd, &offer, &why) != WS_OK || !is_pmd)
                 continue;
             if (ws_pmd_server_accept(&s->hs->dcfg, &offer, &resp, agreed)) {
                 ws_pmd_format(&resp, resp_str);
@@ -1076,17 +1079,17 @@ static int compressed_step(ws_session *s, ws_event *ev)
         if (h->masked)
             ws_mask(p, (size_t)take, h->mask, s->done);
         bool text = s->msg_opcode == WS_OP_TEXT;
-        int r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &s->msg_len,
-                                s->max_message, text ? &s->in_utf8 : NULL);
+        ws_err r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &s->msg_len,
+                                   s->max_message, text ? &s->in_utf8 : NULL);
         ws_buf_consume(&s->in, (size_t)take);
         s->done += take;
         switch (r) {
-        case WS_INFLATE_OK: break;
-        case WS_INFLATE_TOO_BIG: return fail(s, ev, WS_CLOSE_TOO_BIG, "message too big");
-        case WS_INFLATE_UTF8:
+        case WS_OK: break;
+        case WS_E_TOO_BIG: return fail(s, ev, WS_CLOSE_TOO_BIG, "message too big");
+        case WS_E_UTF8:
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
-        case WS_INFLATE_DATA: return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid compressed data");
-        case WS_INFLATE_TRAILING:
+        case WS_E_DATA: return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+        case WS_E_PROTOCOL:
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "data after the final deflate block");
         default: return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         }
@@ -1122,7 +1125,7 @@ static int frame_step(ws_session *s, ws_event *ev)
     for (;;) {
         if (!s->have_header) {
             int hl = ws_frame_decode(ws_buf_begin(&s->in), ws_buf_size(&s->in), &s->fh);
-            if (hl == 0)
+            if (hl == WS_E_NEED_MORE)
                 return 0;
             if (hl < 0)
                 return fail(s, ev, WS_CLOSE_PROTOCOL, "frame length over 2^63");

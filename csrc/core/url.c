@@ -16,18 +16,18 @@ static unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static int fail(char *err, size_t err_len, const char *msg)
+static ws_err fail(char *err, size_t err_len, const char *msg)
 {
     if (err_len > 0)
         snprintf(err, err_len, "%s", msg);
-    return -1;
+    return WS_E_ARG;
 }
 
-static int fail_quoted(char *err, size_t err_len, const char *what, const char *s, size_t n)
+static ws_err fail_quoted(char *err, size_t err_len, const char *what, const char *s, size_t n)
 {
     if (err_len > 0)
         snprintf(err, err_len, "%s '%.*s'", what, (int)(n > QUOTE_MAX ? QUOTE_MAX : n), s);
-    return -1;
+    return WS_E_ARG;
 }
 
 static int hexval(unsigned char c)
@@ -49,7 +49,7 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int parse_userinfo(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
+static ws_err parse_userinfo(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -69,13 +69,13 @@ static int parse_userinfo(const char *s, size_t n, ws_url *out, char *err, size_
         out->userinfo[o++] = (char)c;
     }
     out->userinfo[o] = '\0';
-    return 0;
+    return WS_OK;
 }
 
-static int parse_port(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
+static ws_err parse_port(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
 {
     if (n == 0)
-        return 0; /* "host:" means the default port (RFC 3986 3.2.3) */
+        return WS_OK; /* "host:" means the default port (RFC 3986 3.2.3) */
     long port = 0;
     for (size_t i = 0; i < n; i++) {
         if (!is_digit((unsigned char)s[i]))
@@ -88,10 +88,10 @@ static int parse_port(const char *s, size_t n, ws_url *out, char *err, size_t er
         return fail_quoted(err, err_len, "invalid port", s, n);
     out->port = (int)port;
     out->port_explicit = true;
-    return 0;
+    return WS_OK;
 }
 
-static int parse_host(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
+static ws_err parse_host(const char *s, size_t n, ws_url *out, char *err, size_t err_len)
 {
     const char *port = NULL;
     size_t port_len = 0;
@@ -160,7 +160,7 @@ static int parse_host(const char *s, size_t n, ws_url *out, char *err, size_t er
     return parse_port(port, port_len, out, err, err_len);
 }
 
-int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
+ws_err ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     size_t len = strlen(url);
@@ -204,13 +204,15 @@ int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
     const char *host = auth;
     size_t host_len = auth_len;
     if (at != NULL) {
-        if (parse_userinfo(auth, (size_t)(at - auth), out, err, err_len) != 0)
-            return -1;
+        ws_err rc = parse_userinfo(auth, (size_t)(at - auth), out, err, err_len);
+        if (rc != WS_OK)
+            return rc;
         host = at + 1;
         host_len = auth_len - (size_t)(host - auth);
     }
-    if (parse_host(host, host_len, out, err, err_len) != 0)
-        return -1;
+    ws_err rc = parse_host(host, host_len, out, err, err_len);
+    if (rc != WS_OK)
+        return rc;
 
     const char *res = auth + auth_len;
     size_t res_len = strlen(res);
@@ -221,5 +223,5 @@ int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len)
         return fail(err, err_len, "path too long");
     memcpy(out->resource + o, res, res_len);
     out->resource[o + res_len] = '\0';
-    return 0;
+    return WS_OK;
 }

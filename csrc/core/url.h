@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct ws_url {
     bool secure;
     char host[256]; /* IPv6 literals without brackets */
@@ -15,8 +17,8 @@ typedef struct ws_url {
     char userinfo[256];  /* "user:password" (percent-decoded), "" if none */
 } ws_url;
 
-/* Returns 0, or -1 with the problem in err ("unsupported scheme 'http'",
+/* Returns WS_OK, or WS_E_ARG with the problem in err ("unsupported scheme 'http'",
  * "missing host", "invalid port '99999'", "fragment not allowed", ...). */
-int ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len);
+ws_err ws_url_parse(const char *url, ws_url *out, char *err, size_t err_len);
 
 #endif

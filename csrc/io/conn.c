@@ -632,7 +632,7 @@ static void proxy_step(ws_conn *c)
         return;
     }
     long end = ws_http_head_end(head, (size_t)got, &r->scanned, sizeof head);
-    if (end == 0 && (size_t)got < sizeof head) {
+    if (end == WS_E_NEED_MORE && (size_t)got < sizeof head) {
         update_interest(c);
         return;
     }
@@ -641,8 +641,8 @@ static void proxy_step(ws_conn *c)
     memset(&h, 0, sizeof h);
     h.headers = hdrs;
     h.num_headers = sizeof hdrs / sizeof hdrs[0];
-    if (end <= 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end ||
-        ws_http_parse_response(head, (size_t)end, &h) != 0) {
+    if (end < 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end ||
+        ws_http_parse_response(head, (size_t)end, &h) != WS_OK) {
         snprintf(msg, sizeof msg, "proxy %s port %d sent an invalid answer to CONNECT",
                  r->proxy_host, r->proxy_port);
         fail(c, msg);

@@ -96,7 +96,7 @@ static int l_parse_frame_header(lua_State *L)
     const char *p = luaL_checklstring(L, 1, &n);
     ws_frame_header h;
     int r = ws_frame_decode((const uint8_t *)p, n, &h);
-    if (r == 0) {
+    if (r == WS_E_NEED_MORE) {
         lua_pushnil(L);
         return 1;
     }

@@ -17,8 +17,6 @@
 #include "core/url.h"
 
 #define BUF_MT "ws.core.handshake_buf"
-/* parse_head's "need more bytes"; WS_HTTP_INCOMPLETE is 0 like success. */
-#define HEAD_INCOMPLETE 1
 
 typedef struct limits {
     size_t max_head;
@@ -58,14 +56,13 @@ static void get_limits(lua_State *L, int t, limits *lim)
     ws_lua_read_head_limits(L, t, &lim->max_head, &lim->max_headers);
 }
 
-static const char *head_error(int rc, bool request)
+static const char *head_error(ws_err rc, bool request)
 {
     switch (rc) {
-    case HEAD_INCOMPLETE: return request ? "incomplete request head" : "incomplete response head";
-    case WS_HTTP_ERR_TOO_LARGE:
-        return request ? "request head too large" : "response head too large";
-    case WS_HTTP_ERR_TOO_MANY: return "too many headers";
-    case WS_HTTP_ERR_VERSION:
+    case WS_E_NEED_MORE: return request ? "incomplete request head" : "incomplete response head";
+    case WS_E_TOO_BIG: return request ? "request head too large" : "response head too large";
+    case WS_E_TOO_MANY: return "too many headers";
+    case WS_E_VERSION:
         return request ? "unsupported HTTP version (HTTP/1.1 or later required)"
                        : "unsupported HTTP version (HTTP/1.x required)";
     default: return request ? "malformed request head" : "malformed response head";
@@ -74,10 +71,10 @@ static const char *head_error(int rc, bool request)
 
 /* Find and parse the head in the string at idx.  The parser writes into its
  * buffer, so it works on a copy; the copy and the header array are
- * userdata left on the stack.  Returns 0, HEAD_INCOMPLETE or a negative
- * WS_HTTP_ERR_* code. */
-static int parse_head(lua_State *L, int idx, bool request, const limits *lim, ws_http_head *head,
-                      size_t *head_len)
+ * userdata left on the stack.  Returns WS_OK, WS_E_NEED_MORE or another
+ * ws_err of the head parser. */
+static ws_err parse_head(lua_State *L, int idx, bool request, const limits *lim, ws_http_head *head,
+                         size_t *head_len)
 {
     size_t len;
     const char *s = luaL_checklstring(L, idx, &len);
@@ -85,8 +82,8 @@ static int parse_head(lua_State *L, int idx, bool request, const limits *lim, ws
     long end = ws_http_head_end(s, len, &scanned, lim->max_head);
     lua_pushnil(L); /* keep the stack shape the same on every path */
     lua_pushnil(L);
-    if (end <= 0)
-        return end == 0 ? HEAD_INCOMPLETE : (int)end;
+    if (end < 0)
+        return (ws_err)end;
     char *copy = (char *)lua_newuserdata(L, (size_t)end);
     memcpy(copy, s, (size_t)end);
     lua_replace(L, -3);
@@ -126,8 +123,8 @@ static int parse_any(lua_State *L, bool request)
     ws_http_head head;
     size_t head_len = 0;
     get_limits(L, ws_lua_opts_table(L, 2), &lim);
-    int rc = parse_head(L, 1, request, &lim, &head, &head_len);
-    if (rc != 0) {
+    ws_err rc = parse_head(L, 1, request, &lim, &head, &head_len);
+    if (rc != WS_OK) {
         lua_pushnil(L);
         lua_pushstring(L, head_error(rc, request));
         return 2;
@@ -207,12 +204,13 @@ static int l_head_end(lua_State *L)
                   "must be an integer in 1..1048576");
     size_t scanned = (size_t)sc;
     long end = ws_http_head_end(s, len, &scanned, (size_t)max);
-    if (end < 0) {
+    if (end == WS_E_TOO_BIG) {
         lua_pushnil(L);
         lua_pushliteral(L, "head too large");
         return 2;
     }
-    lua_pushinteger(L, (lua_Integer)end);
+    /* 0: incomplete, call again with more data */
+    lua_pushinteger(L, end == WS_E_NEED_MORE ? 0 : (lua_Integer)end);
     lua_pushinteger(L, (lua_Integer)scanned);
     return 2;
 }
@@ -373,8 +371,8 @@ static int l_check_response(lua_State *L)
     const char *extensions = ws_lua_opt_text(L, t, "extensions", NULL);
     ws_http_head head;
     size_t head_len = 0;
-    int rc = parse_head(L, 1, false, &lim, &head, &head_len);
-    if (rc != 0) {
+    ws_err rc = parse_head(L, 1, false, &lim, &head, &head_len);
+    if (rc != WS_OK) {
         lua_pushnil(L);
         lua_pushstring(L, head_error(rc, false));
         return 2;
@@ -449,9 +447,9 @@ static int l_accept(lua_State *L)
 
     ws_http_head head;
     size_t head_len = 0;
-    int rc = parse_head(L, 1, true, &lim, &head, &head_len);
-    if (rc != 0) {
-        bool too_big = rc == WS_HTTP_ERR_TOO_LARGE || rc == WS_HTTP_ERR_TOO_MANY;
+    ws_err rc = parse_head(L, 1, true, &lim, &head, &head_len);
+    if (rc != WS_OK) {
+        bool too_big = rc == WS_E_TOO_BIG || rc == WS_E_TOO_MANY;
         return reject(L, too_big ? 431 : 400, head_error(rc, true));
     }
     ws_server_request info;
