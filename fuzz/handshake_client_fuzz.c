@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = ws_handshake_check_response(
             &resp, accept, offers, nprot, (ctl & 0x20) ? ext_offer : NULL, &res, err, sizeof err);
         if (rc != 0) {
-            FUZZ_CHECK(rc == -1, "rc %d", rc);
+            FUZZ_CHECK(rc == WS_E_PROTOCOL, "rc %d", rc);
             FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "error not terminated");
             FUZZ_CHECK(err[0] != '\0', "empty error");
         } else {
