@@ -120,6 +120,7 @@ describe("network failures", function()
       -- A key file where the certificate belongs: not a PEM certificate.
       assert.matches("cannot load certificate '.*server%.key': no start line",
         listen_error { cert = certs.server_key, key = certs.server_key })
+      assert.matches("'tls' needs cert and key files", listen_error { key = certs.server_key }, 1, true)
     end)
 
     it("a server key that does not match its certificate raises, naming both", function()
@@ -135,6 +136,9 @@ describe("network failures", function()
         { { cafile = certs.ca, cert = "/nonexistent/c.pem", key = certs.client_key },
           "cannot load certificate '/nonexistent/c.pem'" },
         { { cafile = certs.ca, cert = certs.client_cert, key = certs.server_key }, "does not match certificate" },
+        { { cafile = certs.ca, cert = certs.client_cert, key = "/nonexistent/k.pem" },
+          "cannot load private key '/nonexistent/k.pem': no such file or directory" },
+        { { cafile = certs.ca, key = certs.client_key }, "a key needs its certificate (cert)" },
       } do
         local ok, err = pcall(ws.connect, url, { tls = case[1], timeout = 3 })
         assert.is_false(ok)

@@ -175,6 +175,14 @@ describe("HTTP CONNECT proxy", function()
         "https:// proxies (TLS to the proxy) are not supported", 1, true)
       assert.error_matches(function() ws.connect(url, { proxy = "http://127.0.0.1:99999" }) end,
         "'proxy': invalid port", 1, true)
+      assert.error_matches(function() ws.connect(url, { proxy = "ftp://127.0.0.1:21" }) end,
+        "'proxy': unsupported proxy scheme 'ftp'", 1, true)
+      assert.error_matches(function() ws.connect(url, { proxy = "http://127.0.0.1:3128/path" }) end,
+        "'proxy': a proxy URL has no path", 1, true)
+      assert.error_matches(function() ws.connect(url, { unix_socket = "" }) end,
+        "'unix_socket' must be a path of 1 to 255 bytes", 1, true)
+      assert.error_matches(function() ws.connect(url, { unix_socket = "/" .. string.rep("s", 300) }) end,
+        "'unix_socket' must be a path of 1 to 255 bytes", 1, true)
     end)
   end)
 
@@ -230,6 +238,9 @@ c:close()
       local url = "ws://127.0.0.1:" .. port .. "/"
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=example.org,127.0.0.1", url), 1, true)
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " no_proxy='*'", url), 1, true)
+      -- Bracketed IPv6 entries (with a port, or unterminated) do not hide the next one.
+      local np = " NO_PROXY='[::1]:80,[fe80::1,127.0.0.1'"
+      assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. np, url), 1, true)
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=127.0.0.1:" .. port, url), 1, true)
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url, url, "{ timeout = 5, proxy = false }"), 1, true)
       assert.equal(0, tunnels(p))

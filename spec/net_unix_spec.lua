@@ -129,6 +129,18 @@ ws.run()
     assert.equal("keep me", net.read_file(file))
   end)
 
+  it("refuses paths it cannot use, naming the path and why", function()
+    assert.error_matches(function() ws.listen{ unix = "/etc/passwd/x" } end,
+      "ws.listen: cannot listen on /etc/passwd/x: Not a directory", 1, true)
+    assert.error_matches(function() ws.listen{ unix = "/nonexistent-dir/s.sock" } end,
+      "ws.listen: cannot listen on /nonexistent-dir/s.sock: bind: No such file or directory", 1, true)
+    assert.error_matches(function() ws.listen{ unix = "/" .. string.rep("s", 200) } end,
+      "ws.listen: Unix socket path must be 1 to 107 bytes", 1, true)
+    local c, err = ws.connect("ws+unix:///" .. string.rep("s", 200) .. ":/", { timeout = 1 })
+    assert.is_nil(c)
+    assert.matches("^cannot connect to Unix socket /s+: path too long$", err)
+  end)
+
   it("does not remove a socket file that another server made after it", function()
     local path = sock_path()
     local a = unix_server(path)

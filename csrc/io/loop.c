@@ -500,10 +500,6 @@ bool ws_timer_active(const ws_timer *t)
 {
     return (t->flags & F_ACTIVE) != 0;
 }
-uint64_t ws_timer_deadline(const ws_timer *t)
-{
-    return t->deadline;
-}
 
 void ws_timer_ref(ws_timer *t)
 {

@@ -184,7 +184,6 @@ int ws_timer_again(ws_timer *t);
 /* Idempotent; safe from any callback, including the timer's own. */
 void ws_timer_stop(ws_timer *t);
 bool ws_timer_active(const ws_timer *t);
-uint64_t ws_timer_deadline(const ws_timer *t); /* loop time; valid while active */
 void ws_timer_ref(ws_timer *t);
 void ws_timer_unref(ws_timer *t);
 

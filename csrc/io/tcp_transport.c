@@ -16,12 +16,6 @@ typedef struct tcp_transport {
     int err; /* errno of the last failure */
 } tcp_transport;
 
-static int tcp_handshake(ws_transport *t)
-{
-    (void)t;
-    return 0;
-}
-
 static ssize_t tcp_read(ws_transport *t, uint8_t *buf, size_t n)
 {
     tcp_transport *tt = (tcp_transport *)t;
@@ -90,9 +84,8 @@ static const char *tcp_error(const ws_transport *t)
     return e ? strerror(e) : "no error";
 }
 
-static const ws_transport_ops tcp_ops = {tcp_handshake, tcp_read,     tcp_writev,
-                                         tcp_wants,     tcp_shutdown, tcp_destroy,
-                                         tcp_error,     NULL,         true};
+static const ws_transport_ops tcp_ops = {
+    NULL, tcp_read, tcp_writev, tcp_wants, tcp_shutdown, tcp_destroy, tcp_error, NULL, true};
 
 ws_transport *ws_tcp_transport_new(int fd)
 {

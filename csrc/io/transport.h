@@ -18,7 +18,8 @@ typedef struct ws_transport ws_transport;
 
 typedef struct ws_transport_ops {
     /* Finish connection set-up (the TLS handshake): 0 when done,
-     * WS_T_AGAIN or WS_T_ERROR.  Plain TCP returns 0 at once. */
+     * WS_T_AGAIN or WS_T_ERROR.  NULL for plain TCP, which has none (the
+     * conn calls it only for TLS). */
     int (*handshake)(ws_transport *t);
     /* Up to n bytes into buf: the count, 0 at end of stream, WS_T_AGAIN or
      * WS_T_ERROR. */
