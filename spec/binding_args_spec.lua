@@ -63,4 +63,14 @@ describe("binding arguments", function()
     assert.truthy(tostring(loop):find("^ws%.core%.loop %(closed, "))
     raises("loop is closed", loop.step, loop, 0)
   end)
+
+  it("read_input: a bad descriptor or size raises naming it; a failed read is nil, err, errno", function()
+    raises("fd must be a non-negative integer", core.read_input, -1)
+    raises("size must be 1..65536", core.read_input, 0, 0)
+    raises("size must be 1..65536", core.read_input, 0, 65537)
+    local data, err, code = core.read_input(1048576) -- no such descriptor
+    assert.is_nil(data)
+    assert.equal("read_input: Bad file descriptor", err)
+    assert.equal(9, code) -- EBADF
+  end)
 end)
