@@ -94,12 +94,32 @@ describe("follow_redirects", function()
     src = redirector(302, function() return "ftp://127.0.0.1/x" end)
     c, err, info = connect(net.url(src), { follow_redirects = 2 })
     assert.is_nil(c)
-    assert.equal("handshake failed: invalid redirect to 'ftp://127.0.0.1/x'", err)
+    assert.equal("handshake failed: invalid redirect to 'ftp://127.0.0.1/x': unsupported scheme 'ftp'",
+      err)
     assert.equal(302, info.status)
-    src = redirector(307, function() return "ws+unix://relative:/x" end)
-    c, err = connect(net.url(src), { follow_redirects = 2 })
+  end)
+
+  it("names a malformed ws+unix Location and what is wrong with it", function()
+    local cases = {
+      { "ws+unix://relative:/x", "ws+unix:// needs an absolute socket path" },
+      { "ws+unix://", "ws+unix:// needs an absolute socket path" },
+      { "ws+unix:///tmp/s:x", "the request path after ':' must start with '/'" },
+      { "ws+unix:///" .. ("d"):rep(300), "Unix socket path too long" },
+    }
+    for _, case in ipairs(cases) do
+      local src = redirector(307, function() return case[1] end)
+      local c, err, info = connect(net.url(src), { follow_redirects = 2 })
+      assert.is_nil(c)
+      assert.equal("handshake failed: invalid redirect to '" .. case[1] .. "': " .. case[2], err)
+      assert.equal(307, info.status)
+      assert.is_nil(err:find("bad argument", 1, true))
+    end
+    -- A relative Location is named beside the URL it resolved to.
+    local src = redirector(302, function() return "//127.0.0.1:99999/x" end)
+    local c, err = connect(net.url(src), { follow_redirects = 2 })
     assert.is_nil(c)
-    assert.matches("^handshake failed: invalid redirect: .*needs an absolute socket path", err)
+    assert.equal("handshake failed: invalid redirect to 'ws://127.0.0.1:99999/x' " ..
+      "(Location '//127.0.0.1:99999/x'): invalid port '99999'", err)
   end)
 
   it("stops at the limit: 'too many redirects', the server saw limit + 1 requests", function()

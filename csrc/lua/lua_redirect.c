@@ -7,6 +7,7 @@
 
 #include "core/url.h"
 #include "lua_opts.h"
+#include "lua_route.h"
 
 #define DEFAULT_REDIRECTS 10
 #define OPTS_FIELD        "__redirect_opts" /* in the fields table: the request options */
@@ -125,19 +126,23 @@ static void push_target(lua_State *L, const char *cur, const char *loc)
     lua_concat(L, 3);
 }
 
-/* scheme, host and port of a URL, for the same-origin test. */
-static bool origin_of(const char *url, ws_url *u, char *unix_path, size_t n)
+/* scheme, host and port of a URL, for the same-origin test; NULL, or what
+ * is wrong with the URL (in err). */
+static const char *origin_of(const char *url, ws_url *u, char *unix_path, size_t n, char *err,
+                             size_t err_len)
 {
     unix_path[0] = '\0';
     if (has_prefix(url, "ws+unix://")) {
-        const char *p = url + 10;
-        size_t len = strcspn(p, ":");
-        snprintf(unix_path, n, "%.*s", (int)len, p);
+        ws_lua_route route;
+        memset(&route, 0, sizeof route);
+        const char *bad = ws_lua_unix_url_error(url, &route);
+        if (bad)
+            return bad;
+        snprintf(unix_path, n, "%s", route.unix_path);
         memset(u, 0, sizeof *u);
-        return true;
+        return NULL;
     }
-    char err[128];
-    return ws_url_parse(url, u, err, sizeof err) == 0;
+    return ws_url_parse(url, u, err, err_len) == 0 ? NULL : err;
 }
 
 static bool same_origin(const ws_url *a, const char *ua, const ws_url *b, const char *ub)
@@ -179,6 +184,21 @@ static void push_headers_without_credentials(lua_State *L, int t)
     }
 }
 
+/* "invalid redirect to 'TARGET' (Location 'VALUE'): WHY"; the Location
+ * is named when it differs from the URL it resolved to. */
+static void push_invalid(lua_State *L, const char *target, const ws_http_header *loc,
+                         const char *why)
+{
+    if (strlen(target) == loc->value_len && memcmp(target, loc->value, loc->value_len) == 0)
+        lua_pushfstring(L, "invalid redirect to '%s': %s", target, why);
+    else {
+        lua_pushlstring(L, loc->value, loc->value_len);
+        lua_pushfstring(L, "invalid redirect to '%s' (Location '%s'): %s", target,
+                        lua_tostring(L, -1), why);
+        lua_remove(L, -2);
+    }
+}
+
 /* Protected: (lc, ev, conn) -> status code of the outcome [, message]. */
 static int redirect_body(lua_State *L)
 {
@@ -208,10 +228,13 @@ static int redirect_body(lua_State *L)
     const char *next = lua_tostring(L, target);
 
     ws_url a, b;
-    char ua[256], ub[256];
-    if (!origin_of(cur, &a, ua, sizeof ua) || !origin_of(next, &b, ub, sizeof ub)) {
+    char ua[256], ub[256], why[128];
+    const char *bad = origin_of(next, &b, ub, sizeof ub, why, sizeof why);
+    if (!bad)
+        bad = origin_of(cur, &a, ua, sizeof ua, why, sizeof why);
+    if (bad) {
         lua_pushinteger(L, WS_LUA_REDIRECT_FAILED);
-        lua_pushfstring(L, "invalid redirect to '%s'", next);
+        push_invalid(L, next, loc, bad);
         return 2;
     }
     if (a.secure && !b.secure && !r->insecure) {
@@ -268,10 +291,17 @@ int ws_lua_redirect(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     lua_pushlightuserdata(L, (void *)ev);
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 3, 2, 0) != 0) {
-        /* A bad Location (say, not a ws/wss/http/https URL) raised. */
+        /* Out of memory, or an option of the next hop that raised. */
         const char *msg = lua_tostring(L, -1);
-        lua_pushfstring(L, "invalid redirect: %s", msg ? msg : "?");
-        lua_remove(L, -2);
+        const ws_http_header *loc = ws_http_find(ev->head, "location");
+        if (loc)
+            lua_pushlstring(L, loc->value, loc->value_len);
+        else
+            lua_pushliteral(L, "");
+        lua_pushfstring(L, "redirect to Location '%s' failed: %s", lua_tostring(L, -1),
+                        msg ? msg : "error object is not a string");
+        lua_replace(L, -3);
+        lua_pop(L, 1);
         return WS_LUA_REDIRECT_FAILED;
     }
     int r = (int)lua_tointeger(L, -2);

@@ -9,25 +9,35 @@
 
 #include "lua_opts.h"
 
-bool ws_lua_unix_url(lua_State *L, const char *url, ws_lua_route *route)
+const char *ws_lua_unix_url_error(const char *url, ws_lua_route *route)
 {
     static const char prefix[] = "ws+unix://";
     if (strncmp(url, prefix, sizeof prefix - 1) != 0)
-        return false;
+        return NULL;
     const char *path = url + sizeof prefix - 1;
     /* The socket path ends at the first ':'; the request path follows. */
     const char *colon = strchr(path, ':');
     size_t n = colon ? (size_t)(colon - path) : strlen(path);
     if (n == 0 || path[0] != '/')
-        luaL_argerror(L, 1, "invalid URL: ws+unix:// needs an absolute socket path");
+        return "ws+unix:// needs an absolute socket path";
     if (n >= sizeof route->unix_path)
-        luaL_argerror(L, 1, "invalid URL: Unix socket path too long");
+        return "Unix socket path too long";
+    if (colon && colon[1] != '/')
+        return "the request path after ':' must start with '/'";
     memcpy(route->unix_path, path, n);
     route->unix_path[n] = '\0';
-    const char *resource = colon ? colon + 1 : "/";
-    if (resource[0] != '/')
-        luaL_argerror(L, 1, "invalid URL: the request path after ':' must start with '/'");
-    lua_pushfstring(L, "ws://localhost%s", resource);
+    return NULL;
+}
+
+bool ws_lua_unix_url(lua_State *L, const char *url, ws_lua_route *route)
+{
+    const char *err = ws_lua_unix_url_error(url, route);
+    if (err)
+        luaL_argerror(L, 1, lua_pushfstring(L, "invalid URL: %s", err));
+    if (!route->unix_path[0])
+        return false;
+    const char *colon = strchr(url + sizeof "ws+unix://" - 1, ':');
+    lua_pushfstring(L, "ws://localhost%s", colon ? colon + 1 : "/");
     return true;
 }
 

@@ -17,6 +17,11 @@ typedef struct ws_lua_route {
     char unix_path[256];  /* "" : TCP */
 } ws_lua_route;
 
+/* A malformed `ws+unix://` URL: what is wrong with it ("ws+unix:// needs an
+ * absolute socket path"); else NULL, with route->unix_path set for a
+ * ws+unix:// URL.  Raises nothing. */
+const char *ws_lua_unix_url_error(const char *url, ws_lua_route *route);
+
 /* A `ws+unix:///socket/path:/request/path` URL: sets route->unix_path and
  * pushes the equivalent ws://localhost/request/path URL (returns true).
  * Any other URL: pushes nothing, returns false.  Raises on a bad one. */
