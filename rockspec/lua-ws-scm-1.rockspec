@@ -52,6 +52,7 @@ build = {
         "csrc/core/url.c",
         "csrc/core/utf8.c",
         "csrc/io/conn.c",
+        "csrc/io/fanout.c",
         "csrc/io/loop.c",
         "csrc/io/net.c",
         "csrc/io/pin.c",

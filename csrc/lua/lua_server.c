@@ -9,7 +9,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "core/frame.h"
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
@@ -705,25 +704,9 @@ static int l_broadcast(lua_State *L)
     bool binary = ws_lua_check_kind(L, 3);
     if (!binary && !ws_utf8_valid((const uint8_t *)p, n))
         return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
-    /* Frame once; every client gets the same bytes (servers never mask). */
-    ws_frame_header h;
-    memset(&h, 0, sizeof h);
-    h.fin = true;
-    h.opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
-    h.len = n;
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    uint8_t hdr[WS_FRAME_HEADER_MAX];
-    luaL_addlstring(&b, (const char *)hdr, ws_frame_encode(hdr, &h));
-    luaL_addlstring(&b, p, n);
-    luaL_pushresult(&b);
-    size_t fl;
-    const uint8_t *frame = (const uint8_t *)lua_tolstring(L, -1, &fl);
-    lua_Integer count = 0;
-    for (lconn *lc = srv->clients; lc; lc = lc->next)
-        if (lc->c && ws_session_state(ws_conn_session(lc->c)) == WS_OPEN &&
-            ws_conn_send_raw(lc->c, frame, fl) == WS_OK)
-            count++;
+    lua_Integer count = ws_lua_server_fanout(srv, NULL, 0, binary, (const uint8_t *)p, n);
+    if (count < 0)
+        return luaL_error(L, "broadcast: out of memory");
     lua_pushinteger(L, count);
     return 1;
 }
@@ -736,6 +719,11 @@ lserver *ws_lua_check_server(lua_State *L, int idx)
 bool ws_lua_server_released(const lserver *srv)
 {
     return srv->released;
+}
+
+lconn *ws_lua_server_clients(lserver *srv)
+{
+    return srv->clients;
 }
 
 ws_topics *ws_lua_server_topics(lserver *srv, bool create)

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/frame.h"
 #include "core/utf8.h"
+#include "io/fanout.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "lua_topic.h"
@@ -47,6 +47,42 @@ static lserver *conn_server(lua_State *L, lconn *lc, const char *what)
     lua_pushnil(L);
     lua_pushliteral(L, "connection is closed");
     return NULL;
+}
+
+static lua_Integer deliver(ws_fanout *f, const lconn *lc)
+{
+    return lc->c && ws_fanout_queue(f, lc->c) == WS_OK;
+}
+
+lua_Integer ws_lua_server_fanout(lserver *srv, const char *topic, size_t tlen, bool binary,
+                                 const uint8_t *p, size_t n)
+{
+    const ws_topic_sub *subs = NULL;
+    size_t nsubs = 0;
+    if (topic) {
+        ws_topics *ts = ws_lua_server_topics(srv, false);
+        if (ts)
+            subs = ws_topics_subscribers(ts, topic, tlen, &nsubs);
+        if (nsubs == 0)
+            return 0;
+    } else if (!ws_lua_server_clients(srv)) {
+        return 0;
+    }
+    ws_fanout *f = ws_fanout_begin(binary, p, n);
+    if (!f)
+        return -1;
+    /* Queuing never calls back into Lua nor changes the set: a full queue
+     * closes later, at a flush. */
+    lua_Integer count = 0;
+    if (topic) {
+        for (size_t i = 0; i < nsubs; i++)
+            count += deliver(f, member_conn(subs[i].member));
+    } else {
+        for (const lconn *lc = ws_lua_server_clients(srv); lc; lc = lc->next)
+            count += deliver(f, lc);
+    }
+    ws_fanout_end(f);
+    return count;
 }
 
 /***
@@ -148,35 +184,9 @@ static int l_publish(lua_State *L)
         lua_pushliteral(L, "server is closed");
         return 2;
     }
-    ws_topics *ts = ws_lua_server_topics(srv, false);
-    size_t nsubs = 0;
-    const ws_topic_sub *subs = ts ? ws_topics_subscribers(ts, topic, tlen, &nsubs) : NULL;
-    lua_Integer count = 0;
-    if (nsubs == 0) {
-        lua_pushinteger(L, 0);
-        return 1;
-    }
-    /* Frame once (servers never mask).  Queuing never calls back into Lua
-     * nor changes the subscribers: a full queue closes later, at a flush. */
-    ws_frame_header h;
-    memset(&h, 0, sizeof h);
-    h.fin = true;
-    h.opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
-    h.len = n;
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    uint8_t hdr[WS_FRAME_HEADER_MAX];
-    luaL_addlstring(&b, (const char *)hdr, ws_frame_encode(hdr, &h));
-    luaL_addlstring(&b, p, n);
-    luaL_pushresult(&b);
-    size_t fl;
-    const uint8_t *frame = (const uint8_t *)lua_tolstring(L, -1, &fl);
-    for (size_t i = 0; i < nsubs; i++) {
-        lconn *lc = member_conn(subs[i].member);
-        if (lc->c && ws_session_state(ws_conn_session(lc->c)) == WS_OPEN &&
-            ws_conn_send_raw(lc->c, frame, fl) == WS_OK)
-            count++;
-    }
+    lua_Integer count = ws_lua_server_fanout(srv, topic, tlen, binary, (const uint8_t *)p, n);
+    if (count < 0)
+        return luaL_error(L, "publish: out of memory");
     lua_pushinteger(L, count);
     return 1;
 }

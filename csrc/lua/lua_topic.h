@@ -4,6 +4,8 @@
 #define WS_LUA_TOPIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "io/topic.h"
 #include "lua_conn.h"
@@ -15,5 +17,15 @@ bool ws_lua_server_released(const lserver *srv);
 /* The server's topics; NULL before the first subscribe unless create
  * (and when out of memory). */
 ws_topics *ws_lua_server_topics(lserver *srv, bool create);
+/* Its connections (a list through lconn.next). */
+lconn *ws_lua_server_clients(lserver *srv);
+
+/* Frame a message once and queue it to every OPEN client of srv (topic
+ * NULL) or to every subscriber of topic (tlen bytes), without a Lua call:
+ * srv:broadcast and srv:publish, and deliveries arriving from elsewhere.
+ * Text must be valid UTF-8 (not checked).  Returns how many connections
+ * queued it, or -1 when out of memory. */
+lua_Integer ws_lua_server_fanout(lserver *srv, const char *topic, size_t tlen, bool binary,
+                                 const uint8_t *p, size_t n);
 
 #endif
