@@ -548,6 +548,8 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
     to.capath = ws_lua_opt_text(L, t, "capath", NULL);
     to.cert = ws_lua_opt_text(L, t, "cert", NULL);
     to.key = ws_lua_opt_text(L, t, "key", NULL);
+    to.ciphers = ws_lua_opt_text(L, t, "ciphers", NULL);
+    to.alpn = ws_lua_opt_text(L, t, "alpn", NULL);
     ws_tls_ctx *ctx = ws_lua_client_tls_ctx(L, &to, err, err_len);
     if (opts)
         lua_pop(L, 1);

@@ -30,7 +30,8 @@ static const char *const reconnecting_keys[] = {
     "backoff",          "queue",        "retry_on_4xx", "reconnect_on_normal_close",
     "should_reconnect", "on_reconnect", "on_give_up",   NULL};
 
-static const char *const tls_keys[] = {"verify", "cafile", "capath", "cert", "key", NULL};
+static const char *const tls_keys[] = {"verify", "cafile",  "capath", "cert",
+                                       "key",    "ciphers", "alpn",   NULL};
 
 static const char *const compress_keys[] = {"threshold",
                                             "level",

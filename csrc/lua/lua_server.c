@@ -564,6 +564,8 @@ static ws_tls_ctx *server_tls(lua_State *L, int opts)
     to.capath = ws_lua_opt_text(L, t, "capath", NULL);
     to.cert = ws_lua_opt_text(L, t, "cert", NULL);
     to.key = ws_lua_opt_text(L, t, "key", NULL);
+    to.ciphers = ws_lua_opt_text(L, t, "ciphers", NULL);
+    to.alpn = ws_lua_opt_text(L, t, "alpn", NULL);
     if (!to.cert || !to.key)
         ws_lua_opt_error(L, opts, "'tls' needs cert and key files");
     char err[256];

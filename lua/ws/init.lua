@@ -460,6 +460,11 @@ end)
 -- @tfield[opt] string cert certificate chain file (server: required; client: client
 --  certificate)
 -- @tfield[opt] string key private key file of `cert`
+-- @tfield[opt] string ciphers OpenSSL cipher list for TLS 1.2 (TLS 1.3 keeps its suites),
+--  e.g. `"ECDHE-ECDSA-AES128-GCM-SHA256"`
+-- @tfield[opt] string alpn comma-separated ALPN protocols, e.g. `"http/1.1"`: a client
+--  offers them in this order, a server selects its first one the client offers (none
+--  matching: no ALPN, the handshake goes on)
 
 --- permessage-deflate settings (RFC 7692): the `compress` option of
 -- `ws.connect`, `ws.listen` and `ws.session`. See README.md, Compression, for
