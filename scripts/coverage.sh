@@ -5,6 +5,8 @@
 # (build/lua5.4-coverage-poll, as scripts/test.sh --poll), then gcovr's
 # per-file tables (lines, then branches) over both, with the uncovered lines.
 #   scripts/coverage.sh [spec files...]   (default: spec/; no poll run)
+# COVERAGE_KEEP=1 keeps the counters of earlier runs (of the same build), so
+# specs can be added to a whole run one file at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ run() {
   local variant=$1 build=build/lua5.4-$1
   shift
   make -s -j"$jobs" LUA=lua5.4 VARIANT="$variant" OUT="$build/ws/core.so" >/dev/null
-  find "$build" -name '*.gcda' -delete
+  [ "${COVERAGE_KEEP:-0}" = 1 ] || find "$build" -name '*.gcda' -delete
   local rc=0
   LUA_PATH="./?.lua;lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$build/?.so;;" \
     lua5.4 /usr/bin/busted -o TAP "$@" >"$build/busted.log" 2>&1 || rc=$?
