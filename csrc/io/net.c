@@ -176,7 +176,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa, char *err
     }
     int probe = socket(AF_UNIX, SOCK_STREAM, 0);
     if (probe < 0) {
-        snprintf(err, err_len, "socket: %s", strerror(errno));
+        snprintf(err, err_len, "cannot listen on %s: socket: %s", path, strerror(errno));
         return -1;
     }
     int r = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
@@ -202,7 +202,7 @@ int ws_net_listen_unix(const char *path, int mode, int backlog, unsigned long *d
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
-        snprintf(err, err_len, "socket: %s", strerror(errno));
+        snprintf(err, err_len, "cannot listen on %s: socket: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
@@ -410,7 +410,7 @@ ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resol
     r->ud = ud;
     int fds[2];
     if (pipe(fds) != 0) {
-        snprintf(err, err_len, "pipe: %s", strerror(errno));
+        snprintf(err, err_len, "cannot resolve '%s': pipe: %s", host, strerror(errno));
         free(r);
         return NULL;
     }
