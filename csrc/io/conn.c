@@ -17,6 +17,7 @@
 enum phase {
     P_RESOLVE,  /* client: waiting for the address list */
     P_CONNECT,  /* client: TCP connect in progress */
+    P_PROXY_TLS, /* client: TLS handshake with an https:// proxy */
     P_PROXY,    /* client: HTTP CONNECT through a proxy, awaiting its answer */
     P_TLS,      /* TLS handshake */
     P_ACTIVE,   /* WebSocket handshake and messages */
@@ -42,6 +43,9 @@ static const ws_conn_callbacks no_callbacks = {NULL, NULL, NULL, NULL};
 typedef struct ws_client_route {
     char *proxy_host; /* HTTP proxy (CONNECT tunnel) */
     int proxy_port;
+    ws_tls_ctx *proxy_tls; /* TLS to the proxy itself; NULL: plain HTTP */
+    char *answer;          /* over TLS: the proxy's answer head read so far */
+    size_t answer_len;
     char *unix_path; /* Unix socket */
     char *req;       /* the CONNECT request, until it is written */
     size_t req_len, req_sent;
@@ -121,6 +125,8 @@ static void teardown(ws_conn *c);
 static void do_tls(ws_conn *c);
 static void start_proxy(ws_conn *c);
 static void proxy_step(ws_conn *c);
+static void proxy_tls_step(ws_conn *c);
+static void proxy_answered(ws_conn *c, char *head, size_t len);
 static void route_free(ws_client_route *r);
 
 static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
@@ -217,8 +223,12 @@ static void update_interest(ws_conn *c)
     switch (c->phase) {
     case P_CONNECT: want = WS_IO_WRITE; break;
     case P_PROXY:
-        want = c->cl->route->req_sent < c->cl->route->req_len ? WS_IO_WRITE : WS_IO_READ;
+        if (c->t) /* TLS to the proxy: what its last WS_T_AGAIN waits for */
+            want = c->t->ops->wants(c->t);
+        else
+            want = c->cl->route->req_sent < c->cl->route->req_len ? WS_IO_WRITE : WS_IO_READ;
         break;
+    case P_PROXY_TLS: want = c->t->ops->wants(c->t); break;
     case P_TLS: want = c->t->ops->wants(c->t); break;
     case P_ACTIVE:
         want = holding(c) ? 0 : WS_IO_READ;
@@ -363,13 +373,22 @@ static void teardown(ws_conn *c)
 
 /* ---- client connect ---------------------------------------------------- */
 
+/* The origin's transport, once connected (and tunnelled).  Through an
+ * https:// proxy c->t is already the TLS session with the proxy: a ws://
+ * origin speaks inside it, a wss:// origin's TLS runs over it. */
 static void start_transport(ws_conn *c)
 {
     char err[256];
     if (c->tls) {
-        c->t = ws_tls_client_new(c->tls, c->fd, c->cl->host, err, sizeof err);
+        if (c->t) {
+            ws_transport *outer = c->t;
+            c->t = NULL;
+            c->t = ws_tls_client_over(c->tls, outer, c->cl->host, err, sizeof err);
+        } else {
+            c->t = ws_tls_client_new(c->tls, c->fd, c->cl->host, err, sizeof err);
+        }
         if (!c->t) {
-            c->fd = -1; /* closed by ws_tls_client_new */
+            c->fd = -1; /* closed by ws_tls_client_new / _over */
             fail(c, err);
             return;
         }
@@ -378,8 +397,7 @@ static void start_transport(ws_conn *c)
         do_tls(c); /* the client speaks first */
         return;
     }
-    c->t = ws_tcp_transport_new(c->fd);
-    if (!c->t) {
+    if (!c->t && !(c->t = ws_tcp_transport_new(c->fd))) {
         c->fd = -1;
         fail(c, "out of memory");
         return;
@@ -533,6 +551,8 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
 static void route_free(ws_client_route *r)
 {
     if (r) {
+        ws_tls_ctx_unref(r->proxy_tls);
+        free(r->answer);
         free(r->proxy_host);
         free(r->unix_path);
         free(r->req);
@@ -549,11 +569,15 @@ static ws_client_route *route_of(ws_conn *c)
     return c->cl->route;
 }
 
-int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth)
+int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, ws_tls_ctx *tls)
 {
     ws_client_route *r = route_of(c);
     if (!r || r->unix_path)
         return -1;
+    if (tls)
+        ws_tls_ctx_ref(tls);
+    ws_tls_ctx_unref(r->proxy_tls);
+    r->proxy_tls = tls;
     /* RFC 9110 9.3.6: the target is the origin's authority. */
     const char *h = c->cl->host;
     bool v6 = strchr(h, ':') != NULL;
@@ -589,11 +613,97 @@ int ws_conn_set_unix(ws_conn *c, const char *path)
 
 #define PROXY_HEAD_MAX 8192
 
+static void proxy_failed(ws_conn *c, const char *why)
+{
+    char msg[600];
+    const ws_client_route *r = c->cl->route;
+    snprintf(msg, sizeof msg, "proxy %s port %d: %s", r->proxy_host, r->proxy_port, why);
+    fail(c, msg);
+}
+
 static void start_proxy(ws_conn *c)
 {
+    ws_client_route *r = c->cl->route;
+    if (r->proxy_tls && !c->t) {
+        /* https:// proxy: TLS with the proxy first, verified against its
+         * name; the CONNECT exchange runs inside it. */
+        char err[256];
+        c->t = ws_tls_client_new(r->proxy_tls, c->fd, r->proxy_host, err, sizeof err);
+        if (!c->t) {
+            c->fd = -1; /* closed by ws_tls_client_new */
+            proxy_failed(c, err);
+            return;
+        }
+        c->phase = P_PROXY_TLS;
+        c->interest = 0;
+        proxy_tls_step(c);
+        return;
+    }
     c->phase = P_PROXY;
     c->interest = 0;
     proxy_step(c);
+}
+
+static void proxy_tls_step(ws_conn *c)
+{
+    int r = c->t->ops->handshake(c->t);
+    if (r == WS_T_AGAIN) {
+        update_interest(c);
+        return;
+    }
+    if (r == WS_T_ERROR) {
+        proxy_failed(c, c->t->ops->error(c->t));
+        return;
+    }
+    start_proxy(c);
+}
+
+/* Over TLS to the proxy: write the CONNECT request and read the answer
+ * head a byte at a time (the decrypted record is buffered by OpenSSL, so
+ * this costs no system calls), leaving what follows it for the next
+ * layer.  Returns the head's length, 0 while waiting, -1 after failing. */
+static long proxy_tls_exchange(ws_conn *c)
+{
+    ws_client_route *r = c->cl->route;
+    while (r->req_sent < r->req_len) {
+        struct iovec iov = {r->req + r->req_sent, r->req_len - r->req_sent};
+        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
+        if (w == WS_T_AGAIN) {
+            update_interest(c);
+            return 0;
+        }
+        if (w < 0) {
+            proxy_failed(c, c->t->ops->error(c->t));
+            return -1;
+        }
+        r->req_sent += (size_t)w;
+    }
+    if (!r->answer && !(r->answer = malloc(PROXY_HEAD_MAX))) {
+        fail(c, "out of memory");
+        return -1;
+    }
+    for (;;) {
+        long end = ws_http_head_end(r->answer, r->answer_len, &r->scanned, PROXY_HEAD_MAX);
+        if (end != WS_E_NEED_MORE)
+            return end > 0 ? end : (proxy_failed(c, "sent an invalid answer to CONNECT"), -1);
+        if (r->answer_len == PROXY_HEAD_MAX) {
+            proxy_failed(c, "sent an invalid answer to CONNECT");
+            return -1;
+        }
+        ssize_t got = c->t->ops->read(c->t, (uint8_t *)r->answer + r->answer_len, 1);
+        if (got == WS_T_AGAIN) {
+            update_interest(c);
+            return 0;
+        }
+        if (got <= 0) {
+            char why[400];
+            snprintf(why, sizeof why, "closed the connection before answering CONNECT%s%s",
+                     got < 0 ? ": " : "", got < 0 ? c->t->ops->error(c->t) : "");
+            proxy_failed(c, why);
+            return -1;
+        }
+        r->answer_len++;
+    }
 }
 
 /* Write the CONNECT request, then wait for the whole answer head.  The
@@ -604,6 +714,12 @@ static void proxy_step(ws_conn *c)
 {
     ws_client_route *r = c->cl->route;
     char msg[PROXY_HEAD_MAX + 128];
+    if (c->t) {
+        long end = proxy_tls_exchange(c);
+        if (end > 0)
+            proxy_answered(c, r->answer, (size_t)end);
+        return;
+    }
     while (r->req_sent < r->req_len) {
         ssize_t w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -636,13 +752,27 @@ static void proxy_step(ws_conn *c)
         update_interest(c);
         return;
     }
+    if (end < 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end) {
+        snprintf(msg, sizeof msg, "proxy %s port %d sent an invalid answer to CONNECT",
+                 r->proxy_host, r->proxy_port);
+        fail(c, msg);
+        return;
+    }
+    proxy_answered(c, head, (size_t)end);
+}
+
+/* The proxy's answer head (all of it, consumed): on 2xx the tunnel is
+ * open and the origin's transport starts. */
+static void proxy_answered(ws_conn *c, char *head, size_t len)
+{
+    ws_client_route *r = c->cl->route;
+    char msg[PROXY_HEAD_MAX + 128];
     ws_http_header hdrs[64];
     ws_http_head h;
     memset(&h, 0, sizeof h);
     h.headers = hdrs;
     h.num_headers = sizeof hdrs / sizeof hdrs[0];
-    if (end < 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end ||
-        ws_http_parse_response(head, (size_t)end, &h) != WS_OK) {
+    if (ws_http_parse_response(head, len, &h) != WS_OK) {
         snprintf(msg, sizeof msg, "proxy %s port %d sent an invalid answer to CONNECT",
                  r->proxy_host, r->proxy_port);
         fail(c, msg);
@@ -656,6 +786,8 @@ static void proxy_step(ws_conn *c)
     free(r->req);
     r->req = NULL;
     r->req_len = r->req_sent = 0;
+    free(r->answer);
+    r->answer = NULL;
     ws_io_stop(&c->io); /* restarted with the transport's interest */
     start_transport(c);
 }
@@ -964,6 +1096,7 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
             start_transport(c);
         return;
     }
+    case P_PROXY_TLS: proxy_tls_step(c); return;
     case P_PROXY: proxy_step(c); return;
     case P_TLS: do_tls(c); return;
     case P_ACTIVE:

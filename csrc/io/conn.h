@@ -57,10 +57,15 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
 
 /* Client, right after ws_conn_connect (before the loop turns): dial an
  * HTTP proxy at host:port and open a CONNECT tunnel to the origin, which
- * stays the TLS name.  auth: the Proxy-Authorization value, or NULL.  A
- * non-2xx answer fails the connection ("proxy answered 407 Proxy
- * Authentication Required").  -1 when out of memory or too late. */
-int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth);
+ * stays the TLS name.  auth: the Proxy-Authorization value, or NULL.  tls:
+ * NULL for a plain HTTP proxy; else TLS to the proxy itself with this
+ * client context (SNI and verification against host), the CONNECT inside
+ * it and the origin's bytes (TLS inside TLS for wss://) inside that; the
+ * connection takes its own reference.  A non-2xx answer fails the
+ * connection ("proxy answered 407 Proxy Authentication Required"), a TLS
+ * failure with the proxy names it ("proxy HOST port N: TLS certificate
+ * verify failed for HOST: ...").  -1 when out of memory or too late. */
+int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, ws_tls_ctx *tls);
 
 /* Client, as above: connect to the Unix socket at path instead of
  * resolving the host (which stays the Host header and the TLS name). */

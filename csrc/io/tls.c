@@ -45,8 +45,13 @@ typedef struct ws_tls {
     ws_transport base; /* first: the ops receive &base */
     SSL *ssl;
     ws_tls_ctx *ctx;
-    unsigned wants; /* WS_IO_* the last WS_T_AGAIN waits for */
-    int sys_errno;  /* errno of the last failed send/recv, else 0 */
+    /* TLS inside TLS: the transport the records travel over (owned), or
+     * NULL when they go straight to the fd. */
+    ws_transport *lower;
+    unsigned lower_wants; /* what lower's last WS_T_AGAIN waits for */
+    bool lower_failed;    /* lower reported WS_T_ERROR */
+    unsigned wants;       /* WS_IO_* the last WS_T_AGAIN waits for */
+    int sys_errno;        /* errno of the last failed send/recv, else 0 */
     bool bio_eof;   /* recv returned 0 */
     bool eof;       /* read reported end of stream */
     bool failed;    /* WS_T_ERROR reported: err holds why */
@@ -123,6 +128,42 @@ static void set_queue_err(char *err, size_t err_len, const char *prefix)
 
 /* ---- a socket BIO that never raises SIGPIPE ---------------------------- */
 
+/* Records over the lower transport (TLS inside TLS).  OpenSSL retries a
+ * blocked record write with the same remaining bytes, which is what the
+ * lower TLS transport's writev asks for (tls.h). */
+static int bio_lower_write(BIO *b, ws_tls *t, const char *data, int len)
+{
+    struct iovec iov = {(void *)data, (size_t)len};
+    ssize_t r = t->lower->ops->writev(t->lower, &iov, 1);
+    if (r == WS_T_AGAIN) {
+        t->lower_wants = t->lower->ops->wants(t->lower);
+        BIO_set_retry_write(b);
+        return -1;
+    }
+    if (r < 0) {
+        t->lower_failed = true;
+        return -1;
+    }
+    return (int)r;
+}
+
+static int bio_lower_read(BIO *b, ws_tls *t, char *out, int len)
+{
+    ssize_t r = t->lower->ops->read(t->lower, (uint8_t *)out, (size_t)len);
+    if (r == WS_T_AGAIN) {
+        t->lower_wants = t->lower->ops->wants(t->lower);
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    if (r < 0) {
+        t->lower_failed = true;
+        return -1;
+    }
+    if (r == 0)
+        t->bio_eof = true;
+    return (int)r;
+}
+
 static int bio_sock_write(BIO *b, const char *data, int len)
 {
     ws_tls *t = BIO_get_data(b);
@@ -131,6 +172,8 @@ static int bio_sock_write(BIO *b, const char *data, int len)
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
+    if (t->lower)
+        return bio_lower_write(b, t, data, len);
     do
         r = send(t->base.fd, data, (size_t)len, TLS_SEND_FLAGS);
     while (r < 0 && errno == EINTR);
@@ -152,6 +195,8 @@ static int bio_sock_read(BIO *b, char *out, int len)
     BIO_clear_retry_flags(b);
     if (out == NULL || len <= 0)
         return 0;
+    if (t->lower)
+        return bio_lower_read(b, t, out, len);
     do
         r = recv(t->base.fd, out, (size_t)len, 0);
     while (r < 0 && errno == EINTR);
@@ -462,11 +507,26 @@ static ssize_t tls_result(ws_tls *t, int ret, enum tls_op op)
     char reason[256];
 
     switch (code) {
-    case SSL_ERROR_WANT_READ: t->wants = WS_IO_READ; return WS_T_AGAIN;
-    case SSL_ERROR_WANT_WRITE: t->wants = WS_IO_WRITE; return WS_T_AGAIN;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        /* Over a lower transport, the fd events are the ones it waits for. */
+        if (t->lower && t->lower_wants)
+            t->wants = t->lower_wants;
+        else
+            t->wants = code == SSL_ERROR_WANT_READ ? WS_IO_READ : WS_IO_WRITE;
+        return WS_T_AGAIN;
     case SSL_ERROR_ZERO_RETURN: goto eof; /* close_notify */
     case SSL_ERROR_SYSCALL:
         t->fatal = true;
+        if (t->lower_failed) {
+            ERR_clear_error();
+            if (handshaking)
+                (void)snprintf(t->err, sizeof t->err, "%s: %s", prefix,
+                               t->lower->ops->error(t->lower));
+            else
+                (void)snprintf(t->err, sizeof t->err, "%s", t->lower->ops->error(t->lower));
+            goto failed;
+        }
         if (t->sys_errno != 0) {
             errno_string(t->sys_errno, reason, sizeof reason);
             ERR_clear_error();
@@ -523,6 +583,7 @@ static void tls_begin(ws_tls *t)
 {
     ERR_clear_error();
     t->sys_errno = 0;
+    t->lower_wants = 0;
 }
 
 /* ---- transport ops ----------------------------------------------------- */
@@ -652,7 +713,9 @@ static void tls_shutdown(ws_transport *tp)
     tls_begin(t);
     r = SSL_shutdown(t->ssl); /* close_notify, once; a blocked one is dropped */
     ERR_clear_error();
-    if (r >= 0)
+    if (r >= 0 && t->lower)
+        t->lower->ops->shutdown(t->lower);
+    else if (r >= 0)
         (void)shutdown(t->base.fd, SHUT_WR);
 }
 
@@ -661,7 +724,9 @@ static void tls_destroy(ws_transport *tp)
     ws_tls *t = (ws_tls *)tp;
     SSL_free(t->ssl); /* frees the BIO */
     ERR_clear_error();
-    if (t->base.fd >= 0)
+    if (t->lower)
+        t->lower->ops->destroy(t->lower); /* closes the fd */
+    else if (t->base.fd >= 0)
         (void)close(t->base.fd);
     ws_tls_ctx_unref(t->ctx);
     free(t);
@@ -686,9 +751,19 @@ static const ws_transport_ops tls_ops = {
 
 /* ---- transports -------------------------------------------------------- */
 
-/* The SSL and its BIO for fd; NULL (fd closed, err set) on failure. */
-static ws_tls *tls_new(ws_tls_ctx *ctx, int fd, const char *host, size_t host_len, char *err,
-                       size_t err_len)
+/* Close what a transport under construction was given. */
+static void drop_stream(int fd, ws_transport *lower)
+{
+    if (lower)
+        lower->ops->destroy(lower);
+    else
+        (void)close(fd);
+}
+
+/* The SSL and its BIO for fd (or over lower); NULL (fd closed or lower
+ * destroyed, err set) on failure. */
+static ws_tls *tls_new(ws_tls_ctx *ctx, int fd, ws_transport *lower, const char *host,
+                       size_t host_len, char *err, size_t err_len)
 {
     ws_tls *t = calloc(1, sizeof *t + host_len + 1);
     BIO *bio;
@@ -696,11 +771,12 @@ static ws_tls *tls_new(ws_tls_ctx *ctx, int fd, const char *host, size_t host_le
     ERR_clear_error();
     if (t == NULL) {
         set_err(err, err_len, "TLS: out of memory");
-        (void)close(fd);
+        drop_stream(fd, lower);
         return NULL;
     }
     t->base.ops = &tls_ops;
-    t->base.fd = fd;
+    t->base.fd = lower ? lower->fd : fd;
+    t->lower = lower;
     if (host_len > 0)
         memcpy(t->host, host, host_len);
     t->ssl = SSL_new(ctx->ssl);
@@ -708,7 +784,7 @@ static ws_tls *tls_new(ws_tls_ctx *ctx, int fd, const char *host, size_t host_le
     if (bio == NULL) {
         set_queue_err(err, err_len, "TLS: cannot create a connection");
         SSL_free(t->ssl);
-        (void)close(fd);
+        drop_stream(fd, lower);
         free(t);
         return NULL;
     }
@@ -725,8 +801,8 @@ static void tls_abort(ws_tls *t, char *err, size_t err_len, const char *what)
     tls_destroy(&t->base);
 }
 
-ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char *err,
-                                size_t err_len)
+static ws_transport *client_new(ws_tls_ctx *ctx, int fd, ws_transport *lower, const char *host,
+                                char *err, size_t err_len)
 {
     size_t host_len = host != NULL ? strlen(host) : 0;
     unsigned char addr[16];
@@ -737,7 +813,7 @@ ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char 
         host++;
         host_len -= 2;
     }
-    t = tls_new(ctx, fd, host, host_len, err, err_len);
+    t = tls_new(ctx, fd, lower, host, host_len, err, err_len);
     if (t == NULL)
         return NULL;
     SSL_set_connect_state(t->ssl);
@@ -764,9 +840,21 @@ ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char 
     return &t->base;
 }
 
+ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char *err,
+                                size_t err_len)
+{
+    return client_new(ctx, fd, NULL, host, err, err_len);
+}
+
+ws_transport *ws_tls_client_over(ws_tls_ctx *ctx, ws_transport *lower, const char *host,
+                                 char *err, size_t err_len)
+{
+    return client_new(ctx, -1, lower, host, err, err_len);
+}
+
 ws_transport *ws_tls_server_new(ws_tls_ctx *ctx, int fd, char *err, size_t err_len)
 {
-    ws_tls *t = tls_new(ctx, fd, NULL, 0, err, err_len);
+    ws_tls *t = tls_new(ctx, fd, NULL, NULL, 0, err, err_len);
     if (t == NULL)
         return NULL;
     SSL_set_accept_state(t->ssl);

@@ -527,18 +527,21 @@ static lconn *check_conn(lua_State *L)
     return lc;
 }
 
-/* The client context for the TLS options opts.tls (shared with earlier
- * connects with the same options). */
-static ws_tls_ctx *client_tls(lua_State *L, int opts, char *err, size_t err_len)
+/* The client context for the TLS options opts[field] ("tls" for the
+ * origin, "proxy_tls" for an https:// proxy; shared with earlier connects
+ * with the same options). */
+static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *err,
+                              size_t err_len)
 {
     int t = 0;
     if (opts) {
-        lua_getfield(L, opts, "tls");
+        lua_getfield(L, opts, field);
         if (!lua_isnil(L, -1)) {
             if (!lua_istable(L, -1))
-                ws_lua_opt_error(L, opts, "'tls' must be a table");
+                ws_lua_opt_error(L, opts, "'%s' must be a table", field);
             t = lua_gettop(L);
-            ws_lua_check_keys(L, t, opts, "tls", "tls.");
+            ws_lua_check_keys(L, t, opts, "tls", lua_pushfstring(L, "%s.", field));
+            lua_pop(L, 1);
         }
     }
     ws_tls_options to;
@@ -576,8 +579,14 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
     lua_pushvalue(L, req_url);
     lua_setfield(L, ropts, "url");
     const ws_client_request *req = ws_lua_client_request(L, 0, ropts);
-    ws_tls_ctx *tls = NULL;
-    if (u.secure && !(tls = client_tls(L, opts, err, err_len))) {
+    ws_tls_ctx *tls = NULL, *proxy_tls = NULL;
+    if (u.secure && !(tls = client_tls(L, opts, "tls", err, err_len))) {
+        lua_settop(L, top);
+        return NULL;
+    }
+    if (route.proxy_secure && !(proxy_tls = client_tls(L, opts, "proxy_tls", err, err_len))) {
+        if (tls)
+            ws_tls_ctx_unref(tls);
         lua_settop(L, top);
         return NULL;
     }
@@ -589,6 +598,8 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
         ws_session_free(s);
         if (tls)
             ws_tls_ctx_unref(tls);
+        if (proxy_tls)
+            ws_tls_ctx_unref(proxy_tls);
         ws_lua_raise(L, "ws.connect", rc, err, 0);
     }
     ws_conn *c = ws_conn_connect(ws_lua_loop_get(lc->ll), ccfg, &ws_lua_conn_callbacks, lc, s,
@@ -597,11 +608,13 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
         ws_tls_ctx_unref(tls); /* the connection holds its own reference */
     if (!c) {
         ws_session_free(s);
-    } else if (ws_lua_apply_route(c, &route) != 0) {
+    } else if (ws_lua_apply_route(c, &route, proxy_tls) != 0) {
         ws_conn_free(c); /* and its session */
         c = NULL;
         snprintf(err, err_len, "out of memory");
     }
+    if (proxy_tls)
+        ws_tls_ctx_unref(proxy_tls); /* the connection holds its own reference */
     lua_settop(L, top);
     return c;
 }

@@ -19,7 +19,7 @@
 static const char *const connect_keys[] = {
     CONN_COMMON, "protocols", "headers", "origin",      "extensions",       "key",
     "timeout",   "wait",      "proxy",   "unix_socket", "follow_redirects", "redirect_insecure",
-    NULL};
+    "proxy_tls", NULL};
 
 static const char *const listen_keys[] = {
     CONN_COMMON,       "host",      "port",       "reuseport",  "backlog",

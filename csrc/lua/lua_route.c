@@ -101,7 +101,7 @@ static bool no_proxy_matches(const char *list, const char *host, int port)
     return false;
 }
 
-/* "http://user:pass@host:port" (scheme optional) into the route. */
+/* "http(s)://user:pass@host:port" (scheme optional: http) into the route. */
 static const char *parse_proxy(lua_State *L, const char *url, ws_lua_route *route)
 {
     const char *rest = url;
@@ -110,9 +110,10 @@ static const char *parse_proxy(lua_State *L, const char *url, ws_lua_route *rout
         size_t sl = (size_t)(sep - url);
         if (sl == 4 && strncasecmp(url, "http", 4) == 0)
             rest = sep + 3;
-        else if (sl == 5 && strncasecmp(url, "https", 5) == 0)
-            return "https:// proxies (TLS to the proxy) are not supported; use http://";
-        else if (sl >= 5 && strncasecmp(url, "socks", 5) == 0)
+        else if (sl == 5 && strncasecmp(url, "https", 5) == 0) {
+            rest = sep + 3;
+            route->proxy_secure = true;
+        } else if (sl >= 5 && strncasecmp(url, "socks", 5) == 0)
             return "SOCKS proxies are not supported; use an HTTP proxy";
         else
             return lua_pushfstring(L, "unsupported proxy scheme '%s'",
@@ -128,7 +129,7 @@ static const char *parse_proxy(lua_State *L, const char *url, ws_lua_route *rout
     if (strcmp(pu.resource, "/") != 0)
         return "a proxy URL has no path";
     snprintf(route->proxy_host, sizeof route->proxy_host, "%s", pu.host);
-    route->proxy_port = pu.port_explicit ? pu.port : 80;
+    route->proxy_port = pu.port_explicit ? pu.port : route->proxy_secure ? 443 : 80;
     route->proxy_auth[0] = '\0';
     if (pu.userinfo[0]) {
         unsigned char b64[sizeof route->proxy_auth - 6]; /* after "Basic " */
@@ -186,12 +187,12 @@ void ws_lua_read_route(lua_State *L, int opts, const ws_url *u, ws_lua_route *ro
     ws_lua_opt_error(L, opts, "'proxy': %s", err);
 }
 
-int ws_lua_apply_route(ws_conn *c, const ws_lua_route *route)
+int ws_lua_apply_route(ws_conn *c, const ws_lua_route *route, ws_tls_ctx *proxy_tls)
 {
     if (route->unix_path[0])
         return ws_conn_set_unix(c, route->unix_path);
     if (route->proxy_host[0])
         return ws_conn_set_proxy(c, route->proxy_host, route->proxy_port,
-                                 route->proxy_auth[0] ? route->proxy_auth : NULL);
+                                 route->proxy_auth[0] ? route->proxy_auth : NULL, proxy_tls);
     return 0;
 }

@@ -14,6 +14,7 @@ typedef struct ws_lua_route {
     char proxy_host[256]; /* "" : no proxy */
     int proxy_port;
     char proxy_auth[512]; /* Proxy-Authorization value, "" when none */
+    bool proxy_secure;    /* https:// proxy: TLS to the proxy itself */
     char unix_path[256];  /* "" : TCP */
 } ws_lua_route;
 
@@ -32,7 +33,8 @@ bool ws_lua_unix_url(lua_State *L, const char *url, ws_lua_route *route);
  * their lowercase forms).  Raises naming the option or the variable. */
 void ws_lua_read_route(lua_State *L, int opts, const ws_url *u, ws_lua_route *route);
 
-/* Give the route to a connection just made; -1 when out of memory. */
-int ws_lua_apply_route(ws_conn *c, const ws_lua_route *route);
+/* Give the route to a connection just made; proxy_tls: the client context
+ * for an https:// proxy (NULL otherwise).  -1 when out of memory. */
+int ws_lua_apply_route(ws_conn *c, const ws_lua_route *route, ws_tls_ctx *proxy_tls);
 
 #endif

@@ -8,6 +8,7 @@
 --   p:log()                -- what tinyproxy logged so far
 --   p:kill()               -- SIGKILL: every tunnel dies with it
 --   tinyproxy.stop_all()   -- from after_each
+--   tinyproxy.start_tls{ cert = ..., key = ... }   -- an https:// proxy (below)
 --
 -- Lua 5.1 compatible.
 local net = require "spec.helpers.net_util"
@@ -60,6 +61,28 @@ function M.start(opts)
     p:kill()
   end
   error("tinyproxy did not start")
+end
+
+-- An https:// proxy: tinyproxy (started with opts) behind a TLS terminator
+-- (spec/helpers/tls_terminator.py, Python's ssl) using opts.cert / opts.key.
+-- Returns the tinyproxy object with:
+--   p.tls_port        the terminator's port
+--   p.url             "https://127.0.0.1:TLS_PORT" (opts.host replaces 127.0.0.1)
+--   p:terminator_log() what the terminator printed ("sni NAME" per handshake)
+--   p:kill()          SIGKILL to the terminator: every tunnel dies with it
+function M.start_tls(opts)
+  local p = M.start(opts)
+  local t = proc.start("tls_terminator", { "python3", "spec/helpers/tls_terminator.py",
+    opts.cert, opts.key, p.port })
+  local port = tonumber((t:wait_for("listening (%d+)")))
+  p.terminator, p.tls_port = t, port
+  p.url = ("https://%s:%d"):format(opts.host or "127.0.0.1", port)
+  function p.terminator_log() return t:output() end
+  function p.kill()
+    os.execute("kill -KILL " .. t.pid .. " 2>/dev/null")
+    t:wait_exit(3)
+  end
+  return p
 end
 
 function M.stop_all() proc.stop_all() end
