@@ -15,14 +15,14 @@
 #include "transport.h"
 
 enum phase {
-    P_RESOLVE,  /* client: waiting for the address list */
-    P_CONNECT,  /* client: TCP connect in progress */
+    P_RESOLVE,   /* client: waiting for the address list */
+    P_CONNECT,   /* client: TCP connect in progress */
     P_PROXY_TLS, /* client: TLS handshake with an https:// proxy */
-    P_PROXY,    /* client: HTTP CONNECT through a proxy, awaiting its answer */
-    P_TLS,      /* TLS handshake */
-    P_ACTIVE,   /* WebSocket handshake and messages */
-    P_DRAINING, /* session closed: flushing the last bytes, maybe awaiting EOF */
-    P_DONE      /* transport closed */
+    P_PROXY,     /* client: HTTP CONNECT through a proxy, awaiting its answer */
+    P_TLS,       /* TLS handshake */
+    P_ACTIVE,    /* WebSocket handshake and messages */
+    P_DRAINING,  /* session closed: flushing the last bytes, maybe awaiting EOF */
+    P_DONE       /* transport closed */
 };
 
 /* What the one-shot timer is counting down. */

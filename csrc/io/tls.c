@@ -52,11 +52,11 @@ typedef struct ws_tls {
     bool lower_failed;    /* lower reported WS_T_ERROR */
     unsigned wants;       /* WS_IO_* the last WS_T_AGAIN waits for */
     int sys_errno;        /* errno of the last failed send/recv, else 0 */
-    bool bio_eof;   /* recv returned 0 */
-    bool eof;       /* read reported end of stream */
-    bool failed;    /* WS_T_ERROR reported: err holds why */
-    bool fatal;     /* OpenSSL saw a fatal error: no SSL_shutdown */
-    bool shut;      /* shutdown done */
+    bool bio_eof;         /* recv returned 0 */
+    bool eof;             /* read reported end of stream */
+    bool failed;          /* WS_T_ERROR reported: err holds why */
+    bool fatal;           /* OpenSSL saw a fatal error: no SSL_shutdown */
+    bool shut;            /* shutdown done */
     /* Handshake done (SSL_is_init_finished is not stable: a TLS 1.3 client
      * is "in init" again while it reads session tickets). */
     bool established;
@@ -128,13 +128,65 @@ static void set_queue_err(char *err, size_t err_len, const char *prefix)
 
 /* ---- a socket BIO that never raises SIGPIPE ---------------------------- */
 
+/* The lower transport's ops start by clearing OpenSSL's error queue (one
+ * queue per thread): the inner SSL's entries, say a verification failure
+ * it is about to send an alert for, are taken out around the call and put
+ * back after it. */
+#define SAVED_ERRORS 8
+typedef struct saved_errors {
+    int n;
+    struct {
+        unsigned long code;
+        int line;
+        bool has_data;
+        char file[96], func[64], data[128]; /* copies: the queue owns its strings */
+    } e[SAVED_ERRORS];
+} saved_errors;
+
+static void errors_save(saved_errors *s)
+{
+    const char *file = NULL, *func = NULL, *data = NULL;
+    int line = 0, flags = 0;
+    unsigned long code;
+    s->n = 0;
+    while ((code = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+        if (s->n == SAVED_ERRORS)
+            continue; /* the oldest ones (the root cause) are kept */
+        s->e[s->n].code = code;
+        (void)snprintf(s->e[s->n].file, sizeof s->e[s->n].file, "%s", file ? file : "");
+        (void)snprintf(s->e[s->n].func, sizeof s->e[s->n].func, "%s", func ? func : "");
+        s->e[s->n].line = line;
+        s->e[s->n].has_data = (flags & ERR_TXT_STRING) && data != NULL;
+        if (s->e[s->n].has_data)
+            (void)snprintf(s->e[s->n].data, sizeof s->e[s->n].data, "%s", data);
+        s->n++;
+    }
+}
+
+static void errors_restore(const saved_errors *s)
+{
+    ERR_clear_error();
+    for (int i = 0; i < s->n; i++) {
+        ERR_new();
+        ERR_set_debug(s->e[i].file, s->e[i].line, s->e[i].func);
+        if (s->e[i].has_data)
+            ERR_set_error(ERR_GET_LIB(s->e[i].code), ERR_GET_REASON(s->e[i].code), "%s",
+                          s->e[i].data);
+        else
+            ERR_set_error(ERR_GET_LIB(s->e[i].code), ERR_GET_REASON(s->e[i].code), NULL);
+    }
+}
+
 /* Records over the lower transport (TLS inside TLS).  OpenSSL retries a
  * blocked record write with the same remaining bytes, which is what the
  * lower TLS transport's writev asks for (tls.h). */
 static int bio_lower_write(BIO *b, ws_tls *t, const char *data, int len)
 {
     struct iovec iov = {(void *)data, (size_t)len};
+    saved_errors saved;
+    errors_save(&saved);
     ssize_t r = t->lower->ops->writev(t->lower, &iov, 1);
+    errors_restore(&saved);
     if (r == WS_T_AGAIN) {
         t->lower_wants = t->lower->ops->wants(t->lower);
         BIO_set_retry_write(b);
@@ -149,7 +201,10 @@ static int bio_lower_write(BIO *b, ws_tls *t, const char *data, int len)
 
 static int bio_lower_read(BIO *b, ws_tls *t, char *out, int len)
 {
+    saved_errors saved;
+    errors_save(&saved);
     ssize_t r = t->lower->ops->read(t->lower, (uint8_t *)out, (size_t)len);
+    errors_restore(&saved);
     if (r == WS_T_AGAIN) {
         t->lower_wants = t->lower->ops->wants(t->lower);
         BIO_set_retry_read(b);
@@ -846,8 +901,8 @@ ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char 
     return client_new(ctx, fd, NULL, host, err, err_len);
 }
 
-ws_transport *ws_tls_client_over(ws_tls_ctx *ctx, ws_transport *lower, const char *host,
-                                 char *err, size_t err_len)
+ws_transport *ws_tls_client_over(ws_tls_ctx *ctx, ws_transport *lower, const char *host, char *err,
+                                 size_t err_len)
 {
     return client_new(ctx, -1, lower, host, err, err_len);
 }

@@ -96,8 +96,8 @@ ws_transport *ws_tls_client_new(ws_tls_ctx *ctx, int fd, const char *host, char 
  * names the events lower waits for, shutdown sends close_notify, then
  * shuts lower down.  host as for ws_tls_client_new: the inner name, never
  * lower's. */
-ws_transport *ws_tls_client_over(ws_tls_ctx *ctx, ws_transport *lower, const char *host,
-                                 char *err, size_t err_len);
+ws_transport *ws_tls_client_over(ws_tls_ctx *ctx, ws_transport *lower, const char *host, char *err,
+                                 size_t err_len);
 
 /* A server transport over an accepted non-blocking socket; same rules. */
 ws_transport *ws_tls_server_new(ws_tls_ctx *ctx, int fd, char *err, size_t err_len);

@@ -530,8 +530,7 @@ static lconn *check_conn(lua_State *L)
 /* The client context for the TLS options opts[field] ("tls" for the
  * origin, "proxy_tls" for an https:// proxy; shared with earlier connects
  * with the same options). */
-static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *err,
-                              size_t err_len)
+static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *err, size_t err_len)
 {
     int t = 0;
     if (opts) {

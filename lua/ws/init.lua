@@ -420,8 +420,13 @@ end)
 --  permessage-deflate
 -- @tfield[opt] string unix_socket connect to this Unix socket path instead of the URL's host
 -- @tfield[opt] string|bool proxy `"http://[user:password@]host[:port]"` to tunnel through an
---  HTTP proxy with CONNECT; `false`: never; nil: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`
+--  HTTP proxy with CONNECT (`"https://..."`: TLS to the proxy itself, the tunnel inside it;
+--  port 443 when absent); `false`: never; nil: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`
 --  unless `NO_PROXY` lists the host
+-- @tfield[opt] table proxy_tls `tls_options` for the TLS to an `https://` proxy (from the
+--  option or the environment), checked against the proxy's name; `tls` is for the origin
+--  only and never applies to the proxy (nor this one to the origin). Default: the system
+--  trust store, verification on
 -- @tfield[opt] bool|integer follow_redirects follow 301/302/303/307/308 answers to the
 --  upgrade request up to this many hops (`true`: 10) on the same connection object; a hop to
 --  another origin drops `Authorization` and `Cookie`
