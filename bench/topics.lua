@@ -5,7 +5,11 @@
 -- topic (a slot each), measured as the process's RSS growth.  CPU:
 -- srv:publish to a topic every connection of this process subscribed to,
 -- timed with os.clock around the publish calls only (framing once plus
--- queuing for each receiver); the clients read between publishes.
+-- queuing for each receiver); the clients read between publishes.  Also
+-- timed: the whole process (publish, the server's writes and the clients'
+-- reads) per delivery.  Queued memory: BURST publishes are queued before
+-- the loop runs (nothing written yet), measured as RSS growth per queued
+-- delivery.
 -- Prints a Markdown table.
 local ws = require "ws"
 
@@ -13,6 +17,7 @@ local CONNS = tonumber(arg[1]) or 200
 local PUBLISHES = tonumber(arg[2]) or 2000
 local SIZE = tonumber(arg[3]) or 128
 local TOPICS = 200000
+local BURST = tonumber(arg[4]) or 50
 
 local function rss_kb()
   for line in io.lines("/proc/self/status") do
@@ -29,6 +34,20 @@ for _ = 1, CONNS do
     { on_message = function() received = received + 1 end }))
 end
 while #server_side < CONNS do ws.step(0.01) end
+
+for _, c in ipairs(server_side) do c:subscribe("feed") end
+-- (queued first, on a fresh heap) queued, not yet written: what each delivery holds
+local big = string.rep("y", 4 * SIZE)
+collectgarbage()
+collectgarbage()
+local q0 = rss_kb()
+local queued = 0
+for _ = 1, BURST do queued = queued + srv:publish("feed", big) end
+local per_queued = (rss_kb() - q0) * 1024 / queued
+received = 0
+while received < queued do ws.step(0.01) end
+received = 0
+
 
 -- (shared first: memory freed by one measurement is reused by the next)
 local names = {}
@@ -54,15 +73,16 @@ for i = 1, TOPICS do first:subscribe(names[i]) end
 local per_topic = (rss_kb() - r0) * 1024 / TOPICS
 for i = 1, TOPICS do first:unsubscribe(names[i]) end
 
-for _, c in ipairs(server_side) do c:subscribe("feed") end
 local msg = string.rep("x", SIZE)
 local cpu, deliveries = 0, 0
+local all0 = os.clock()
 for _ = 1, PUBLISHES do
   local t0 = os.clock()
   deliveries = deliveries + srv:publish("feed", msg)
   cpu = cpu + os.clock() - t0
   while received < deliveries do ws.step(0.01) end
 end
+local all = os.clock() - all0
 
 print(string.format("| topics, %d connections, %d-byte messages | value |", CONNS, SIZE))
 print("| --- | --- |")
@@ -70,4 +90,7 @@ print(string.format("| memory per subscription, a topic each (%d topics) | %.0f 
 print(string.format("| memory per subscription, shared topics (%d x %d) | %.0f bytes |", SHARED, CONNS, per_slot))
 print(string.format("| server CPU per delivery (srv:publish / receivers) | %.0f ns |", cpu / deliveries * 1e9))
 print(string.format("| server CPU per publish to %d receivers | %.1f us |", CONNS, cpu / PUBLISHES * 1e6))
+print(string.format("| process CPU per delivery (publish, write, client read) | %.0f ns |", all / deliveries * 1e9))
+print(string.format("| memory per queued delivery of %d bytes (%d publishes queued) | %.0f bytes |",
+  4 * SIZE, BURST, per_queued))
 srv:close()
