@@ -56,6 +56,7 @@ build = {
         "csrc/io/loop.c",
         "csrc/io/net.c",
         "csrc/io/pin.c",
+        "csrc/io/shared_frame.c",
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
         "csrc/io/topic.c",

@@ -426,6 +426,16 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
     return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
+int ws_session_send_external(ws_session *s)
+{
+    if (s->state != WS_OPEN)
+        return WS_E_STATE;
+    if (s->sending_fragments)
+        return WS_E_BUSY;
+    s->pong_len = 0; /* the output's end is a position the host keeps */
+    return WS_OK;
+}
+
 const uint8_t *ws_session_output(const ws_session *s, size_t *n)
 {
     *n = ws_buf_size(&s->out);

@@ -161,6 +161,12 @@ int ws_session_frame_direct(ws_session *s, bool binary, const uint8_t *p, size_t
  * being sent. */
 int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n);
 
+/* The host queues a frame of its own (one shared by many connections)
+ * right after the output queued now, and writes it once these bytes are
+ * written: WS_E_STATE unless OPEN, WS_E_BUSY while a fragmented message
+ * is being sent.  Later output never replaces bytes queued before. */
+int ws_session_send_external(ws_session *s);
+
 /* Output: bytes waiting to be written, and how many were written. */
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);

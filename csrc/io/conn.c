@@ -64,6 +64,22 @@ typedef struct ws_client_dial {
     ws_client_route *route; /* proxy or Unix socket; NULL: straight to host */
 } ws_client_dial;
 
+/* Shared frames (fan-out) queued between the session's output bytes: each
+ * goes out once the session bytes queued before it are written.  Exists
+ * only while some are queued. */
+typedef struct shared_entry {
+    ws_shared_frame *f;
+    uint64_t at; /* the session output position it follows */
+} shared_entry;
+
+typedef struct ws_conn_shared {
+    uint64_t out_pos; /* session output bytes written since the queue began */
+    size_t head, n, cap;
+    size_t off;   /* bytes of the head frame written */
+    size_t bytes; /* unwritten bytes of the queued frames */
+    shared_entry e[];
+} ws_conn_shared;
+
 #define READ_TURNS 64 /* reads per readiness event before yielding */
 
 /* Events, and bytes of message data (inflated, for compressed messages),
@@ -90,6 +106,7 @@ struct ws_conn {
     ws_io io;
     ws_timer *timer;          /* open, pong or close deadline; only while armed */
     ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
+    ws_conn_shared *sq;       /* only while shared frames are queued */
     ws_deferred flush;
     ws_client_dial *cl; /* client: where and how to connect; NULL on servers */
     int fd;
@@ -199,7 +216,92 @@ static bool has_output(const ws_conn *c)
 {
     size_t n;
     ws_session_output(c->s, &n);
-    return n > 0;
+    return n > 0 || c->sq;
+}
+
+/* Session output bytes (of n at pos) that go before the i-th shared frame. */
+static size_t session_before(const ws_conn_shared *q, size_t i, uint64_t pos, size_t n)
+{
+    uint64_t d = q->e[i].at - pos;
+    return d < n ? (size_t)d : n;
+}
+
+#define WRITE_IOV 16
+
+/* One write of the queued output, the shared frames in their places. */
+static ssize_t write_some(ws_conn *c)
+{
+    size_t n;
+    const uint8_t *p = ws_session_output(c->s, &n);
+    const ws_conn_shared *q = c->sq;
+    if (!q) {
+        struct iovec one = {(void *)p, n};
+        return c->t->ops->writev(c->t, &one, 1);
+    }
+    struct iovec iov[WRITE_IOV];
+    int k = 0;
+    uint64_t pos = q->out_pos;
+    size_t off = q->off;
+    for (size_t i = q->head; k < WRITE_IOV; i++) {
+        size_t before = i < q->n ? session_before(q, i, pos, n) : n;
+        if (before) {
+            iov[k].iov_base = (void *)p;
+            iov[k++].iov_len = before;
+            p += before;
+            n -= before;
+            pos += before;
+        }
+        if (i == q->n || k == WRITE_IOV)
+            break;
+        iov[k].iov_base = q->e[i].f->data + off;
+        iov[k++].iov_len = q->e[i].f->len - off;
+        off = 0;
+    }
+    return c->t->ops->writev(c->t, iov, k);
+}
+
+/* w bytes of write_some's were written. */
+static void consume(ws_conn *c, size_t w)
+{
+    ws_conn_shared *q = c->sq;
+    while (w > 0 && q) {
+        size_t n;
+        ws_session_output(c->s, &n);
+        size_t before = session_before(q, q->head, q->out_pos, n);
+        if (before) {
+            size_t k = w < before ? w : before;
+            ws_session_output_consume(c->s, k);
+            q->out_pos += k;
+            w -= k;
+            continue;
+        }
+        ws_shared_frame *f = q->e[q->head].f;
+        size_t k = f->len - q->off < w ? f->len - q->off : w;
+        q->off += k;
+        q->bytes -= k;
+        w -= k;
+        if (q->off == f->len) {
+            ws_shared_frame_unref(f);
+            q->off = 0;
+            if (++q->head == q->n) {
+                free(q);
+                c->sq = q = NULL;
+            }
+        }
+    }
+    if (w)
+        ws_session_output_consume(c->s, w);
+}
+
+static void drop_shared(ws_conn *c)
+{
+    ws_conn_shared *q = c->sq;
+    if (!q)
+        return;
+    for (size_t i = q->head; i < q->n; i++)
+        ws_shared_frame_unref(q->e[i].f);
+    free(q);
+    c->sq = NULL;
 }
 
 /* Reading and delivering are held (pause, or a full receive queue). */
@@ -347,6 +449,7 @@ static void teardown(ws_conn *c)
     if (c->phase == P_DONE)
         return;
     c->phase = P_DONE;
+    drop_shared(c);
     arm(c, T_NONE, 0);
     stop_extra_timers(c);
     ws_deferred_cancel(&c->flush);
@@ -852,15 +955,11 @@ void ws_conn_goodbye(ws_conn *c, int code, const char *reason)
         return;
     if (ws_session_state(c->s) == WS_OPEN)
         ws_session_close(c->s, code, (const uint8_t *)reason, strlen(reason));
-    size_t n;
-    const uint8_t *p = ws_session_output(c->s, &n);
-    while (n) {
-        struct iovec iov = {(void *)p, n};
-        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
+    while (ws_conn_buffered(c)) {
+        ssize_t w = write_some(c);
         if (w <= 0)
             break;
-        ws_session_output_consume(c->s, (size_t)w);
-        p = ws_session_output(c->s, &n);
+        consume(c, (size_t)w);
     }
     if (ws_session_role(c->s) == WS_SERVER)
         c->t->ops->shutdown(c->t);
@@ -885,7 +984,7 @@ size_t ws_conn_buffered(const ws_conn *c)
 {
     size_t n;
     ws_session_output(c->s, &n);
-    return n;
+    return c->sq ? n + c->sq->bytes : n;
 }
 
 void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port)
@@ -1001,11 +1100,9 @@ static void do_flush(ws_conn *c)
 {
     if (c->phase < P_ACTIVE || c->phase == P_DONE)
         return;
-    size_t n;
-    const uint8_t *p = ws_session_output(c->s, &n);
+    size_t n = ws_conn_buffered(c);
     while (n) {
-        struct iovec iov = {(void *)p, n};
-        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
+        ssize_t w = write_some(c);
         if (w == WS_T_AGAIN) {
             c->write_blocked = true;
             break;
@@ -1014,8 +1111,8 @@ static void do_flush(ws_conn *c)
             fail(c, c->t->ops->error(c->t));
             return;
         }
-        ws_session_output_consume(c->s, (size_t)w);
-        p = ws_session_output(c->s, &n);
+        consume(c, (size_t)w);
+        n = ws_conn_buffered(c);
     }
     if (n == 0) {
         c->write_blocked = false;
@@ -1232,7 +1329,7 @@ int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int com
         return r;
     if (compress != WS_SEND_AUTO)
         return after_send(c, ws_session_send_ex(c->s, binary, p, n, compress));
-    if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked) {
+    if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked && !c->sq) {
         uint8_t hdr[WS_FRAME_HEADER_MAX];
         int hl = ws_session_frame_direct(c->s, binary, p, n, hdr);
         if (hl < 0)
@@ -1253,6 +1350,48 @@ int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n)
 {
     int r = check_room(c, n);
     return r != WS_OK ? r : after_send(c, ws_session_send_raw(c->s, frame, n));
+}
+
+/* Room for one more shared frame in c's queue, or NULL. */
+static ws_conn_shared *shared_room(ws_conn *c)
+{
+    ws_conn_shared *q = c->sq;
+    if (q && q->n == q->cap && q->head > 0) {
+        memmove(q->e, q->e + q->head, (q->n - q->head) * sizeof *q->e);
+        q->n -= q->head;
+        q->head = 0;
+    }
+    if (q && q->n < q->cap)
+        return q;
+    size_t cap = q ? q->cap * 2 : 4;
+    ws_conn_shared *nq = realloc(q, sizeof *nq + cap * sizeof nq->e[0]);
+    if (!nq)
+        return NULL;
+    if (!q)
+        memset(nq, 0, sizeof *nq);
+    nq->cap = cap;
+    return c->sq = nq;
+}
+
+int ws_conn_send_shared(ws_conn *c, ws_shared_frame *f)
+{
+    int r = check_room(c, f->len);
+    if (r == WS_OK)
+        r = ws_session_send_external(c->s);
+    if (r != WS_OK)
+        return r;
+    ws_conn_shared *q = shared_room(c);
+    if (!q)
+        return WS_E_NOMEM;
+    size_t n;
+    ws_session_output(c->s, &n);
+    q->e[q->n].f = f;
+    q->e[q->n].at = q->out_pos + n;
+    q->n++;
+    q->bytes += f->len;
+    f->refs++;
+    ws_shared_frame_stats_get()->queued++;
+    return after_send(c, WS_OK);
 }
 
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n)

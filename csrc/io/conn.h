@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "loop.h"
+#include "shared_frame.h"
 #include "core/session.h"
 
 typedef struct ws_conn ws_conn;
@@ -90,6 +91,10 @@ int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n);
 int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress);
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
 int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
+/* Queue a reference to a frame many connections send (shared_frame.h):
+ * written after what is queued now, released once written or when the
+ * connection ends.  Errors as ws_conn_send_raw. */
+int ws_conn_send_shared(ws_conn *c, ws_shared_frame *f);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
 int ws_conn_pong(ws_conn *c, const uint8_t *p, size_t n); /* unsolicited: a heartbeat */
 int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n);

@@ -1,4 +1,5 @@
-/* Fan-out of one message: the frame is built once, on first need. */
+/* Fan-out of one message: the frame is built once, on first need, and
+ * every receiver's queue references it. */
 #include "fanout.h"
 
 #include <stdlib.h>
@@ -10,8 +11,7 @@ struct ws_fanout {
     const uint8_t *p; /* the payload (the caller's) */
     size_t n;
     bool binary;
-    uint8_t *frame; /* header + payload, uncompressed; NULL until needed */
-    size_t frame_len;
+    ws_shared_frame *plain; /* header + payload, uncompressed; NULL until needed */
 };
 
 ws_fanout *ws_fanout_begin(bool binary, const uint8_t *p, size_t n)
@@ -26,10 +26,10 @@ ws_fanout *ws_fanout_begin(bool binary, const uint8_t *p, size_t n)
 }
 
 /* The plain frame (servers never mask). */
-static int plain_frame(ws_fanout *f)
+static ws_shared_frame *plain_frame(ws_fanout *f)
 {
-    if (f->frame)
-        return WS_OK;
+    if (f->plain)
+        return f->plain;
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = true;
@@ -37,27 +37,27 @@ static int plain_frame(ws_fanout *f)
     h.len = f->n;
     uint8_t hdr[WS_FRAME_HEADER_MAX];
     size_t hl = ws_frame_encode(hdr, &h);
-    if (!(f->frame = malloc(hl + f->n)))
-        return WS_E_NOMEM;
-    memcpy(f->frame, hdr, hl);
+    ws_shared_frame *sf = ws_shared_frame_new(hl + f->n);
+    if (!sf)
+        return NULL;
+    memcpy(sf->data, hdr, hl);
     if (f->n)
-        memcpy(f->frame + hl, f->p, f->n);
-    f->frame_len = hl + f->n;
-    return WS_OK;
+        memcpy(sf->data + hl, f->p, f->n);
+    return f->plain = sf;
 }
 
 int ws_fanout_queue(ws_fanout *f, ws_conn *c)
 {
     if (ws_session_state(ws_conn_session(c)) != WS_OPEN)
         return WS_E_STATE;
-    int r = plain_frame(f);
-    return r != WS_OK ? r : ws_conn_send_raw(c, f->frame, f->frame_len);
+    ws_shared_frame *sf = plain_frame(f);
+    return sf ? ws_conn_send_shared(c, sf) : WS_E_NOMEM;
 }
 
 void ws_fanout_end(ws_fanout *f)
 {
     if (!f)
         return;
-    free(f->frame);
+    ws_shared_frame_unref(f->plain);
     free(f);
 }

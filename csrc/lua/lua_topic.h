@@ -17,6 +17,9 @@ bool ws_lua_server_released(const lserver *srv);
 /* The server's topics; NULL before the first subscribe unless create
  * (and when out of memory). */
 ws_topics *ws_lua_server_topics(lserver *srv, bool create);
+/* Registry field: a light userdata, the process's ws_shared_frame_stats. */
+#define WS_LUA_SHARED_STATS_KEY "ws.core.shared_frame_stats"
+
 /* Its connections (a list through lconn.next). */
 lconn *ws_lua_server_clients(lserver *srv);
 

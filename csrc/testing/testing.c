@@ -4,6 +4,7 @@
 #include "core/utf8.h"
 #include "lua/lua_compat.h"
 #include "lua/lua_tls_cache.h"
+#include "lua/lua_topic.h"
 #include "testing.h"
 
 int luaopen_ws_testing(lua_State *L);
@@ -48,8 +49,32 @@ static int l_utf8_with(lua_State *L)
     return 2;
 }
 
-static const luaL_Reg funcs[] = {
-    {"tls_client_contexts", l_tls_client_contexts}, {"utf8_with", l_utf8_with}, {NULL, NULL}};
+/* shared_frames() -> {live, made, compressed, queued}: the frames ws.core
+ * shares between output queues (broadcast, publish) in this process:
+ * allocated and not freed, allocated so far, of which compressed once for
+ * several receivers, and references queued by connections so far. */
+static int l_shared_frames(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_SHARED_STATS_KEY);
+    const ws_shared_frame_stats *st = lua_touserdata(L, -1);
+    if (!st)
+        return luaL_error(L, "shared_frames: require \"ws\" first");
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)st->live);
+    lua_setfield(L, -2, "live");
+    lua_pushinteger(L, (lua_Integer)st->made);
+    lua_setfield(L, -2, "made");
+    lua_pushinteger(L, (lua_Integer)st->compressed);
+    lua_setfield(L, -2, "compressed");
+    lua_pushinteger(L, (lua_Integer)st->queued);
+    lua_setfield(L, -2, "queued");
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"tls_client_contexts", l_tls_client_contexts},
+                                 {"utf8_with", l_utf8_with},
+                                 {"shared_frames", l_shared_frames},
+                                 {NULL, NULL}};
 
 int luaopen_ws_testing(lua_State *L)
 {
