@@ -417,6 +417,23 @@ ws_err ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, 
     return WS_OK;
 }
 
+int ws_deflate_shared_bits(const ws_deflate *d)
+{
+    return d->def_reset && ws_deflate_can_send(d) ? d->def_bits : 0;
+}
+
+ws_err ws_deflate_once(const ws_deflate *like, const uint8_t *p, size_t n, ws_buf *out)
+{
+    /* A fresh compressor with like's settings, gone after the message. */
+    ws_deflate d = *like;
+    d.def = d.inf = NULL;
+    d.mem = 0;
+    d.def_reset = true;
+    ws_err r = ws_deflate_compress(&d, p, n, true, out);
+    end_deflater(&d);
+    return r;
+}
+
 /* Message bytes after a final block (BFINAL = 1).  RFC 7692 7.2.3.4 lets
  * a sender end a message that way and follow it with one 0x00 octet (an
  * empty stored block's header, which the appended 00 00 ff ff completes),

@@ -102,6 +102,16 @@ bool ws_deflate_can_send(const ws_deflate *d);
  * agreed.  WS_OK, or WS_E_NOMEM when zlib cannot get memory. */
 ws_err ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, bool fin, ws_buf *out);
 
+/* Compressed messages of this side depend on no earlier message (no
+ * context takeover here): the window bits it compresses with, which a
+ * frame compressed once for many such receivers must not exceed; 0 when
+ * its messages depend on the ones before, or it cannot compress. */
+int ws_deflate_shared_bits(const ws_deflate *d);
+/* Compress a whole message with a fresh compressor set up as like's
+ * (level, memory, window) and append it to out, the 00 00 ff ff tail
+ * stripped; like is not touched.  WS_OK or WS_E_NOMEM. */
+ws_err ws_deflate_once(const ws_deflate *like, const uint8_t *p, size_t n, ws_buf *out);
+
 /* Decompress the next wire bytes of a message, appending to out in bounded
  * chunks.  *total counts the message's inflated bytes so far; inflation
  * stops with WS_E_TOO_BIG as soon as it would exceed limit.  Each chunk is

@@ -426,6 +426,11 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
     return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
+const ws_deflate *ws_session_deflate(const ws_session *s)
+{
+    return s->dfl;
+}
+
 int ws_session_send_external(ws_session *s)
 {
     if (s->state != WS_OPEN)

@@ -161,6 +161,9 @@ int ws_session_frame_direct(ws_session *s, bool binary, const uint8_t *p, size_t
  * being sent. */
 int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n);
 
+/* permessage-deflate as agreed (ws_deflate_wants and co.), or NULL. */
+const ws_deflate *ws_session_deflate(const ws_session *s);
+
 /* The host queues a frame of its own (one shared by many connections)
  * right after the output queued now, and writes it once these bytes are
  * written: WS_E_STATE unless OPEN, WS_E_BUSY while a fragmented message
