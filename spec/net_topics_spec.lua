@@ -267,7 +267,7 @@ describe("topics", function()
     assert.are.equal(1, srv:publish("feed", "after"))
   end)
 
-  it("with permessage-deflate subscribers get the publish (uncompressed)", function()
+  it("with permessage-deflate subscribers get the publish", function()
     local srv, by_path = topic_server { compress = true }
     local a = client(srv, "/z", { compress = true })
     local b = client(srv, "/p")

@@ -687,7 +687,8 @@ static int l_listen(lua_State *L)
  */
 
 /***
- * Frame a message once and queue the same bytes for every OPEN client.
+ * Frame a message once and queue the same frame for every OPEN client
+ * (with permessage-deflate as `Server:publish` does).
  * @function Server:broadcast
  * @tparam string data the message
  * @tparam[opt="text"] string kind `"text"` or `"binary"`

@@ -1,6 +1,6 @@
 /* Publish/subscribe on a server: c:subscribe, c:unsubscribe, c:topics,
  * srv:publish, srv:subscribers.  A publish frames the message once and
- * queues the same bytes for every subscriber, with no Lua call per
+ * queues the same frame for every subscriber, with no Lua call per
  * receiver; each receiver's max_buffered and buffer_policy apply to it
  * alone. */
 /***
@@ -159,8 +159,9 @@ static int l_topics(lua_State *L)
 
 /***
  * Send a message to every connection subscribed to topic: framed once,
- * the same bytes queued for each (uncompressed, also where
- * permessage-deflate was negotiated).  A receiver whose queue is full
+ * the same frame referenced from each receiver's queue (with
+ * permessage-deflate: one compressed frame for the receivers without
+ * context takeover, their own for the others).  A receiver whose queue is full
  * misses it (buffer_policy "drop") or is closed with 1013 (buffer_policy
  * "close"); the others are not held up.
  * @function Server:publish
