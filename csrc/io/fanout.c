@@ -18,7 +18,7 @@ struct ws_fanout {
     const uint8_t *p; /* the payload (the caller's) */
     size_t n;
     bool binary;
-    ws_shared_frame *plain;            /* header + payload, uncompressed; NULL until needed */
+    ws_shared_frame *plain;           /* header + payload, uncompressed; NULL until needed */
     ws_shared_frame *z[MAX_BITS + 1]; /* compressed with a window of i bits */
 };
 
