@@ -16,6 +16,7 @@
 #include "lua_route.h"
 #include "lua_tls_cache.h"
 #include "io/tls.h"
+#include "core/frame.h"
 #include "core/url.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -743,6 +744,22 @@ static int l_send_fragment(lua_State *L)
         L, ws_conn_send_fragment(lc->c, binary, (const uint8_t *)p, n, lua_toboolean(L, 3) != 0));
 }
 
+/* c:ping and c:pong: a control frame of opcode with an optional payload. */
+static int send_control(lua_State *L, int opcode)
+{
+    lconn *lc = check_conn(L);
+    if (!lc)
+        return 2;
+    size_t n;
+    const char *p = luaL_optlstring(L, 2, "", &n);
+    bool ping = opcode == WS_OP_PING;
+    if (n > 125)
+        return luaL_argerror(L, 2,
+                             ping ? "ping payload over 125 bytes" : "pong payload over 125 bytes");
+    int (*send)(ws_conn *, const uint8_t *, size_t) = ping ? ws_conn_ping : ws_conn_pong;
+    return send_result(L, send(lc->c, (const uint8_t *)p, n));
+}
+
 /***
  * Send a ping.
  * @function Connection:ping
@@ -752,14 +769,7 @@ static int l_send_fragment(lua_State *L)
  */
 static int l_ping(lua_State *L)
 {
-    lconn *lc = check_conn(L);
-    if (!lc)
-        return 2;
-    size_t n;
-    const char *p = luaL_optlstring(L, 2, "", &n);
-    if (n > 125)
-        return luaL_argerror(L, 2, "ping payload over 125 bytes");
-    return send_result(L, ws_conn_ping(lc->c, (const uint8_t *)p, n));
+    return send_control(L, WS_OP_PING);
 }
 
 /***
@@ -773,14 +783,7 @@ static int l_ping(lua_State *L)
  */
 static int l_pong(lua_State *L)
 {
-    lconn *lc = check_conn(L);
-    if (!lc)
-        return 2;
-    size_t n;
-    const char *p = luaL_optlstring(L, 2, "", &n);
-    if (n > 125)
-        return luaL_argerror(L, 2, "pong payload over 125 bytes");
-    return send_result(L, ws_conn_pong(lc->c, (const uint8_t *)p, n));
+    return send_control(L, WS_OP_PONG);
 }
 
 /***
