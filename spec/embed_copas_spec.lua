@@ -7,25 +7,14 @@
 
 local ws = require "ws"
 local net = require "spec.helpers.net_util"
-
-local has_copas, copas = pcall(require, "copas")
-
--- copas.step until cond() or `limit` seconds.
-local function drive(cond, limit)
-  local deadline = net.now() + (limit or 10)
-  while not cond() do
-    if net.now() > deadline then return false end
-    copas.step(0.05)
-  end
-  return true
-end
+local embed = require "spec.helpers.embed"
 
 describe("ws inside Copas", function()
-  if not has_copas then
-    it("needs lua-copas", function()
-      pending("lua-copas is not installed for " .. _VERSION .. " (Debian ships it for Lua 5.1/5.2)")
-    end)
-    return
+  local copas = embed.needs("copas", "lua-copas", "Debian ships it for Lua 5.1/5.2")
+  if not copas then return end
+  -- copas.step until cond() or `limit` seconds.
+  local function drive(cond, limit)
+    return embed.drive(cond, function() copas.step(0.05) end, limit)
   end
   local wscopas = require "ws.copas"
   local socket = require "socket"

@@ -9,28 +9,20 @@
 local ws = require "ws"
 local core = require "ws.core"
 local net = require "spec.helpers.net_util"
-
-local has_cqueues, cqueues = pcall(require, "cqueues")
+local embed = require "spec.helpers.embed"
 
 -- Steps cq until it is empty or `limit` seconds passed; raises errors of
 -- its tasks.  Returns true when it emptied.
 local function drive(cq, limit)
-  local deadline = net.now() + (limit or 10)
-  while not cq:empty() do
-    if net.now() > deadline then return false end
+  return embed.drive(function() return cq:empty() end, function()
     local ok, err = cq:step(0.1)
     if not ok then error(err, 0) end
-  end
-  return true
+  end, limit)
 end
 
 describe("ws inside cqueues", function()
-  if not has_cqueues then
-    it("needs lua-cqueues", function()
-      pending("lua-cqueues is not installed for " .. _VERSION .. " (scripts/embed_deps.sh)")
-    end)
-    return
-  end
+  local cqueues = embed.needs("cqueues", "lua-cqueues", "scripts/embed_deps.sh")
+  if not cqueues then return end
   local cqa = require "ws.cqueues"
 
   after_each(function() net.cleanup() end)

@@ -8,8 +8,7 @@
 
 local ws = require "ws"
 local net = require "spec.helpers.net_util"
-
-local has_luv, uv = pcall(require, "luv")
+local embed = require "spec.helpers.embed"
 
 local function cwd()
   return os.getenv("PWD") or net.sh("pwd"):match("[^\n]+")
@@ -26,12 +25,8 @@ local function abs_paths(path)
 end
 
 describe("ws inside luv", function()
-  if not has_luv then
-    it("needs lua-luv", function()
-      pending("lua-luv is not installed for " .. _VERSION .. " (scripts/embed_deps.sh)")
-    end)
-    return
-  end
+  local uv = embed.needs("luv", "lua-luv", "scripts/embed_deps.sh")
+  if not uv then return end
   local wsluv = require "ws.luv"
 
   after_each(function() net.cleanup() end)
