@@ -38,6 +38,7 @@ build = {
     ["ws.luv"] = "lua/ws/luv.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
     ["ws.resty"] = "lua/ws/resty.lua",
+    ["ws.workers"] = "lua/ws/workers.lua",
     -- end generated: lua modules
     ["ws.core"] = {
       sources = {
@@ -57,6 +58,7 @@ build = {
         "csrc/io/loop.c",
         "csrc/io/net.c",
         "csrc/io/pin.c",
+        "csrc/io/proc.c",
         "csrc/io/shared_frame.c",
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
@@ -77,6 +79,7 @@ build = {
         "csrc/lua/lua_session.c",
         "csrc/lua/lua_tls_cache.c",
         "csrc/lua/lua_topic.c",
+        "csrc/lua/lua_workers.c",
         -- end generated: c sources
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

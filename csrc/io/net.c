@@ -2,6 +2,10 @@
 #if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
 #define _DARWIN_C_SOURCE
 #endif
+/* glibc declares SO_REUSEPORT only outside strict POSIX. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE
+#endif
 #include "net.h"
 #include "pin.h"
 
@@ -27,6 +31,22 @@ static int set_nonblock_cloexec(int fd)
     if (fdf < 0 || fcntl(fd, F_SETFD, fdf | FD_CLOEXEC) < 0)
         return -1;
     return 0;
+}
+
+/* SO_REUSEPORT when asked: -1 with errno set when the system lacks it,
+ * so reuseport = true never silently means one process per port. */
+static int set_reuseport(int fd, bool reuseport)
+{
+    if (!reuseport)
+        return 0;
+#ifdef SO_REUSEPORT
+    int one = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#else
+    (void)fd;
+    errno = ENOPROTOOPT;
+    return -1;
+#endif
 }
 
 static void set_nodelay(int fd)
@@ -57,12 +77,6 @@ static int listen_any(int af, int port, bool reuseport, int backlog)
         return -1;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-#ifdef SO_REUSEPORT
-    if (reuseport)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-#else
-    (void)reuseport;
-#endif
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t len;
@@ -82,8 +96,8 @@ static int listen_any(int af, int port, bool reuseport, int backlog)
         len = sizeof *a4;
         ok = true;
     }
-    if (ok && set_nonblock_cloexec(fd) == 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
-        listen(fd, backlog > 0 ? backlog : 511) == 0)
+    if (ok && set_reuseport(fd, reuseport) == 0 && set_nonblock_cloexec(fd) == 0 &&
+        bind(fd, (struct sockaddr *)&ss, len) == 0 && listen(fd, backlog > 0 ? backlog : 511) == 0)
         return fd;
     int saved = errno;
     close(fd);
@@ -126,13 +140,8 @@ int ws_net_listen(const char *host, int port, bool reuseport, int backlog, char 
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-#ifdef SO_REUSEPORT
-        if (reuseport)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-#else
-        (void)reuseport;
-#endif
-        if (set_nonblock_cloexec(fd) == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        if (set_reuseport(fd, reuseport) == 0 && set_nonblock_cloexec(fd) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
             listen(fd, backlog > 0 ? backlog : 511) == 0)
             break;
         saved = errno;

@@ -55,6 +55,7 @@ int luaopen_ws_core(lua_State *L)
     ws_lua_open_server(L);
     ws_lua_open_input(L);
     ws_lua_open_topics(L);
+    ws_lua_open_workers(L);
     ws_lua_open_optkeys(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "io/loop.h"
+#include "io/proc.h"
 #include "lua_compat.h"
 #include "lua_error.h"
 #include "lua_core.h"
@@ -65,6 +66,8 @@ struct ws_lua_loop {
     bool err;               /* an error waits in U[lightuserdata(ctx)] */
     bool closing;           /* its members are being closed */
     unsigned refs;          /* the loop userdata + its handles + ws_lua_loop_ref */
+    pid_t pid;              /* the process that made it: a forked child must not use it */
+    ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -435,6 +438,15 @@ bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+static void stop_cb(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+{
+    (void)io;
+    (void)events;
+    (void)ud;
+    ws_proc_stop_drain();
+    ws_loop_break(loop);
+}
+
 static int l_loop_new(lua_State *L)
 {
     lloop *l = lua_newuserdata(L, sizeof *l);
@@ -450,6 +462,15 @@ static int l_loop_new(lua_State *L)
     ctx->loop = ws_loop_new();
     if (!ctx->loop)
         return luaL_error(L, "ws.core.loop: %s", strerror(errno));
+    ctx->pid = getpid();
+    if (ws_proc_stop_fd() >= 0) {
+        /* A worker's stop request ends the running turn; drive() then
+         * closes the members.  Unref'd: it keeps nothing alive. */
+        ws_io_init(&ctx->stop_io, ws_proc_stop_fd(), stop_cb, ctx);
+        if (ws_io_start(ctx->loop, &ctx->stop_io, WS_IO_READ) < 0)
+            return luaL_error(L, "ws.core.loop: %s", strerror(errno));
+        ws_io_unref(&ctx->stop_io);
+    }
     lua_newtable(L);
     ws_setuservalue(L, -2);
     return 1;
@@ -485,15 +506,38 @@ static void take_error(lua_State *L, lctx *ctx, int uidx)
     lua_rawset(L, uidx);
 }
 
+static bool close_members(lua_State *L, lctx *ctx, int uidx);
+
+/* In a worker asked to stop (SIGTERM/SIGINT): close the members as
+ * loop:close() does (servers stop accepting, connections close with 1001
+ * after their queued output); the loop then takes no new ones.  True with
+ * an error on the stack when a callback raised one meanwhile. */
+static bool honour_stop(lua_State *L, lctx *ctx, int uidx)
+{
+    if (!ws_proc_stop_requested() || !ctx->members)
+        return false;
+    return close_members(L, ctx, uidx);
+}
+
 /* step/run: an error raised by a callback is re-raised once the C loop
- * has returned. */
+ * has returned; in a worker asked to stop, run returns once the members
+ * are closed. */
 static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
 {
     const char *what = run ? "run" : "step";
     if (ws_loop_running(ctx->loop))
         return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
+    if (ctx->pid != getpid())
+        return luaL_error(L,
+                          "loop:%s: this loop was made in another process (before fork); make a "
+                          "new one in this process (in a worker, ws.loop() does)",
+                          what);
     ws_getuservalue(L, 1);
     int uidx = lua_gettop(L);
+    if (honour_stop(L, ctx, uidx))
+        return lua_error(L);
+    if (run && ws_proc_stop_requested())
+        return 0;
     publish(L, ctx, uidx);
     int r = run ? ws_loop_run(ctx->loop) : ws_loop_step(ctx->loop, timeout_ms);
     int saved = errno;
@@ -504,6 +548,8 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
     }
     if (r < 0)
         return luaL_error(L, "loop:%s: %s", what, strerror(saved));
+    if (honour_stop(L, ctx, uidx))
+        return lua_error(L);
     if (run)
         return 0;
     lua_pushinteger(L, r);

@@ -30,6 +30,10 @@ static const char *const reconnecting_keys[] = {
     "backoff",          "queue",        "retry_on_4xx", "reconnect_on_normal_close",
     "should_reconnect", "on_reconnect", "on_give_up",   NULL};
 
+static const char *const workers_keys[] = {
+    "restart", "restart_delay", "restart_max_delay", "stable_after",
+    "grace",   "on_start",      "on_exit",           NULL};
+
 static const char *const tls_keys[] = {"verify", "cafile",  "capath", "cert",
                                        "key",    "ciphers", "alpn",   NULL};
 
@@ -89,6 +93,7 @@ static const keyset keysets[] = {
     {"session_accept", {session_accept_keys, NULL}},
     {"upgrade_answer", {upgrade_answer_keys, NULL}},
     {"send", {send_keys, NULL}},
+    {"workers", {workers_keys, NULL}},
 };
 
 static const keyset *find_keyset(lua_State *L, const char *kind)
@@ -229,7 +234,7 @@ void ws_lua_check_keys(lua_State *L, int t, int arg, const char *kind, const cha
  * @function check_options
  * @tparam string kind `"connect"`, `"listen"`, `"reconnecting"`, `"tls"`, `"compress"`,
  *  `"session"`, `"backoff"`, `"queue"`, `"send"`, `"client_handshake"`, `"check_response"`,
- *  `"accept"`, `"session_accept"` or `"upgrade_answer"`
+ *  `"accept"`, `"session_accept"`, `"upgrade_answer"` or `"workers"`
  * @tparam table tbl the options
  * @tparam[opt=""] string prefix written before the key in the message (`"tls."`)
  * @return nil when every key is valid, else the message naming the first unknown key and

@@ -676,6 +676,53 @@ function ws.session(opts)
   return (call_core("session", core.session, opts))
 end
 
+--- Worker processes.
+-- @section workers
+
+-- ws.workers' view of the default loop: "busy" asks whether it is in use,
+-- nil drops it (in a new worker), true closes it (a worker's end).
+local function fresh_loop(what)
+  if what == "busy" then
+    return default_loop ~= nil and not default_loop:closed()
+      and (default_loop:alive() or default_loop:running())
+  elseif what == true then
+    if default_loop and not default_loop:closed() then default_loop:close() end
+  else
+    default_loop = nil
+  end
+end
+
+--- Run a server as `n` processes: the calling process becomes a supervisor
+-- that forks `n` workers, each running `fn(worker_id)` on its own default
+-- loop (listen there with `reuseport = true` so the kernel spreads the
+-- connections over the workers). A worker that dies is restarted (with a
+-- backoff); SIGTERM/SIGINT to the supervisor reach every worker, whose
+-- servers stop accepting and whose clients get close 1001 after their
+-- queued output; `ws.run()` returns there and the worker exits when `fn`
+-- returns. Call it before making anything on the default loop.
+-- See `ws.workers.options`.
+-- @tparam integer n how many workers (1 to 1024)
+-- @tparam function fn `fn(worker_id)`, ids 1 to `n` (a restarted worker keeps its id)
+-- @tparam[opt] table opts `ws.workers.options`
+-- @return in the supervisor: `true, why` once every worker ended cleanly (`why`: the stop
+--  signal `"TERM"`/`"INT"`, or `"done"`), or `nil, err`; never returns in a worker
+-- @raise on a bad argument, or when the default loop is already in use
+-- @usage
+-- local ok, err = ws.workers(4, function(id)
+--   ws.listen { port = 8080, reuseport = true, on_message = function(c, m) c:send(m) end }
+--   ws.run()
+-- end)
+-- os.exit(ok and 0 or 1)
+function ws.workers(n, fn, opts)
+  return require("ws.workers").run(n, fn, opts, fresh_loop)
+end
+
+--- In a worker of `ws.workers`: the signal that asked it to stop (`"TERM"`
+-- or `"INT"`), or false (always false outside workers). For work that does
+-- not end with `ws.run()`.
+-- @treturn string|bool
+function ws.stopping() return core.stop_requested() end
+
 --- A client that reconnects after drops, with the methods of a connection
 -- and the same callbacks plus `on_reconnect(rc, attempt, delay)` and
 -- `on_give_up(rc, err)`.
