@@ -1,7 +1,8 @@
 -- The lua-ws command (bin/lua-ws): the client through pipes and through a
 -- pseudo-terminal (script(1)), --exec, binary output, headers, protocols,
--- compression, TLS, a proxy, Unix sockets, exit codes; the server (echo,
--- broadcast, TLS); against lua-ws peers in other processes and the Node
+-- compression, TLS, a proxy (http:// and https://), Unix sockets, exit
+-- codes, --file and the progress of long sends (terminal vs pipe); the
+-- server (echo, broadcast, TLS); against lua-ws peers in other processes and the Node
 -- ws peer that spec/interop installs.
 -- Lua 5.1 compatible.
 
@@ -51,7 +52,8 @@ describe("the lua-ws command", function()
       local out, code = run("--help")
       assert.equal(0, code)
       for _, opt in ipairs({ "--header", "--protocol", "--origin", "--compress", "--cafile", "--insecure",
-        "--proxy", "--ping-interval", "--connect-timeout", "--exec", "--listen", "--tls", "--base64" }) do
+        "--proxy", "--ping-interval", "--connect-timeout", "--exec", "--listen", "--tls", "--base64",
+        "--file", "--progress", "--no-progress", "--proxy-cafile", "--proxy-insecure" }) do
         assert.truthy(out:find(opt, 1, true), opt)
       end
     end)
@@ -177,6 +179,25 @@ srv = ws.listen{ host = "127.0.0.1", port = 0, on_upgrade = function() return fa
       tinyproxy.stop_all()
     end)
 
+    it("goes through an https:// proxy with --proxy-cafile; --proxy-insecure says it is insecure", function()
+      local p = tinyproxy.start_tls{ cert = certs.self_cert, key = certs.self_key }
+      local _, port = net.spawn_echo_server("tls", certs.server_cert, certs.server_key)
+      local url = " wss://localhost:" .. port .. "/"
+      local cafile = " --cafile " .. net.quote(certs.ca)
+      assert.equal("< tunnelled\n", (run_stdout("--proxy " .. p.url .. " --proxy-cafile " ..
+        net.quote(certs.self_cert) .. cafile .. " -x tunnelled" .. url)))
+      assert.truthy(p:log():find("Established connection", 1, true))
+      -- --cafile is the server's trust only: the proxy fails without its own.
+      local out, code = run("--proxy " .. p.url .. cafile .. " -x x" .. url)
+      assert.equal(1, code)
+      assert.matches("proxy 127.0.0.1 port " .. p.tls_port .. ": TLS certificate verify failed", out, 1, true)
+      out, code = run("--proxy " .. p.url .. " --proxy-insecure" .. cafile .. " -x insecure" .. url)
+      assert.equal(0, code)
+      assert.matches("warning: --proxy-insecure", out, 1, true)
+      assert.matches("< insecure", out, 1, true)
+      tinyproxy.stop_all()
+    end)
+
     it("reaches ws+unix:// servers", function()
       local path = net.next_name("cli") .. ".sock"
       local ch = net.spawn_lua(([[
@@ -200,6 +221,87 @@ ws.run()
       assert.matches("type a line to send it", out, 1, true)
       assert.matches("\n< typed line\n", out, 1, true)
       assert.matches("closed 1000", out, 1, true)
+    end)
+  end)
+
+  describe("progress of long sends", function()
+    local MIB8 = 8 * 1024 * 1024
+    local big, port
+
+    -- A server answering each message with its length (no 8 MiB echo to print).
+    before_each(function()
+      big = net.next_name("big") .. ".txt"
+      net.write_file(big, string.rep("a", MIB8))
+      local _
+      _, port = script_server([[
+srv = ws.listen{ host = "127.0.0.1", port = 0,
+  on_message = function(c, d) c:send("got " .. #d) end }]])
+    end)
+
+    local function env_cmd(args)
+      return ("LUA_PATH=%s LUA_CPATH=%s %s %s %s"):format(net.quote(package.path), net.quote(package.cpath),
+        net.quote(net.lua_interpreter()), CLI, args)
+    end
+
+    it("shows progress in a terminal: rewritten in place, then the total", function()
+      local url = " ws://127.0.0.1:" .. port .. "/"
+      local out, code = proc.sh("script -qefc " .. net.quote(env_cmd("--file " .. net.quote(big) .. url)) ..
+        " /dev/null", 30)
+      assert.equal(0, code)
+      assert.matches("\r\27%[Klua%-ws: sending [%d.]+ [KMi]*B of 8%.0 MiB %(%d+%%%)", out)
+      assert.matches("\r\27[Klua-ws: sent " .. MIB8 .. " bytes in ", out, 1, true)
+      assert.matches("< got " .. MIB8, out, 1, true)
+      -- --quiet and --no-progress turn it off.
+      for _, flag in ipairs({ "--quiet", "--no-progress" }) do
+        out, code = proc.sh("script -qefc " .. net.quote(env_cmd(flag .. " --file " .. net.quote(big) .. url)) ..
+          " /dev/null", 30)
+        assert.equal(0, code)
+        assert.is_nil(out:find("sent " .. MIB8, 1, true), flag)
+        assert.matches("< got " .. MIB8, out, 1, true)
+      end
+    end)
+
+    it("shows none in a pipeline unless --progress, which prints plain lines", function()
+      local url = " ws://127.0.0.1:" .. port .. "/"
+      local out, code = run("--file " .. net.quote(big) .. url)
+      assert.equal(0, code)
+      assert.matches("< got " .. MIB8, out, 1, true)
+      assert.matches("connected to", out, 1, true)
+      assert.is_nil(out:find("sent " .. MIB8, 1, true))
+      assert.is_nil(out:find("sending", 1, true))
+      out, code = run("--progress --file " .. net.quote(big) .. url)
+      assert.equal(0, code)
+      assert.matches("\nlua%-ws: sent " .. MIB8 .. " bytes in [%d.]+ s", out)
+      assert.is_nil(out:find("\27", 1, true))
+      assert.is_nil(out:find("\r", 1, true))
+      -- A long stdin line: the same display; short lines none.
+      local cmd = ("head -c 300000 /dev/zero | tr '\\0' b | %s 2>&1"):format(env_cmd("--progress" .. url))
+      out, code = proc.sh(cmd, 30)
+      assert.equal(0, code)
+      assert.matches("lua-ws: sent 300000 bytes in ", out, 1, true)
+      assert.matches("< got 300000", out, 1, true)
+      out, code = run("--progress" .. url, "short\n")
+      assert.equal(0, code)
+      assert.matches("< got 5", out, 1, true)
+      assert.is_nil(out:find("sent ", 1, true))
+    end)
+
+    it("--file errors: unreadable, with --exec, text that is not UTF-8", function()
+      local url = " ws://127.0.0.1:" .. port .. "/"
+      local out, code = run("--file /nonexistent/file" .. url)
+      assert.equal(2, code)
+      assert.matches("--file: /nonexistent/file: No such file or directory", out, 1, true)
+      out, code = run("--file " .. net.quote(big) .. " -x hi" .. url)
+      assert.equal(2, code)
+      assert.matches("--exec and --file cannot be used together", out, 1, true)
+      local bin = net.next_name("bin") .. ".dat"
+      net.write_file(bin, "\255\254binary")
+      out, code = run("--file " .. net.quote(bin) .. url)
+      assert.equal(2, code)
+      assert.matches("invalid UTF-8 in a text message; send it as binary (use --binary)", out, 1, true)
+      out, code = run("--binary --file " .. net.quote(bin) .. url)
+      assert.equal(0, code)
+      assert.matches("< got 8", out, 1, true)
     end)
   end)
 
