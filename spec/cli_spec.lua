@@ -230,8 +230,10 @@ ws.run()
 
     -- A server answering each message with its length (no 8 MiB echo to print).
     before_each(function()
-      big = net.next_name("big") .. ".txt"
-      net.write_file(big, string.rep("a", MIB8))
+      if not big then
+        big = net.next_name("big") .. ".txt"
+        net.write_file(big, string.rep("a", MIB8))
+      end
       local _
       _, port = script_server([[
 srv = ws.listen{ host = "127.0.0.1", port = 0,
@@ -284,6 +286,20 @@ srv = ws.listen{ host = "127.0.0.1", port = 0,
       assert.equal(0, code)
       assert.matches("< got 5", out, 1, true)
       assert.is_nil(out:find("sent ", 1, true))
+    end)
+
+    it("says 'send interrupted' when the connection ends first (exit 3)", function()
+      -- The server fails the connection at the frame header (over max_message)
+      -- and closes; 32 MiB cannot all sit in the socket buffers by then.
+      local _, sport = script_server([[
+srv = ws.listen{ host = "127.0.0.1", port = 0, max_message = 1000 }]])
+      local huge = net.next_name("huge") .. ".txt"
+      net.write_file(huge, string.rep("z", 32 * 1024 * 1024))
+      local out, code = run("--progress --file " .. net.quote(huge) .. " ws://127.0.0.1:" .. sport .. "/")
+      os.remove(huge)
+      assert.equal(3, code)
+      assert.matches("lua%-ws: send interrupted after [%d.]+ [KMi]*B of 32%.0 MiB\n", out)
+      assert.is_nil(out:find("sent 33554432", 1, true))
     end)
 
     it("--file errors: unreadable, with --exec, text that is not UTF-8", function()
