@@ -28,7 +28,7 @@ WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototyp
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Icsrc
 CFLAGS_ALL = -std=c99 -fPIC $(WARNINGS) $(OPTFLAGS) $(CFLAGS) \
 	$(shell pkg-config --cflags $(LUA_PKG) 2>/dev/null)
-LDLIBS = -lssl -lcrypto -lz -pthread
+LDLIBS = -lhiredis -lssl -lcrypto -lz -pthread
 # macOS loads Lua modules as bundles resolved against the host's Lua.
 LDSHARED_Darwin = -bundle -undefined dynamic_lookup
 LDSHARED = $(or $(LDSHARED_$(shell uname -s)),-shared)

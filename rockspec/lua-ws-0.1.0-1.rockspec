@@ -27,6 +27,7 @@ dependencies = {
 external_dependencies = {
   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
   ZLIB = { header = "zlib.h", library = "z" },
+  HIREDIS = { header = "hiredis/async.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -53,16 +54,19 @@ build = {
         "csrc/core/session.c",
         "csrc/core/url.c",
         "csrc/core/utf8.c",
+        "csrc/io/backplane.c",
         "csrc/io/conn.c",
         "csrc/io/fanout.c",
         "csrc/io/loop.c",
         "csrc/io/net.c",
         "csrc/io/pin.c",
         "csrc/io/proc.c",
+        "csrc/io/redis_loop.c",
         "csrc/io/shared_frame.c",
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
         "csrc/io/topic.c",
+        "csrc/lua/lua_backplane.c",
         "csrc/lua/lua_codec.c",
         "csrc/lua/lua_conn.c",
         "csrc/lua/lua_core.c",
@@ -83,9 +87,9 @@ build = {
         -- end generated: c sources
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
-      libraries = { "ssl", "crypto", "z", "pthread" },
+      incdirs = { "csrc", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+      libraries = { "hiredis", "ssl", "crypto", "z", "pthread" },
     },
   },
   -- begin generated: bin scripts

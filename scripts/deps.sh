@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(pkg-config lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
       luajit2 libluajit2-5.1-dev libssl-dev zlib1g-dev openssl lua-busted luarocks
       lua-check lua-ldoc valgrind clang-tidy clang-format tinyproxy-bin bsdutils
-      python3 util-linux)
+      python3 util-linux libhiredis-dev redis-server)
 
 missing=()
 for p in "${pkgs[@]}"; do

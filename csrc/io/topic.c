@@ -20,6 +20,8 @@ struct ws_topics {
     size_t count;       /* topics */
     size_t memory;      /* bytes of topics, subscriber arrays and members' lists */
     uint32_t seed;      /* differs per table: names chosen by peers do not collide everywhere */
+    ws_topics_watch_fn watch;
+    void *watch_ud;
 };
 
 #define MIN_BUCKETS 16
@@ -164,6 +166,8 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
     m->refs[m->n].slot = t->n;
     t->n++;
     m->n++;
+    if (t->n == 1 && ts->watch)
+        ts->watch(ts->watch_ud, t->name, t->len, true);
     return 1;
 }
 
@@ -184,6 +188,8 @@ static void leave(ws_topics *ts, ws_topic_member *m, size_t i)
         moved.topic->subs[moved.slot].ref = i;
     }
     if (t->n == 0) {
+        if (ts->watch)
+            ts->watch(ts->watch_ud, t->name, t->len, false);
         destroy(ts, t);
     } else if (t->cap > 4 && t->n < t->cap / 4) {
         /* Give back most of a topic that many left; a failed shrink keeps it. */
@@ -230,6 +236,19 @@ const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len
 {
     *len = m->refs[i].topic->len;
     return m->refs[i].topic->name;
+}
+
+void ws_topics_watch(ws_topics *ts, ws_topics_watch_fn fn, void *ud)
+{
+    ts->watch = fn;
+    ts->watch_ud = ud;
+}
+
+void ws_topics_each(const ws_topics *ts, ws_topics_watch_fn fn, void *ud)
+{
+    for (size_t i = 0; i < ts->nbuckets; i++)
+        for (ws_topic *t = ts->buckets[i]; t; t = t->next)
+            fn(ud, t->name, t->len, true);
 }
 
 size_t ws_topics_memory(const ws_topics *ts)

@@ -6,6 +6,7 @@
 #ifndef WS_TOPIC_H
 #define WS_TOPIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest topic name, in bytes. */
@@ -46,6 +47,16 @@ void ws_topics_leave_all(ws_topics *ts, ws_topic_member *m);
  * the next change of the topic's subscribers. */
 const ws_topic_sub *ws_topics_subscribers(const ws_topics *ts, const char *name, size_t len,
                                           size_t *n);
+
+/* Told when a topic comes to exist (its first subscriber) and when it
+ * ends (its last left), not when the table is freed.  It must not change
+ * the table.  One watcher per table; fn NULL removes it. */
+typedef void (*ws_topics_watch_fn)(void *ud, const char *name, size_t len, bool exists);
+void ws_topics_watch(ws_topics *ts, ws_topics_watch_fn fn, void *ud);
+
+/* fn(ud, name, len, true) for every topic, in no particular order; fn
+ * must not change the table. */
+void ws_topics_each(const ws_topics *ts, ws_topics_watch_fn fn, void *ud);
 
 /* Name of the member's i-th topic (i < m->n); not NUL-terminated. */
 const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len);

@@ -33,6 +33,14 @@ int luaopen_ws_core(lua_State *L);
  */
 
 /***
+ * The backplane behind `ws.redis`.
+ * @function redis
+ * @tparam table opts `ws.redis_options`
+ * @tparam Loop loop the loop to run on
+ * @treturn ws.Backplane
+ */
+
+/***
  * The same as `ws.session`.
  * @function session
  * @tparam table opts `ws.session_options`
@@ -56,6 +64,7 @@ int luaopen_ws_core(lua_State *L)
     ws_lua_open_input(L);
     ws_lua_open_topics(L);
     ws_lua_open_workers(L);
+    ws_lua_open_backplane(L);
     ws_lua_open_optkeys(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");

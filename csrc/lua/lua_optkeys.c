@@ -24,7 +24,12 @@ static const char *const connect_keys[] = {
 static const char *const listen_keys[] = {
     CONN_COMMON,       "host",      "port",       "reuseport",  "backlog",
     "keep_request",    "protocols", "on_upgrade", "on_request", "handshake_timeout",
-    "on_accept_error", "unix",      "mode",       NULL};
+    "on_accept_error", "unix",      "mode",       "backplane",  NULL};
+
+static const char *const redis_keys[] = {
+    "host",    "port",     "unix", "username", "password", "prefix", "connect_timeout",
+    "backoff", "on_error", NULL};
+static const char *const redis_backoff_keys[] = {"initial", "max", NULL};
 
 static const char *const reconnecting_keys[] = {
     "backoff",          "queue",        "retry_on_4xx", "reconnect_on_normal_close",
@@ -94,6 +99,8 @@ static const keyset keysets[] = {
     {"upgrade_answer", {upgrade_answer_keys, NULL}},
     {"send", {send_keys, NULL}},
     {"workers", {workers_keys, NULL}},
+    {"redis", {redis_keys, NULL}},
+    {"redis_backoff", {redis_backoff_keys, NULL}},
 };
 
 static const keyset *find_keyset(lua_State *L, const char *kind)
@@ -234,7 +241,8 @@ void ws_lua_check_keys(lua_State *L, int t, int arg, const char *kind, const cha
  * @function check_options
  * @tparam string kind `"connect"`, `"listen"`, `"reconnecting"`, `"tls"`, `"compress"`,
  *  `"session"`, `"backoff"`, `"queue"`, `"send"`, `"client_handshake"`, `"check_response"`,
- *  `"accept"`, `"session_accept"`, `"upgrade_answer"` or `"workers"`
+ *  `"accept"`, `"session_accept"`, `"upgrade_answer"`, `"workers"`, `"redis"` or
+ *  `"redis_backoff"`
  * @tparam table tbl the options
  * @tparam[opt=""] string prefix written before the key in the message (`"tls."`)
  * @return nil when every key is valid, else the message naming the first unknown key and

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "lua_backplane.h"
 #include "lua_conn.h"
 #include "lua_core.h"
 #include "lua_opts.h"
@@ -46,8 +47,9 @@ struct lserver {
     bool keep_request; /* keep every connection's request, not only when read */
     char *unix_path;   /* a Unix socket server: its file, removed at close */
     unsigned long unix_dev, unix_ino;
-    bool released;     /* its loop closed it */
-    ws_topics *topics; /* made at the first subscribe */
+    bool released;         /* its loop closed it */
+    ws_topics *topics;     /* made at the first subscribe */
+    lbackplane *backplane; /* srv:attach(bp), or NULL */
 };
 
 /* The server stays anchored while it listens or has connections, whose
@@ -614,6 +616,7 @@ static int l_listen(lua_State *L)
     size_t np;
     ws_lua_opt_strings(L, opts, "protocols", &np); /* type check */
     lua_pop(L, 1);
+    ws_lua_backplane_check_option(L, opts);
 
     lserver *srv = lua_newuserdata(L, sizeof *srv);
     memset(srv, 0, sizeof *srv);
@@ -672,6 +675,7 @@ static int l_listen(lua_State *L)
         return luaL_error(L, "ws.listen: cannot watch the socket: %s", strerror(errno));
     lua_pushvalue(L, sidx);
     srv->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ws_lua_backplane_attach_option(L, opts, sidx);
     lua_settop(L, sidx);
     return 1;
 }
@@ -727,6 +731,11 @@ bool ws_lua_server_released(const lserver *srv)
 lconn *ws_lua_server_clients(lserver *srv)
 {
     return srv->clients;
+}
+
+lbackplane **ws_lua_server_backplane(lserver *srv)
+{
+    return &srv->backplane;
 }
 
 ws_topics *ws_lua_server_topics(lserver *srv, bool create)
@@ -892,6 +901,8 @@ static int l_gc(lua_State *L)
     for (lconn *lc = srv->clients; lc; lc = lc->next)
         lc->srv = NULL;
     srv->clients = NULL;
+    ws_lua_backplane_server_gone(srv->backplane); /* before its topics go */
+    srv->backplane = NULL;
     ws_topics_free(srv->topics);
     srv->topics = NULL;
     if (srv->tls) {

@@ -13,6 +13,7 @@
 
 #include "core/utf8.h"
 #include "io/fanout.h"
+#include "lua_backplane.h"
 #include "lua_core.h"
 #include "lua_opts.h"
 #include "lua_topic.h"
@@ -189,7 +190,9 @@ static int l_publish(lua_State *L)
     if (count < 0)
         return luaL_error(L, "publish: out of memory");
     lua_pushinteger(L, count);
-    return 1;
+    /* Attached to a backplane: the other nodes get it through Redis. */
+    return 1 +
+           ws_lua_backplane_publish(L, *ws_lua_server_backplane(srv), topic, tlen, p, n, binary);
 }
 
 /***

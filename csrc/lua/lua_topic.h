@@ -31,4 +31,7 @@ lconn *ws_lua_server_clients(lserver *srv);
 lua_Integer ws_lua_server_fanout(lserver *srv, const char *topic, size_t tlen, bool binary,
                                  const uint8_t *p, size_t n);
 
+/* The server's attached backplane slot (NULL when none). */
+struct lbackplane **ws_lua_server_backplane(lserver *srv);
+
 #endif

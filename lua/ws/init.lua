@@ -603,6 +603,7 @@ end
 --  headers=}`, or `false[, status[, reason[, headers]]]` to reject (403 by default)
 -- @tfield[opt] function on_request `(req, res)`: plain HTTP on the same port; fill the
 --  `http_response` (without it: 426)
+-- @tfield[opt] Backplane backplane attach this backplane (`ws.redis`), as `srv:attach(bp)`
 -- @tfield[opt] function on_accept_error `(srv, err)`: accepting failed for want of file
 --  descriptors or memory; called once per shortage while the server pauses accepting (50 ms,
 --  doubling up to 1 s) and keeps serving its connections
@@ -642,6 +643,37 @@ function ws.listen(opts)
   local srv = call_core("listen", core.listen, opts, ws.loop())
   server_limits[srv] = limits
   return srv
+end
+
+--- Options of `ws.redis`.
+-- @table redis_options
+-- @tfield[opt="127.0.0.1"] string host Redis host (a name is resolved, blocking, at each
+--  connect: prefer an address)
+-- @tfield[opt=6379] integer port Redis port
+-- @tfield[opt] string unix a Unix socket path instead of host/port
+-- @tfield[opt] string password sent with `AUTH`
+-- @tfield[opt] string username ACL user (Redis 6+): `AUTH username password`
+-- @tfield[opt="ws:"] string prefix channel of topic T is prefix .. T (1 to 255 bytes); the
+--  channel named by the prefix alone is the backplane's own
+-- @tfield[opt=5] number connect_timeout seconds for connect, AUTH and PING
+-- @tfield[opt] table backoff `{initial = 0.1, max = 5}`: seconds before reconnecting,
+--  doubling up to max
+-- @tfield[opt] function on_error `(bp, err)`: a connect, AUTH or PUBLISH failed, or a
+--  connection dropped (it reconnects by itself)
+
+--- A Redis backplane on the default loop: `srv:attach(bp)` (or the `backplane` option of
+-- `ws.listen`) joins a server's topics to those of every other node attached to the same
+-- Redis. It connects at once (two connections: one SUBSCRIBEs, one PUBLISHes) and
+-- reconnects by itself; see README.md, Redis backplane.
+-- @tparam table opts `redis_options`
+-- @treturn Backplane the backplane
+-- @raise on a bad option
+function ws.redis(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'redis' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  refuse_in_nginx("ws.redis")
+  return (call_core("redis", core.redis, opts, ws.loop()))
 end
 
 --- Options of `ws.session`.
