@@ -437,6 +437,13 @@ if notes:
     for n in notes:
         w(f"- {n}")
     w("")
+# The 100 000-connection run (bench/c100k.py, not part of make bench) is
+# kept by hand in bench/C100K.md.
+c100k = os.path.join(os.path.dirname(os.path.abspath(__file__)), "C100K.md")
+if os.path.exists(c100k):
+    w("")
+    with open(c100k) as f:
+        w(f.read().rstrip())
 # The hand-written profile findings (bench/PROFILE.md) close the report.
 profile = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILE.md")
 if os.path.exists(profile):
