@@ -39,7 +39,7 @@ if [ $# -gt 0 ]; then
   run coverage "$@"
 else
   run coverage spec
-  mapfile -t poll_specs < <(ls spec/loop_spec.lua spec/net_*_spec.lua spec/reconnect_spec.lua)
+  mapfile -t poll_specs < <(ls spec/loop_spec.lua spec/loop_edges_spec.lua spec/net_*_spec.lua spec/reconnect_spec.lua)
   run coverage-poll "${poll_specs[@]}"
 fi
 
