@@ -6,13 +6,15 @@
 -- CA, which only `tls` trusts, so mixing the two fails.  Covered: ws and
 -- wss origins, Basic auth (407 and success), a proxy certificate that
 -- fails verification (named as the proxy's), a "proxy" that does not
--- speak TLS, proxy_tls.verify = false,
+-- speak TLS, proxy_tls.verify = false, an origin that stops reading, a
+-- script that ends with output queued,
 -- close from either side, callbacks, a proxy that dies mid-tunnel (1006,
 -- no hang), HTTPS_PROXY=https://... in a child, bad proxy_tls options.
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
 local proc = require "spec.helpers.proc"
+local exit = require "spec.helpers.exit_util"
 local tinyproxy = require "spec.helpers.tinyproxy"
 local certs = require("spec.helpers.certs").get()
 local ws = net.ws
@@ -61,6 +63,7 @@ describe("https:// proxy (TLS to the proxy)", function()
 
   after_each(function()
     net.cleanup()
+    exit.cleanup()
     tinyproxy.stop_all()
   end)
 
@@ -167,6 +170,47 @@ describe("https:// proxy (TLS to the proxy)", function()
       assert.is_nil(err)
       c:send("insecure proxy")
       assert.same({ "insecure proxy", "text" }, { c:receive(3) })
+    end)
+
+    it("pushes back when the origin stops reading, and delivers everything once it reads again", function()
+      local got, server_conn = {}, nil
+      local srv = wss_origin{
+        on_open = function(sc) server_conn = sc; sc:pause() end,
+        on_message = function(_, m) got[#got + 1] = #m end }
+      local c = assert(connect("wss://localhost:" .. srv.port .. "/", { proxy = p.url,
+        proxy_tls = PROXY_TRUST, tls = ORIGIN_TRUST, max_buffered = 1024 * 1024 }))
+      assert.truthy(net.wait_until(function() return server_conn ~= nil end, 3))
+      local chunk, sent, full = string.rep("p", 256 * 1024), 0, nil
+      for _ = 1, 400 do
+        local ok, err = c:send(chunk)
+        if not ok then full = err break end
+        sent = sent + 1
+        net.run_for(0.005)
+      end
+      assert.equal("send buffer full", full)
+      assert.is_true(sent > 4)
+      assert.same({}, got)
+      server_conn:resume()
+      assert.truthy(net.wait_until(function() return #got == sent end, 15))
+      assert.is_true(c:send("after"))
+      assert.truthy(net.wait_until(function() return got[#got] == 5 end, 5))
+    end)
+
+    it("a script that ends with output queued: the origin gets every message, then 1001", function()
+      local got, closes = {}, {}
+      local srv = wss_origin{
+        on_message = function(_, m) got[#got + 1] = #m end,
+        on_close = function(_, code, _, clean) closes[#closes + 1] = { code, clean } end }
+      local child = exit.spawn(([[
+local ws = require "ws"
+local c = assert(ws.connect(arg[1], { proxy = arg[2], proxy_tls = { cafile = arg[3] },
+  tls = { cafile = arg[4] }, timeout = 5 }))
+for _ = 1, 4 do assert(c:send(string.rep("q", 300000))) end
+]]), "wss://localhost:" .. srv.port .. "/", p.url, certs.self_cert, certs.ca)
+      assert.equal(0, child:wait(), child:describe())
+      assert.truthy(net.wait_until(function() return #closes > 0 end, 10))
+      assert.same({ 300000, 300000, 300000, 300000 }, got)
+      assert.same({ { 1001, true } }, closes)
     end)
 
     it("reports a proxy that dies mid-tunnel as 1006 (ws and wss), without hanging", function()
