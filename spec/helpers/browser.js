@@ -1,13 +1,15 @@
 // Drives the chat page (examples/chat/index.html) in headless Chromium for
 // spec/chat_browser_spec.lua, with playwright-core from build/node.
 //
-//   node spec/helpers/browser.js PAGE_URL BROWSER_TEXT LUA_TEXT
+//   node spec/helpers/browser.js PAGE_URL BROWSER_TEXT LUA_TEXT [answer]
 //
 // It opens PAGE_URL, waits for the page's WebSocket to open, types
 // BROWSER_TEXT into the send box and submits it, waits for it to come back
 // into the message list (the server's broadcast), then waits for LUA_TEXT
 // (sent by the spec's Lua client once it has BROWSER_TEXT) to appear in the
-// list.  Progress goes to stdout as JSON lines the spec reads:
+// list.  With "answer" it waits for LUA_TEXT (typed by another page) first,
+// and then types BROWSER_TEXT.  Progress goes to stdout as JSON lines the
+// spec reads:
 //   {"event":"launched","version":...}
 //   {"event":"open","status":"connected"}
 //   {"event":"sent","text":...}
@@ -34,9 +36,9 @@ function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
-const [pageUrl, browserText, luaText] = process.argv.slice(2);
-if (!pageUrl || !browserText || !luaText) {
-  emit({ event: "error", message: "usage: browser.js PAGE_URL BROWSER_TEXT LUA_TEXT" });
+const [pageUrl, browserText, luaText, mode] = process.argv.slice(2);
+if (!pageUrl || !browserText || !luaText || (mode !== undefined && mode !== "answer")) {
+  emit({ event: "error", message: "usage: browser.js PAGE_URL BROWSER_TEXT LUA_TEXT [answer]" });
   process.exit(2);
 }
 
@@ -112,14 +114,17 @@ async function main() {
     );
 
   // Type into the send box and press the button, like a person.
-  await page.fill("#text", browserText);
-  await page.click("#send");
-  emit({ event: "sent", text: browserText });
-  await inList(browserText);
-  emit({ event: "echoed", text: browserText });
-
+  const type = async () => {
+    await page.fill("#text", browserText);
+    await page.click("#send");
+    emit({ event: "sent", text: browserText });
+    await inList(browserText);
+    emit({ event: "echoed", text: browserText });
+  };
+  if (mode !== "answer") await type();
   await inList(luaText);
   emit({ event: "received", text: luaText });
+  if (mode === "answer") await type();
 
   const messages = await page.$$eval("#messages li", (lis) => lis.map((li) => li.textContent));
   if (pageErrors.length) throw new Error("errors in the page: " + pageErrors.join("; "));
