@@ -202,6 +202,10 @@ static void start(rconn *rc)
         return;
     }
     ac->data = rc;
+    /* A Redis host that vanishes without a reset is noticed by TCP
+     * keepalive (hiredis's interval); a Unix socket needs none. */
+    if (!bp->unix_path)
+        redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rc->state = CONNECTING;
