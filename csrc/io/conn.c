@@ -761,26 +761,16 @@ static void proxy_tls_step(ws_conn *c)
     start_proxy(c);
 }
 
-/* Over TLS to the proxy: write the CONNECT request and read the answer
- * head a byte at a time (the decrypted record is buffered by OpenSSL, so
- * this costs no system calls), leaving what follows it for the next
- * layer.  Returns the head's length, 0 while waiting, -1 after failing. */
-static long proxy_tls_exchange(ws_conn *c)
+/* Read the proxy's answer head a byte at a time into r->answer, never past
+ * its end: what follows belongs to the next layer (TLS or the session).
+ * Over TLS the bytes come from OpenSSL's decrypted record; over TCP each is
+ * one recv, for a head of a few hundred bytes once per connection (peeking
+ * instead could not wait for the rest of a head: the fd stays readable
+ * while peeked bytes are unread).  Returns the head's length, 0 while
+ * waiting, -1 after failing. */
+static long proxy_read_answer(ws_conn *c)
 {
     ws_client_route *r = c->cl->route;
-    while (r->req_sent < r->req_len) {
-        struct iovec iov = {r->req + r->req_sent, r->req_len - r->req_sent};
-        ssize_t w = c->t->ops->writev(c->t, &iov, 1);
-        if (w == WS_T_AGAIN) {
-            update_interest(c);
-            return 0;
-        }
-        if (w < 0) {
-            proxy_failed(c, c->t->ops->error(c->t));
-            return -1;
-        }
-        r->req_sent += (size_t)w;
-    }
     if (!r->answer && !(r->answer = malloc(PROXY_HEAD_MAX))) {
         fail(c, "out of memory");
         return -1;
@@ -793,7 +783,20 @@ static long proxy_tls_exchange(ws_conn *c)
             proxy_failed(c, "sent an invalid answer to CONNECT");
             return -1;
         }
-        ssize_t got = c->t->ops->read(c->t, (uint8_t *)r->answer + r->answer_len, 1);
+        uint8_t *at = (uint8_t *)r->answer + r->answer_len;
+        const char *error = NULL;
+        ssize_t got;
+        if (c->t) {
+            got = c->t->ops->read(c->t, at, 1);
+            if (got == WS_T_ERROR)
+                error = c->t->ops->error(c->t);
+        } else {
+            got = recv(c->fd, at, 1, 0);
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                got = WS_T_AGAIN;
+            else if (got < 0)
+                error = strerror(errno);
+        }
         if (got == WS_T_AGAIN) {
             update_interest(c);
             return 0;
@@ -801,7 +804,7 @@ static long proxy_tls_exchange(ws_conn *c)
         if (got <= 0) {
             char why[400];
             snprintf(why, sizeof why, "closed the connection before answering CONNECT%s%s",
-                     got < 0 ? ": " : "", got < 0 ? c->t->ops->error(c->t) : "");
+                     error ? ": " : "", error ? error : "");
             proxy_failed(c, why);
             return -1;
         }
@@ -809,59 +812,37 @@ static long proxy_tls_exchange(ws_conn *c)
     }
 }
 
-/* Write the CONNECT request, then wait for the whole answer head.  The
- * answer is peeked and only its head consumed, so bytes the origin sends
- * right after it stay in the socket for the next layer (TLS or the
- * session). */
+/* Write the CONNECT request, then read the whole answer head. */
 static void proxy_step(ws_conn *c)
 {
     ws_client_route *r = c->cl->route;
-    char msg[PROXY_HEAD_MAX + 128];
-    if (c->t) {
-        long end = proxy_tls_exchange(c);
-        if (end > 0)
-            proxy_answered(c, r->answer, (size_t)end);
-        return;
-    }
     while (r->req_sent < r->req_len) {
-        ssize_t w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            update_interest(c);
-            return;
+        ssize_t w;
+        if (c->t) {
+            struct iovec iov = {r->req + r->req_sent, r->req_len - r->req_sent};
+            w = c->t->ops->writev(c->t, &iov, 1);
+            if (w == WS_T_ERROR) {
+                proxy_failed(c, c->t->ops->error(c->t));
+                return;
+            }
+        } else {
+            w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                w = WS_T_AGAIN;
+            else if (w < 0) {
+                proxy_failed(c, strerror(errno));
+                return;
+            }
         }
-        if (w < 0) {
-            snprintf(msg, sizeof msg, "proxy %s port %d: %s", r->proxy_host, r->proxy_port,
-                     strerror(errno));
-            fail(c, msg);
+        if (w == WS_T_AGAIN) {
+            update_interest(c);
             return;
         }
         r->req_sent += (size_t)w;
     }
-    char head[PROXY_HEAD_MAX];
-    ssize_t got = recv(c->fd, head, sizeof head, MSG_PEEK);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        update_interest(c);
-        return;
-    }
-    if (got <= 0) {
-        snprintf(msg, sizeof msg,
-                 "proxy %s port %d closed the connection before answering CONNECT%s%s",
-                 r->proxy_host, r->proxy_port, got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
-        fail(c, msg);
-        return;
-    }
-    long end = ws_http_head_end(head, (size_t)got, &r->scanned, sizeof head);
-    if (end == WS_E_NEED_MORE && (size_t)got < sizeof head) {
-        update_interest(c);
-        return;
-    }
-    if (end < 0 || recv(c->fd, head, (size_t)end, 0) != (ssize_t)end) {
-        snprintf(msg, sizeof msg, "proxy %s port %d sent an invalid answer to CONNECT",
-                 r->proxy_host, r->proxy_port);
-        fail(c, msg);
-        return;
-    }
-    proxy_answered(c, head, (size_t)end);
+    long end = proxy_read_answer(c);
+    if (end > 0)
+        proxy_answered(c, r->answer, (size_t)end);
 }
 
 /* The proxy's answer head (all of it, consumed): on 2xx the tunnel is
