@@ -1,5 +1,9 @@
 -- Topics: memory per subscription and server CPU per delivery.
---   lua5.4 bench/topics.lua [connections] [publishes] [size]
+--   lua5.4 bench/topics.lua [connections] [publishes] [size] [burst] [compress]
+-- compress: "none" (default); "shared": permessage-deflate, the clients
+-- ask for server_no_context_takeover (one compressed frame per publish);
+-- "own": permessage-deflate with context takeover (one deflate per
+-- receiver).
 -- Memory: one connection subscribes to many distinct topics (a topic each:
 -- the most a subscription costs) and many connections subscribe to one
 -- topic (a slot each), measured as the process's RSS growth.  CPU:
@@ -18,6 +22,10 @@ local PUBLISHES = tonumber(arg[2]) or 2000
 local SIZE = tonumber(arg[3]) or 128
 local TOPICS = 200000
 local BURST = tonumber(arg[4]) or 50
+local COMPRESS = arg[5] or "none"
+local client_opts = ({ none = {}, shared = { compress = { server_no_context_takeover = true } },
+  own = { compress = true } })[COMPRESS]
+assert(client_opts, "compress: none, shared or own")
 
 local function rss_kb()
   for line in io.lines("/proc/self/status") do
@@ -27,11 +35,13 @@ local function rss_kb()
 end
 
 local server_side = {}
-local srv = ws.listen { port = 0, on_open = function(c) server_side[#server_side + 1] = c end }
+local srv = ws.listen { port = 0, compress = COMPRESS ~= "none",
+  on_open = function(c) server_side[#server_side + 1] = c end }
 local received = 0
 for _ = 1, CONNS do
-  assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/",
-    { on_message = function() received = received + 1 end }))
+  local opts = { on_message = function() received = received + 1 end }
+  for k, v in pairs(client_opts) do opts[k] = v end
+  assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/", opts))
 end
 while #server_side < CONNS do ws.step(0.01) end
 
@@ -73,7 +83,11 @@ for i = 1, TOPICS do first:subscribe(names[i]) end
 local per_topic = (rss_kb() - r0) * 1024 / TOPICS
 for i = 1, TOPICS do first:unsubscribe(names[i]) end
 
-local msg = string.rep("x", SIZE)
+-- text that compresses about as well as JSON does
+local words = { "id", "name", "value", "time", "status", "ok", "user", "items" }
+local parts = {}
+for i = 1, SIZE do parts[i] = words[i % #words + 1] .. i end
+local msg = table.concat(parts, ","):sub(1, SIZE)
 local cpu, deliveries = 0, 0
 local all0 = os.clock()
 for _ = 1, PUBLISHES do
@@ -84,7 +98,7 @@ for _ = 1, PUBLISHES do
 end
 local all = os.clock() - all0
 
-print(string.format("| topics, %d connections, %d-byte messages | value |", CONNS, SIZE))
+print(string.format("| topics, %d connections, %d-byte messages, compress %s | value |", CONNS, SIZE, COMPRESS))
 print("| --- | --- |")
 print(string.format("| memory per subscription, a topic each (%d topics) | %.0f bytes |", TOPICS, per_topic))
 print(string.format("| memory per subscription, shared topics (%d x %d) | %.0f bytes |", SHARED, CONNS, per_slot))
