@@ -14,48 +14,10 @@ local testing = net.testing
 
 local function stats() return testing.shared_frames() end
 
--- A server keeping its connections by path; on_message "pub:T:data"
--- publishes from inside the callback and answers "count:<n>".
-local function fan_server(extra)
-  local by_path, closed = {}, {}
-  local srv
-  local opts = {
-    on_open = function(c) by_path[c.path] = c end,
-    on_message = function(c, data)
-      local topic, msg = data:match("^pub:([^:]*):(.*)$")
-      if topic then c:send("count:" .. srv:publish(topic, msg)) end
-      if data == "all" then c:send("count:" .. srv:broadcast("to all")) end
-    end,
-    on_close = function(c) closed[#closed + 1] = c end,
-  }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  srv = net.listen(opts)
-  return srv, by_path, closed
-end
+local topic_util = require "spec.helpers.topics"
+local fan_server, side, drain = topic_util.server, topic_util.side, topic_util.drain
 
-local function side(by_path, path)
-  assert(net.wait_until(function() return by_path[path] ~= nil end), "no server side for " .. path)
-  return by_path[path]
-end
-
--- Messages c receives until "end", which sc sends after them.
-local function drain(c, sc)
-  assert(sc:send("end"))
-  local got = {}
-  while true do
-    local data, err = c:receive(5)
-    assert(data, "receive: " .. tostring(err))
-    if data == "end" then return got end
-    got[#got + 1] = data
-  end
-end
-
--- A raw peer that upgrades on path and then reads nothing.
-local function stalled(srv, path)
-  local raw = assert(net.raw_connect(srv.port, { no_read = true }))
-  raw:send(net.upgrade_request(srv.port, path))
-  return raw
-end
+local stalled = topic_util.stalled
 
 local function live_back_to(n)
   return net.wait_until(function()
@@ -212,11 +174,7 @@ describe("fan-out", function()
   it("a receiver that stops reading holds only its own references; closing it frees them", function()
     local srv, by_path, closed = fan_server { max_buffered = 512 * 1024, close_timeout = 0.2 }
     local base = stats().live
-    local raw = stalled(srv, "/slow")
-    local fast = assert(net.connect(net.url(srv, "/fast")))
-    local slow_s, fast_s = side(by_path, "/slow"), side(by_path, "/fast")
-    slow_s:subscribe("t")
-    fast_s:subscribe("t")
+    local raw, fast, slow_s = topic_util.slow_and_fast(srv, by_path, "t")
     local msg = net.payload(64 * 1024, "binary")
     local received = 0
     for i = 1, 250 do

@@ -7,51 +7,12 @@
 
 local net = require "spec.helpers.net_util"
 
--- A server whose connections are kept by path (server side) and whose
--- on_message runs commands: "sub:T", "unsub:T", "pub:T:data" (answers
--- "count:<n>"), "topics" (answers the list joined by ",").
-local function topic_server(extra)
-  local by_path, closed = {}, {}
-  local srv
-  local opts = {
-    on_open = function(c) by_path[c.path] = c end,
-    on_message = function(c, data)
-      local t = data:match("^sub:(.*)$")
-      if t then c:send(tostring(c:subscribe(t))) return end
-      t = data:match("^unsub:(.*)$")
-      if t then c:send(tostring(c:unsubscribe(t))) return end
-      local topic, msg = data:match("^pub:([^:]*):(.*)$")
-      if topic then c:send("count:" .. srv:publish(topic, msg)) return end
-      if data == "topics" then c:send(table.concat(c:topics(), ",")) end
-    end,
-    on_close = function(c) closed[#closed + 1] = c end,
-  }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  srv = net.listen(opts)
-  return srv, by_path, closed
-end
+local topic_util = require "spec.helpers.topics"
+local topic_server, server_side, drain = topic_util.server, topic_util.side, topic_util.drain
 
 local function client(srv, path, opts)
   local c = assert(net.connect(net.url(srv, path), opts))
   return c
-end
-
-local function server_side(by_path, path)
-  assert(net.wait_until(function() return by_path[path] ~= nil end), "no server side for " .. path)
-  return by_path[path]
-end
-
--- Everything c receives until "end" (sent by the server side sc after the
--- test's publishes: a publish queued before it arrives before it).
-local function drain(c, sc)
-  assert(sc:send("end"))
-  local got = {}
-  while true do
-    local data, err = c:receive(5)
-    assert(data, "receive: " .. tostring(err))
-    if data == "end" then return got end
-    got[#got + 1] = data
-  end
 end
 
 describe("topics", function()
@@ -216,12 +177,7 @@ describe("topics", function()
 
   it("a subscriber that stops reading does not hold up the others", function()
     local srv, by_path = topic_server { max_buffered = 256 * 1024 }
-    local raw = assert(net.raw_connect(srv.port, { no_read = true }))
-    raw:send(net.upgrade_request(srv.port, "/slow"))
-    local fast = client(srv, "/fast")
-    local slow_s, fast_s = server_side(by_path, "/slow"), server_side(by_path, "/fast")
-    slow_s:subscribe("feed")
-    fast_s:subscribe("feed")
+    local _, fast, slow_s = topic_util.slow_and_fast(srv, by_path, "feed")
     local msg = net.payload(64 * 1024, "binary")
     local n, to_both, received = 200, 0, 0
     for i = 1, n do
@@ -244,12 +200,7 @@ describe("topics", function()
   it("buffer_policy 'close' closes a slow subscriber (1013); the others go on", function()
     local srv, by_path, closed =
       topic_server { max_buffered = 128 * 1024, buffer_policy = "close", close_timeout = 0.3 }
-    local raw = assert(net.raw_connect(srv.port, { no_read = true }))
-    raw:send(net.upgrade_request(srv.port, "/slow"))
-    local fast = client(srv, "/fast")
-    local slow_s, fast_s = server_side(by_path, "/slow"), server_side(by_path, "/fast")
-    slow_s:subscribe("feed")
-    fast_s:subscribe("feed")
+    local _, fast, slow_s = topic_util.slow_and_fast(srv, by_path, "feed")
     local msg = net.payload(64 * 1024, "binary")
     local received = 0
     for i = 1, 100 do
