@@ -73,6 +73,8 @@ int ws_fanout_queue(ws_fanout *f, ws_conn *c)
     ws_session *s = ws_conn_session(c);
     if (ws_session_state(s) != WS_OPEN)
         return WS_E_STATE;
+    if (ws_session_role(s) != WS_SERVER)
+        return WS_E_ARG; /* a client would have to mask each copy */
     const ws_deflate *d = ws_session_deflate(s);
     ws_shared_frame *sf;
     if (d && ws_deflate_wants(d, f->n)) {

@@ -17,8 +17,10 @@ typedef struct ws_fanout ws_fanout;
  * Text must be valid UTF-8 (the caller checks it once).  NULL when out of
  * memory. */
 ws_fanout *ws_fanout_begin(bool binary, const uint8_t *p, size_t n);
-/* Queue the message to c: WS_OK, or as ws_conn_send (WS_E_STATE unless
- * OPEN, WS_E_FULL over max_buffered, WS_E_NOMEM). */
+/* Queue the message to c, a server's connection: WS_OK, or as
+ * ws_conn_send (WS_E_STATE unless OPEN, WS_E_FULL over max_buffered,
+ * WS_E_BUSY while it sends a fragmented message, WS_E_NOMEM); WS_E_ARG for
+ * a client's connection. */
 int ws_fanout_queue(ws_fanout *f, ws_conn *c);
 /* Done queuing: what receivers still hold stays until they wrote it. */
 void ws_fanout_end(ws_fanout *f);
