@@ -104,6 +104,7 @@ describe("fan-out", function()
       frames[i] = d:sub(1, h.header_len + h.length)
     end
     assert.are.equal(frames[1], frames[2])
+    for i = 1, 2 do raws[i]:close() end
   end)
 
   it("one frame per publish and per broadcast, whatever the number of receivers", function()
