@@ -2,7 +2,8 @@
 -- plain HTTP to a wss:// server, one that sends half a ClientHello and
 -- resets, one that connects and stays silent until the server closes; a
 -- message large enough to fill the socket buffer in both directions; a
--- server whose client-certificate trust store does not load.
+-- server whose client-certificate trust store does not load; a client
+-- context that fails to be made while the context cache is full.
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
@@ -64,6 +65,24 @@ describe("TLS edges", function()
     assert.are.equal("binary", kind)
     assert.is_true(back == big, "the echo differs")
     c:close()
+  end)
+
+  it("a client context that cannot be made leaves a full context cache as it is", function()
+    local testing = require "ws.testing"
+    testing.tls_client_cache_clear()
+    -- 16 option sets (the cache's size), each made by a connect to a closed port
+    for i = 1, 16 do
+      local c = net.connect("wss://127.0.0.1:1/", { tls = { cafile = certs.ca, alpn = "p" .. i }, timeout = 5 })
+      assert.is_nil(c)
+    end
+    assert.are.equal(16, testing.tls_client_contexts())
+    local ok, err = pcall(net.connect, "wss://127.0.0.1:1/", { tls = { cafile = certs.ca, ciphers = "NONE-SUCH" } })
+    assert.is_false(ok)
+    assert.matches("no usable cipher", err, nil, true)
+    assert.are.equal(16, testing.tls_client_contexts())
+    -- a 17th set that works starts a new cache
+    assert.is_nil((net.connect("wss://127.0.0.1:1/", { tls = { cafile = certs.ca, alpn = "p17" }, timeout = 5 })))
+    assert.are.equal(1, testing.tls_client_contexts())
   end)
 
   it("a server requiring client certificates from a CA file that does not load fails to listen", function()

@@ -61,7 +61,10 @@ describe("TLS (wss://)", function()
       local srv = tls_server()
       -- the same CA file by a path no other test uses: an option set of its own
       local ca = certs.ca:gsub("([^/]+)$", "./%1")
+      -- from none: a cache filled by earlier specs would be dropped when full
+      testing.tls_client_cache_clear()
       local before = testing.tls_client_contexts()
+      assert.are.equal(0, before)
       for i = 1, 3 do
         local c, err = connect(wss(srv), { tls = { cafile = ca } })
         assert(c, err)

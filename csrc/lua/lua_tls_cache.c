@@ -80,8 +80,6 @@ ws_tls_ctx *ws_lua_client_tls_ctx(lua_State *L, const ws_tls_options *o, char *e
     /* The box first: if anything below raises, the collector releases
      * whatever it holds. */
     lua_settop(L, key);
-    push_cache(L, true);
-    lua_pushvalue(L, key);
     b = lua_newuserdata(L, sizeof *b);
     b->ctx = NULL;
     if (luaL_newmetatable(L, BOX_MT)) {
@@ -96,6 +94,10 @@ ws_tls_ctx *ws_lua_client_tls_ctx(lua_State *L, const ws_tls_options *o, char *e
     }
     b->ctx = ctx; /* the cache's reference */
     b->made = now_seconds();
+    /* Only now may a full cache be dropped: a failure keeps it. */
+    push_cache(L, true);
+    lua_pushvalue(L, key);
+    lua_pushvalue(L, key + 1);
     lua_rawset(L, -3);
     ws_tls_ctx_ref(ctx); /* the caller's */
     lua_settop(L, top);

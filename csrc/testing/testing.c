@@ -17,6 +17,15 @@ static int l_tls_client_contexts(lua_State *L)
     return 1;
 }
 
+/* tls_client_cache_clear(): forget the cached client TLS contexts (a spec
+ * counting them starts from none, whatever ran before it) */
+static int l_tls_client_cache_clear(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, WS_TLS_CACHE_KEY);
+    return 0;
+}
+
 static int check_impl(lua_State *L, int arg)
 {
     static const char *const names[] = {"scalar", "ssse3", "avx2", NULL};
@@ -72,6 +81,7 @@ static int l_shared_frames(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {{"tls_client_contexts", l_tls_client_contexts},
+                                 {"tls_client_cache_clear", l_tls_client_cache_clear},
                                  {"utf8_with", l_utf8_with},
                                  {"shared_frames", l_shared_frames},
                                  {NULL, NULL}};
