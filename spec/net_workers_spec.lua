@@ -228,6 +228,50 @@ os.exit(ok and 0 or 3)
     assert.is_nil(seen[key])
   end)
 
+  it("TLS: workers serve wss:// on one port; a client TLS context made before the fork works in each", function()
+    local certs = require("spec.helpers.certs").get()
+    local echo = net.echo_server { tls = { cert = certs.server_cert, key = certs.server_key } }
+    local port = free_port()
+    local sup = exit.spawn([[
+local ws = require "ws"
+local port, cert, key, ca, echo_url = tonumber(arg[1]), arg[2], arg[3], arg[4], arg[5]
+-- a client TLS context made and used before the fork
+local c0 = assert(ws.connect(echo_url, { tls = { cafile = ca } }))
+c0:close()
+ws.run() -- until the server has closed the TCP connection too
+print("SUP " .. ws.core.pid())
+local ok, why = ws.workers(2, function(id)
+  local c = assert(ws.connect(echo_url, { tls = { cafile = ca } }))
+  assert(c:send("from " .. id))
+  print("ECHO " .. id .. " " .. tostring(c:receive(5)))
+  c:close()
+  ws.listen { host = "127.0.0.1", port = port, reuseport = true, tls = { cert = cert, key = key },
+    on_open = function(s) s:send("worker " .. id .. " " .. ws.core.pid()) end }
+  print("LISTEN " .. id .. " " .. ws.core.pid())
+  ws.run()
+end)
+print("RESULT " .. tostring(ok) .. " " .. tostring(why))
+os.exit(ok and 0 or 3)
+]], port, certs.server_cert, certs.server_key, certs.ca, net.url(echo, "/", "wss", "localhost"))
+    sup.sup_pid = tonumber(sup:wait_output("SUP (%d+)"))
+    sup.port = port
+    started[#started + 1] = sup
+    local pids = wait_listening(sup, 2)
+    local out = sup:output()
+    assert.is_truthy(out:find("ECHO 1 from 1", 1, true), sup:describe())
+    assert.is_truthy(out:find("ECHO 2 from 2", 1, true), sup:describe())
+    local met = {}
+    for _ = 1, 20 do
+      local c = assert(net.connect("wss://localhost:" .. port .. "/", { tls = { cafile = certs.ca } }))
+      local id, pid = assert(c:receive(5)):match("^worker (%d+) (%d+)$")
+      met[tonumber(id)] = tonumber(pid)
+      c:close()
+    end
+    assert.are.same(pids, met)
+    signal(sup.sup_pid, "TERM")
+    assert.are.equal(0, sup:wait(15), sup:describe())
+  end)
+
   describe("lifecycle", function()
     it("worker functions that return end their workers; ws.workers returns true, 'done'", function()
       local sup = exit.spawn([[
@@ -361,8 +405,16 @@ print("RESULT " .. tostring(ok))
       local srv = net.listen {}
       local ok, err = pcall(ws.workers, 2, function() end)
       assert.is_false(ok)
-      assert.is_truthy(tostring(err):find("before making servers, connections or timers", 1, true), err)
+      assert.is_truthy(tostring(err):find("the default loop has open connections or servers", 1, true), err)
+      assert.are.equal(1, ws.loop():members())
       srv:close()
+      assert.are.equal(0, ws.loop():members())
+      -- from a callback of the default loop
+      local inside
+      ws.timer(0, function() inside = { pcall(ws.workers, 2, function() end) } end)
+      assert.is_truthy(net.wait_until(function() return inside end))
+      assert.is_false(inside[1])
+      assert.is_truthy(tostring(inside[2]):find("called from a callback", 1, true), inside[2])
     end)
 
     it("reuseport lets two servers of one process share a port", function()

@@ -902,6 +902,24 @@ static int l_closed(lua_State *L)
 }
 
 /***
+ * How many connections, servers and other members on this loop are not
+ * finished: connections not yet CLOSED, servers still listening.
+ * `ws.workers` refuses to fork while the default loop has any.
+ * @function Loop:members
+ * @treturn integer
+ */
+static int l_members(lua_State *L)
+{
+    lctx *ctx = check_loop(L);
+    lua_Integer n = 0;
+    for (ws_lua_member *m = ctx->members; m; m = m->next)
+        if (!m->ops->done(m))
+            n++;
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/***
  * Whether a turn of this loop is running now (inside its callbacks).
  * @function Loop:running
  * @treturn bool
@@ -1207,12 +1225,11 @@ static int l_deferred_gc(lua_State *L)
 /* ---- registration ---------------------------------------------------------------- */
 
 static const luaL_Reg loop_methods[] = {
-    {"step", l_step},       {"run", l_run},         {"stop", l_stop},
-    {"alive", l_alive},     {"now", l_now},         {"fd", l_fd},
-    {"pollfd", l_fd},       {"events", l_events},   {"timeout", l_timeout},
-    {"backend", l_backend}, {"timer", l_timer},     {"every", l_every},
-    {"defer", l_defer},     {"watch", l_watch},     {"close", l_close},
-    {"closed", l_closed},   {"running", l_running}, {NULL, NULL}};
+    {"step", l_step},       {"run", l_run},         {"stop", l_stop},   {"alive", l_alive},
+    {"now", l_now},         {"fd", l_fd},           {"pollfd", l_fd},   {"events", l_events},
+    {"timeout", l_timeout}, {"backend", l_backend}, {"timer", l_timer}, {"every", l_every},
+    {"defer", l_defer},     {"watch", l_watch},     {"close", l_close}, {"closed", l_closed},
+    {"running", l_running}, {"members", l_members}, {NULL, NULL}};
 static const luaL_Reg loop_meta[] = {
     {"__gc", l_loop_gc}, {"__close", l_close}, {"__tostring", l_loop_tostring}, {NULL, NULL}};
 

@@ -711,12 +711,14 @@ end
 --- Worker processes.
 -- @section workers
 
--- ws.workers' view of the default loop: "busy" asks whether it is in use,
+-- ws.workers' view of the default loop: "busy" asks whether it is in use
+-- (connections not CLOSED, servers listening: sockets the fork would share;
+-- its timers and tasks simply do not exist in a worker),
 -- nil drops it (in a new worker), true closes it (a worker's end).
 local function fresh_loop(what)
   if what == "busy" then
     return default_loop ~= nil and not default_loop:closed()
-      and (default_loop:alive() or default_loop:running())
+      and (default_loop:members() > 0 or default_loop:running())
   elseif what == true then
     if default_loop and not default_loop:closed() then default_loop:close() end
   else
@@ -731,7 +733,8 @@ end
 -- backoff); SIGTERM/SIGINT to the supervisor reach every worker, whose
 -- servers stop accepting and whose clients get close 1001 after their
 -- queued output; `ws.run()` returns there and the worker exits when `fn`
--- returns. Call it before making anything on the default loop.
+-- returns. Call it while the default loop has no open connection or server
+-- (its timers and tasks stay in the supervisor, where they do not run).
 -- See `ws.workers.options`.
 -- @tparam integer n how many workers (1 to 1024)
 -- @tparam function fn `fn(worker_id)`, ids 1 to `n` (a restarted worker keeps its id)

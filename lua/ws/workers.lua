@@ -27,7 +27,7 @@ local M = {}
 --  supervisor writes abnormal ends to stderr
 
 local function check_opts(opts)
-  if opts == nil then return {} end
+  if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error("bad argument #3 to 'workers' (table expected, got " .. type(opts) .. ")", 4)
   end
@@ -106,8 +106,8 @@ function M.run(n, fn, opts, fresh_loop)
   end
   local o = check_opts(opts)
   if core.stop_requested() ~= false or fresh_loop("busy") then
-    error("ws.workers: call it before making servers, connections or timers on the default loop "
-      .. "(make them in the worker function), and not from a worker", 3)
+    error("ws.workers: the default loop has open connections or servers (make them in the worker "
+      .. "function), or ws.workers was called from a callback or a worker", 3)
   end
   local clock = core.loop() -- only for its monotonic clock
   local ok, err = core.supervise_begin()
