@@ -233,6 +233,18 @@ static int event_body(lua_State *L)
     lconn *lc = lua_touserdata(L, 1);
     const ws_event *ev = lua_touserdata(L, 2);
     int idx = 3;
+    if (ev->type == WS_EV_MESSAGE) {
+        /* The hot path: no string unless someone takes it, and the
+         * callback runs in this call's protection (its error reaches the
+         * same traceback handler), not a pcall of its own. */
+        if (push_callback(L, lc, idx, CB_MESSAGE) || push_hook(L, lc, CB_MESSAGE)) {
+            lua_pushvalue(L, idx);
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            lua_pushboolean(L, ev->binary);
+            lua_call(L, 3, 0);
+        }
+        return 0;
+    }
     luaL_checkstack(L, 20, "ws: event");
     switch (ev->type) {
     case WS_EV_REQUEST:
@@ -253,19 +265,6 @@ static int event_body(lua_State *L)
         }
         call_callback(L, lc, idx, CB_OPEN, 0, EVENT_HANDLER);
         drop_temp_request(L, lc, idx);
-        break;
-    case WS_EV_MESSAGE: /* the hot path: no string unless someone takes it */
-        if (push_callback(L, lc, idx, CB_MESSAGE)) {
-            lua_pushvalue(L, idx);
-            lua_pushlstring(L, (const char *)ev->data, ev->len);
-            lua_pushboolean(L, ev->binary);
-            ws_lua_loop_call_with(lc->ll, 3, EVENT_HANDLER);
-        } else if (push_hook(L, lc, CB_MESSAGE)) { /* queued for c:receive() */
-            lua_pushvalue(L, idx);
-            lua_pushlstring(L, (const char *)ev->data, ev->len);
-            lua_pushboolean(L, ev->binary);
-            ws_lua_loop_call_with(lc->ll, 3, EVENT_HANDLER);
-        }
         break;
     case WS_EV_PING:
     case WS_EV_PONG:
@@ -346,11 +345,13 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     if (!L || !lua_checkstack(L, 8))
         return;
     int top = lua_gettop(L);
+    int handler = top + 1; /* below the call: no shuffling of the stack */
+    ws_lua_push_traceback(L);
     lua_pushcfunction(L, event_body);
     lua_pushlightuserdata(L, lc);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);
-    if (push_self(L, lc) && (ws_lua_push_traceback(L), !ws_lua_loop_call(lc->ll, 4)) &&
+    if (push_self(L, lc) && (lua_pushvalue(L, handler), !ws_lua_loop_call_with(lc->ll, 4, handler)) &&
         ws_session_state(s) == WS_CONNECTING) {
         /* on_upgrade's or on_request's answer could not be used: answer 500
          * rather than leave the client hanging. */
@@ -507,7 +508,9 @@ static lconn *to_conn(lua_State *L)
 {
     lconn *lc = lua_touserdata(L, 1);
     if (lc && lua_getmetatable(L, 1)) {
-        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        /* Tables compare by identity: cheaper than lua_rawequal's generic
+         * comparison. */
+        bool same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
         lua_pop(L, 1);
         if (same)
             return lc;

@@ -38,6 +38,7 @@ struct lserver {
     int fd;
     int port;
     int self_ref; /* anchor while listening */
+    int msg_ref;  /* on_message while anchored: one registry lookup per message */
     ws_tls_ctx *tls;
     ws_session_config scfg;
     ws_conn_config ccfg;
@@ -59,6 +60,19 @@ static void release_anchor(lua_State *L, lserver *srv)
     if (srv->fd < 0 && srv->nclients == 0 && srv->self_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, srv->self_ref);
         srv->self_ref = LUA_NOREF;
+        luaL_unref(L, LUA_REGISTRYINDEX, srv->msg_ref);
+        srv->msg_ref = LUA_NOREF;
+    }
+}
+
+/* msg_ref = the function at idx (nil: none), while the server is anchored. */
+static void set_message_ref(lua_State *L, lserver *srv, int idx)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, srv->msg_ref);
+    srv->msg_ref = LUA_NOREF;
+    if (srv->self_ref != LUA_NOREF && lua_isfunction(L, idx)) {
+        lua_pushvalue(L, idx);
+        srv->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
 }
 
@@ -99,6 +113,10 @@ static bool server_callback(lua_State *L, lconn *lc, int cb)
     lserver *srv = lc->srv;
     if (!srv || !(srv->cbs & (1u << cb)) || srv->self_ref == LUA_NOREF)
         return false;
+    if (cb == CB_MESSAGE && srv->msg_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, srv->msg_ref);
+        return true;
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref);
     ws_getuservalue(L, -1);
     lua_rawgeti(L, -1, cb);
@@ -622,6 +640,7 @@ static int l_listen(lua_State *L)
     memset(srv, 0, sizeof *srv);
     srv->fd = -1;
     srv->self_ref = LUA_NOREF;
+    srv->msg_ref = LUA_NOREF;
     luaL_getmetatable(L, SERVER_MT);
     lua_setmetatable(L, -2);
     int sidx = lua_gettop(L);
@@ -676,6 +695,9 @@ static int l_listen(lua_State *L)
     lua_pushvalue(L, sidx);
     srv->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     ws_lua_backplane_attach_option(L, opts, sidx);
+    ws_getuservalue(L, sidx);
+    lua_rawgeti(L, -1, CB_MESSAGE);
+    set_message_ref(L, srv, -1);
     lua_settop(L, sidx);
     return 1;
 }
@@ -882,6 +904,8 @@ static int l_newindex(lua_State *L)
             srv->cbs &= ~(1u << cb);
         else
             srv->cbs |= 1u << cb;
+        if (cb == CB_MESSAGE)
+            set_message_ref(L, srv, 3);
         return 0;
     }
     lua_pushvalue(L, 2);
