@@ -110,3 +110,32 @@ void ws_buf_consume(ws_buf *b, size_t n)
     if (b->start >= b->len)
         ws_buf_free(b);
 }
+
+void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n)
+{
+    if (b->data || !pool->data || pool->cap < n)
+        return;
+    b->data = pool->data;
+    b->start = b->len = 0;
+    b->cap = pool->cap;
+    pool->data = NULL;
+    pool->cap = 0;
+}
+
+void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool)
+{
+    if (b->start + n < b->len || ws_buf_lent(b) || pool->data || b->cap > WS_BUF_POOL_MAX) {
+        ws_buf_consume(b, n);
+        return;
+    }
+    pool->data = b->data;
+    pool->cap = b->cap;
+    ws_buf_init(b);
+}
+
+void ws_buf_pool_free(ws_buf_pool *pool)
+{
+    free(pool->data);
+    pool->data = NULL;
+    pool->cap = 0;
+}

@@ -52,4 +52,22 @@ static inline int ws_buf_lent(const ws_buf *b)
 void ws_buf_consume(ws_buf *b, size_t n);
 void ws_buf_clear(ws_buf *b);
 
+/* One drained buffer kept for whoever needs one next: the connections of a
+ * loop share a pool, so queueing and writing a reply per message costs no
+ * malloc and free while idle connections still hold no buffer. */
+typedef struct ws_buf_pool {
+    unsigned char *data;
+    size_t cap;
+} ws_buf_pool;
+
+/* Buffers up to this size go back to the pool. */
+#define WS_BUF_POOL_MAX 4096u
+
+/* b (with no storage) takes the pooled storage if it holds n bytes. */
+void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n);
+/* ws_buf_consume, except that storage emptied goes to the pool (when the
+ * pool is empty and the storage small). */
+void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool);
+void ws_buf_pool_free(ws_buf_pool *pool);
+
 #endif

@@ -42,6 +42,7 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 struct ws_session {
     ws_buf in;   /* received bytes; the current frame's payload sits at the front */
     ws_buf out;  /* bytes to send */
+    ws_buf_pool *out_pool; /* where drained output storage goes; NULL: freed */
     ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
     /* The storage of the last large frame read straight into `in`, kept for
      * the next one while large frames keep coming (no malloc, no fresh
@@ -268,6 +269,8 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
         s->random(s->random_ud, h.mask, 4);
     if (n > (size_t)-1 - WS_FRAME_HEADER_MAX)
         return WS_E_NOMEM;
+    if (s->out_pool)
+        ws_buf_from_pool(&s->out, s->out_pool, WS_FRAME_HEADER_MAX + n);
     uint8_t *w = ws_buf_reserve(&s->out, WS_FRAME_HEADER_MAX + n);
     if (!w)
         return WS_E_NOMEM;
@@ -449,7 +452,15 @@ const uint8_t *ws_session_output(const ws_session *s, size_t *n)
 
 void ws_session_output_consume(ws_session *s, size_t n)
 {
-    ws_buf_consume(&s->out, n);
+    if (s->out_pool)
+        ws_buf_consume_to_pool(&s->out, n, s->out_pool);
+    else
+        ws_buf_consume(&s->out, n);
+}
+
+void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool)
+{
+    s->out_pool = pool;
 }
 
 int ws_session_state(const ws_session *s)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "error.h"
 #include "deflate.h"
 #include "handshake.h"
@@ -173,6 +174,10 @@ int ws_session_send_external(ws_session *s);
 /* Output: bytes waiting to be written, and how many were written. */
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);
+
+/* Take output storage from `pool` and give it back once written (NULL:
+ * malloc and free).  The pool outlives the session; one thread uses it. */
+void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool);
 
 int ws_session_state(const ws_session *s);
 /* "CONNECTING", "OPEN", "CLOSING" or "CLOSED" (the ready_state names). */

@@ -138,6 +138,7 @@ static void on_timer(ws_loop *loop, ws_timer *t, void *ud);
 static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud);
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud);
 static void on_flush(ws_loop *loop, ws_deferred *d, void *ud);
+static void do_flush(ws_conn *c);
 static void teardown(ws_conn *c);
 static void do_tls(ws_conn *c);
 static void start_proxy(ws_conn *c);
@@ -174,6 +175,7 @@ static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
         c->xt->idle_timeout_ns = cfg->idle_timeout_ns;
     }
     ws_deferred_init(&c->flush, on_flush, c);
+    ws_session_set_output_pool(s, ws_loop_output_pool(loop));
     return c;
 }
 
@@ -450,6 +452,7 @@ static void teardown(ws_conn *c)
         return;
     c->phase = P_DONE;
     drop_shared(c);
+    ws_session_set_output_pool(c->s, NULL); /* the session may outlive the loop */
     arm(c, T_NONE, 0);
     stop_extra_timers(c);
     ws_deferred_cancel(&c->flush);
@@ -1072,6 +1075,14 @@ static void do_read(ws_conn *c)
         dispatch_some(c, false);
         if (c->phase != P_DONE && !has_output(c))
             teardown(c);
+        return;
+    }
+    if (c->phase == P_ACTIVE && !c->write_blocked && has_output(c)) {
+        /* The replies to what was just read go out now, one write for the
+         * whole read; the deferred pass is left only what else it has. */
+        do_flush(c);
+        if (c->phase == P_ACTIVE && !c->backlog && !c->read_more && !c->abort_pending)
+            ws_deferred_cancel(&c->flush);
         return;
     }
     update_interest(c);

@@ -57,6 +57,7 @@ struct ws_loop {
 
     bool running, stop_flag, break_flag;
     uint8_t *read_buf;
+    ws_buf_pool out_pool; /* output storage the connections pass on */
 
     /* The wake-up fd: eventfd (wake_r == wake_w) or a self-pipe.  `woken`
      * saves a write when one is already pending (same thread only;
@@ -272,6 +273,7 @@ void ws_loop_free(ws_loop *loop)
     free(loop->pending);
     free(loop->heap);
     free(loop->read_buf);
+    ws_buf_pool_free(&loop->out_pool);
     free(loop);
 }
 
@@ -305,6 +307,11 @@ uint8_t *ws_loop_read_buffer(ws_loop *loop, size_t *size)
         loop->read_buf = malloc(WS_LOOP_READ_BUFFER_SIZE);
     *size = loop->read_buf ? WS_LOOP_READ_BUFFER_SIZE : 0;
     return loop->read_buf;
+}
+
+ws_buf_pool *ws_loop_output_pool(ws_loop *loop)
+{
+    return &loop->out_pool;
 }
 
 /* ---- timer heap ------------------------------------------------------------- */

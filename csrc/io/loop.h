@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 typedef struct ws_loop ws_loop;
 typedef struct ws_io ws_io;
 typedef struct ws_timer ws_timer;
@@ -131,6 +133,10 @@ void ws_loop_set_clock(ws_loop *loop, ws_clock_fn fn, void *ud);
  * callback; its content is not preserved across callbacks.  NULL (and
  * *size 0) when out of memory. */
 uint8_t *ws_loop_read_buffer(ws_loop *loop, size_t *size);
+
+/* Output storage the loop's connections pass from one to the next (see
+ * ws_session_set_output_pool); freed with the loop. */
+ws_buf_pool *ws_loop_output_pool(ws_loop *loop);
 
 /* ---- I/O watchers (level-triggered) ------------------------------------ */
 
