@@ -486,6 +486,7 @@ lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx)
 {
     lconn *lc = lua_newuserdata(L, sizeof *lc);
     memset(lc, 0, sizeof *lc);
+    lc->magic = WS_LUA_CONN_MAGIC;
     lc->self_ref = LUA_NOREF;
     lc->ll = ll;
     ws_lua_loop_ref(ll);
@@ -501,20 +502,16 @@ void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx)
     lc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* Argument 1 as a connection.  Methods and the field metamethods carry the
- * connection metatable as upvalue 1: comparing with it is cheaper than the
- * registry lookup of luaL_checkudata, which still words the error. */
+/* Argument 1 as a connection.  Every c:send() checks self (and the
+ * __index that finds `send` first), so the common case is cheap: a full
+ * userdata of exactly our size carrying our magic.  Lua code cannot write
+ * a userdata's bytes, so only C code forging one on purpose could pass;
+ * anything else gets luaL_checkudata, which also words the error. */
 static lconn *to_conn(lua_State *L)
 {
     lconn *lc = lua_touserdata(L, 1);
-    if (lc && lua_getmetatable(L, 1)) {
-        /* Tables compare by identity: cheaper than lua_rawequal's generic
-         * comparison. */
-        bool same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
-        lua_pop(L, 1);
-        if (same)
-            return lc;
-    }
+    if (lc && ws_rawlen(L, 1) == sizeof *lc && lc->magic == WS_LUA_CONN_MAGIC)
+        return lc;
     return luaL_checkudata(L, 1, CONN_MT);
 }
 
