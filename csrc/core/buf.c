@@ -124,10 +124,12 @@ void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n)
 
 void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool)
 {
-    if (b->start + n < b->len || ws_buf_lent(b) || pool->data || b->cap > WS_BUF_POOL_MAX) {
+    if (b->start + n < b->len || ws_buf_lent(b) || b->cap > WS_BUF_POOL_MAX ||
+        (pool->data && pool->cap >= b->cap)) {
         ws_buf_consume(b, n);
         return;
     }
+    free(pool->data); /* the larger one stays: a small one would block the pool */
     pool->data = b->data;
     pool->cap = b->cap;
     ws_buf_init(b);

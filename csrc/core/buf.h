@@ -65,8 +65,8 @@ typedef struct ws_buf_pool {
 
 /* b (with no storage) takes the pooled storage if it holds n bytes. */
 void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n);
-/* ws_buf_consume, except that storage emptied goes to the pool (when the
- * pool is empty and the storage small). */
+/* ws_buf_consume, except that storage emptied goes to the pool when it is
+ * small and larger than what the pool holds. */
 void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool);
 void ws_buf_pool_free(ws_buf_pool *pool);
 

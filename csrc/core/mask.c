@@ -32,14 +32,33 @@ void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[
         }
     }
     uint64_t kw = key_word(key, offset + i);
-    for (; i + 32 <= n; i += 32) {
-        uint64_t w[4];
-        memcpy(w, src + i, 32);
-        w[0] ^= kw;
-        w[1] ^= kw;
-        w[2] ^= kw;
-        w[3] ^= kw;
-        memcpy(dst + i, w, 32);
+    /* 64 bytes a turn: the loop's own overhead is a quarter of its work. */
+    for (; i + 64 <= n; i += 64) {
+        uint64_t a, b, c, d, e, f, g, h;
+        memcpy(&a, src + i, 8);
+        memcpy(&b, src + i + 8, 8);
+        memcpy(&c, src + i + 16, 8);
+        memcpy(&d, src + i + 24, 8);
+        memcpy(&e, src + i + 32, 8);
+        memcpy(&f, src + i + 40, 8);
+        memcpy(&g, src + i + 48, 8);
+        memcpy(&h, src + i + 56, 8);
+        a ^= kw;
+        b ^= kw;
+        c ^= kw;
+        d ^= kw;
+        e ^= kw;
+        f ^= kw;
+        g ^= kw;
+        h ^= kw;
+        memcpy(dst + i, &a, 8);
+        memcpy(dst + i + 8, &b, 8);
+        memcpy(dst + i + 16, &c, 8);
+        memcpy(dst + i + 24, &d, 8);
+        memcpy(dst + i + 32, &e, 8);
+        memcpy(dst + i + 40, &f, 8);
+        memcpy(dst + i + 48, &g, 8);
+        memcpy(dst + i + 56, &h, 8);
     }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
