@@ -40,10 +40,10 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 #define WS_PONG_COALESCE_AT 65536
 
 struct ws_session {
-    ws_buf in;   /* received bytes; the current frame's payload sits at the front */
-    ws_buf out;  /* bytes to send */
+    ws_buf in;             /* received bytes; the current frame's payload sits at the front */
+    ws_buf out;            /* bytes to send */
     ws_buf_pool *out_pool; /* where drained output storage goes; NULL: freed */
-    ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
+    ws_buf *msg;           /* reassembly of a fragmented or compressed message; NULL when none */
     /* The storage of the last large frame read straight into `in`, kept for
      * the next one while large frames keep coming (no malloc, no fresh
      * pages per message); freed at the first frame that is not large. */

@@ -1079,9 +1079,11 @@ static void do_read(ws_conn *c)
     }
     if (c->phase == P_ACTIVE && !c->write_blocked && has_output(c)) {
         /* The replies to what was just read go out now, one write for the
-         * whole read; the deferred pass is left only what else it has. */
+         * whole read; the deferred pass is left only what else it has (an
+         * on_drain run by this flush may have queued more). */
         do_flush(c);
-        if (c->phase == P_ACTIVE && !c->backlog && !c->read_more && !c->abort_pending)
+        if (c->phase == P_ACTIVE && !c->backlog && !c->read_more && !c->abort_pending &&
+            (c->write_blocked || !has_output(c)))
             ws_deferred_cancel(&c->flush);
         return;
     }

@@ -351,7 +351,8 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     lua_pushlightuserdata(L, lc);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);
-    if (push_self(L, lc) && (lua_pushvalue(L, handler), !ws_lua_loop_call_with(lc->ll, 4, handler)) &&
+    if (push_self(L, lc) &&
+        (lua_pushvalue(L, handler), !ws_lua_loop_call_with(lc->ll, 4, handler)) &&
         ws_session_state(s) == WS_CONNECTING) {
         /* on_upgrade's or on_request's answer could not be used: answer 500
          * rather than leave the client hanging. */
