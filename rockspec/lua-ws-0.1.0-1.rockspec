@@ -66,6 +66,7 @@ build = {
         "csrc/io/tcp_transport.c",
         "csrc/io/tls.c",
         "csrc/io/topic.c",
+        "csrc/lua/lua_alloc.c",
         "csrc/lua/lua_backplane.c",
         "csrc/lua/lua_codec.c",
         "csrc/lua/lua_conn.c",

@@ -65,6 +65,7 @@ int luaopen_ws_core(lua_State *L)
     ws_lua_open_topics(L);
     ws_lua_open_workers(L);
     ws_lua_open_backplane(L);
+    ws_lua_open_alloc(L);
     ws_lua_open_optkeys(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");

@@ -15,5 +15,6 @@ void ws_lua_open_input(lua_State *L);
 void ws_lua_open_topics(lua_State *L);
 void ws_lua_open_workers(lua_State *L);
 void ws_lua_open_backplane(lua_State *L);
+void ws_lua_open_alloc(lua_State *L);
 
 #endif

@@ -164,6 +164,20 @@ function ws.run() return ws.loop():run() end
 -- @treturn integer how many callbacks ran
 function ws.step(timeout) return ws.loop():step(timeout) end
 
+--- Keep freed large blocks of this Lua state for reuse (opt-in; off by
+-- default). Up to `bytes` of freed blocks of at least `min` bytes (at most 16
+-- blocks) are held back from the allocator and reused for the next large
+-- string or table that fits. With LuaJIT, whose allocator maps and unmaps
+-- every block of 128 KiB or more, each large message otherwise arrives in
+-- fresh pages (~256 page faults per MiB); allow a few times the largest
+-- message size, as the garbage collector frees strings in batches.
+-- `false` or 0 gives the kept blocks back and turns it off.
+-- @function keep_large_blocks
+-- @tparam integer|false bytes how much freed memory may be kept
+-- @tparam[opt=131072] integer min the smallest block kept (at least 4096)
+-- @treturn integer the bytes of freed blocks held now
+ws.keep_large_blocks = core.keep_large_blocks
+
 -- Straight-line state of a connection: received messages in order (data
 -- and kind in consecutive slots), the close, and the tasks waiting on it.
 -- The callbacks are shared by every such connection and find the state in
