@@ -107,6 +107,53 @@ describe("fan-out", function()
     for i = 1, 2 do raws[i]:close() end
   end)
 
+  it("permessage-deflate: Node ws clients with and without server_no_context_takeover decode every publish", function()
+    local proc = require "spec.helpers.proc"
+    local ws_dir = net.sh("pwd"):match("[^\n]+") .. "/build/interop-node/node_modules/ws"
+    if not net.read_file(ws_dir .. "/package.json") then
+      pending("Node ws is missing (scripts/interop_deps.sh node-ws)")
+      return
+    end
+    local srv, by_path = fan_server { compress = { threshold = 32 } }
+    local script = net.next_name("node") .. ".js"
+    net.write_file(script, ([[
+const WS = require(%q);
+const shared = process.argv[3] === "shared";
+const ws = new WS(process.argv[2], { perMessageDeflate: shared ? { serverNoContextTakeover: true } : true });
+ws.on("open", () => ws.send("sub:t"));
+ws.on("message", (d) => {
+  const s = d.toString();
+  if (s === "true") console.log("SUBSCRIBED " + ws.extensions);
+  else if (s === "end") { console.log("DONE"); ws.close(1000); }
+  else console.log("M:" + s);
+});
+ws.on("error", (e) => console.log("ERROR " + e.message));
+]]):format(ws_dir))
+    local peers = {}
+    for _, kind in ipairs { "shared", "own" } do
+      peers[kind] = proc.start("node " .. kind, { "node", script, net.url(srv, "/node-" .. kind), kind })
+    end
+    for _, kind in ipairs { "shared", "own" } do
+      assert.matches("permessage%-deflate", peers[kind]:wait_for("SUBSCRIBED ([^\n]*)"))
+    end
+    -- what the server agreed with each
+    assert.truthy(by_path["/node-shared"].extensions:match("server_no_context_takeover"))
+    assert.falsy(by_path["/node-own"].extensions:match("server_no_context_takeover"))
+    local want = {}
+    for i = 1, 25 do want[i] = string.rep("node message " .. i .. " ", 10 + i) end
+    local before = stats().compressed
+    for i = 1, 25 do assert.are.equal(2, srv:publish("t", want[i])) end
+    assert.are.equal(25, stats().compressed - before) -- one per publish, for the shared one
+    for _, kind in ipairs { "shared", "own" } do
+      assert(by_path["/node-" .. kind]:send("end"))
+      peers[kind]:wait_for("DONE")
+      local got = {}
+      for line in peers[kind]:output():gmatch("M:([^\n]*)") do got[#got + 1] = line end
+      assert.are.same(want, got, kind)
+    end
+    proc.stop_all()
+  end)
+
   it("one frame per publish and per broadcast, whatever the number of receivers", function()
     local srv, by_path = fan_server()
     local clients, sides = {}, {}
