@@ -1,7 +1,8 @@
 -- Malformed and unusual input to the sans-I/O HTTP and handshake code,
 -- table-driven through ws.core: request and status lines, header lines,
 -- the end of a head, absolute-form targets, keys, subprotocol and
--- extension lists in requests and responses (RFC 7230 3, RFC 6455 4).
+-- extension lists in requests and responses (RFC 7230 3, RFC 6455 4);
+-- URLs with bad percent-encoding, IPv6 hosts, ports and schemes.
 -- Lua 5.1 compatible.
 
 local core = require "ws.core"
@@ -117,5 +118,37 @@ describe("core: unusual handshakes", function()
     assert.are.equal("server accepted extension 'x-foo' that was not offered", err)
     assert.is_truthy(core.check_response(response { "Sec-WebSocket-Extensions: x-foo ; p=1" }, accept,
       { extensions = "x-bar, x-foo; q" }))
+  end)
+end)
+
+describe("core: malformed URLs", function()
+  it("names what is wrong", function()
+    local cases = {
+      ["ws://u%zz@h/"] = "invalid percent-encoding in userinfo",
+      ["ws://u%2@h/"] = "invalid percent-encoding in userinfo",
+      ["ws://u%a@h/"] = "invalid percent-encoding in userinfo",
+      ["ws://u%00@h/"] = "userinfo contains a NUL byte",
+      ["ws://[]/"] = "invalid IPv6 address ''",
+      ["ws://[" .. string.rep("1", 50) .. "]/"] = "invalid IPv6 address '" .. string.rep("1", 50) .. "'",
+      ["ws://a:b:c/"] = "invalid port 'b:c'",
+      ["ws://::1/"] = "IPv6 address must be in brackets",
+      ["1ws://h/"] = "missing scheme (expected ws:// or wss://)",
+      ["ws"] = "missing scheme (expected ws:// or wss://)",
+      ["://h"] = "missing scheme (expected ws:// or wss://)",
+      ["w-s+x.1://h/"] = "unsupported scheme 'w-s+x.1'",
+      ["ws:/"] = "expected '//' after the scheme",
+    }
+    for url, want in pairs(cases) do
+      local ok, err = pcall(core.parse_url, url)
+      assert.is_false(ok, url)
+      assert.matches("invalid URL: " .. want, err, nil, true)
+    end
+  end)
+
+  it("decodes percent-encoded userinfo and takes the scheme in any case", function()
+    local u = core.parse_url("WSS://u%41%3a@H/")
+    assert.is_true(u.secure)
+    assert.are.equal("h", u.host)
+    assert.are.equal("uA:", u.userinfo)
   end)
 end)
