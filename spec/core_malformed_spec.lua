@@ -121,6 +121,28 @@ describe("core: unusual handshakes", function()
   end)
 end)
 
+describe("core: bad handshake arguments", function()
+  it("are argument errors naming the value", function()
+    local req = request("GET / HTTP/1.1", { "Sec-WebSocket-Key: " .. KEY, "Sec-WebSocket-Protocol: a" })
+    local cases = {
+      { "invalid extensions value 'a\r\nb'", core.accept, req, { extensions = "a\r\nb" } },
+      { "invalid extensions value 'a\127b'", core.accept, req, { extensions = "a\127b" } },
+      { "invalid subprotocol 'a b'", core.accept, req, { protocols = { "a b" } } },
+      { "invalid header name 'X Y'", core.accept, req, { headers = { ["X Y"] = "1" } } },
+      { "invalid value for header 'X' (control characters)", core.accept, req, { headers = { X = "1\r\n" } } },
+      { "invalid subprotocol 'a b' (must be a token)", core.client_handshake, "ws://h/", { protocols = { "a b" } } },
+      { "invalid header name 'Bad Name'", core.client_handshake, "ws://h/", { headers = { ["Bad Name"] = "x" } } },
+      { "invalid extensions offer 'x\r\n'", core.client_handshake, "ws://h/", { extensions = "x\r\n" } },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(case[2], case[3], case[4])
+      assert.is_false(ok, case[1])
+      assert.matches("bad argument #2 to '[^']*' %(", err)
+      assert.matches(case[1], err, nil, true)
+    end
+  end)
+end)
+
 describe("core: malformed URLs", function()
   it("names what is wrong", function()
     local cases = {
