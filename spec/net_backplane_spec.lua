@@ -268,6 +268,39 @@ describe("redis backplane", function()
     assert.are.same({ nil, "timeout" }, { next_message(y, 0.3) })
   end)
 
+  it("notices a Redis that hangs (PING unanswered), bounds what piles up meanwhile, and comes back", function()
+    local r = redis.start()
+    local errors = {}
+    local bp = backplane { port = r.port, ping_interval = 0.5, max_pending = 2048,
+      on_error = function(_, err) errors[#errors + 1] = err end }
+    local srv = net.listen { backplane = bp, on_open = function(c) c:subscribe("t") end }
+    local c = connect(srv.port)
+    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:t") == 1 end, 10))
+    r:pause()
+    -- Unanswered PUBLISHes count against max_pending: past it, publishes fail at once.
+    local sent, refused, reason = 0, 0, nil
+    for i = 1, 50 do
+      local n, ok, err = srv:publish("t", ("%03d"):format(i) .. ("x"):rep(97))
+      assert.are.equal(1, n) -- local delivery goes on
+      if ok then sent = sent + 1 else refused, reason = refused + 1, err end
+    end
+    assert.are.equal(18, sent) -- 18 * 109 bytes fit in 2048
+    assert.are.equal(32, refused)
+    assert.matches("not keeping up", reason)
+    for _ = 1, 50 do assert(c:receive(5)) end
+    assert.is_truthy(net.wait_until(function() return not bp.connected end, 5))
+    assert.is_truthy(net.wait_until(function() return #errors > 0 end, 5))
+    assert.matches("redis publisher: no answer to PING in 0.5 s", errors[1])
+    r:resume()
+    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:t") == 1 end, 10))
+    assert.are.same({ 1, true }, { srv:publish("t", "again") })
+    assert.are.equal("again", c:receive(5))
+    assert.matches("1", r:cli("PUBLISH", "ws:t", "t" .. ("\1"):rep(8) .. "from outside"))
+    assert.are.equal("from outside", c:receive(5))
+    -- The PUBLISHes Redis had taken before it stopped are not delivered twice.
+    assert.are.same({ nil, "timeout" }, { c:receive(0.3) })
+  end)
+
   it("authenticates with a password and with an ACL user; a refused AUTH is reported and retried", function()
     local r = redis.start { password = "s3cret", users = { "alice on >alicepw ~* &* +@all" } }
     local errs = {}
@@ -389,6 +422,8 @@ describe("redis backplane", function()
     assert.error_matches(function() ws.redis { username = "u" } end, "'username' needs 'password'")
     assert.error_matches(function() ws.redis { backoff = { intial = 1 } } end, "backoff%.intial")
     assert.error_matches(function() ws.redis { on_error = 1 } end, "'on_error' must be a function")
+    assert.error_matches(function() ws.redis { ping_interval = 0 } end, "'ping_interval' must be")
+    assert.error_matches(function() ws.redis { max_pending = 10 } end, "'max_pending' must be")
     assert.error_matches(function() net.listen { backplane = 1 } end,
       "'backplane' must be a backplane %(ws.redis%), got number")
     local bp = backplane { port = 1 } -- nothing listens there: it keeps retrying quietly

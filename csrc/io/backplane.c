@@ -21,8 +21,10 @@ typedef enum { DOWN, WAITING, CONNECTING, READY } rstate;
 typedef struct rconn {
     ws_backplane *bp;
     ws_redis_link link;
-    ws_timer timer; /* the connect timeout while CONNECTING, the backoff while WAITING */
+    ws_timer timer; /* the connect timeout while CONNECTING, the backoff while WAITING,
+                       the publisher's PING while READY */
     uint64_t backoff_ns;
+    bool ping_out; /* a PING is unanswered */
     rstate state;
     bool subscriber;
     const char *name; /* "subscriber" / "publisher", for messages */
@@ -36,7 +38,8 @@ struct ws_backplane {
     int port;
     char prefix[WS_BACKPLANE_PREFIX_MAX];
     size_t prefix_len;
-    uint64_t connect_timeout, backoff_initial, backoff_max;
+    uint64_t connect_timeout, backoff_initial, backoff_max, ping_interval;
+    size_t max_pending, pending; /* bytes of PUBLISHes not answered yet */
     uint8_t node[WS_BACKPLANE_NODE_LEN];
     ws_topics *ts;
     rconn sub, pub;
@@ -88,6 +91,44 @@ static void retry_later(rconn *rc)
     rc->backoff_ns = rc->backoff_ns * 2 > bp->backoff_max ? bp->backoff_max : rc->backoff_ns * 2;
 }
 
+static void on_pong(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    rconn *rc = privdata;
+    if (r)
+        rc->ping_out = false;
+}
+
+/* The publisher's liveness check, every ping_interval while READY: a
+ * Redis that stopped answering (stopped, or its host gone quiet) is left
+ * and reconnected to, the subscriber too (same server), instead of
+ * piling up commands. */
+static void ping(rconn *rc)
+{
+    ws_backplane *bp = rc->bp;
+    if (rc->ping_out) {
+        char secs[32];
+        snprintf(secs, sizeof secs, "%.3g s", (double)bp->ping_interval / 1e9);
+        report(bp, "redis %s: no answer to PING in %s", rc->name, secs);
+        rconn *both[2] = {rc, &bp->sub};
+        for (int i = 0; i < 2; i++) {
+            if (!both[i]->link.ac)
+                continue;
+            both[i]->state = CONNECTING; /* no "connection lost" report on top */
+            redisAsyncFree(both[i]->link.ac);
+            if (both[i]->state == CONNECTING) {
+                both[i]->state = DOWN;
+                retry_later(both[i]);
+            }
+        }
+        return;
+    }
+    rc->ping_out = true;
+    redisAsyncCommand(rc->link.ac, on_pong, rc, "PING");
+    ws_timer_start(bp->loop, &rc->timer, bp->ping_interval, 0);
+    ws_timer_unref(&rc->timer);
+}
+
 static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
 {
     (void)loop;
@@ -105,7 +146,10 @@ static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
             rc->state = DOWN;
             retry_later(rc);
         }
+        return;
     }
+    if (rc->state == READY && rc->link.ac)
+        ping(rc);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -168,8 +212,12 @@ static void on_ready(redisAsyncContext *ac, void *r, void *privdata)
     rc->state = READY;
     rc->backoff_ns = bp->backoff_initial;
     ws_timer_stop(&rc->timer);
-    if (!rc->subscriber)
+    if (!rc->subscriber) {
+        rc->ping_out = false;
+        ws_timer_start(bp->loop, &rc->timer, bp->ping_interval, 0);
+        ws_timer_unref(&rc->timer);
         return;
+    }
     /* The channel named by the prefix alone is no topic's: subscribed for
      * as long as the connection lasts, it keeps the connection in
      * subscriber mode however many topics come and go. */
@@ -266,9 +314,9 @@ static void on_subscribed(redisAsyncContext *ac, void *r, void *privdata)
 
 static void on_published(redisAsyncContext *ac, void *r, void *privdata)
 {
-    (void)ac;
-    rconn *rc = privdata;
+    rconn *rc = ac->data;
     redisReply *reply = r;
+    rc->bp->pending -= (size_t)(uintptr_t)privdata;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         rc->bp->stats.failed++;
         report(rc->bp, "redis %s: PUBLISH refused: %s", rc->name, reply->str);
@@ -283,10 +331,16 @@ int ws_backplane_publish(ws_backplane *bp, const char *topic, size_t tlen, const
         snprintf(err, errlen, "redis publisher is not connected");
         return -1;
     }
+    size_t plen = 1 + WS_BACKPLANE_NODE_LEN + n;
+    if (bp->pending + plen > bp->max_pending) {
+        bp->stats.failed++;
+        snprintf(err, errlen, "redis is not keeping up (%zu bytes of publishes unanswered)",
+                 bp->pending);
+        return -1;
+    }
     char chan[WS_BACKPLANE_PREFIX_MAX + WS_TOPIC_MAX];
     size_t clen = channel(bp, chan, topic, tlen);
     uint8_t stack[STACK_BYTES];
-    size_t plen = 1 + WS_BACKPLANE_NODE_LEN + n;
     uint8_t *payload = plen <= sizeof stack ? stack : malloc(plen);
     if (!payload) {
         bp->stats.failed++;
@@ -297,8 +351,8 @@ int ws_backplane_publish(ws_backplane *bp, const char *topic, size_t tlen, const
     memcpy(payload + 1, bp->node, WS_BACKPLANE_NODE_LEN);
     if (n)
         memcpy(payload + 1 + WS_BACKPLANE_NODE_LEN, data, n);
-    int rc = redisAsyncCommand(bp->pub.link.ac, on_published, &bp->pub, "PUBLISH %b %b", chan, clen,
-                               payload, plen);
+    int rc = redisAsyncCommand(bp->pub.link.ac, on_published, (void *)(uintptr_t)plen,
+                               "PUBLISH %b %b", chan, clen, payload, plen);
     if (payload != stack)
         free(payload);
     if (rc != REDIS_OK) {
@@ -306,6 +360,7 @@ int ws_backplane_publish(ws_backplane *bp, const char *topic, size_t tlen, const
         snprintf(err, errlen, "redis publisher cannot take the command");
         return -1;
     }
+    bp->pending += plen;
     bp->stats.published++;
     return 0;
 }
@@ -372,6 +427,8 @@ ws_backplane *ws_backplane_new(ws_loop *loop, const ws_backplane_config *cfg,
     bp->connect_timeout = cfg->connect_timeout_ns;
     bp->backoff_initial = cfg->backoff_initial_ns;
     bp->backoff_max = cfg->backoff_max_ns;
+    bp->ping_interval = cfg->ping_interval_ns;
+    bp->max_pending = cfg->max_pending;
     make_node_id(bp->node);
     ws_deferred_init(&bp->report, on_report, bp);
     init_conn(bp, &bp->sub, true);

@@ -36,6 +36,8 @@ typedef struct ws_backplane_config {
     size_t prefix_len;
     uint64_t connect_timeout_ns; /* connect and AUTH */
     uint64_t backoff_initial_ns, backoff_max_ns;
+    uint64_t ping_interval_ns; /* the publisher PINGs this often; no answer by the next: down */
+    size_t max_pending;        /* bytes of unanswered PUBLISHes; over it publishes fail */
 } ws_backplane_config;
 
 typedef struct ws_backplane_callbacks {
@@ -70,7 +72,8 @@ void ws_backplane_free(ws_backplane *bp);
 void ws_backplane_bind(ws_backplane *bp, ws_topics *ts);
 
 /* Queue a PUBLISH of data to prefix..topic.  0, or -1 with a message in
- * err when the publisher is not connected (the message is not sent). */
+ * err when the publisher is not connected or max_pending bytes are
+ * unanswered (the message is not sent). */
 int ws_backplane_publish(ws_backplane *bp, const char *topic, size_t tlen, const uint8_t *data,
                          size_t n, bool binary, char *err, size_t errlen);
 

@@ -270,6 +270,10 @@ static int l_redis(lua_State *L)
                                 WS_BACKPLANE_PREFIX_MAX - 1);
     cfg.connect_timeout_ns =
         (uint64_t)(ws_lua_opt_number(L, opts, "connect_timeout", 5, 0.001, 3600) * 1e9);
+    cfg.ping_interval_ns =
+        (uint64_t)(ws_lua_opt_number(L, opts, "ping_interval", 5, 0.01, 3600) * 1e9);
+    cfg.max_pending =
+        ws_lua_opt_size(L, opts, "max_pending", (size_t)16 << 20, 1024, (size_t)1 << 40);
     lua_Number initial = 0.1, max = 5;
     lua_getfield(L, opts, "backoff");
     if (!lua_isnil(L, -1)) {

@@ -27,8 +27,8 @@ static const char *const listen_keys[] = {
     "on_accept_error", "unix",      "mode",       "backplane",  NULL};
 
 static const char *const redis_keys[] = {
-    "host",    "port",     "unix", "username", "password", "prefix", "connect_timeout",
-    "backoff", "on_error", NULL};
+    "host",          "port",        "unix",    "username", "password", "prefix", "connect_timeout",
+    "ping_interval", "max_pending", "backoff", "on_error", NULL};
 static const char *const redis_backoff_keys[] = {"initial", "max", NULL};
 
 static const char *const reconnecting_keys[] = {

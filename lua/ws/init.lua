@@ -670,6 +670,10 @@ end
 -- @tfield[opt="ws:"] string prefix channel of topic T is prefix .. T (1 to 255 bytes); the
 --  channel named by the prefix alone is the backplane's own
 -- @tfield[opt=5] number connect_timeout seconds for connect, AUTH and PING
+-- @tfield[opt=5] number ping_interval seconds between the publisher's PINGs; a PING
+--  unanswered by the next one makes it reconnect both connections
+-- @tfield[opt=16777216] integer max_pending bytes of PUBLISHes Redis has not answered yet;
+--  beyond it `srv:publish` reports failure instead of piling up
 -- @tfield[opt] table backoff `{initial = 0.1, max = 5}`: seconds before reconnecting,
 --  doubling up to max
 -- @tfield[opt] function on_error `(bp, err)`: a connect, AUTH or PUBLISH failed, or a

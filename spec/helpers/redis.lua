@@ -7,6 +7,7 @@
 --   r:cli("PUBSUB", "CHANNELS", "ws:*")   -- redis-cli's output
 --   r:channels("ws:*")                      -- sorted list
 --   r:kill()  r:restart()                   -- SIGKILL, then the same port again
+--   r:pause()  r:resume()                   -- SIGSTOP / SIGCONT
 --   r.port, r.unix                          -- its TCP port and Unix socket path
 --   redis.stop_all()                        -- from after_each
 --
@@ -85,6 +86,10 @@ function Redis:kill()
     net.wait_until(function() return not alive(self.pid) end, 5)
   end
 end
+
+-- SIGSTOP / SIGCONT: a Redis that hangs (its sockets stay open).
+function Redis:pause() os.execute("kill -STOP " .. self.pid) end
+function Redis:resume() os.execute("kill -CONT " .. self.pid) end
 
 -- Start it again on the same port (after kill).
 function Redis:restart()
