@@ -121,6 +121,28 @@ describe("core: unusual handshakes", function()
   end)
 end)
 
+describe("core: heads past max_head", function()
+  it("are answered 414, 431 or 400 by what they hold so far", function()
+    local pad = string.rep("a", 100)
+    local cases = {
+      { "GET /" .. pad, 414, "request target too long" },
+      { "GET / HTTP/1.1\nX: " .. pad, 431, "request head too large" },
+      { "GET / HTTP/1.1\r\nX: " .. pad, 431, "request head too large" },
+      { "GE\rT / HTTP/1.1\r\nX: " .. pad, 400, "malformed HTTP request" },
+      { "G@T /" .. pad, 400, "malformed HTTP request" },
+      { "GET / HTTX/1.1\r\nX: " .. pad, 400, "malformed HTTP request" },
+      { pad, 400, "malformed HTTP request" },
+    }
+    for _, case in ipairs(cases) do
+      local s = core.session { role = "server", max_head = 64 }
+      s:feed(case[1])
+      local kind, why, status = s:next_event()
+      assert.are.same({ "error", case[3], case[2] }, { kind, why, status }, case[1])
+      assert.matches("^HTTP/1.1 " .. case[2] .. " ", s:output())
+    end
+  end)
+end)
+
 describe("core: bad handshake arguments", function()
   it("are argument errors naming the value", function()
     local req = request("GET / HTTP/1.1", { "Sec-WebSocket-Key: " .. KEY, "Sec-WebSocket-Protocol: a" })
