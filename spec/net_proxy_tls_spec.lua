@@ -302,6 +302,11 @@ for _ = 1, 4 do assert(c:send(string.rep("q", 300000))) end
         ws.connect(url, { proxy = https, proxy_tls = { cafile = "/nonexistent/ca.pem" } })
       end, "cannot load CA file '/nonexistent/ca.pem'", 1, true)
       assert.error_matches(function() ws.connect(url, { proxy_tsl = {} }) end, "proxy_tls", 1, true)
+      -- Checked even when the proxy is not https:// (or there is none).
+      assert.error_matches(function() ws.connect(url, { proxy = false, proxy_tls = "yes" }) end,
+        "'proxy_tls' must be a table", 1, true)
+      assert.error_matches(function() ws.connect(url, { proxy = "http://127.0.0.1:9", proxy_tls = { vrify = false } })
+      end, "proxy_tls.vrify", 1, true)
     end)
   end)
 

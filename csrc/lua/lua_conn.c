@@ -529,22 +529,32 @@ static lconn *check_conn(lua_State *L)
     return lc;
 }
 
+/* opts[field] as a table of TLS options (its index, or 0 when absent);
+ * raises naming the field when it is no table or holds an unknown key. */
+static int tls_table(lua_State *L, int opts, const char *field)
+{
+    if (!opts)
+        return 0;
+    lua_getfield(L, opts, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        ws_lua_opt_error(L, opts, "'%s' must be a table", field);
+    int t = lua_gettop(L);
+    ws_lua_check_keys(L, t, opts, "tls", lua_pushfstring(L, "%s.", field));
+    lua_pop(L, 1);
+    return t;
+}
+
 /* The client context for the TLS options opts[field] ("tls" for the
  * origin, "proxy_tls" for an https:// proxy; shared with earlier connects
  * with the same options). */
 static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *err, size_t err_len)
 {
-    int t = 0;
-    if (opts) {
-        lua_getfield(L, opts, field);
-        if (!lua_isnil(L, -1)) {
-            if (!lua_istable(L, -1))
-                ws_lua_opt_error(L, opts, "'%s' must be a table", field);
-            t = lua_gettop(L);
-            ws_lua_check_keys(L, t, opts, "tls", lua_pushfstring(L, "%s.", field));
-            lua_pop(L, 1);
-        }
-    }
+    int top = lua_gettop(L);
+    int t = tls_table(L, opts, field);
     ws_tls_options to;
     ws_tls_options_init(&to);
     to.verify = ws_lua_opt_bool(L, t, "verify", true);
@@ -555,8 +565,7 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *e
     to.ciphers = ws_lua_opt_text(L, t, "ciphers", NULL);
     to.alpn = ws_lua_opt_text(L, t, "alpn", NULL);
     ws_tls_ctx *ctx = ws_lua_client_tls_ctx(L, &to, err, err_len);
-    if (opts)
-        lua_pop(L, 1);
+    lua_settop(L, top);
     return ctx;
 }
 
@@ -585,7 +594,11 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
         lua_settop(L, top);
         return NULL;
     }
-    if (route.proxy_secure && !(proxy_tls = client_tls(L, opts, "proxy_tls", err, err_len))) {
+    if (!route.proxy_secure) {
+        int mark = lua_gettop(L);
+        (void)tls_table(L, opts, "proxy_tls"); /* unused, but still checked */
+        lua_settop(L, mark);
+    } else if (!(proxy_tls = client_tls(L, opts, "proxy_tls", err, err_len))) {
         if (tls)
             ws_tls_ctx_unref(tls);
         lua_settop(L, top);
