@@ -347,6 +347,20 @@ print("RESULT " .. tostring(ok) .. " " .. starts)
       assert.is_true(elapsed >= 1.0, "five starts in " .. elapsed .. " s")
     end)
 
+    it("ws.workers inside a worker raises", function()
+      local sup = exit.spawn([[
+local ws = require "ws"
+local ok = ws.workers(1, function()
+  local ok2, err = pcall(ws.workers, 2, function() end)
+  print("NESTED " .. tostring(ok2) .. " " .. tostring(err))
+end)
+print("RESULT " .. tostring(ok))
+]])
+      assert.are.equal(0, sup:wait(15), sup:describe())
+      assert.is_truthy(sup:output():find("NESTED false [^\n]*ws%.workers: called in a worker"), sup:describe())
+      assert.is_truthy(sup:output():find("RESULT true", 1, true), sup:describe())
+    end)
+
     it("a loop made before the fork cannot be used in a worker: clear error", function()
       local sup = exit.spawn([[
 local ws = require "ws"

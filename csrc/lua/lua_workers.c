@@ -62,8 +62,15 @@ static void push_signal(lua_State *L, int sig)
  */
 static int l_supervise_begin(lua_State *L)
 {
-    if (ws_proc_supervise_begin() < 0)
+    if (ws_proc_supervise_begin() < 0) {
+        if (errno == EBUSY) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "ws.workers: called in a worker or while already supervising");
+            lua_pushinteger(L, EBUSY);
+            return 3;
+        }
         return push_failure(L, "ws.workers");
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
