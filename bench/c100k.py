@@ -365,10 +365,19 @@ def main():
     subprocess.run(["cc", "-O2", "-o", os.path.join(BUILD, "c100k_client"), "bench/c100k_client.c"], cwd=ROOT, check=True)
     subprocess.run(["cc", "-O2", "-o", os.path.join(BUILD, "c100k_raw"), "bench/c100k_raw.c", "-lcrypto"], cwd=ROOT,
                    check=True)
+    node_dir = os.path.join(BUILD, "bench-node")
+    if not os.path.isdir(os.path.join(node_dir, "node_modules", "ws")):
+        # as scripts/bench.sh installs it
+        os.makedirs(node_dir, exist_ok=True)
+        subprocess.run("timeout 180 npm install --no-audit --no-fund ws bufferutil utf-8-validate >/dev/null 2>&1",
+                       shell=True, cwd=node_dir)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_compare:
             for kind in ("raw", "luaws", "node"):
+                if kind == "node" and not os.path.isdir(os.path.join(node_dir, "node_modules", "ws")):
+                    notes.append("Node ws not measured: npm install of ws failed")
+                    continue
                 try:
                     results.append(run(kind, args.compare, 1, args.rounds, args.port, args.port + 100, tmp))
                 except Exception as e:  # noqa: BLE001 - report and go on
