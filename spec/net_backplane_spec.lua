@@ -59,8 +59,8 @@ end
 -- The next message that is not a command's answer.
 local function next_message(c, timeout)
   while true do
-    local data, kind = c:receive(timeout or 5)
-    if not data then return nil, kind end
+    local data, kind, code = c:receive(timeout or 5)
+    if not data then return nil, kind, code end
     if not data:match("^subscribed$") and not data:match("^published ") then return data, kind end
   end
 end
@@ -142,6 +142,75 @@ describe("redis backplane", function()
     subscribe(b1, "solo")
     assert(b1:send("pub:solo:text:only"))
     assert.are.equal("only", next_message(b1, 5))
+  end)
+
+  it("joins the workers of ws.workers: a publish in one worker reaches the clients of every worker", function()
+    local r = redis.start()
+    local probe = net.listen {}
+    local port = probe.port
+    probe:close()
+    -- Each worker makes its own backplane (a backplane made before the
+    -- fork would make ws.workers raise: it is a member of the loop).
+    local sup = net.spawn_lua([[
+      local ws = require "ws"
+      local rport, port = tonumber(arg[1]), tonumber(arg[2])
+      local bp0 = ws.redis { port = rport }
+      assert(not pcall(ws.workers, 2, function() end), "ws.workers took a loop with a backplane")
+      bp0:close()
+      ws.run()
+      print("SUPERVISOR")
+      local ok, err = ws.workers(2, function(id)
+        local bp = ws.redis { port = rport, backoff = { initial = 0.05, max = 0.2 } }
+        local srv
+        srv = ws.listen { host = "127.0.0.1", port = port, reuseport = true, backplane = bp,
+          on_message = function(c, data)
+            if data == "who" then c:send("worker " .. id) return end
+            local t = data:match("^sub:(.*)$")
+            if t then c:subscribe(t) c:send("subscribed") return end
+            srv:publish("room", data)
+          end }
+        ws.run()
+      end)
+      print("END", ok, err)
+    ]], r.port, port)
+    sup:wait_output("SUPERVISOR", 10)
+    -- Connect until both workers have a client (the kernel picks).
+    local by_worker = {}
+    local n = 0
+    assert.is_truthy(net.wait_until(function()
+      local ok, c = pcall(connect, port)
+      if ok then
+        n = n + 1
+        assert(c:send("who"))
+        local id = assert(c:receive(5))
+        by_worker[id] = by_worker[id] or {}
+        table.insert(by_worker[id], c)
+        subscribe(c, "room")
+      end
+      return by_worker["worker 1"] and by_worker["worker 2"] or n > 40
+    end, 20))
+    assert(by_worker["worker 1"] and by_worker["worker 2"], "one worker got every connection")
+    assert.is_truthy(net.wait_until(function() return r:numsub("ws:room") == 2 end, 10))
+    local a, b = by_worker["worker 1"][1], by_worker["worker 2"][1]
+    assert(a:send("from worker 1"))
+    assert(b:send("from worker 2"))
+    for _, list in pairs(by_worker) do
+      for _, c in ipairs(list) do
+        local got = {}
+        for _ = 1, 2 do got[#got + 1] = next_message(c, 5) end
+        table.sort(got)
+        assert.are.same({ "from worker 1", "from worker 2" }, got)
+      end
+    end
+    -- SIGTERM: the workers close their clients with 1001 and end cleanly.
+    sup:signal("TERM")
+    for _, list in pairs(by_worker) do
+      for _, c in ipairs(list) do
+        local data, err, code = next_message(c, 10)
+        assert.are.same({ nil, "closed", 1001 }, { data, err, code })
+      end
+    end
+    sup:wait_output("END\ttrue\tTERM", 15)
   end)
 
   it("subscribes a channel only while the node has local subscribers of its topic", function()
