@@ -44,4 +44,25 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname)
     return same ? p : NULL;
 }
 
+/* Push C function f, for calls made on every event.  Lua 5.1 and LuaJIT
+ * make a new closure object each time (5.2 and later push a light function
+ * for free): there the one kept in the registry under `key` is pushed. */
+static inline void ws_pushcfunction_kept(lua_State *L, lua_CFunction f, const void *key)
+{
+#if LUA_VERSION_NUM < 502
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, f);
+        lua_pushlightuserdata(L, (void *)key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+#else
+    (void)key;
+    lua_pushcfunction(L, f);
+#endif
+}
+
 #endif

@@ -336,6 +336,8 @@ static int event_body(lua_State *L)
     return 0;
 }
 
+static const char event_body_key = 'e';
+
 static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
 {
     lconn *lc = ud;
@@ -347,7 +349,7 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     int top = lua_gettop(L);
     int handler = top + 1; /* below the call: no shuffling of the stack */
     ws_lua_push_traceback(L);
-    lua_pushcfunction(L, event_body);
+    ws_pushcfunction_kept(L, event_body, &event_body_key);
     lua_pushlightuserdata(L, lc);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);

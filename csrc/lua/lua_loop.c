@@ -237,9 +237,11 @@ static void push_u(lua_State *L, lctx *ctx)
     lua_rawget(L, LUA_REGISTRYINDEX);
 }
 
+static const char traceback_key = 't';
+
 void ws_lua_push_traceback(lua_State *L)
 {
-    lua_pushcfunction(L, traceback);
+    ws_pushcfunction_kept(L, traceback, &traceback_key);
 }
 
 /* The error on top: keep the first of the turn and break the loop. */
@@ -279,7 +281,7 @@ bool ws_lua_loop_call_results(ws_lua_loop *ll, int nargs, int nresults)
     if (!L)
         return false;
     int base = lua_gettop(L) - nargs; /* the function */
-    lua_pushcfunction(L, traceback);
+    ws_lua_push_traceback(L);
     lua_insert(L, base);
     bool ok = call(ll, nargs, nresults, base);
     lua_remove(L, base);
