@@ -1,7 +1,9 @@
 -- HTTP CONNECT proxies that misbehave (spec/helpers/bad_proxy.py), plain
 -- and over TLS (https:// proxies): closing or resetting without an answer,
 -- answering something that is not HTTP, a head too large, half a status
--- line, a status that is not 2xx, and a 200 in pieces followed by a close.
+-- line, a status that is not 2xx, and a 200 in pieces followed by a close
+-- (under a ws:// origin and under a wss:// one, whose TLS then runs inside
+-- the proxy's).
 -- Every connect fails with an error naming the proxy and what it did; none
 -- hangs, none raises.
 -- Lua 5.1 compatible.
@@ -68,6 +70,13 @@ describe("misbehaving CONNECT proxies", function()
       -- past the proxy: the WebSocket handshake is what failed
       assert.is_nil(err:find("CONNECT", 1, true), err)
       assert.matches("closed", err, nil, true)
+    end)
+
+    it(kind .. " proxy answering 200 then closing under a wss:// origin: the origin's TLS handshake fails", function()
+      local c, err = net.connect("wss://split.invalid:9/", { proxy = bad_proxy(tls), timeout = 10,
+        proxy_tls = tls and { cafile = certs.ca } or nil, tls = { cafile = certs.ca } })
+      assert.is_nil(c)
+      assert.are.equal("TLS handshake failed: connection closed by peer", err)
     end)
   end
 end)
