@@ -1,8 +1,8 @@
 -- Allocation failures in more scenarios than spec/alloc_failure_spec.lua's
 -- TLS echo: the sans-I/O core (handshake helpers, sessions with
 -- permessage-deflate, fragments, pings, a reject with headers, the codec),
--- and a plain ws:// server with topics, a rejected upgrade, a Unix socket,
--- extra headers and subprotocols.  Every allocation lua-ws makes in a
+-- and a plain ws:// server with topics (a compressed publish too), a
+-- rejected upgrade, a Unix socket, extra headers and subprotocols.  Every allocation lua-ws makes in a
 -- scenario fails in turn, one per run, in a child process with
 -- spec/helpers/failalloc.c preloaded.  Each run must reach its end: every
 -- step either works, returns nil/false with an error, or raises an error
@@ -105,9 +105,9 @@ print("DONE")
 local NET = PRELUDE .. [[
 local ws = require "ws"
 local sock = arg[1] .. "." .. os.getenv("WS_FAIL_ALLOC")
-local srv, usrv, c, d, u
+local srv, usrv, c, d, u, e
 step("listen", function()
-  srv = ws.listen { port = 0, protocols = { "chat" },
+  srv = ws.listen { port = 0, protocols = { "chat" }, compress = true,
     on_upgrade = function(req)
       if req.path == "/no" then return false, 403, "not here", { ["X-Why"] = "test" } end
       return { protocol = req.protocols[1], headers = { ["X-Server"] = "yes" } }
@@ -132,13 +132,21 @@ step("publish", function()
   assert(c:receive(1))
   assert(srv:broadcast("all") >= 0)
 end)
+step("deflate", function()
+  -- a receiver that shares the publish's compressed frame
+  e = assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/e",
+    { compress = { server_no_context_takeover = true }, timeout = 2 }))
+  local text = string.rep("compressible ", 50)
+  assert(srv:publish("room", text) >= 0)
+  assert(e:receive(1) == text)
+end)
 step("unix", function()
   u = assert(ws.connect("ws+unix://" .. sock .. ":/path", { timeout = 2 }))
   assert(u:send("over unix"))
   assert(u:receive(1) == "over unix")
 end)
 step("close", function()
-  for _, x in pairs { c, d, u } do x:close(1000, "bye") end
+  for _, x in pairs { c, d, e, u } do x:close(1000, "bye") end
   if srv then srv:close() end
   if usrv then usrv:close() end
 end, true)
