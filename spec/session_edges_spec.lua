@@ -1,8 +1,8 @@
 -- Session edges through ws.core.session: a fragmented text message whose
 -- last fragment ends inside a UTF-8 sequence (1007), an HTTP/1.0 upgrade
 -- request (400), sends and control frames while a fragmented message is
--- under way and after the close, and the argument checks of close, ping,
--- pong and send.
+-- under way and after the close, the argument checks of close, ping,
+-- pong and send, and client handshakes failed by the response head.
 -- Lua 5.1 compatible.
 
 local core = require "ws.core"
@@ -75,5 +75,27 @@ describe("session edges", function()
     -- still open and usable
     assert.are.equal("OPEN", c:state())
     assert.is_true(c:send("\255", "binary"))
+  end)
+
+  it("fails a client whose response head is too large, has too many headers, or is not 101", function()
+    local cases = {
+      { { max_head = 64 }, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX: "
+        .. string.rep("a", 100) .. "\r\n\r\n", "response head too large" },
+      { { max_headers = 2 }, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nA: 1\r\nB: 2\r\n\r\n",
+        "too many headers in the response", 101 },
+      -- a body longer than its Content-Length
+      { {}, "HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nhello world", "expected status 101, got 403", 403 },
+    }
+    for _, case in ipairs(cases) do
+      local opts = { role = "client", url = "ws://h/" }
+      for k, v in pairs(case[1]) do opts[k] = v end
+      local c = core.session(opts)
+      assert.is_true(c:memory() > 0) -- with its handshake state
+      assert.matches("^GET / HTTP/1.1\r\n", c:output())
+      c:feed(case[2])
+      local kind, why, status = c:next_event()
+      assert.are.same({ "error", case[3], case[4] }, { kind, why, status }, case[3])
+      assert.are.equal("CLOSED", c:state())
+    end
   end)
 end)
