@@ -1,6 +1,6 @@
 -- follow_redirects edges that net_redirect_spec.lua leaves out: an
 -- https:// Location (followed as wss://), a relative Location from a URL
--- without a path, credentials in the array form of `headers` dropped on a
+-- without a path and from a ws+unix:// URL, credentials in the array form of `headers` dropped on a
 -- hop to another origin, a 3xx without a Location, and a next hop whose
 -- TLS context cannot be made.
 -- Lua 5.1 compatible.
@@ -53,6 +53,20 @@ describe("follow_redirects edges", function()
     assert(c, err)
     assert.are.equal("ws://127.0.0.1:" .. srv.port .. "/there", c.url)
     assert.are.equal(1, #seen)
+    echoes(c)
+  end)
+
+  it("resolves a relative Location against a ws+unix:// URL's request path", function()
+    local sock = net.tmpdir() .. "/redirect.sock"
+    local seen = {}
+    net.echo_server { unix = sock, on_upgrade = function(req)
+      seen[#seen + 1] = req.path
+      if req.path ~= "/dir/there" then return false, 302, "Moved", { Location = "there" } end
+    end }
+    local c, err = connect("ws+unix://" .. sock .. ":/dir/here", { follow_redirects = 1 })
+    assert(c, err)
+    assert.are.equal("ws+unix://" .. sock .. ":/dir/there", c.url)
+    assert.are.same({ "/dir/here", "/dir/there" }, seen)
     echoes(c)
   end)
 
