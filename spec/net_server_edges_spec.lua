@@ -1,8 +1,8 @@
 -- ws.listen edges: on_accept_error when accept() runs out of descriptors
 -- (called once, accepting resumes once descriptors are free), an error
 -- raised in on_request (the client gets 500, the error comes out of
--- ws.step), `protocols` given as one string, and a `tls` option that is
--- not a table.
+-- ws.step), an on_upgrade answer with an unknown key (likewise),
+-- `protocols` given as one string, and a `tls` option that is not a table.
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
@@ -61,6 +61,21 @@ describe("server edges", function()
     assert.matches("boom in on_request", err, nil, true)
     assert.is_true(raw:wait_eof(5))
     assert.matches("^HTTP/1.1 500 ", raw:data())
+  end)
+
+  it("an on_upgrade answer with an unknown key raises naming it, and the client gets 500", function()
+    local srv = net.listen { on_upgrade = function() return { nope = 1 } end }
+    local raw = assert(net.raw_connect(srv.port))
+    raw:send(net.upgrade_request(srv.port, "/"))
+    local ok, err = true, nil
+    local deadline = net.now() + 5
+    while ok and net.now() < deadline do
+      ok, err = pcall(ws.step, 0.01)
+    end
+    assert.is_false(ok)
+    assert.matches("on_upgrade's answer: unknown option 'nope' (valid: protocol, headers)", err, nil, true)
+    local head = assert(raw:read_head(5))
+    assert.are.equal(500, head.status)
   end)
 
   it("takes protocols as one string", function()
