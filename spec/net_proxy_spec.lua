@@ -243,6 +243,9 @@ c:close()
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. np, url), 1, true)
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=127.0.0.1:" .. port, url), 1, true)
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url, url, "{ timeout = 5, proxy = false }"), 1, true)
+      -- empty entries are skipped; ".localhost" matches localhost itself
+      assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=',, .localhost'",
+        "ws://localhost:" .. port .. "/"), 1, true)
       assert.equal(0, tunnels(p))
       -- A NO_PROXY entry for another port does not match.
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=127.0.0.1:1", url), 1, true)
