@@ -98,4 +98,10 @@ describe("session edges", function()
       assert.are.equal("CLOSED", c:state())
     end
   end)
+
+  it("reads ready_state as a field, and nothing else", function()
+    local s = core.session { role = "server" }
+    assert.are.equal("CONNECTING", s.ready_state)
+    assert.is_nil(s.no_such_field)
+  end)
 end)
