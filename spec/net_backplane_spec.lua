@@ -337,6 +337,40 @@ describe("redis backplane", function()
     assert.are.same({ nil, "timeout" }, { next_message(y, 0.3) })
   end)
 
+  it("a node that stops reading is cut by Redis and comes back subscribed", function()
+    local r = redis.start()
+    assert.matches("OK", r:cli("CONFIG", "SET", "client-output-buffer-limit", "pubsub 65536 32768 1"))
+    local bp = backplane { port = r.port }
+    local srv = net.listen { backplane = bp }
+    local child, pb = node(r)
+    local y = connect(pb)
+    subscribe(y, "room")
+    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:room") == 1 end, 10))
+    child:stop()
+    -- More than the kernel's socket buffers hold, so Redis's own output grows.
+    local chunk = ("z"):rep(4096)
+    for i = 1, 5000 do
+      local n, ok = srv:publish("room", chunk)
+      assert.are.same({ 0, true }, { n, ok }, "publish " .. i)
+      if i % 50 == 0 then net.run_for(0.01) end
+    end
+    -- Redis drops the subscriber whose output it cannot get rid of.
+    assert.is_truthy(net.wait_until(function() return r:numsub("ws:room") == 0 end, 10))
+    child:cont()
+    child:wait_output("ERROR redis subscriber: connection lost", 10)
+    assert.is_truthy(net.wait_until(function() return r:numsub("ws:room") == 1 end, 10))
+    assert.are.same({ 0, true }, { srv:publish("room", "after") })
+    local seen = 0
+    while true do
+      local data = assert(next_message(y, 5))
+      if data == "after" then break end
+      assert.are.equal(chunk, data) -- what node B had read before the cut
+      seen = seen + 1
+    end
+    assert.is_true(seen < 5000)
+    assert.are.same({ nil, "timeout" }, { next_message(y, 0.3) })
+  end)
+
   it("notices a Redis that hangs (PING unanswered), bounds what piles up meanwhile, and comes back", function()
     local r = redis.start()
     local errors = {}
@@ -368,6 +402,44 @@ describe("redis backplane", function()
     assert.are.equal("from outside", c:receive(5))
     -- The PUBLISHes Redis had taken before it stopped are not delivered twice.
     assert.are.same({ nil, "timeout" }, { c:receive(0.3) })
+  end)
+
+  it("out of file descriptors: reports, retries, and connects once descriptors free up", function()
+    local r = redis.start()
+    local child = net.spawn_lua_limited(64, [[
+      local ws = require "ws"
+      local srv = ws.listen { port = 0 }
+      local hold = {}
+      while true do -- use up the descriptors
+        local f = io.open("/dev/null", "rb")
+        if not f then break end
+        hold[#hold + 1] = f
+      end
+      local bp = ws.redis { port = tonumber(arg[1]), backoff = { initial = 0.05, max = 0.1 },
+        on_error = function(_, err) print("ERROR " .. err) end }
+      srv:attach(bp)
+      ws.timer(0.5, function()
+        print("FREEING")
+        for _, f in ipairs(hold) do f:close() end
+        hold = {}
+      end)
+      local poll
+      poll = ws.every(0.02, function()
+        if bp.connected then
+          print("CONNECTED " .. bp:stats().reconnects)
+          poll:cancel()
+          bp:close()
+          srv:close()
+        end
+      end)
+      ws.run()
+      print("END")
+    ]], r.port)
+    child:wait_output("END", 15)
+    local out = child:output()
+    assert.matches("ERROR redis %a+: cannot connect: [^\n]*[Tt]oo many open files", out)
+    assert.matches("FREEING.*CONNECTED %d+", out)
+    assert.are.equal("", child:errors())
   end)
 
   it("authenticates with a password and with an ACL user; a refused AUTH is reported and retried", function()
