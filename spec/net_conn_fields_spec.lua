@@ -35,6 +35,16 @@ describe("connection fields", function()
     assert.is_nil(c.still_no_such_field)
   end)
 
+  it("a client connection has no topics", function()
+    local _, c = pair()
+    for _, m in ipairs { "subscribe", "unsubscribe" } do
+      local ok, err = pcall(c[m], c, "room")
+      assert.is_false(ok, m)
+      assert.matches(m .. ": topics belong to a server's connections, not to a client", err, nil, true)
+    end
+    assert.are.same({}, c:topics())
+  end)
+
   it("still read after the loop closed", function()
     local _, c = pair()
     local port = c.remote_port
