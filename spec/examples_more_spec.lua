@@ -127,6 +127,34 @@ describe("examples (smoke)", function()
     srv:wait_for("leave 127%.0%.0%.1:%d+ %(1000%)")
   end)
 
+  it("chat/server.lua --redis: two chat servers joined by Redis share one room", function()
+    local redis = require "spec.helpers.redis"
+    if not redis.available() then error("redis-server is not installed (scripts/deps.sh installs it)") end
+    local r = redis.start()
+    local ok, err = pcall(function()
+      local function chat()
+        local p = start("examples/chat/server.lua", "0", "--seconds", "30", "--redis", "127.0.0.1:" .. r.port)
+        local port = tonumber(p:wait_for("listening on ws://127%.0%.0%.1:(%d+)/chat\n"))
+        p:wait_for("redis connected, node %x+")
+        return p, "ws://127.0.0.1:" .. port .. "/chat"
+      end
+      local _, url_a = chat()
+      local _, url_b = chat()
+      local a = track(assert(ws.connect(url_a)))
+      local b = track(assert(ws.connect(url_b)))
+      assert(net.wait_until(function() return r:numsub("chat:chat") == 2 end, 10))
+      assert.is_true(a:send("hi from node A"))
+      assert.same({ "hi from node A", "text" }, { a:receive(5) })
+      assert.same({ "hi from node A", "text" }, { b:receive(5) })
+      assert.is_true(b:send("héllo from node B"))
+      assert.same({ "héllo from node B" }, receive_all(b, 1))
+      assert.same({ "héllo from node B" }, receive_all(a, 1))
+      assert.same({ nil, "timeout" }, { a:receive(0.3) }) -- each message once
+    end)
+    redis.stop_all()
+    if not ok then error(err, 0) end
+  end)
+
   it("bot.lua subscribes, answers commands, pings, and subscribes again after the server restarts", function()
     -- The server the bot talks to runs here; every connection records what
     -- it received.
