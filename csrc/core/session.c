@@ -58,11 +58,10 @@ struct ws_session {
     char *extensions;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
-    uint64_t done;       /* payload bytes of the current frame already unmasked */
-    uint64_t msg_len;    /* bytes of the current message so far */
-    size_t discard;      /* bytes of `in` to drop at the next call */
-    size_t pong_len;     /* the last bytes of `out` are an unsent automatic pong of this size */
-    size_t inflate_step; /* compressed bytes inflated per call; 0: all at hand */
+    uint64_t done;         /* payload bytes of the current frame already unmasked */
+    uint64_t msg_len;      /* bytes of the current message so far */
+    size_t discard;        /* bytes of `in` to drop at the next call */
+    uint32_t inflate_step; /* compressed bytes inflated per call; 0: all at hand */
     uint16_t close_code;
     uint8_t role;
     uint8_t state;
@@ -77,11 +76,14 @@ struct ws_session {
     bool eof;
     bool sending_fragments; /* a fragmented message is being sent */
     bool close_clean;
-    ws_utf8 in_utf8;
-    ws_utf8 out_utf8;
-    ws_deflate *dfl;      /* permessage-deflate agreed: NULL otherwise */
     bool msg_compressed;  /* the message being received has RSV1 */
     bool send_compressed; /* the fragmented message being sent is compressed */
+    /* the last bytes of `out` are an unsent automatic pong of this size (a
+     * control frame: at most 131 bytes) */
+    uint8_t pong_len;
+    ws_utf8 in_utf8;
+    ws_utf8 out_utf8;
+    ws_deflate *dfl; /* permessage-deflate agreed: NULL otherwise */
 };
 
 const char *ws_state_name(int state)
@@ -193,7 +195,8 @@ ws_session *ws_session_new(const ws_session_config *cfg)
     s->max_message = cfg->max_message;
     s->max_frame = cfg->max_frame;
     s->stream = cfg->stream;
-    s->inflate_step = cfg->inflate_step;
+    /* 32 bits keep the session small; a step of 4 GiB or more is "all at hand" */
+    s->inflate_step = cfg->inflate_step > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->inflate_step;
     s->allow_http = cfg->allow_http;
     s->random = cfg->random ? cfg->random : default_random;
     s->random_ud = cfg->random_ud;
@@ -1207,7 +1210,7 @@ static int frame_step(ws_session *s, ws_event *ev)
                 size_t before = ws_buf_size(&s->out);
                 if (queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
                     return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-                s->pong_len = ws_buf_size(&s->out) - before;
+                s->pong_len = (uint8_t)(ws_buf_size(&s->out) - before);
             }
             /* fallthrough */
         case WS_OP_PONG:
