@@ -46,9 +46,9 @@ struct ws_session {
     ws_buf *msg;           /* reassembly of a fragmented or compressed message; NULL when none */
     /* The storage of the last large frame read straight into `in`, kept for
      * the next one while large frames keep coming (no malloc, no fresh
-     * pages per message); freed at the first frame that is not large. */
+     * pages per message); freed at the first frame that is not large.  Its
+     * capacity is kept in its first bytes (spare_cap), not in every session. */
     uint8_t *spare;
-    size_t spare_cap;
     uint64_t max_message;
     uint64_t max_frame;
     ws_random_fn random;
@@ -483,10 +483,19 @@ const char *ws_session_extensions(const ws_session *s)
     return s->extensions;
 }
 
+/* The capacity of the spare input storage (kept in its first bytes), or 0. */
+static size_t spare_cap(const ws_session *s)
+{
+    size_t cap = 0;
+    if (s->spare)
+        memcpy(&cap, s->spare, sizeof cap);
+    return cap;
+}
+
 size_t ws_session_memory(const ws_session *s, size_t *zlib)
 {
     *zlib = ws_deflate_memory(s->dfl);
-    size_t n = s->in.cap + s->out.cap + s->spare_cap + (s->msg ? s->msg->cap : 0);
+    size_t n = s->in.cap + s->out.cap + spare_cap(s) + (s->msg ? s->msg->cap : 0);
     if (s->hs)
         n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
     return n;
@@ -510,7 +519,6 @@ static void drop_spare(ws_session *s)
 {
     free(s->spare);
     s->spare = NULL;
-    s->spare_cap = 0;
 }
 
 /* Consume `n` bytes of `in`; when they were a large frame's payload and
@@ -521,7 +529,7 @@ static void consume_input(ws_session *s, size_t n)
     if (n >= WS_DIRECT_MIN && !ws_buf_lent(b) && b->start + n >= b->len) {
         drop_spare(s);
         s->spare = b->data;
-        s->spare_cap = b->cap;
+        memcpy(s->spare, &b->cap, sizeof b->cap); /* cap >= WS_DIRECT_MIN */
         ws_buf_init(b);
         return;
     }
@@ -533,7 +541,8 @@ static void adopt_spare(ws_session *s, size_t want)
 {
     ws_buf *b = &s->in;
     size_t have = ws_buf_size(b);
-    if (!s->spare || ws_buf_lent(b) || b->cap - b->len >= want || s->spare_cap < have + want)
+    size_t cap = spare_cap(s);
+    if (!s->spare || ws_buf_lent(b) || b->cap - b->len >= want || cap < have + want)
         return;
     if (have)
         memcpy(s->spare, ws_buf_begin(b), have);
@@ -541,9 +550,8 @@ static void adopt_spare(ws_session *s, size_t want)
     b->data = s->spare;
     b->start = 0;
     b->len = have;
-    b->cap = s->spare_cap;
+    b->cap = cap;
     s->spare = NULL;
-    s->spare_cap = 0;
 }
 
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)

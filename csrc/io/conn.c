@@ -109,20 +109,22 @@ struct ws_conn {
     ws_deferred flush;
     ws_client_dial *cl; /* client: where and how to connect; NULL on servers */
     int fd;
-    unsigned interest;
+    uint8_t interest; /* WS_IO_* bits */
     uint8_t phase;
     uint8_t timer_kind;
     bool write_blocked; /* the last flush could not write everything */
-    bool wait_eof;      /* client after a clean close: let the server close first */
     bool got_eof;
-    bool abort_pending; /* fail on the next turn (asked from outside the loop) */
-    bool read_more;     /* the read budget ran out with data maybe left */
-    bool secure;        /* the transport is TLS */
-    bool backlog;       /* the dispatch budget ran out with events maybe left */
-    bool above_low;     /* the output went above low_water since the last drain */
-    bool ending;        /* failed or got EOF: the last events go out, held or not */
-    uint8_t holds;      /* WS_HOLD_* bits */
-    bool close_on_full; /* (flags last: no padding holes; see bench/PROFILE.md, idle memory) */
+    bool read_more; /* the read budget ran out with data maybe left */
+    bool backlog;   /* the dispatch budget ran out with events maybe left */
+    bool above_low; /* the output went above low_water since the last drain */
+    bool ending;    /* failed or got EOF: the last events go out, held or not */
+    uint8_t holds;  /* WS_HOLD_* bits */
+    /* Flags off the hot paths share a byte: every byte counts in an idle
+     * connection (bench/PROFILE.md, idle memory). */
+    bool wait_eof : 1;      /* client after a clean close: let the server close first */
+    bool abort_pending : 1; /* fail on the next turn (asked from outside the loop) */
+    bool secure : 1;        /* the transport is TLS */
+    bool close_on_full : 1; /* over max_buffered: close 1013 */
 };
 
 void ws_conn_config_init(ws_conn_config *cfg)
