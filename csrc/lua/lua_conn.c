@@ -1135,6 +1135,10 @@ static int l_gc(lua_State *L)
         ws_conn_free(lc->c);
         lc->c = NULL;
     }
+    if (!lc->srv) { /* (still with a server: its topics may hold it; never seen) */
+        free(lc->topics);
+        lc->topics = NULL;
+    }
     ws_lua_redirect_free(lc);
     if (lc->ll) {
         ws_lua_loop_detach(L, lc->ll, &lc->member);

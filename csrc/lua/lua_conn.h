@@ -78,10 +78,12 @@ struct lconn {
     struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     bool notify_close;                /* call the close hook after the close event */
     bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
-    bool receiving;         /* c:receive() was used: its hooks see open, close, error and the
-                               messages no on_message callback takes */
-    uint32_t magic;         /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
-    ws_topic_member topics; /* server side: the topics it is subscribed to */
+    bool receiving; /* c:receive() was used: its hooks see open, close, error and the
+                       messages no on_message callback takes */
+    uint32_t magic; /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
+    /* server side: the topics it is subscribed to; made at the first
+     * subscribe, freed as it leaves the server (most connections have none) */
+    ws_topic_member *topics;
 };
 
 /* In every connection userdata (in what was padding). */

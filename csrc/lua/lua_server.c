@@ -88,8 +88,10 @@ static void detach(lua_State *L, lconn *lc)
     if (lc->next)
         lc->next->prev = lc->prev;
     lc->next = lc->prev = NULL;
-    if (srv->topics) /* a connection leaves its topics as it leaves the server */
-        ws_topics_leave_all(srv->topics, &lc->topics);
+    if (srv->topics && lc->topics) /* a connection leaves its topics as it leaves the server */
+        ws_topics_leave_all(srv->topics, lc->topics);
+    free(lc->topics);
+    lc->topics = NULL;
     srv->nclients--;
     lc->srv = NULL;
     release_anchor(L, srv);

@@ -9,6 +9,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/utf8.h"
@@ -18,9 +19,16 @@
 #include "lua_opts.h"
 #include "lua_topic.h"
 
+/* lc->topics: made at the first subscribe (free() it whole: the member
+ * comes first) and pointing back at its connection. */
+typedef struct conn_topics {
+    ws_topic_member m;
+    lconn *lc;
+} conn_topics;
+
 static lconn *member_conn(ws_topic_member *m)
 {
-    return (lconn *)(void *)((char *)m - offsetof(lconn, topics));
+    return ((conn_topics *)(void *)m)->lc;
 }
 
 /* The topic argument: a string of 1 to WS_TOPIC_MAX bytes. */
@@ -109,7 +117,14 @@ static int l_subscribe(lua_State *L)
     if (!srv)
         return 2;
     ws_topics *ts = ws_lua_server_topics(srv, true);
-    int r = ts ? ws_topics_subscribe(ts, &lc->topics, topic, len) : -1;
+    if (ts && !lc->topics) {
+        conn_topics *ct = calloc(1, sizeof *ct);
+        if (ct) {
+            ct->lc = lc;
+            lc->topics = &ct->m;
+        }
+    }
+    int r = ts && lc->topics ? ws_topics_subscribe(ts, lc->topics, topic, len) : -1;
     if (r < 0)
         return luaL_error(L, "subscribe: out of memory");
     lua_pushboolean(L, r);
@@ -132,7 +147,7 @@ static int l_unsubscribe(lua_State *L)
         return luaL_error(L,
                           "unsubscribe: topics belong to a server's connections, not to a client");
     ws_topics *ts = lc->srv ? ws_lua_server_topics(lc->srv, false) : NULL;
-    lua_pushboolean(L, ts && ws_topics_unsubscribe(ts, &lc->topics, topic, len));
+    lua_pushboolean(L, ts && lc->topics && ws_topics_unsubscribe(ts, lc->topics, topic, len));
     return 1;
 }
 
@@ -144,10 +159,11 @@ static int l_unsubscribe(lua_State *L)
 static int l_topics(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
-    lua_createtable(L, (int)lc->topics.n, 0);
-    for (size_t i = 0; i < lc->topics.n; i++) {
+    size_t n = lc->topics ? lc->topics->n : 0;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
         size_t len;
-        const char *name = ws_topic_member_name(&lc->topics, i, &len);
+        const char *name = ws_topic_member_name(lc->topics, i, &len);
         lua_pushlstring(L, name, len);
         lua_rawseti(L, -2, (int)i + 1);
     }
