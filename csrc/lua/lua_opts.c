@@ -219,11 +219,8 @@ const char **ws_lua_opt_strings(lua_State *L, int t, const char *field, size_t *
 {
     *n = 0;
     int type = t ? get_opt(L, t, field) : (lua_pushnil(L), LUA_TNIL);
-    if (type == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_newuserdata(L, 1);
-        return NULL;
-    }
+    if (type == LUA_TNIL)
+        return NULL; /* the nil stays as the value pushed: no garbage per handshake */
     if (type != LUA_TSTRING && type != LUA_TTABLE)
         ws_lua_opt_error(L, t, "'%s' must be a string or a list of strings, got %s", field,
                          luaL_typename(L, -1));

@@ -68,7 +68,7 @@ void ws_lua_read_limits(lua_State *L, int t, ws_session_config *scfg);
 /* One string or a list of strings (without NUL bytes) as a C array.
  * Always pushes one value, a userdata that holds the array and keeps the
  * strings alive: keep that slot until the array is used.  Returns NULL
- * with *n = 0 when the option is absent. */
+ * with *n = 0 (and pushes nil) when the option is absent. */
 const char **ws_lua_opt_strings(lua_State *L, int t, const char *field, size_t *n);
 
 /* Headers given as {{name, value}, ...} (kept in that order), then
