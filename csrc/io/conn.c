@@ -1313,11 +1313,6 @@ static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t 
     return r;
 }
 
-int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n)
-{
-    return ws_conn_send_ex(c, binary, p, n, WS_SEND_AUTO);
-}
-
 int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress)
 {
     int r = check_room(c, n);
@@ -1340,12 +1335,6 @@ int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, b
 {
     int r = check_room(c, n);
     return r != WS_OK ? r : after_send(c, ws_session_send_fragment(c->s, binary, p, n, fin));
-}
-
-int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n)
-{
-    int r = check_room(c, n);
-    return r != WS_OK ? r : after_send(c, ws_session_send_raw(c->s, frame, n));
 }
 
 /* Room for one more shared frame in c's queue, or NULL. */

@@ -85,15 +85,13 @@ ws_session *ws_conn_session(ws_conn *c);
 
 /* Sending: as ws_session_send & co., then a flush is scheduled.  Over
  * max_buffered: WS_E_FULL (or, with close_on_full, the connection closes
- * with 1013 and WS_E_FULL is returned). */
-int ws_conn_send(ws_conn *c, bool binary, const uint8_t *p, size_t n);
-/* compress: WS_SEND_AUTO, WS_SEND_COMPRESS or WS_SEND_NO_COMPRESS (session.h). */
+ * with 1013 and WS_E_FULL is returned).  compress: WS_SEND_AUTO,
+ * WS_SEND_COMPRESS or WS_SEND_NO_COMPRESS (session.h). */
 int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress);
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
-int ws_conn_send_raw(ws_conn *c, const uint8_t *frame, size_t n);
 /* Queue a reference to a frame many connections send (shared_frame.h):
  * written after what is queued now, released once written or when the
- * connection ends.  Errors as ws_conn_send_raw. */
+ * connection ends.  Errors as ws_conn_send_ex. */
 int ws_conn_send_shared(ws_conn *c, ws_shared_frame *f);
 int ws_conn_ping(ws_conn *c, const uint8_t *p, size_t n);
 int ws_conn_pong(ws_conn *c, const uint8_t *p, size_t n); /* unsolicited: a heartbeat */

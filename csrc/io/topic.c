@@ -18,7 +18,6 @@ struct ws_topics {
     ws_topic **buckets; /* NULL while there is no topic */
     size_t nbuckets;    /* a power of two */
     size_t count;       /* topics */
-    size_t memory;      /* bytes of topics, subscriber arrays and members' lists */
     uint32_t seed;      /* differs per table: names chosen by peers do not collide everywhere */
     ws_topics_watch_fn watch;
     void *watch_ud;
@@ -92,7 +91,6 @@ static ws_topic *create(ws_topics *ts, uint32_t h, const char *name, size_t len)
     t->next = ts->buckets[i];
     ts->buckets[i] = t;
     ts->count++;
-    ts->memory += sizeof *t + len;
     return t;
 }
 
@@ -103,7 +101,6 @@ static void destroy(ws_topics *ts, ws_topic *t)
         pp = &(*pp)->next;
     *pp = t->next;
     ts->count--;
-    ts->memory -= sizeof *t + t->len + t->cap * sizeof *t->subs;
     free(t->subs);
     free(t);
     if (ts->count == 0) {
@@ -142,7 +139,6 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
         ws_topic_ref *r = realloc(m->refs, cap * sizeof *r);
         if (!r)
             return -1;
-        ts->memory += (cap - m->cap) * sizeof *r;
         m->refs = r;
         m->cap = cap;
     }
@@ -156,7 +152,6 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
                 destroy(ts, t);
             return -1;
         }
-        ts->memory += (cap - t->cap) * sizeof *s;
         t->subs = s;
         t->cap = cap;
     }
@@ -195,13 +190,11 @@ static void leave(ws_topics *ts, ws_topic_member *m, size_t i)
         /* Give back most of a topic that many left; a failed shrink keeps it. */
         ws_topic_sub *s = realloc(t->subs, t->cap / 2 * sizeof *s);
         if (s) {
-            ts->memory -= (t->cap - t->cap / 2) * sizeof *s;
             t->subs = s;
             t->cap /= 2;
         }
     }
     if (m->n == 0) {
-        ts->memory -= m->cap * sizeof *m->refs;
         free(m->refs);
         m->refs = NULL;
         m->cap = 0;
@@ -249,11 +242,6 @@ void ws_topics_each(const ws_topics *ts, ws_topics_watch_fn fn, void *ud)
     for (size_t i = 0; i < ts->nbuckets; i++)
         for (ws_topic *t = ts->buckets[i]; t; t = t->next)
             fn(ud, t->name, t->len, true);
-}
-
-size_t ws_topics_memory(const ws_topics *ts)
-{
-    return sizeof *ts + ts->nbuckets * sizeof *ts->buckets + ts->memory;
 }
 
 void ws_topics_free(ws_topics *ts)

@@ -61,8 +61,4 @@ void ws_topics_each(const ws_topics *ts, ws_topics_watch_fn fn, void *ud);
 /* Name of the member's i-th topic (i < m->n); not NUL-terminated. */
 const char *ws_topic_member_name(const ws_topic_member *m, size_t i, size_t *len);
 
-/* Bytes the topics hold: tables, topics, subscriber arrays and the
- * members' lists of topics. */
-size_t ws_topics_memory(const ws_topics *ts);
-
 #endif
