@@ -161,13 +161,7 @@ print("DONE")
 local CLEAN = { "out of memory", "Cannot allocate memory", "closed", "reset by peer", "Broken pipe",
   "got 500", "timeout", "connection is not open", "assertion failed" }
 
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__exit:$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, code = out:match("^(.-)__exit:(%d+)%s*$")
-  return body or out, tonumber(code)
-end
+local run = net.run_status
 
 local function no_sanitizer()
   local preload = os.getenv("LD_PRELOAD") or ""

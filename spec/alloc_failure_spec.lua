@@ -38,13 +38,7 @@ end)
 print("DONE " .. tostring(ok) .. " " .. tostring(err))
 ]]
 
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__exit:$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, code = out:match("^(.-)__exit:(%d+)%s*$")
-  return body or out, tonumber(code)
-end
+local run = net.run_status
 
 describe("allocation failures", function()
   it("in every allocation of a TLS + compression scenario end in clean errors, never a crash", function()

@@ -24,13 +24,7 @@ local ws = require "ws"
 
 local quote = net.quote
 
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__exit:$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, code = out:match("^(.-)__exit:(%d+)%s*$")
-  return body or out, tonumber(code)
-end
+local run = net.run_status
 
 -- True when this machine lets a child have its own /etc/hosts.
 local namespaces

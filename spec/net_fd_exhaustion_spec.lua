@@ -64,13 +64,7 @@ live:close()
 print("DONE")
 ]]
 
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__exit:$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, code = out:match("^(.-)__exit:(%d+)%s*$")
-  return body or out, tonumber(code)
-end
+local run = net.run_status
 
 describe("out of file descriptors", function()
   it("every call needing a descriptor fails with EMFILE, and works again once some are free", function()

@@ -17,12 +17,6 @@ local function connect(url, opts)
   return net.connect(url, opts)
 end
 
-local function tunnels(p)
-  local n = 0
-  for _ in p:log():gmatch("Established connection to host") do n = n + 1 end
-  return n
-end
-
 describe("HTTP CONNECT proxy", function()
   if not tinyproxy.available() then
     error("tinyproxy is not installed: run scripts/deps.sh")
@@ -42,7 +36,7 @@ describe("HTTP CONNECT proxy", function()
       local c, err = connect(net.url(srv, "/chat?x=1"), { proxy = p.url })
       assert.is_nil(err)
       assert.equal("OPEN", c.ready_state)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
       assert.truthy(p:log():find("CONNECT 127.0.0.1:" .. srv.port, 1, true) or
         p:log():find("127.0.0.1:" .. srv.port, 1, true))
       assert.is_true(c:send("through"))
@@ -72,7 +66,7 @@ describe("HTTP CONNECT proxy", function()
       assert.equal("localhost", c and c.server_name or names[1])
       c:send("secret")
       assert.same({ "secret", "text" }, { c:receive(3) })
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
     end)
 
     it("verifies the origin's name through the tunnel: a wrong certificate fails", function()
@@ -105,7 +99,7 @@ describe("HTTP CONNECT proxy", function()
       local c = assert(connect(net.url(srv), { proxy = false }))
       c:send("direct")
       assert.same({ "direct", "text" }, { c:receive(3) })
-      assert.equal(0, tunnels(p))
+      assert.equal(0, p:tunnels())
     end)
   end)
 
@@ -217,20 +211,20 @@ c:close()
       local _, port = run_server()
       local out = child("HTTP_PROXY=" .. p.url, "ws://127.0.0.1:" .. port .. "/")
       assert.matches("GOT env", out, 1, true)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
       out = child("http_proxy=" .. p.url, "ws://127.0.0.1:" .. port .. "/")
       assert.matches("GOT env", out, 1, true)
-      assert.equal(2, tunnels(p))
+      assert.equal(2, p:tunnels())
     end)
 
     it("HTTPS_PROXY is for wss:// only; ALL_PROXY covers both", function()
       local _, port = run_server()
       local out = child("HTTPS_PROXY=" .. p.url, "ws://127.0.0.1:" .. port .. "/")
       assert.matches("GOT env", out, 1, true)
-      assert.equal(0, tunnels(p))
+      assert.equal(0, p:tunnels())
       out = child("ALL_PROXY=" .. p.url, "ws://127.0.0.1:" .. port .. "/")
       assert.matches("GOT env", out, 1, true)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
     end)
 
     it("NO_PROXY and proxy = false bypass the environment's proxy", function()
@@ -246,10 +240,10 @@ c:close()
       -- empty entries are skipped; ".localhost" matches localhost itself
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=',, .localhost'",
         "ws://localhost:" .. port .. "/"), 1, true)
-      assert.equal(0, tunnels(p))
+      assert.equal(0, p:tunnels())
       -- A NO_PROXY entry for another port does not match.
       assert.matches("GOT env", child("HTTP_PROXY=" .. p.url .. " NO_PROXY=127.0.0.1:1", url), 1, true)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
     end)
 
     it("a broken proxy variable is an error naming the variable", function()

@@ -28,12 +28,6 @@ local function connect(url, opts)
   return net.connect(url, opts)
 end
 
-local function tunnels(p)
-  local n = 0
-  for _ in p:log():gmatch("Established connection to host") do n = n + 1 end
-  return n
-end
-
 local function sni_seen(p)
   local names = {}
   for name in p:terminator_log():gmatch("sni (%S+)") do names[#names + 1] = name end
@@ -75,7 +69,7 @@ describe("https:// proxy (TLS to the proxy)", function()
       local srv = net.echo_server()
       local c, err = connect(net.url(srv, "/a?b=1"), { proxy = p.url, proxy_tls = PROXY_TRUST })
       assert.is_nil(err)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
       assert.same({ "localhost" }, sni_seen(p))
       assert.is_true(c:send("through tls"))
       assert.same({ "through tls", "text" }, { c:receive(3) })
@@ -149,14 +143,14 @@ describe("https:// proxy (TLS to the proxy)", function()
       assert.is_nil(c)
       assert.equal("proxy localhost port " .. p.tls_port ..
         ": TLS certificate verify failed for localhost: self-signed certificate", err)
-      assert.equal(0, tunnels(p))
+      assert.equal(0, p:tunnels())
       -- The proxy's trust does not vouch for the origin: the origin's name
       -- is the one that failed.
       c, err = connect(url, { proxy = p.url, proxy_tls = PROXY_TRUST, tls = PROXY_TRUST })
       assert.is_nil(c)
       assert.matches("^TLS certificate verify failed for localhost: ", err)
       assert.is_nil(err:find("proxy", 1, true))
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
       assert.same({}, names)
     end)
 
@@ -269,7 +263,7 @@ for _ = 1, 4 do assert(c:send(string.rep("q", 300000))) end
       assert.is_nil(err)
       c:send("authed")
       assert.same({ "authed", "text" }, { c:receive(3) })
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
     end)
   end)
 
@@ -280,7 +274,7 @@ for _ = 1, 4 do assert(c:send(string.rep("q", 300000))) end
       assert.is_nil(c)
       assert.equal("proxy 127.0.0.1 port " .. p.tls_port ..
         ": TLS certificate verify failed for 127.0.0.1: IP address mismatch", err)
-      assert.equal(0, tunnels(p))
+      assert.equal(0, p:tunnels())
     end)
 
     it("a server that does not speak TLS fails the handshake, naming the proxy", function()
@@ -327,7 +321,7 @@ c:close()
         net.quote(package.cpath), net.quote(net.lua_interpreter()), net.quote(script))
       local out = proc.sh(cmd, 15)
       assert.matches("GOT env", out, 1, true)
-      assert.equal(1, tunnels(p))
+      assert.equal(1, p:tunnels())
       assert.same({ "-" }, sni_seen(p))
     end)
   end)

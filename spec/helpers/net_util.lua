@@ -25,6 +25,16 @@ M.ws = ws
 local quote, sh = certs.quote, certs.sh
 M.quote, M.sh = quote, sh
 
+-- Run a shell command; returns what it printed (stdout and stderr) and its
+-- exit status.
+function M.run_status(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__exit:$?\""))
+  local out = p:read("*a")
+  p:close()
+  local body, code = out:match("^(.-)__exit:(%d+)%s*$")
+  return body or out, tonumber(code)
+end
+
 local socket
 do
   local ok, mod = pcall(require, "socket")

@@ -6,6 +6,7 @@
 --   local p = tinyproxy.start{ user = "u", password = "p", connect_ports = {443} }
 --   p.url                  -- "http://127.0.0.1:PORT"
 --   p:log()                -- what tinyproxy logged so far
+--   p:tunnels()            -- how many CONNECT tunnels it opened
 --   p:kill()               -- SIGKILL: every tunnel dies with it
 --   tinyproxy.stop_all()   -- from after_each
 --   tinyproxy.start_tls{ cert = ..., key = ... }   -- an https:// proxy (below)
@@ -24,6 +25,12 @@ local Proxy = {}
 Proxy.__index = Proxy
 
 function Proxy:log() return net.read_file(self.logfile) or "" end
+-- How many tunnels tinyproxy has opened so far.
+function Proxy:tunnels()
+  local n = 0
+  for _ in self:log():gmatch("Established connection to host") do n = n + 1 end
+  return n
+end
 function Proxy:kill()
   os.execute("kill -KILL " .. self.proc.pid .. " 2>/dev/null")
   self.proc:wait_exit(3)
