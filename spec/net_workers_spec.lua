@@ -380,6 +380,35 @@ print("RESULT " .. tostring(ok))
       assert.is_truthy(out:find("RESULT true", 1, true), out)
     end)
 
+    it("a loop made before a fork the script makes itself (not ws.workers) cannot be used in the child", function()
+      local sup = exit.spawn([[
+local ws = require "ws"
+local testing = require "ws.testing"
+local before = ws.core.loop()
+local ticks = 0
+before:every(0.001, function() ticks = ticks + 1 end)
+local pid = assert(testing.fork())
+if pid == 0 then
+  local ok, err = pcall(before.step, before, 0)
+  print("CHILD STEP " .. tostring(ok) .. " " .. tostring(err))
+  local fresh = ws.core.loop()
+  fresh:timer(0.01, function() print("CHILD FRESH LOOP RUNS") end)
+  fresh:run()
+  os.exit(0)
+end
+print("CHILD EXIT " .. tostring(testing.wait_pid(pid)))
+while ticks < 3 do before:step(1) end
+print("PARENT TICKS " .. ticks)
+]])
+      assert.are.equal(0, sup:wait(15), sup:describe())
+      local out = sup:output()
+      assert.is_truthy(out:find("CHILD STEP false [^\n]*this loop was made in another process"), out)
+      assert.is_truthy(out:find("CHILD FRESH LOOP RUNS", 1, true), out)
+      assert.is_truthy(out:find("CHILD EXIT 0", 1, true), out)
+      -- the fork changes nothing for the process that made the loop
+      assert.is_truthy(out:find("PARENT TICKS %d+"), out)
+    end)
+
     it("workers stop when the supervisor dies (SIGKILL)", function()
       local sup = supervise(2)
       local pids = wait_listening(sup, 2)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,9 @@ static int pipe_r = -1, pipe_w = -1;
 static volatile sig_atomic_t stop_sig;
 static bool supervising;
 static struct sigaction old_term, old_int, old_chld;
+/* Forks seen by the atfork handler: only ever written in a child right
+ * after fork, when it has one thread. */
+static unsigned long generation;
 
 static void close_pipe(void)
 {
@@ -187,6 +191,25 @@ pid_t ws_proc_fork(void)
         _exit(70);
     }
     return pid;
+}
+
+static void count_fork(void)
+{
+    generation++;
+}
+
+static void watch_forks(void)
+{
+    /* Fails only with ENOMEM; then a loop used after a fork is not
+     * recognised, as without this check. */
+    (void)pthread_atfork(NULL, NULL, count_fork);
+}
+
+unsigned long ws_proc_generation(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, watch_forks);
+    return generation;
 }
 
 /* ---- a worker ------------------------------------------------------------ */

@@ -1,9 +1,9 @@
 /* Worker processes: fork, the supervisor's wait for signals and dead
  * children, and the stop request a worker receives (SIGTERM/SIGINT).
  *
- * Signals are process-wide, so this file keeps the only global state of
- * the library: the self-pipe its handlers write to and the signal that
- * arrived.  Handlers only store a sig_atomic_t and write(2) one byte
+ * Signals and forks are process-wide, so this file keeps the only global
+ * state of the library: the self-pipe its handlers write to, the signal
+ * that arrived and the count of forks.  Handlers only store a sig_atomic_t and write(2) one byte
  * (async-signal-safe); everything else happens when the supervisor's wait
  * or the worker's loop notices the byte. */
 #ifndef WS_PROC_H
@@ -39,6 +39,14 @@ int ws_proc_reap(pid_t *pid, int *status);
  * below).  Returns as fork(2); -1 with errno when fork or the child's
  * setup fails (a child whose setup fails exits with status 70). */
 pid_t ws_proc_fork(void);
+
+/* The fork generation of this process: 0 until a fork, one more in the
+ * child of each fork(2) made after the first call, whoever calls fork
+ * (ws_proc_fork or the application).  The first call registers the
+ * pthread_atfork handler that counts; a thing made with generation g
+ * belongs to another process when the generation is no longer g.  Cheap:
+ * one load, no system call. */
+unsigned long ws_proc_generation(void);
 
 /* ---- a worker ------------------------------------------------------------ */
 

@@ -66,7 +66,7 @@ struct ws_lua_loop {
     bool err;               /* an error waits in U[lightuserdata(ctx)] */
     bool closing;           /* its members are being closed */
     unsigned refs;          /* the loop userdata + its handles + ws_lua_loop_ref */
-    pid_t pid;              /* the process that made it: a forked child must not use it */
+    unsigned long gen;      /* fork generation that made it: a forked child must not use it */
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
 };
 typedef struct ws_lua_loop lctx;
@@ -464,7 +464,7 @@ static int l_loop_new(lua_State *L)
     ctx->loop = ws_loop_new();
     if (!ctx->loop)
         return luaL_error(L, "ws.core.loop: %s", strerror(errno));
-    ctx->pid = getpid();
+    ctx->gen = ws_proc_generation();
     if (ws_proc_stop_fd() >= 0) {
         /* A worker's stop request ends the running turn; drive() then
          * closes the members.  Unref'd: it keeps nothing alive. */
@@ -529,7 +529,7 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
     const char *what = run ? "run" : "step";
     if (ws_loop_running(ctx->loop))
         return luaL_error(L, "loop:%s: called from a callback of the same loop", what);
-    if (ctx->pid != getpid())
+    if (ctx->gen != ws_proc_generation())
         return luaL_error(L,
                           "loop:%s: this loop was made in another process (before fork); make a "
                           "new one in this process (in a worker, ws.loop() does)",

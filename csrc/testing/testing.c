@@ -93,5 +93,6 @@ int luaopen_ws_testing(lua_State *L)
     ws_testing_open_tcp(L);
     ws_testing_open_fd(L);
     ws_testing_open_clock(L);
+    ws_testing_open_fork(L);
     return 1;
 }

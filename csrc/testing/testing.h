@@ -8,5 +8,6 @@
 void ws_testing_open_tcp(lua_State *L);
 void ws_testing_open_fd(lua_State *L);
 void ws_testing_open_clock(lua_State *L);
+void ws_testing_open_fork(lua_State *L);
 
 #endif
