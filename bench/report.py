@@ -34,8 +34,21 @@ for line in open(res_path):
                 kv[k] = v
     runs.setdefault((server, test), []).append(kv)
 
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+luav = " ".join(sh(lua + " -v 2>&1").split()[:2])          # "Lua 5.4.4"
+lua_short = ".".join(luav.split(".")[:2]) or lua           # "Lua 5.4"
+jitv = " ".join(sh("luajit -v 2>&1").split()[:2])          # "LuaJIT 2.1.0-beta3"
+jit_pkg = sh("dpkg-query -W -f='${Version}' luajit2 2>/dev/null")
 SERVERS = [("tcp_echo", "raw TCP echo in C (floor)"),
-           ("luaws_callback", "lua-ws, callback (`on_message` echo in Lua)"),
+           ("luaws_callback", f"lua-ws, callback (`on_message` echo in Lua), {lua_short}"),
+           ("luaws_callback_jit", "lua-ws, callback (the same server), LuaJIT"),
            ("luaws_coroutine", "lua-ws, coroutine (`receive`/`send` per connection)"),
            ("lws", "libwebsockets"),
            ("node_ws", "Node `ws` (+bufferutil, utf-8-validate)"),
@@ -89,13 +102,6 @@ def paired(a, b):
     return a[0] / b[0] if b[0] else None
 
 
-def sh(cmd):
-    try:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return "?"
-
-
 model = "?"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -113,7 +119,6 @@ w(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:
 w(f"- Machine: {model}, nproc={os.cpu_count()}, {mem}, Linux {platform.release()}")
 w(f"- Server pinned to CPU {scpu} (`taskset -c {scpu}`), load generator (`bench/loadgen.c`, single-threaded "
   f"epoll) to CPU {lcpu}; servers listen on 127.0.0.1")
-luav = " ".join(sh(lua + " -v 2>&1").split()[:2])
 nodev = sh("node --version")
 wsv = sh("node -p 'require(\"./build/bench-node/node_modules/ws/package.json\").version' 2>/dev/null")
 pyv = sh("/usr/bin/python3 -c 'import websockets; print(websockets.__version__)' 2>/dev/null")
@@ -121,7 +126,8 @@ lwsv = sh("pkg-config --modversion libwebsockets 2>/dev/null").rstrip("-")
 lhv = sh("dpkg-query -W -f='${Version}' lua-http 2>/dev/null")
 l51 = " ".join(sh("lua5.1 -v 2>&1").split()[:2])
 sslv = " ".join(sh("openssl version").split()[:2])
-w(f"- lua-ws on {luav}; Node {nodev}, ws {wsv}; Python websockets {pyv}; "
+jit_desc = f"{jitv} (OpenResty luajit2 {jit_pkg})" if jit_pkg else jitv
+w(f"- lua-ws on {luav} and on {jit_desc or 'LuaJIT (not found)'}; Node {nodev}, ws {wsv}; Python websockets {pyv}; "
   f"libwebsockets {lwsv or '?'} (Debian, `bench/servers/lws_echo.c`, gcc -O2); "
   f"lua-http {lhv or '?'} (Debian) on {l51}; TLS: {sslv}")
 if LOAD:
@@ -133,17 +139,18 @@ w("- Each figure: median of the runs (± half the min–max spread, as % of the 
   "the timed window; it is steadier than msgs/s on a shared 2-core machine.")
 w("")
 
-w("## Echo, 32-byte binary messages, 100 connections, closed loop (1 in flight per connection)")
-w("")
-w("| Server | msgs/s | server CPU µs/msg | CPU/msg vs raw TCP | msgs/s vs raw TCP |")
-w("|---|---:|---:|---:|---:|")
-base_c = stat("tcp_echo", "echo32", "server_cpu_us_per_msg")
-base_m = stat("tcp_echo", "echo32", "msgs_per_s")
-for s, label in SERVERS:
-    c = stat(s, "echo32", "server_cpu_us_per_msg")
-    m = stat(s, "echo32", "msgs_per_s")
-    w(f"| {label} | {fmt(m, 0)} | {fmt(c, 2)} | {ratio(c, base_c)} | {ratio(m, base_m)} |")
-w("")
+for test, size in (("echo32", "32-byte"), ("echo1k", "1 KiB")):
+    w(f"## Echo, {size} binary messages, 100 connections, closed loop (1 in flight per connection)")
+    w("")
+    w("| Server | msgs/s | server CPU µs/msg | CPU/msg vs raw TCP | msgs/s vs raw TCP |")
+    w("|---|---:|---:|---:|---:|")
+    base_c = stat("tcp_echo", test, "server_cpu_us_per_msg")
+    base_m = stat("tcp_echo", test, "msgs_per_s")
+    for s, label in SERVERS:
+        c = stat(s, test, "server_cpu_us_per_msg")
+        m = stat(s, test, "msgs_per_s")
+        w(f"| {label} | {fmt(m, 0)} | {fmt(c, 2)} | {ratio(c, base_c)} | {ratio(m, base_m)} |")
+    w("")
 
 w("## Throughput, one connection, 2 messages in flight (MB/s of echoed payload)")
 w("")
@@ -270,9 +277,11 @@ if runs.get(("luaws_tls", "echo32")) or runs.get(("node_wss", "echo32")):
         w("")
 
 # uncompressed server, compressing server, label, the lua-ws server with the same zlib settings
-DEFLATE = [("luaws_callback", "luaws_deflate", "lua-ws (`compress = true`: window 15, memLevel 8)", None),
+DEFLATE = [("luaws_callback", "luaws_deflate", f"lua-ws (`compress = true`: window 15, memLevel 8), {lua_short}",
+            None),
+           ("luaws_callback_jit", "luaws_deflate_jit", "lua-ws (the same), LuaJIT", None),
            ("luaws_callback", "luaws_deflate_small",
-            "lua-ws (`compress = {window_bits = 12, mem_level = 5}`)", None),
+            f"lua-ws (`compress = {{window_bits = 12, mem_level = 5}}`), {lua_short}", None),
            ("node_ws", "node_ws_deflate", "Node `ws` (`perMessageDeflate: true`: window 15, memLevel 8)",
             "luaws_deflate"),
            ("python_websockets", "python_websockets_deflate",
@@ -386,7 +395,7 @@ def inv(v):
     return f"{v:.2f}×" if v is not None else "not measured"
 
 
-w("## Targets (issue 7), lua-ws callback server unless stated")
+w(f"## Targets (issue 7), lua-ws callback server on {lua_short} unless stated")
 w("")
 w("| Target | measured | limit | status |")
 w("|---|---:|---:|---|")
@@ -400,10 +409,6 @@ for t, name in (("tput64k", "64 KiB"), ("tput1m", "1 MiB")):
     w(check(f"throughput {name} vs raw TCP", pr(L, t, "MB_per_s", "tcp_echo", t, "MB_per_s"), 0.8, "≥", "×"))
     w(check(f"throughput {name} vs libwebsockets", pr(L, t, "MB_per_s", "lws", t, "MB_per_s"), 1.5, "≥", "×"))
     w(check(f"throughput {name} vs lua-http", pr(L, t, "MB_per_s", "lua_http", t, "MB_per_s"), 20, "≥", "×"))
-for t, name in (("tput64k4", "64 KiB"), ("tput1m4", "1 MiB")):
-    w(check(f"throughput {name}, 4 conns vs raw TCP", pr(L, t, "MB_per_s", "tcp_echo", t, "MB_per_s"), 0.9, "≥", "×"))
-    w(check(f"CPU/msg {name}, 4 conns vs raw TCP", pr(L, t, "server_cpu_us_per_msg", "tcp_echo", t,
-                                                     "server_cpu_us_per_msg"), 1.2, "≤", "×"))
 w(check("masking vs memcpy", pr("micro", "micro", "mask_inplace_GBps", "micro", "micro", "memcpy_GBps"),
         0.5, "≥", "×"))
 w(check("UTF-8 ASCII vs memcpy", pr("micro", "micro", "utf8_ascii_GBps", "micro", "micro", "memcpy_GBps"),
@@ -414,6 +419,44 @@ w(check("idle bytes per plain connection (coroutine server)", val("luaws_corouti
         400, "≤", " B"))
 w(check("handshake CPU/cycle vs raw TCP", pr(L, "handshake", "server_cpu_us_per_cycle",
                                               "tcp_echo", "handshake", "server_cpu_us_per_cycle"), 1.3, "≤", "×"))
+w("")
+
+w(f"## Targets (issue 19): large messages, LuaJIT, 1 KiB echo; lua-ws callback server on {lua_short} and LuaJIT")
+w("")
+w("| Target | measured | limit | status |")
+w("|---|---:|---:|---|")
+CPU = "server_cpu_us_per_msg"
+LUAS = ((L, lua_short), ("luaws_callback_jit", "LuaJIT"))
+for srv, lname in LUAS:
+    w(check(f"echo 1 KiB CPU/msg vs raw TCP, {lname}", pr(srv, "echo1k", CPU, "tcp_echo", "echo1k", CPU),
+            1.05, "≤", "×"))
+for t, name in (("tput64k4", "64 KiB"), ("tput1m4", "1 MiB")):
+    for srv, lname in LUAS:
+        w(check(f"throughput {name}, 4 conns vs raw TCP, {lname}", pr(srv, t, "MB_per_s", "tcp_echo", t, "MB_per_s"),
+                0.9, "≥", "×"))
+        w(check(f"CPU/msg {name}, 4 conns vs raw TCP, {lname}", pr(srv, t, CPU, "tcp_echo", t, CPU), 1.2, "≤", "×"))
+for srv, lname in (("luaws_deflate", lua_short), ("luaws_deflate_jit", "LuaJIT")):
+    w(check(f"permessage-deflate CPU/msg vs Node ws, {lname}",
+            pr(srv, "deflate4k", CPU, "node_ws_deflate", "deflate4k", CPU), 0.6, "≤", "×"))
+# LuaJIT at least as fast as Lua 5.4: CPU per message (or cycle) no higher,
+# MB/s no lower, row by row
+J = "luaws_callback_jit"
+for test, what, key, op in (("echo32", "echo 32 B CPU/msg", CPU, "≤"),
+                            ("echo1k", "echo 1 KiB CPU/msg", CPU, "≤"),
+                            ("tput64k", "throughput 64 KiB MB/s", "MB_per_s", "≥"),
+                            ("tput1m", "throughput 1 MiB MB/s", "MB_per_s", "≥"),
+                            ("tput64k4", "throughput 64 KiB, 4 conns MB/s", "MB_per_s", "≥"),
+                            ("tput1m4", "throughput 1 MiB, 4 conns MB/s", "MB_per_s", "≥"),
+                            ("handshake", "handshake CPU/cycle", "server_cpu_us_per_cycle", "≤"),
+                            ("json4k", "echo 4 KiB JSON CPU/msg", CPU, "≤")):
+    w(check(f"LuaJIT vs {lua_short}: {what}", pr(J, test, key, L, test, key), 1.0, op, "×"))
+w(check(f"LuaJIT vs {lua_short}: permessage-deflate CPU/msg",
+        pr("luaws_deflate_jit", "deflate4k", CPU, "luaws_deflate", "deflate4k", CPU), 1.0, "≤", "×"))
+w("")
+w(f"LuaJIT against {lua_short} is the same server script (`bench/servers/luaws_callback.lua`) on the other "
+  "interpreter, ratios paired within a round: CPU per message (or per handshake) LuaJIT ÷ "
+  f"{lua_short}, at most 1; MB/s LuaJIT ÷ {lua_short}, at least 1.  Idle memory is compared in its table, "
+  "not as a target.")
 w("")
 w("Reading the figures: on this 2-core VM the closed-loop echo and the throughput runs are bounded by "
   "loopback wake-up latency and the load generator as much as by the server (the raw TCP floor does not "

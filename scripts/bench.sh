@@ -15,6 +15,11 @@
 # libwebsockets (Debian libwebsockets-dev, bench/servers/lws_echo.c) and
 # lua-http (Debian lua-http on lua5.1).  Each is installed when missing and
 # skipped with a note in RESULTS.md when it cannot be.
+#
+# LuaJIT: the same callback server (bench/servers/luaws_callback.lua) on
+# `luajit` (installed by scripts/deps.sh), ws/core.so built for it into
+# build/luajit-bench/, runs every plain test and permessage-deflate beside
+# Lua 5.4.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -52,6 +57,18 @@ apt_install() { # packages...  (as scripts/interop_deps.sh: update only when the
 bash scripts/deps.sh >/dev/null 2>&1 || true
 make -s LUA="$LUA" >/dev/null || { echo "bench: building lua-ws failed"; exit 1; }
 mkdir -p "$OUT"
+# the same module for LuaJIT, in its own directory (as scripts/test.sh does
+# for the other Luas); started through a wrapper that points LUA_CPATH there
+HAVE_JIT=0
+JIT_OUT=build/luajit-bench
+if command -v luajit >/dev/null &&
+   make -s LUA=luajit OUT="$JIT_OUT/ws/core.so" >"$TMP/jit_build.log" 2>&1; then
+  printf '#!/bin/sh\nLUA_CPATH="%s/?.so;;" exec luajit "$@"\n' "$PWD/$JIT_OUT" > "$TMP/luajit-ws"
+  chmod +x "$TMP/luajit-ws"
+  HAVE_JIT=1
+else
+  note "LuaJIT not measured: luajit missing or building ws/core.so for it failed ($(tail -2 "$TMP/jit_build.log" 2>/dev/null | tr '\n' ' '))"
+fi
 gcc -O2 -Wall -Wextra -o "$OUT/loadgen" bench/loadgen.c -lssl -lcrypto -lz || exit 1
 gcc -O2 -Wall -Wextra -o "$OUT/tcp_echo" bench/tcp_echo.c || exit 1
 gcc -O2 -std=gnu99 -Wall -Wextra -Icsrc/core -o "$OUT/micro" bench/micro.c csrc/core/mask.c csrc/core/utf8.c csrc/core/frame.c || exit 1
@@ -119,13 +136,15 @@ export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 export NODE_PATH=build/bench-node/node_modules
 
 # name | loadgen flags | tests | command (the port is appended)
-PLAIN="echo32 tput64k tput1m tput64k4 tput1m4 handshake idle"
+PLAIN="echo32 echo1k tput64k tput1m tput64k4 tput1m4 handshake idle"
 TLS="echo32 handshake idle"
 SERVERS=("tcp_echo|--raw|$PLAIN|$OUT/tcp_echo"
          "luaws_callback||$PLAIN json4k|$LUA bench/servers/luaws_callback.lua"
          "luaws_coroutine||$PLAIN|$LUA bench/servers/luaws_coroutine.lua"
          "luaws_deflate|--deflate|deflate4k|$LUA bench/servers/luaws_callback.lua --deflate"
          "luaws_deflate_small|--deflate|deflate4k|$LUA bench/servers/luaws_callback.lua --deflate-small")
+[ $HAVE_JIT = 1 ] && SERVERS+=("luaws_callback_jit||$PLAIN json4k|$TMP/luajit-ws bench/servers/luaws_callback.lua"
+                               "luaws_deflate_jit|--deflate|deflate4k|$TMP/luajit-ws bench/servers/luaws_callback.lua --deflate")
 [ $HAVE_LWS = 1 ] && SERVERS+=("lws||$PLAIN json4k|$OUT/lws_echo" "lws_deflate|--deflate|deflate4k|$OUT/lws_echo --deflate")
 [ $HAVE_NODE = 1 ] && SERVERS+=("node_ws||$PLAIN json4k|node bench/servers/node_ws.js"
                                 "node_ws_deflate|--deflate|deflate4k|node bench/servers/node_ws.js --deflate")
@@ -214,6 +233,7 @@ for r in $(seq "$RUNS"); do
   for name in "${NAMES[@]}"; do
     p=${PORTS[$name]} pid=${PIDS[$name]}
     has_test "$name" echo32 && run "$name" echo32 "$r" "$p" "$pid" echo -c 100 -s 32 -d "$SECS"
+    has_test "$name" echo1k && run "$name" echo1k "$r" "$p" "$pid" echo -c 100 -s 1024 -d "$SECS"
     has_test "$name" tput64k && run "$name" tput64k "$r" "$p" "$pid" throughput -s 65536 -d "$SECS"
     has_test "$name" tput1m && run "$name" tput1m "$r" "$p" "$pid" throughput -s 1048576 -d "$SECS"
     # 4 connections, 1 message in flight each: the server's per-message cost
