@@ -5,32 +5,18 @@
  * size; one that keeps it compresses the message with its own context. */
 #include "fanout.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/deflate.h"
 #include "core/frame.h"
 #include "shared_frame.h"
 
-#define MAX_BITS 15
-
-struct ws_fanout {
-    const uint8_t *p; /* the payload (the caller's) */
-    size_t n;
-    bool binary;
-    ws_shared_frame *plain;           /* header + payload, uncompressed; NULL until needed */
-    ws_shared_frame *z[MAX_BITS + 1]; /* compressed with a window of i bits */
-};
-
-ws_fanout *ws_fanout_begin(bool binary, const uint8_t *p, size_t n)
+void ws_fanout_begin(ws_fanout *f, bool binary, const uint8_t *p, size_t n)
 {
-    ws_fanout *f = calloc(1, sizeof *f);
-    if (!f)
-        return NULL;
+    memset(f, 0, sizeof *f);
     f->p = p;
     f->n = n;
     f->binary = binary;
-    return f;
 }
 
 /* A shared frame of payload p, n (servers never mask). */
@@ -90,10 +76,7 @@ int ws_fanout_queue(ws_fanout *f, ws_conn *c)
 
 void ws_fanout_end(ws_fanout *f)
 {
-    if (!f)
-        return;
     ws_shared_frame_unref(f->plain);
-    for (int i = 0; i <= MAX_BITS; i++)
+    for (int i = 0; i <= WS_FANOUT_MAX_BITS; i++)
         ws_shared_frame_unref(f->z[i]);
-    free(f);
 }

@@ -735,10 +735,7 @@ static int l_broadcast(lua_State *L)
     bool binary = ws_lua_check_kind(L, 3);
     if (!binary && !ws_utf8_valid((const uint8_t *)p, n))
         return luaL_argerror(L, 2, "invalid UTF-8 in a text message; send it as binary");
-    lua_Integer count = ws_lua_server_fanout(srv, NULL, 0, binary, (const uint8_t *)p, n);
-    if (count < 0)
-        return luaL_error(L, "broadcast: out of memory");
-    lua_pushinteger(L, count);
+    lua_pushinteger(L, ws_lua_server_fanout(srv, NULL, 0, binary, (const uint8_t *)p, n));
     return 1;
 }
 

@@ -77,20 +77,19 @@ lua_Integer ws_lua_server_fanout(lserver *srv, const char *topic, size_t tlen, b
     } else if (!ws_lua_server_clients(srv)) {
         return 0;
     }
-    ws_fanout *f = ws_fanout_begin(binary, p, n);
-    if (!f)
-        return -1;
+    ws_fanout f;
+    ws_fanout_begin(&f, binary, p, n);
     /* Queuing never calls back into Lua nor changes the set: a full queue
      * closes later, at a flush. */
     lua_Integer count = 0;
     if (topic) {
         for (size_t i = 0; i < nsubs; i++)
-            count += deliver(f, member_conn(subs[i].member));
+            count += deliver(&f, member_conn(subs[i].member));
     } else {
         for (const lconn *lc = ws_lua_server_clients(srv); lc; lc = lc->next)
-            count += deliver(f, lc);
+            count += deliver(&f, lc);
     }
-    ws_fanout_end(f);
+    ws_fanout_end(&f);
     return count;
 }
 
@@ -202,10 +201,7 @@ static int l_publish(lua_State *L)
         lua_pushliteral(L, "server is closed");
         return 2;
     }
-    lua_Integer count = ws_lua_server_fanout(srv, topic, tlen, binary, (const uint8_t *)p, n);
-    if (count < 0)
-        return luaL_error(L, "publish: out of memory");
-    lua_pushinteger(L, count);
+    lua_pushinteger(L, ws_lua_server_fanout(srv, topic, tlen, binary, (const uint8_t *)p, n));
     /* Attached to a backplane: the other nodes get it through Redis. */
     return 1 +
            ws_lua_backplane_publish(L, *ws_lua_server_backplane(srv), topic, tlen, p, n, binary);

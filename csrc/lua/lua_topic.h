@@ -27,7 +27,7 @@ lconn *ws_lua_server_clients(lserver *srv);
  * NULL) or to every subscriber of topic (tlen bytes), without a Lua call:
  * srv:broadcast and srv:publish, and deliveries arriving from elsewhere.
  * Text must be valid UTF-8 (not checked).  Returns how many connections
- * queued it, or -1 when out of memory. */
+ * queued it (one that could not, out of memory included, is not counted). */
 lua_Integer ws_lua_server_fanout(lserver *srv, const char *topic, size_t tlen, bool binary,
                                  const uint8_t *p, size_t n);
 
