@@ -28,9 +28,23 @@ describe("ws.keep_large_blocks", function()
     assert.matches("bad argument #1", err("lots"))
     assert.matches("bad argument #1", err(true))
     assert.matches("bad argument #1", err(-1))
-    assert.matches("bad argument #1", err())
+    assert.matches("bad argument #1", err(nil, 4096))
     assert.matches("bad argument #2.*4096 or more", err(1e6, 100))
     assert.matches("bad argument #2", err(1e6, "big"))
+  end)
+
+  it("with no argument, reports what is held and in which mode, changing nothing", function()
+    local out = run [[
+      local ws = require "ws"
+      print("first " .. table.concat({ ws.keep_large_blocks() }, " "))
+      ws.keep_large_blocks(4 * 1048576, 8192)
+      print("on " .. table.concat({ ws.keep_large_blocks() }, " "))
+      ws.keep_large_blocks(false)
+      print("off " .. table.concat({ ws.keep_large_blocks() }, " "))
+    ]]
+    assert.matches("first 0 none 0\n", out)
+    assert.matches("on 0 on 4194304\n", out)
+    assert.matches("off 0 off 0\n", out)
   end)
 
   it("holds a freed large string and hands its block to the next one", function()

@@ -1,5 +1,6 @@
-/* ws.keep_large_blocks: an opt-in cache of freed large blocks in
- * front of the Lua state's allocator.
+/* A cache of freed large blocks in front of the Lua state's allocator:
+ * automatic on LuaJIT while large messages arrive, or set by hand with
+ * ws.keep_large_blocks.
  *
  * LuaJIT's allocator maps every block of 128 KiB or more with mmap and
  * unmaps it when freed, so each large message string is fresh pages that
@@ -7,15 +8,39 @@
  * cache keeps a few such blocks when Lua frees them and hands one back for
  * the next large allocation it can hold.  Every block still comes from and
  * goes back to the state's own allocator (which reads its own block header
- * on free and realloc), so nothing is mixed; the cache only delays frees. */
+ * on free and realloc), so nothing is mixed; the cache only delays frees.
+ *
+ * Automatic mode (LuaJIT only; PUC Lua's malloc reuses its heap): the
+ * first message of 128 KiB or more installs it.  It may keep up to 64
+ * blocks, AUTO_CEILING bytes in all: the collector frees large strings in
+ * batches of tens of MiB (an echo of 1 MiB messages: 15-28 MiB), and a
+ * smaller cache misses most of each batch.  What it keeps is measured
+ * against use: once per window (1 s, checked at a large message) the bytes
+ * that stayed kept all through the window go back.  After a whole window
+ * without a large message a timer on the loop that delivered the last one
+ * gives everything back and the cache goes dormant (passing everything
+ * through) until the next one: an idle loop wakes once for it.  An
+ * explicit ws.keep_large_blocks(bytes) or (false) replaces the automatic
+ * mode for good. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
+#include "io/loop.h"
+#include "lua_alloc.h"
 #include "lua_compat.h"
 #include "lua_core.h"
+#include "lua_loop.h"
 
-#define CACHE_SLOTS 16
+#define CACHE_SLOTS    64 /* ws.keep_large_blocks(bytes) uses the first 16 */
+#define MANUAL_SLOTS   16
+#define AUTO_CEILING   ((size_t)64 * 1024 * 1024)
+#define AUTO_WINDOW_NS ((uint64_t)1000000000)
+
+typedef enum { MODE_AUTO, MODE_ON, MODE_OFF } cache_mode;
 
 typedef struct block_cache {
     lua_Alloc f; /* the allocator underneath, which does all the work */
@@ -24,19 +49,29 @@ typedef struct block_cache {
     size_t limit; /* at most this many bytes kept */
     size_t kept;
     bool installed; /* somewhere in the state's allocator chain */
+    cache_mode mode;
+    int slots; /* how many of slot[] are used */
+    /* Automatic mode: the fewest bytes kept at any moment of this window
+     * (blocks nothing needed all along, given back at its end). */
+    size_t low;
+    bool active;         /* a large message arrived in the last two windows */
+    uint64_t window_end; /* loop time: the current window ends */
+    ws_lua_loop *ll;     /* the loop the timer runs on (a reference), or NULL */
+    pid_t pid;           /* the process that started the timer */
+    ws_timer timer;
     struct {
         void *p;
         size_t size; /* what Lua last asked for: the block holds at least this */
     } slot[CACHE_SLOTS];
 } block_cache;
 
-static const char cache_key = 'k'; /* registry: the userdata owning the cache */
+static const char cache_key = 'k'; /* registry: the userdata owning the cache, or false */
 
 /* The kept block that best fits n bytes (at most twice n), or -1. */
 static int find_fit(const block_cache *c, size_t n)
 {
     int best = -1;
-    for (int i = 0; i < CACHE_SLOTS; i++) {
+    for (int i = 0; i < c->slots; i++) {
         size_t s = c->slot[i].size;
         if (c->slot[i].p && s >= n && s / 2 <= n && (best < 0 || s < c->slot[best].size))
             best = i;
@@ -48,7 +83,7 @@ static bool keep(block_cache *c, void *p, size_t size)
 {
     if (c->kept + size > c->limit)
         return false;
-    for (int i = 0; i < CACHE_SLOTS; i++) {
+    for (int i = 0; i < c->slots; i++) {
         if (!c->slot[i].p) {
             c->slot[i].p = p;
             c->slot[i].size = size;
@@ -59,14 +94,16 @@ static bool keep(block_cache *c, void *p, size_t size)
     return false;
 }
 
-static void drop_all(block_cache *c)
+/* Give blocks back until at most `bytes` are kept. */
+static void drop_to(block_cache *c, size_t bytes)
 {
-    for (int i = 0; i < CACHE_SLOTS; i++) {
-        if (c->slot[i].p)
+    for (int i = 0; i < CACHE_SLOTS && c->kept > bytes; i++) {
+        if (c->slot[i].p) {
             c->f(c->ud, c->slot[i].p, c->slot[i].size, 0);
-        c->slot[i].p = NULL;
+            c->kept -= c->slot[i].size;
+            c->slot[i].p = NULL;
+        }
     }
-    c->kept = 0;
 }
 
 static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -78,6 +115,8 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             void *p = c->slot[i].p;
             c->kept -= c->slot[i].size;
             c->slot[i].p = NULL;
+            if (c->kept < c->low)
+                c->low = c->kept;
             return p;
         }
     } else if (ptr && nsize == 0 && osize >= c->min && keep(c, ptr, osize)) {
@@ -85,10 +124,39 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     void *p = c->f(c->ud, ptr, osize, nsize);
     if (!p && nsize && c->kept) { /* out of memory: what is kept goes first */
-        drop_all(c);
+        drop_to(c, 0);
+        c->low = 0;
         p = c->f(c->ud, ptr, osize, nsize);
     }
     return p;
+}
+
+/* Stop the idle timer and let go of its loop.  A loop already freed, or
+ * one made by the parent of this (forked) process, is not touched. */
+static void unbind(block_cache *c)
+{
+    if (!c->ll)
+        return;
+    if (ws_lua_loop_get(c->ll) && c->pid == getpid())
+        ws_timer_stop(&c->timer);
+    ws_lua_loop_unref(c->ll);
+    c->ll = NULL;
+}
+
+/* Automatic mode with no large message for a while: everything back. */
+static void go_dormant(block_cache *c)
+{
+    c->active = false;
+    c->limit = 0;
+    drop_to(c, 0);
+}
+
+/* No large message for at least AUTO_WINDOW_NS (see ws_lua_large_message). */
+static void idle_cb(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    go_dormant(ud);
 }
 
 /* Put the allocator underneath back when ours is still the state's: one
@@ -97,11 +165,22 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static void uninstall(lua_State *L, block_cache *c)
 {
     void *cur_ud;
-    drop_all(c);
+    unbind(c);
+    c->active = false;
     c->limit = 0;
+    drop_to(c, 0);
     if (c->installed && lua_getallocf(L, &cur_ud) == cached_alloc && cur_ud == c) {
         lua_setallocf(L, c->f, c->ud);
         c->installed = false;
+    }
+}
+
+static void install(lua_State *L, block_cache *c)
+{
+    if (!c->installed) {
+        c->f = lua_getallocf(L, &c->ud);
+        lua_setallocf(L, cached_alloc, c);
+        c->installed = true;
     }
 }
 
@@ -119,40 +198,20 @@ static int cache_gc(lua_State *L)
     return 0;
 }
 
-/***
- * Entry points of ws.core.
- * @module ws.core
- */
-
-/***
- * The same as `ws.keep_large_blocks`.
- * @function keep_large_blocks
- * @tparam integer|false bytes how much freed memory may be kept
- * @tparam[opt=131072] integer min the smallest block kept
- * @treturn integer the bytes of freed blocks held now
- */
-static int l_keep_large_blocks(lua_State *L)
+/* Push registry[cache_key]: the userdata, false, or nil. */
+static void push_entry(lua_State *L)
 {
-    size_t limit = 0;
-    if (lua_type(L, 1) == LUA_TBOOLEAN) {
-        luaL_argcheck(L, !lua_toboolean(L, 1), 1, "a byte count or false expected");
-    } else {
-        lua_Number n = luaL_checknumber(L, 1);
-        luaL_argcheck(L, n >= 0 && n <= (lua_Number)((size_t)1 << 40), 1, "bytes out of range");
-        limit = (size_t)n;
-    }
-    lua_Number m = luaL_optnumber(L, 2, 131072);
-    luaL_argcheck(L, m >= 4096 && m <= (lua_Number)((size_t)1 << 40), 2,
-                  "min out of range (4096 or more)");
     lua_pushlightuserdata(L, (void *)&cache_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+/* The cache of this state, made (not installed) if need be; NULL when out
+ * of memory.  Leaves the stack as it was. */
+static block_cache *make_cache(lua_State *L)
+{
+    push_entry(L);
     block_cache **cp = lua_touserdata(L, -1);
-    if (limit == 0) {
-        if (cp && *cp)
-            uninstall(L, *cp);
-        ws_pushsize(L, 0);
-        return 1;
-    }
+    lua_pop(L, 1);
     if (!cp) {
         cp = lua_newuserdata(L, sizeof *cp);
         *cp = NULL;
@@ -163,21 +222,137 @@ static int l_keep_large_blocks(lua_State *L)
         lua_pushlightuserdata(L, (void *)&cache_key);
         lua_pushvalue(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);
+        lua_pop(L, 1);
     }
-    if (!*cp && !(*cp = calloc(1, sizeof **cp)))
+    if (!*cp && (*cp = calloc(1, sizeof **cp)) != NULL)
+        ws_timer_init(&(*cp)->timer, idle_cb, *cp);
+    return *cp;
+}
+
+/* LuaJIT (its allocator unmaps large blocks) rather than PUC Lua: the
+ * built-in jit module is loaded in every LuaJIT state. */
+static bool is_luajit(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    bool jit = lua_istable(L, -1);
+    if (jit) {
+        lua_getfield(L, -1, "jit");
+        jit = lua_istable(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return jit;
+}
+
+void ws_lua_large_message(lua_State *L, ws_lua_loop *ll)
+{
+    push_entry(L);
+    int t = lua_type(L, -1);
+    block_cache **cp = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    block_cache *c = cp ? *cp : NULL;
+    if (t == LUA_TBOOLEAN || (cp && (!c || c->mode != MODE_AUTO)))
+        return; /* not LuaJIT, or the application chose */
+    if (!c) {
+        if (!is_luajit(L)) {
+            lua_pushlightuserdata(L, (void *)&cache_key);
+            lua_pushboolean(L, 0);
+            lua_rawset(L, LUA_REGISTRYINDEX);
+            return;
+        }
+        if (!(c = make_cache(L)))
+            return; /* out of memory: messages work without it */
+        c->mode = MODE_AUTO;
+        c->min = WS_LUA_LARGE_BLOCK;
+        c->slots = CACHE_SLOTS;
+        install(L, c);
+    }
+    ws_loop *loop = ll ? ws_lua_loop_get(ll) : NULL;
+    if (!loop)
+        return;
+    if (c->ll != ll) {
+        unbind(c);
+        ws_lua_loop_ref(ll);
+        c->ll = ll;
+        c->pid = getpid();
+    }
+    /* Once per window, at a message: what stayed kept all through the
+     * window was not needed and goes back, and the timer moves to two
+     * windows from now.  So it fires only after a whole window without a
+     * large message (between one and two after the last one), once, and
+     * moving it costs the loop a timerfd update once per window at most. */
+    uint64_t now = ws_loop_now(loop);
+    if (c->active && ws_timer_active(&c->timer) && now < c->window_end)
+        return;
+    if (c->active)
+        drop_to(c, c->kept - c->low);
+    c->active = true;
+    c->limit = AUTO_CEILING;
+    c->low = c->kept;
+    c->window_end = now + AUTO_WINDOW_NS;
+    if (ws_timer_start(loop, &c->timer, 2 * AUTO_WINDOW_NS, 0) < 0) {
+        go_dormant(c); /* nothing would give the blocks back */
+        return;
+    }
+    ws_timer_unref(&c->timer); /* it keeps no loop running */
+}
+
+/***
+ * Entry points of ws.core.
+ * @module ws.core
+ */
+
+/***
+ * The same as `ws.keep_large_blocks`.
+ * @function keep_large_blocks
+ * @tparam[opt] integer|false bytes how much freed memory may be kept; none: only report
+ * @tparam[opt=131072] integer min the smallest block kept
+ * @treturn integer the bytes of freed blocks held now
+ * @treturn string "auto", "on", "off" or "none"
+ * @treturn integer the bytes that may be held now
+ */
+static int l_keep_large_blocks(lua_State *L)
+{
+    size_t limit = 0;
+    bool query = lua_isnoneornil(L, 1);
+    if (query) {
+        luaL_argcheck(L, lua_isnone(L, 2), 1, "a byte count or false expected");
+    } else if (lua_type(L, 1) == LUA_TBOOLEAN) {
+        luaL_argcheck(L, !lua_toboolean(L, 1), 1, "a byte count or false expected");
+    } else {
+        lua_Number n = luaL_checknumber(L, 1);
+        luaL_argcheck(L, n >= 0 && n <= (lua_Number)((size_t)1 << 40), 1, "bytes out of range");
+        limit = (size_t)n;
+    }
+    lua_Number m = luaL_optnumber(L, 2, 131072);
+    luaL_argcheck(L, m >= 4096 && m <= (lua_Number)((size_t)1 << 40), 2,
+                  "min out of range (4096 or more)");
+    block_cache *c;
+    if (query) {
+        push_entry(L);
+        block_cache **cp = lua_touserdata(L, -1);
+        c = cp ? *cp : NULL;
+    } else if (!(c = make_cache(L))) {
         return luaL_error(L, "ws.keep_large_blocks: out of memory");
-    block_cache *c = *cp;
-    if (!c->installed) {
-        c->f = lua_getallocf(L, &c->ud);
-        lua_setallocf(L, cached_alloc, c);
-        c->installed = true;
+    } else if (limit == 0) {
+        c->mode = MODE_OFF;
+        uninstall(L, c);
+    } else {
+        if (c->mode != MODE_ON || c->kept > limit)
+            drop_to(c, 0);
+        unbind(c);
+        c->mode = MODE_ON;
+        c->active = false;
+        c->slots = MANUAL_SLOTS;
+        install(L, c);
+        c->min = (size_t)m;
+        c->limit = limit;
     }
-    c->min = (size_t)m;
-    c->limit = limit;
-    if (c->kept > limit)
-        drop_all(c);
-    ws_pushsize(L, c->kept);
-    return 1;
+    static const char *const names[] = {"auto", "on", "off"};
+    ws_pushsize(L, c ? c->kept : 0);
+    lua_pushstring(L, c ? names[c->mode] : "none");
+    ws_pushsize(L, c ? c->limit : 0);
+    return 3;
 }
 
 void ws_lua_open_alloc(lua_State *L)

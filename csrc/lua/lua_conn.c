@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/conn.h"
+#include "lua_alloc.h"
 #include "lua_conn.h"
 #include "lua_error.h"
 #include "lua_core.h"
@@ -238,6 +239,8 @@ static int event_body(lua_State *L)
          * callback runs in this call's protection (its error reaches the
          * same traceback handler), not a pcall of its own. */
         if (push_callback(L, lc, idx, CB_MESSAGE) || push_hook(L, lc, CB_MESSAGE)) {
+            if (ev->len >= WS_LUA_LARGE_BLOCK)
+                ws_lua_large_message(L, lc->ll);
             lua_pushvalue(L, idx);
             lua_pushlstring(L, (const char *)ev->data, ev->len);
             lua_pushboolean(L, ev->binary);

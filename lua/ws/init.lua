@@ -164,18 +164,25 @@ function ws.run() return ws.loop():run() end
 -- @treturn integer how many callbacks ran
 function ws.step(timeout) return ws.loop():step(timeout) end
 
---- Keep freed large blocks of this Lua state for reuse (opt-in; off by
--- default). Up to `bytes` of freed blocks of at least `min` bytes (at most 16
--- blocks) are held back from the allocator and reused for the next large
--- string or table that fits. With LuaJIT, whose allocator maps and unmaps
--- every block of 128 KiB or more, each large message otherwise arrives in
--- fresh pages (~256 page faults per MiB); allow a few times the largest
--- message size, as the garbage collector frees strings in batches.
--- `false` or 0 gives the kept blocks back and turns it off.
+--- Keep freed large blocks of this Lua state for reuse, or say what is kept.
+-- Up to `bytes` of freed blocks of at least `min` bytes (at most 16 blocks)
+-- are held back from the allocator and reused for the next large string or
+-- table that fits. With LuaJIT, whose allocator maps and unmaps every block
+-- of 128 KiB or more, each large message otherwise arrives in fresh pages
+-- (~256 page faults per MiB); allow a few times the largest message size, as
+-- the garbage collector frees strings in batches. On LuaJIT lua-ws turns an
+-- automatic cache on by itself at the first message of 128 KiB or more (up
+-- to 64 MiB, given back after one to two seconds without a large message;
+-- see the README); an explicit `bytes` replaces it. `false` or 0 gives the
+-- kept blocks back and keeps the cache off, automatic one included. With no
+-- argument nothing changes.
 -- @function keep_large_blocks
--- @tparam integer|false bytes how much freed memory may be kept
+-- @tparam[opt] integer|false bytes how much freed memory may be kept (none: only report)
 -- @tparam[opt=131072] integer min the smallest block kept (at least 4096)
 -- @treturn integer the bytes of freed blocks held now
+-- @treturn string the mode: "auto" (turned on by lua-ws), "on" (`bytes` given), "off"
+-- (`false` or 0 given), "none" (not in use: no large message yet, or not LuaJIT)
+-- @treturn integer the bytes that may be held now
 ws.keep_large_blocks = core.keep_large_blocks
 
 -- Straight-line state of a connection: received messages in order (data
