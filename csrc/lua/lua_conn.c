@@ -1151,7 +1151,10 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-/* __close (Lua 5.4 to-be-closed variables): start a normal close. */
+/* __close (Lua 5.4 to-be-closed variables): start a normal close.  The
+ * one in use when ws.core is loaded without the ws module (which replaces
+ * it with a close that also waits; spec/core_alone_spec.lua covers this
+ * one). */
 static int l_close_meta(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
