@@ -423,6 +423,87 @@ print("PARENT TICKS " .. ticks)
     end)
   end)
 
+  -- fork() made to fail by spec/helpers/failfork.c (preloaded into the
+  -- supervisor's interpreter; root ignores RLIMIT_NPROC).
+  describe("fork failures", function()
+    local FORK_FAILS = [[
+io.stdout:setvbuf("no")
+local ws = require "ws"
+local n, restart = tonumber(arg[1]), arg[2] == "true"
+local sup = ws.core.pid()
+local ok, err = ws.workers(n, function(id)
+  print("RAN " .. id)
+  if arg[3] == "term" then
+    -- the workers that did start keep running until the supervisor is stopped
+    if id == 1 then ws.timer(0.5, function() ws.core.kill(sup, "TERM") end) end
+    ws.every(10, function() end)
+    ws.run()
+    print("STOPPED " .. id)
+  end
+end, { restart = restart, restart_delay = 0.05, restart_max_delay = 0.2 })
+print("RESULT " .. tostring(ok) .. " " .. tostring(err))
+os.exit(ok and 0 or 3)
+]]
+    local shim, script
+
+    local function run(fail, n, restart, term)
+      if not shim then
+        local dir = net.tmpdir()
+        shim = dir .. "/failfork.so"
+        local out, code = net.run_status("cc -shared -fPIC -O1 -o " .. net.quote(shim)
+          .. " spec/helpers/failfork.c -ldl")
+        assert.are.equal(0, code, out)
+        script = dir .. "/fork_fails.lua"
+        net.write_file(script, string.format("package.path = %q\npackage.cpath = %q\n", package.path,
+          package.cpath) .. FORK_FAILS)
+      end
+      -- after a sanitizer's runtime, which must come first
+      local preload = (os.getenv("LD_PRELOAD") or "") .. " " .. shim
+      return net.run_status(string.format("timeout 60 env WS_FAIL_FORK=%s LD_PRELOAD=%s %s %s %d %s %s", fail,
+        net.quote(preload), net.quote(net.lua_interpreter()), net.quote(script), n, tostring(restart), term or ""))
+    end
+
+    local UNSTARTED = "ws%.workers: worker 2 could not be started: fork: Resource temporarily unavailable"
+
+    it("restart = false: the other workers run, then nil, err names the worker and the failure", function()
+      local out, code = run("2", 2, false)
+      assert.are.equal(3, code, out)
+      assert.is_truthy(out:find("RAN 1", 1, true), out)
+      assert.is_falsy(out:find("RAN 2", 1, true), out)
+      assert.is_truthy(out:find("RESULT nil " .. UNSTARTED), out)
+      -- said on stderr at once too
+      assert.is_truthy(out:find("\n" .. UNSTARTED) or out:find("^" .. UNSTARTED), out)
+    end)
+
+    it("every fork fails with restart = false: nil, err at once, no worker ran", function()
+      local out, code = run("1-", 2, false)
+      assert.are.equal(3, code, out)
+      assert.is_falsy(out:find("RAN", 1, true), out)
+      assert.is_truthy(out:find("RESULT nil ws%.workers: worker 1 could not be started: fork: "), out)
+    end)
+
+    it("a failed fork is tried again under the restart policy: the worker then runs", function()
+      local out, code = run("2-3", 2, true)
+      assert.are.equal(0, code, out)
+      local _, tries = out:gsub(UNSTARTED, "")
+      assert.are.equal(2, tries, out)
+      assert.is_truthy(out:find("RAN 1", 1, true), out)
+      assert.is_truthy(out:find("RAN 2", 1, true), out)
+      assert.is_truthy(out:find("RESULT true done", 1, true), out)
+    end)
+
+    it("forks that keep failing are retried with a backoff until a stop; then nil, err", function()
+      local out, code = run("2-", 2, true, "term")
+      assert.are.equal(3, code, out)
+      assert.is_truthy(out:find("STOPPED 1", 1, true), out)
+      assert.is_falsy(out:find("RAN 2", 1, true), out)
+      assert.is_truthy(out:find("RESULT nil " .. UNSTARTED), out)
+      -- 0.05, 0.1, 0.2, 0.2 ... s apart over the 0.5 s before the stop: no spinning
+      local _, tries = out:gsub("\n" .. UNSTARTED, "")
+      assert.is_true(tries >= 2 and tries <= 8, out)
+    end)
+  end)
+
   describe("arguments", function()
     it("are checked, options by name", function()
       local fn = function() end

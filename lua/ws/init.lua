@@ -765,7 +765,8 @@ end
 -- @tparam function fn `fn(worker_id)`, ids 1 to `n` (a restarted worker keeps its id)
 -- @tparam[opt] table opts `ws.workers.options`
 -- @return in the supervisor: `true, why` once every worker ended cleanly (`why`: the stop
---  signal `"TERM"`/`"INT"`, or `"done"`), or `nil, err`; never returns in a worker
+--  signal `"TERM"`/`"INT"`, or `"done"`), or `nil, err` (a worker that died, or could
+--  not be forked, without restart); never returns in a worker
 -- @raise on a bad argument, or when the default loop is already in use
 -- @usage
 -- local ok, err = ws.workers(4, function(id)

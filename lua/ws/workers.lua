@@ -14,7 +14,8 @@ local M = {}
 --- Options of `ws.workers`.
 -- @table options
 -- @tfield[opt=true] bool restart restart a worker that dies (error, non-zero exit or
---  signal); one whose function returns, or that exits with status 0, is done
+--  signal) or could not be forked; one whose function returns, or that exits with
+--  status 0, is done
 -- @tfield[opt=0.1] number restart_delay seconds before the first restart of a worker
 -- @tfield[opt=10] number restart_max_delay the delay doubles on each quick death up to this
 -- @tfield[opt=10] number stable_after a worker that lived this long restarts after
@@ -125,11 +126,19 @@ function M.run(n, fn, opts, fresh_loop)
     end
     slot.restart_at = nil
     if not pid then
-      io.stderr:write("ws.workers: worker ", id, ": ", ferr, "\n")
-      slot.delay = math.min(math.max(slot.delay * 2, o.restart_delay), o.restart_max_delay)
-      slot.restart_at = clock:now() + slot.delay
+      -- fork failed (EAGAIN at the process limit, ENOMEM): as a worker
+      -- that died at once, it is tried again under the restart policy.
+      slot.fork_err = "worker " .. id .. " could not be started: " .. ferr:gsub("^ws%.workers: ", "")
+      io.stderr:write("ws.workers: ", slot.fork_err, "\n")
+      if o.restart then
+        slot.delay = math.min(math.max(slot.delay * 2, o.restart_delay), o.restart_max_delay)
+        slot.restart_at = clock:now() + slot.delay
+      else
+        failure = failure or slot.fork_err
+      end
       return
     end
+    slot.fork_err = nil
     slot.pid, slot.started = pid, clock:now()
     by_pid[pid] = slot
     live = live + 1
@@ -146,8 +155,9 @@ function M.run(n, fn, opts, fresh_loop)
         for _, slot in ipairs(slots) do
           if slot.restart_at then
             pending = true
-            if slot.restart_at <= now then start(slot.id)
-            elseif not wake or slot.restart_at < wake then wake = slot.restart_at end
+            -- a fork that fails again sets a new restart_at: wait for it too
+            if slot.restart_at <= now then start(slot.id) end
+            if slot.restart_at and (not wake or slot.restart_at < wake) then wake = slot.restart_at end
           end
         end
       end
@@ -196,6 +206,10 @@ function M.run(n, fn, opts, fresh_loop)
     end
   end
   local bok, berr = pcall(body)
+  -- Stopped while a worker waited for its fork to be tried again.
+  for _, slot in ipairs(slots) do
+    if slot.restart_at and slot.fork_err then failure = failure or slot.fork_err end
+  end
   -- An error (a callback's) must not leave workers behind.
   if not bok then for pid in pairs(by_pid) do core.kill(pid, "KILL") end end
   while not bok and next(by_pid) do
