@@ -1,8 +1,9 @@
 -- Allocation failures in more scenarios than spec/alloc_failure_spec.lua's
 -- TLS echo: the sans-I/O core (handshake helpers, sessions with
 -- permessage-deflate, fragments, pings, a reject with headers, the codec),
--- and a plain ws:// server with topics (a compressed publish too), a
--- rejected upgrade, a Unix socket, extra headers and subprotocols.  Every allocation lua-ws makes in a
+-- a plain ws:// server with topics (a compressed publish too), a
+-- rejected upgrade, a Unix socket, extra headers and subprotocols, and
+-- large messages with the large-block cache.  Every allocation lua-ws makes in a
 -- scenario fails in turn, one per run, in a child process with
 -- spec/helpers/failalloc.c preloaded.  Each run must reach its end: every
 -- step either works, returns nil/false with an error, or raises an error
@@ -154,12 +155,46 @@ collectgarbage()
 print("DONE")
 ]]
 
+-- Large messages: on LuaJIT the first one turns the large-block cache on
+-- (its state and the loop timer that gives the blocks back are allocated
+-- then); the cache set by hand and turned off again, on every Lua.
+local LARGE = PRELUDE .. [[
+local ws = require "ws"
+local srv, c
+step("listen", function()
+  srv = ws.listen { port = 0, on_message = function(conn, data, bin) conn:send(data, bin and "binary" or "text") end }
+end)
+step("connect", function()
+  c = assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/", { timeout = 2 }))
+end)
+step("large", function()
+  for i = 1, 3 do
+    local m = string.rep(string.char(96 + i), 200000)
+    assert(c:send(m, "binary"))
+    assert(c:receive(2) == m)
+  end
+  collectgarbage()
+end)
+step("by_hand", function()
+  ws.keep_large_blocks(4 * 1048576)
+  ws.keep_large_blocks(false)
+end)
+step("close", function()
+  if c then c:close(1000, "bye") end
+  if srv then srv:close() end
+end, true)
+collectgarbage()
+print("DONE")
+]]
+
 -- What a step may fail with: memory ran out, or the other side of a
 -- connection failed because of that (it closed, reset, answered 500, a
 -- message did not come), or an assert of the scenario whose call
--- returned nil/false.
+-- returned nil/false.  "not enough memory" is Lua's own: while the cache
+-- of ws.keep_large_blocks sits in front of the state's allocator, Lua's
+-- allocations are made from ws/core.so as far as the preload can tell.
 local CLEAN = { "out of memory", "Cannot allocate memory", "closed", "reset by peer", "Broken pipe",
-  "got 500", "timeout", "connection is not open", "assertion failed" }
+  "got 500", "timeout", "connection is not open", "assertion failed", "not enough memory" }
 
 local run = net.run_status
 
@@ -236,5 +271,18 @@ describe("allocation failures", function()
     if not total then pending("the preloaded allocator is not in use here: " .. errors) return end
     assert.is_true(total > 20, total)
     assert.is_true(#errors >= 5, table.concat(errors, "\n"))
+  end)
+
+  it("with large messages and the large-block cache end in clean errors", function()
+    if not no_sanitizer() then
+      pending("the sanitizer's allocator replaces the preloaded one")
+      return
+    end
+    local total, errors = sweep(dir, shim, "large", LARGE)
+    if not total then pending("the preloaded allocator is not in use here: " .. errors) return end
+    assert.is_true(total > 10, total)
+    local oom = 0
+    for _, e in ipairs(errors) do if e:find("out of memory", 1, true) then oom = oom + 1 end end
+    assert.is_true(oom >= 1, table.concat(errors, "\n"))
   end)
 end)
