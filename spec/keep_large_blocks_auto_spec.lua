@@ -71,7 +71,7 @@ describe("the automatic large-block cache", function()
     if IS_JIT then
       assert.are.equal("auto", select(2, status(out, "at")))
       assert.are.equal("auto", mode)
-      assert.are.equal(64 * MIB, limit)
+      assert.are.equal(128 * MIB, limit)
       assert.is_true(held >= MIB, out) -- the freed 1 MiB strings
     else
       assert.are.same({ 0, "none", 0 }, { status(out, "at") })

@@ -12,16 +12,19 @@
  *
  * Automatic mode (LuaJIT only; PUC Lua's malloc reuses its heap): the
  * first message of 128 KiB or more installs it.  It may keep up to 64
- * blocks, AUTO_CEILING bytes in all: the collector frees large strings in
- * batches of tens of MiB (an echo of 1 MiB messages: 15-28 MiB), and a
- * smaller cache misses most of each batch.  What it keeps is measured
- * against use: once per window (1 s, checked at a large message) the bytes
- * that stayed kept all through the window go back.  After a whole window
- * without a large message a timer on the loop that delivered the last one
- * gives everything back and the cache goes dormant (passing everything
- * through) until the next one: an idle loop wakes once for it.  An
- * explicit ws.keep_large_blocks(bytes) or (false) replaces the automatic
- * mode for good. */
+ * blocks, AUTO_CEILING bytes in all: LuaJIT's collector paces itself by
+ * allocations, not bytes, so with large strings it frees them in batches
+ * of tens of MiB (1 MiB echoes: 15-28 MiB; 4 MiB echoes: ~60 MiB), and a
+ * cache smaller than a batch misses most of it.  The cache does not raise
+ * the process's peak: every block in it was in the Lua heap a moment
+ * before and leaves it only to go back there or to the system.  What it
+ * keeps is measured against use: once per window (1 s, checked at a large
+ * message) the bytes that stayed kept all through the window go back.
+ * After a whole window without a large message a timer on the loop that
+ * delivered the last one gives everything back and the cache goes dormant
+ * (passing everything through) until the next one: an idle loop wakes
+ * once for it.  An explicit ws.keep_large_blocks(bytes) or (false)
+ * replaces the automatic mode for good. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +40,7 @@
 
 #define CACHE_SLOTS    64 /* ws.keep_large_blocks(bytes) uses the first 16 */
 #define MANUAL_SLOTS   16
-#define AUTO_CEILING   ((size_t)64 * 1024 * 1024)
+#define AUTO_CEILING   ((size_t)128 * 1024 * 1024)
 #define AUTO_WINDOW_NS ((uint64_t)1000000000)
 
 typedef enum { MODE_AUTO, MODE_ON, MODE_OFF } cache_mode;

@@ -172,7 +172,7 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 -- (~256 page faults per MiB); allow a few times the largest message size, as
 -- the garbage collector frees strings in batches. On LuaJIT lua-ws turns an
 -- automatic cache on by itself at the first message of 128 KiB or more (up
--- to 64 MiB, given back after one to two seconds without a large message;
+-- to 128 MiB, given back after one to two seconds without a large message;
 -- see the README); an explicit `bytes` replaces it. `false` or 0 gives the
 -- kept blocks back and keeps the cache off, automatic one included. With no
 -- argument nothing changes.
