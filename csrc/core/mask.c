@@ -6,11 +6,14 @@
  * repeated across a 64-bit word. */
 static uint64_t key_word(const uint8_t key[4], uint64_t offset)
 {
-    uint8_t k[8];
-    for (int i = 0; i < 4; i++)
-        k[i] = k[i + 4] = key[(offset + (uint64_t)i) & 3];
+    /* The key three times over: the word starting at byte offset % 4 is
+     * the rotated key twice (a few moves, not a loop per byte). */
+    uint8_t k[12];
+    memcpy(k, key, 4);
+    memcpy(k + 4, key, 4);
+    memcpy(k + 8, key, 4);
     uint64_t w;
-    memcpy(&w, k, 8);
+    memcpy(&w, k + (offset & 3), 8);
     return w;
 }
 

@@ -40,8 +40,8 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 #define WS_PONG_COALESCE_AT 65536
 
 struct ws_session {
+    ws_buf out;            /* bytes to send; first (ws_session_output_size) */
     ws_buf in;             /* received bytes; the current frame's payload sits at the front */
-    ws_buf out;            /* bytes to send */
     ws_buf_pool *out_pool; /* where drained output storage goes; NULL: freed */
     ws_buf *msg;           /* reassembly of a fragmented or compressed message; NULL when none */
     /* The storage of the last large frame read straight into `in`, kept for
@@ -85,6 +85,9 @@ struct ws_session {
     ws_utf8 out_utf8;
     ws_deflate *dfl; /* permessage-deflate agreed: NULL otherwise */
 };
+
+/* ws_session_output_size reads the output buffer at the session's start. */
+typedef char ws_session_out_first[offsetof(struct ws_session, out) == 0 ? 1 : -1];
 
 const char *ws_state_name(int state)
 {
@@ -554,8 +557,27 @@ static void adopt_spare(ws_session *s, size_t want)
     s->spare = NULL;
 }
 
+/* Drop the payload of the frame delivered last (ws_session_next does it at
+ * its start; a host that skipped that call per ws_session_drained has it
+ * done before more input comes or the lent input is copied). */
+static void drop_delivered(ws_session *s)
+{
+    if (s->discard) {
+        consume_input(s, s->discard);
+        s->discard = 0;
+    }
+}
+
+bool ws_session_drained(const ws_session *s)
+{
+    return (s->state == WS_OPEN || s->state == WS_CLOSING) && s->pending == PENDING_NONE &&
+           !s->eof && !s->have_header && !s->msg_done && !s->free_hs &&
+           ws_buf_size(&s->in) == s->discard;
+}
+
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
 {
+    drop_delivered(s);
     if (s->state == WS_CLOSED || s->eof)
         return WS_OK;
     adopt_spare(s, n);
@@ -564,6 +586,7 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
 
 int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
 {
+    drop_delivered(s);
     /* While the handshake runs the parsed head points into `in` across
      * calls: lend only once OPEN, and only to an empty buffer. */
     if (s->state != WS_OPEN || s->eof || ws_buf_size(&s->in) != 0)
@@ -574,6 +597,7 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
 
 int ws_session_keep_input(ws_session *s)
 {
+    drop_delivered(s);
     return ws_buf_own(&s->in) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
@@ -1263,10 +1287,7 @@ static int frame_step(ws_session *s, ws_event *ev)
 int ws_session_next(ws_session *s, ws_event *ev)
 {
     memset(ev, 0, sizeof *ev);
-    if (s->discard) {
-        consume_input(s, s->discard);
-        s->discard = 0;
-    }
+    drop_delivered(s);
     if (s->msg_done) {
         msg_free(s);
         s->msg_done = false;

@@ -122,6 +122,13 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
 int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n);
 int ws_session_keep_input(ws_session *s);
 
+/* True when ws_session_next would deliver nothing now: no event pending,
+ * no half-done message, and every byte received belongs to the events
+ * delivered.  A host that has just taken an event checks this instead of
+ * a call to ws_session_next that would find nothing (what it would have
+ * tidied is tidied by the next call, feed or ws_session_keep_input). */
+bool ws_session_drained(const ws_session *s);
+
 /* Input without a copy, for large frames: while the payload of a large
  * frame is still arriving, the room at the end of the input buffer where
  * the host may read the next bytes itself (n set to its size), then report
@@ -174,6 +181,12 @@ int ws_session_send_external(ws_session *s);
 /* Output: bytes waiting to be written, and how many were written. */
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);
+/* How many bytes wait, read inline: hosts ask this several times per
+ * message.  A session's output buffer is its first member. */
+static inline size_t ws_session_output_size(const ws_session *s)
+{
+    return ws_buf_size((const ws_buf *)(const void *)s);
+}
 
 /* Take output storage from `pool` and give it back once written (NULL:
  * malloc and free).  The pool outlives the session; one thread uses it. */

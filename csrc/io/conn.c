@@ -218,9 +218,13 @@ static void arm(ws_conn *c, int kind, uint64_t after_ns)
 
 static bool has_output(const ws_conn *c)
 {
-    size_t n;
-    ws_session_output(c->s, &n);
-    return n > 0 || c->sq;
+    return ws_session_output_size(c->s) > 0 || c->sq;
+}
+
+static size_t buffered(const ws_conn *c)
+{
+    size_t n = ws_session_output_size(c->s);
+    return c->sq ? n + c->sq->bytes : n;
 }
 
 /* Session output bytes (of n at pos) that go before the i-th shared frame. */
@@ -269,9 +273,7 @@ static void consume(ws_conn *c, size_t w)
 {
     ws_conn_shared *q = c->sq;
     while (w > 0 && q) {
-        size_t n;
-        ws_session_output(c->s, &n);
-        size_t before = session_before(q, q->head, q->out_pos, n);
+        size_t before = session_before(q, q->head, q->out_pos, ws_session_output_size(c->s));
         if (before) {
             size_t k = w < before ? w : before;
             ws_session_output_consume(c->s, k);
@@ -397,6 +399,8 @@ static void dispatch_some(ws_conn *c, bool budgeted)
         default: break;
         }
         c->cb->event(c, &ev, c->ud);
+        if (c->phase != P_DONE && ws_session_drained(c->s))
+            break; /* spare the call that would find nothing */
     }
     if (c->phase == P_DONE)
         return;
@@ -941,7 +945,7 @@ void ws_conn_goodbye(ws_conn *c, int code, const char *reason)
         return;
     if (ws_session_state(c->s) == WS_OPEN)
         ws_session_close(c->s, code, (const uint8_t *)reason, strlen(reason));
-    while (ws_conn_buffered(c)) {
+    while (buffered(c)) {
         ssize_t w = write_some(c);
         if (w <= 0)
             break;
@@ -968,9 +972,7 @@ ws_session *ws_conn_session(ws_conn *c)
 
 size_t ws_conn_buffered(const ws_conn *c)
 {
-    size_t n;
-    ws_session_output(c->s, &n);
-    return c->sq ? n + c->sq->bytes : n;
+    return buffered(c);
 }
 
 void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port)
@@ -1096,7 +1098,7 @@ static void do_flush(ws_conn *c)
 {
     if (c->phase < P_ACTIVE || c->phase == P_DONE)
         return;
-    size_t n = ws_conn_buffered(c);
+    size_t n = buffered(c);
     while (n) {
         ssize_t w = write_some(c);
         if (w == WS_T_AGAIN) {
@@ -1108,7 +1110,7 @@ static void do_flush(ws_conn *c)
             return;
         }
         consume(c, (size_t)w);
-        n = ws_conn_buffered(c);
+        n = buffered(c);
     }
     if (n == 0) {
         c->write_blocked = false;
@@ -1269,7 +1271,7 @@ static int after_send(ws_conn *c, int r)
     if (r == WS_OK) {
         touch_idle(c);
         schedule_flush(c);
-        if (ws_conn_buffered(c) > c->low_water)
+        if (buffered(c) > c->low_water)
             c->above_low = true;
     }
     return r;
@@ -1281,7 +1283,7 @@ static int check_room(ws_conn *c, size_t n)
         return WS_E_STATE;
     /* The cap limits what accumulates: one message of any size goes into
      * an empty queue (max_message may well exceed max_buffered). */
-    size_t queued = ws_conn_buffered(c);
+    size_t queued = buffered(c);
     if (queued == 0 || queued + n <= c->max_buffered)
         return WS_OK;
     if (c->close_on_full) {
