@@ -153,9 +153,10 @@ static void set_field(lua_State *L, lconn *lc, int idx, const char *name)
     lua_pop(L, 1);
 }
 
-/* Stack index of the traceback handler event_body receives; 0 elsewhere
- * (ws_lua_loop_call pushes one). */
-#define EVENT_HANDLER 4
+/* Stack index of the traceback handler event_body pushes for the
+ * callbacks of events other than messages; 0 elsewhere (ws_lua_loop_call
+ * pushes one). */
+#define EVENT_HANDLER 3
 #define NO_HANDLER    0
 
 static void call_with(lconn *lc, int nargs, int handler)
@@ -228,12 +229,13 @@ static void push_head_fields(lua_State *L, const ws_http_head *h)
     ws_lua_push_headers(L, h);
 }
 
-/* Runs protected (anything in it may raise): (lc, ev, conn, traceback). */
+/* Runs protected (anything in it may raise): (ev, conn).  The
+ * connection userdata is the lconn itself. */
 static int event_body(lua_State *L)
 {
-    lconn *lc = lua_touserdata(L, 1);
-    const ws_event *ev = lua_touserdata(L, 2);
-    int idx = 3;
+    const ws_event *ev = lua_touserdata(L, 1);
+    lconn *lc = lua_touserdata(L, 2);
+    int idx = 2;
     if (ev->type == WS_EV_MESSAGE) {
         /* The hot path: no string unless someone takes it, and the
          * callback runs in this call's protection (its error reaches the
@@ -249,6 +251,7 @@ static int event_body(lua_State *L)
         return 0;
     }
     luaL_checkstack(L, 20, "ws: event");
+    ws_lua_push_traceback(L); /* EVENT_HANDLER */
     switch (ev->type) {
     case WS_EV_REQUEST:
         if (lc->hooks)
@@ -353,11 +356,9 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     int handler = top + 1; /* below the call: no shuffling of the stack */
     ws_lua_push_traceback(L);
     ws_pushcfunction_kept(L, event_body, &event_body_key);
-    lua_pushlightuserdata(L, lc);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);
-    if (push_self(L, lc) &&
-        (lua_pushvalue(L, handler), !ws_lua_loop_call_with(lc->ll, 4, handler)) &&
+    if (push_self(L, lc) && !ws_lua_loop_call_with(lc->ll, 2, handler) &&
         ws_session_state(s) == WS_CONNECTING) {
         /* on_upgrade's or on_request's answer could not be used: answer 500
          * rather than leave the client hanging. */
@@ -736,9 +737,12 @@ static int l_send(lua_State *L)
     if (!lc)
         return 2;
     size_t n;
-    const char *p = luaL_checklstring(L, 2, &n);
+    const char *p = lua_tolstring(L, 2, &n);
+    if (!p)
+        p = luaL_checklstring(L, 2, &n); /* raises, naming the argument */
     bool binary = ws_lua_check_kind(L, 3);
-    int compress = ws_lua_send_compress(L, 4);
+    /* Most calls pass no options: no look at argument 4 then. */
+    int compress = lua_gettop(L) >= 4 ? ws_lua_send_compress(L, 4) : WS_SEND_AUTO;
     return send_result(L, ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress));
 }
 

@@ -472,10 +472,13 @@ bool ws_lua_check_kind(lua_State *L, int i)
     /* Checked on every send: compare the string itself before falling back
      * to luaL_checkoption, which also words the error. */
     size_t n;
-    const char *k = lua_type(L, i) == LUA_TSTRING ? lua_tolstring(L, i, &n) : NULL;
+    int t = lua_type(L, i);
+    if (t == LUA_TNONE || t == LUA_TNIL)
+        return false;
+    const char *k = t == LUA_TSTRING ? lua_tolstring(L, i, &n) : NULL;
     if (k && n == 6 && memcmp(k, "binary", 6) == 0)
         return true;
-    if ((k && n == 4 && memcmp(k, "text", 4) == 0) || lua_isnoneornil(L, i))
+    if (k && n == 4 && memcmp(k, "text", 4) == 0)
         return false;
     if (!k) /* every Lua's luaL_checkoption would not refuse a boolean */
         luaL_argerror(
