@@ -125,6 +125,7 @@ struct ws_conn {
     bool abort_pending : 1; /* fail on the next turn (asked from outside the loop) */
     bool secure : 1;        /* the transport is TLS */
     bool close_on_full : 1; /* over max_buffered: close 1013 */
+    bool in_read : 1;       /* do_read runs: it flushes what its callbacks queue */
 };
 
 void ws_conn_config_init(ws_conn_config *cfg)
@@ -325,6 +326,11 @@ static void refill(ws_conn *c)
 
 static void update_interest(ws_conn *c)
 {
+    /* The common case, after most reads and flushes: open, neither held
+     * nor blocked, and already waiting for reads only. */
+    if (c->phase == P_ACTIVE && c->interest == WS_IO_READ && !c->holds && !c->write_blocked &&
+        ws_io_active(&c->io))
+        return;
     if (c->phase == P_DONE || c->fd < 0)
         return;
     unsigned want = 0;
@@ -419,7 +425,8 @@ static void dispatch_some(ws_conn *c, bool budgeted)
     /* Only when there is something to do: the flush pass dispatches too, so
      * an unconditional reschedule would spin the loop while idle, and so
      * would one while the socket is full (its write readiness wakes us). */
-    if (c->backlog || (!c->write_blocked && (c->phase == P_DRAINING || has_output(c))))
+    if (c->backlog ||
+        (!c->write_blocked && (c->phase == P_DRAINING || (!c->in_read && has_output(c)))))
         schedule_flush(c);
 }
 
@@ -1009,7 +1016,20 @@ static void do_tls(ws_conn *c)
     update_interest(c);
 }
 
+static void read_and_dispatch(ws_conn *c);
+
+/* Replies queued by the callbacks of a read are flushed at its end (one
+ * write for them all), not scheduled one by one. */
 static void do_read(ws_conn *c)
+{
+    bool outer = !c->in_read;
+    c->in_read = true;
+    read_and_dispatch(c);
+    if (outer)
+        c->in_read = false;
+}
+
+static void read_and_dispatch(ws_conn *c)
 {
     if (c->backlog && c->phase == P_ACTIVE) {
         /* Deliver what was received before reading more. */
@@ -1086,11 +1106,16 @@ static void do_read(ws_conn *c)
          * whole read; the deferred pass is left only what else it has (an
          * on_drain run by this flush may have queued more). */
         do_flush(c);
-        if (c->phase == P_ACTIVE && !c->backlog && !c->read_more && !c->abort_pending &&
-            (c->write_blocked || !has_output(c)))
+        if (c->phase != P_ACTIVE)
+            return;
+        if (!c->write_blocked && has_output(c))
+            schedule_flush(c); /* an on_drain run by this flush queued more */
+        else if (!c->backlog && !c->read_more && !c->abort_pending)
             ws_deferred_cancel(&c->flush);
         return;
     }
+    if (c->phase == P_DRAINING || (c->phase == P_ACTIVE && !c->write_blocked && has_output(c)))
+        schedule_flush(c);
     update_interest(c);
 }
 
@@ -1270,7 +1295,8 @@ static int after_send(ws_conn *c, int r)
 {
     if (r == WS_OK) {
         touch_idle(c);
-        schedule_flush(c);
+        if (!c->in_read)
+            schedule_flush(c);
         if (buffered(c) > c->low_water)
             c->above_low = true;
     }

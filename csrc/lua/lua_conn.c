@@ -1067,9 +1067,14 @@ static int l_index(lua_State *L)
 {
     lconn *lc = to_conn(L);
     lua_pushvalue(L, 2);
+#if LUA_VERSION_NUM >= 503
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) /* a method: c:send */
+        return 1;
+#else
     lua_rawget(L, lua_upvalueindex(2));
     if (!lua_isnil(L, -1))
         return 1;
+#endif
     lua_settop(L, 2);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     int cb = ws_lua_callback_index(key);
