@@ -245,6 +245,63 @@ describe("hostile peers", function()
   describe("nothing lost", function()
     local N = 1000
 
+    it("frames that arrive together: each message, the ping and the half frame behind them", function()
+      local srv, events = net.echo_server()
+      local raw = raw_open(srv, events)
+      local third = net.payload(3000, "binary")
+      local tail = net.client_frame(2, third)
+      -- One send: a text message, a ping, a binary message and the first
+      -- part of a third message (read together, delivered from one buffer).
+      raw:send(net.client_frame(1, "one") .. net.client_frame(9, "p") .. net.client_frame(2, "two")
+        .. tail:sub(1, 1000))
+      local got = {}
+      for _ = 1, 3 do got[#got + 1] = raw:next_frame(3) end
+      assert.are.same({ 1, "one" }, { got[1].opcode, got[1].payload })
+      assert.are.same({ 10, "p" }, { got[2].opcode, got[2].payload })
+      assert.are.same({ 2, "two" }, { got[3].opcode, got[3].payload })
+      local msgs = net.select(events, "message")
+      assert.are.equal(2, #msgs)
+      assert.are.same({ "one", false, "two", true }, { msgs[1][3], msgs[1][4], msgs[2][3], msgs[2][4] })
+      -- The rest of the third message: it was kept, whole, behind the others.
+      raw:send(tail:sub(1001))
+      local f = raw:next_frame(3)
+      assert.is_table(f, "the third message was not echoed")
+      assert.are.equal(2, f.opcode)
+      assert.is_true(f.payload == third, "the third message came back changed")
+      assert.are.equal(3, #net.select(events, "message"))
+      assert.are.equal("OPEN", msgs[1][2].ready_state)
+    end)
+
+    it("a close from on_message with more frames in the same read: the close goes out after the replies", function()
+      local got = {}
+      local srv = net.listen {
+        on_open = function(c) got[#got + 1] = { "open", c } end,
+        on_message = function(c, data)
+          got[#got + 1] = { "message", c, data }
+          c:send("reply " .. data)
+          if data == "bye" then c:close(1000, "asked") end
+        end,
+        on_close = function(c, code) got[#got + 1] = { "close", c, code } end,
+      }
+      local raw = raw_open(srv, got)
+      raw:send(net.client_frame(1, "hi") .. net.client_frame(1, "bye") .. net.client_frame(1, "late"))
+      local frames = {}
+      for _ = 1, 3 do frames[#frames + 1] = raw:next_frame(3) end
+      assert.are.same({ 1, "reply hi" }, { frames[1].opcode, frames[1].payload })
+      assert.are.same({ 1, "reply bye" }, { frames[2].opcode, frames[2].payload })
+      assert.are.same({ 8, 1000, "asked" }, { frames[3].opcode, frames[3].code, frames[3].reason })
+      raw:send_close(1000)
+      assert.is_true(raw:wait_eof(3))
+      assert.are.same({}, raw:frames()) -- nothing after the close frame
+      assert.is_true(net.wait_until(function() return #net.select(got, "close") == 1 end, 3))
+      -- What the peer sent before its own close is still delivered (the
+      -- reply to it is refused: the connection is closing).
+      local texts = {}
+      for _, m in ipairs(net.select(got, "message")) do texts[#texts + 1] = m[3] end
+      assert.are.same({ "hi", "bye", "late" }, texts)
+      assert.are.equal(1000, net.select(got, "close")[1][3])
+    end)
+
     it("client to server: " .. N .. " messages then a clean close all arrive before on_close", function()
       local order = {}
       local srv = net.listen {
