@@ -118,6 +118,34 @@ describe("the automatic large-block cache", function()
     assert.is_true(status(out, "again") >= MIB, out)
   end)
 
+  it("follows the loop: its loop closed with the timer armed, then large messages on a new loop", function()
+    local out = run [[
+      for i = 1, 4 do echo(MIB, "a") end
+      c:close(); srv:close()
+      ws.loop():close() -- the loop holding the timer goes, the timer with it
+      status("closed")
+      srv = ws.listen { host = "127.0.0.1", port = 0,
+        on_message = function(conn, d, bin) conn:send(d, bin and "binary" or "text") end }
+      c = assert(ws.connect("ws://127.0.0.1:" .. srv.port .. "/"))
+      for i = 1, 6 do echo(MIB, "b") end
+      collectgarbage(); collectgarbage()
+      status("new_loop")
+      ws.step(10) -- the new loop's timer gives the blocks back
+      status("idle")
+      c:close(); srv:close()
+    ]]
+    assert.matches("closed %d+ " .. (IS_JIT and "auto" or "none"), out)
+    local held, mode = status(out, "new_loop")
+    if IS_JIT then
+      assert.are.equal("auto", mode)
+      assert.is_true(held >= MIB, out)
+      held, mode = status(out, "idle")
+      assert.are.same({ 0, "auto" }, { held, mode })
+    else
+      assert.are.same({ 0, "none" }, { held, mode })
+    end
+  end)
+
   it("stays off after ws.keep_large_blocks(false), even once it was on", function()
     local out = run [[
       ws.keep_large_blocks(false)

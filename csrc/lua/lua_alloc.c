@@ -134,18 +134,6 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/* Stop the idle timer and let go of its loop.  A loop already freed, or
- * one made by the parent of this (forked) process, is not touched. */
-static void unbind(block_cache *c)
-{
-    if (!c->ll)
-        return;
-    if (ws_lua_loop_get(c->ll) && c->pid == getpid())
-        ws_timer_stop(&c->timer);
-    ws_lua_loop_unref(c->ll);
-    c->ll = NULL;
-}
-
 /* Automatic mode with no large message for a while: everything back. */
 static void go_dormant(block_cache *c)
 {
@@ -160,6 +148,20 @@ static void idle_cb(ws_loop *loop, ws_timer *t, void *ud)
     (void)loop;
     (void)t;
     go_dormant(ud);
+}
+
+/* Stop the idle timer and let go of its loop.  A loop already freed, or
+ * one made by the parent of this (forked) process, is not touched. */
+static void unbind(block_cache *c)
+{
+    if (!c->ll)
+        return;
+    if (ws_lua_loop_get(c->ll) && c->pid == getpid())
+        ws_timer_stop(&c->timer);
+    else /* forget it: its heap is gone, or the parent's */
+        ws_timer_init(&c->timer, idle_cb, c);
+    ws_lua_loop_unref(c->ll);
+    c->ll = NULL;
 }
 
 /* Put the allocator underneath back when ours is still the state's: one
