@@ -9,7 +9,8 @@
 -- speak TLS, proxy_tls.verify = false, an origin that stops reading, a
 -- script that ends with output queued,
 -- close from either side, callbacks, a proxy that dies mid-tunnel (1006,
--- no hang), HTTPS_PROXY=https://... in a child, bad proxy_tls options.
+-- no hang), HTTPS_PROXY=https://... in a child, bad proxy_tls options,
+-- file descriptors exhausted while dialling the proxy (in a child).
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
@@ -301,6 +302,103 @@ for _ = 1, 4 do assert(c:send(string.rep("q", 300000))) end
         "'proxy_tls' must be a table", 1, true)
       assert.error_matches(function() ws.connect(url, { proxy = "http://127.0.0.1:9", proxy_tls = { vrify = false } })
       end, "proxy_tls.vrify", 1, true)
+    end)
+  end)
+
+  describe("out of file descriptors (in a child limited to 64)", function()
+    local NOFILE = [==[
+local ws = require "ws"
+-- arg: proxy port, its CA, the origin's CA, origin port, a copy of the proxy's CA (no context yet)
+local port, pca, oca, sport, pca2 = arg[1], arg[2], arg[3], arg[4], arg[5]
+local url = "wss://localhost:" .. sport .. "/"
+-- what this process has open (less the listing's own pipe)
+local function fds()
+  local p = io.popen("ls -l /proc/" .. ws.core.pid() .. "/fd")
+  local open = {}
+  for target in p:read("*a"):gmatch("%-> ([^\n]+)") do
+    if not target:find("^pipe:") then open[#open + 1] = target end
+  end
+  p:close()
+  table.sort(open)
+  return table.concat(open, ",")
+end
+local function dial(name, host, cafile)
+  local ok, c, err = pcall(ws.connect, url, { timeout = 5, proxy = "https://" .. host .. ":" .. port,
+    proxy_tls = { cafile = cafile or pca }, tls = { cafile = oca } })
+  if not ok then
+    print(name .. " raised " .. tostring(c))
+  elseif c then
+    c:send("echo")
+    print(name .. " ok " .. tostring((c:receive(5))))
+    c:close()
+    -- its socket closes once the TCP close is done
+    local loop, deadline = ws.loop(), os.time() + 5
+    while loop:members() > 0 and os.time() < deadline do loop:step(0.01) end
+  else
+    print(name .. " failed " .. tostring(err))
+  end
+end
+dial("warmup", "127.0.0.1") -- the proxy's TLS context is cached from here on
+collectgarbage(); collectgarbage()
+local base = fds()
+local hold = {}
+while true do
+  local f = io.open("/dev/null")
+  if not f then break end
+  hold[#hold + 1] = f
+end
+print("held " .. #hold)
+dial("by_name", "localhost")
+dial("by_addr", "127.0.0.1")
+dial("new_ca", "127.0.0.1", pca2)
+-- one descriptor free: enough for the socket to the proxy and all inside it
+hold[#hold]:close(); hold[#hold] = nil
+dial("one_free", "127.0.0.1")
+for _, f in ipairs(hold) do f:close() end
+hold = nil
+collectgarbage(); collectgarbage()
+print("released")
+dial("by_name", "localhost")
+dial("by_addr", "127.0.0.1")
+dial("new_ca", "127.0.0.1", pca2)
+collectgarbage(); collectgarbage()
+print("fds " .. base .. " | " .. fds())
+print("DONE")
+]==]
+
+    it("dialling the proxy fails with an error naming the proxy and the cause; nothing leaks", function()
+      local p = start()
+      local _, sport = net.spawn_echo_server("tls", certs.server_cert, certs.server_key)
+      local dir = net.tmpdir()
+      local ca_copy = dir .. "/proxy_ca.pem"
+      net.write_file(ca_copy, assert(net.read_file(certs.self_cert)))
+      local script = dir .. "/nofile_proxy.lua"
+      net.write_file(script, string.format("package.path = %q\npackage.cpath = %q\n", package.path, package.cpath)
+        .. NOFILE)
+      local out, code = net.run_status(string.format("ulimit -n 64 && exec timeout 60 %s %s %s %s %s %s %s",
+        net.quote(net.lua_interpreter()), net.quote(script), p.url:match("%d+$"), net.quote(certs.self_cert),
+        net.quote(certs.ca), sport, net.quote(ca_copy)))
+      assert.are.equal(0, code, out)
+      local port = p.url:match("%d+$")
+      local before, after = out:match("^(.*)\nreleased\n(.*)$")
+      assert(before, out)
+      before = before .. "\n"
+      assert.matches("\nby_name failed proxy localhost port " .. port
+        .. ": cannot resolve 'localhost': [^\n]*Too many open files\n", before)
+      assert.matches("\nby_addr failed cannot connect to proxy 127%.0%.0%.1 port " .. port
+        .. ": [^\n]*Too many open files\n", before)
+      -- a CA file that cannot be read raises, as for any proxy_tls that cannot be loaded
+      assert.matches("\nnew_ca raised [^\n]*proxy_tls: cannot load CA file '[^']*proxy_ca%.pem': too many open files\n",
+        before)
+      -- one descriptor is all a tunnel through an https:// proxy takes
+      assert.matches("\none_free ok echo\n", before)
+      for _, name in ipairs { "by_name", "by_addr", "new_ca" } do
+        assert.matches("\n" .. name .. " ok echo\n", "\n" .. after, nil, name .. ":\n" .. after)
+      end
+      local base, now = after:match("\nfds ([^\n]*) | ([^\n]*)\n")
+      assert.is_truthy(base, out)
+      assert.are.equal(base, now, out)
+      assert.matches("\nDONE\n$", out)
     end)
   end)
 

@@ -145,6 +145,7 @@ static void do_flush(ws_conn *c);
 static void teardown(ws_conn *c);
 static void do_tls(ws_conn *c);
 static void start_proxy(ws_conn *c);
+static void proxy_failed(ws_conn *c, const char *why);
 static void proxy_step(ws_conn *c);
 static void proxy_tls_step(ws_conn *c);
 static void proxy_answered(ws_conn *c, char *head, size_t len);
@@ -599,13 +600,22 @@ static void try_connect(ws_conn *c)
     dial_failed(c);
 }
 
+/* A failed lookup of the proxy's name says it was the proxy's. */
+static void resolve_failed(ws_conn *c, const char *err)
+{
+    if (c->cl->route && c->cl->route->proxy_host)
+        proxy_failed(c, err);
+    else
+        fail(c, err);
+}
+
 static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, void *ud)
 {
     (void)loop;
     ws_conn *c = ud;
     c->cl->resolve = NULL;
     if (!res) {
-        fail(c, err);
+        resolve_failed(c, err);
         return;
     }
     c->cl->addrs = c->cl->next_addr = res;
@@ -635,7 +645,7 @@ static void start_resolve(ws_conn *c)
     c->cl->resolve =
         ws_resolve_start(c->loop, dial_host(c), dial_port(c), on_resolved, c, err, sizeof err);
     if (!c->cl->resolve)
-        fail(c, err);
+        resolve_failed(c, err);
 }
 
 ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,

@@ -572,6 +572,12 @@ static ws_tls_ctx *client_tls(lua_State *L, int opts, const char *field, char *e
     to.alpn = ws_lua_opt_text(L, t, "alpn", NULL);
     ws_tls_ctx *ctx = ws_lua_client_tls_ctx(L, &to, err, err_len);
     lua_settop(L, top);
+    if (!ctx && strcmp(field, "tls") != 0 && strncmp(err, "TLS: ", 5) == 0) {
+        /* say which of the two contexts failed: "proxy_tls: cannot load ..." */
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s", field, err + 5);
+        snprintf(err, err_len, "%s", why);
+    }
     return ctx;
 }
 
