@@ -264,6 +264,22 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
                            size_t n)
 {
     s->pong_len = 0; /* whatever is queued now follows the automatic pong */
+    if (s->role == WS_SERVER && n <= 125) {
+        /* Most frames a server sends: unmasked, a 2-byte header written
+         * here, into room the buffer (or the pool's) already has. */
+        ws_buf *b = &s->out;
+        if (!b->data && s->out_pool)
+            ws_buf_from_pool(b, s->out_pool, 2 + n);
+        if (b->data && b->cap && b->cap - b->len >= 2 + n) { /* (cap 0: lent memory) */
+            uint8_t *w = b->data + b->len;
+            w[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0f));
+            w[1] = (uint8_t)n;
+            if (n)
+                memcpy(w + 2, p, n);
+            b->len += 2 + n;
+            return WS_OK;
+        }
+    }
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = fin;
