@@ -29,8 +29,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include "io/loop.h"
 #include "lua_alloc.h"
@@ -60,7 +58,6 @@ typedef struct block_cache {
     bool active;         /* a large message arrived in the last two windows */
     uint64_t window_end; /* loop time: the current window ends */
     ws_lua_loop *ll;     /* the loop the timer runs on (a reference), or NULL */
-    pid_t pid;           /* the process that started the timer */
     ws_timer timer;
     struct {
         void *p;
@@ -150,15 +147,16 @@ static void idle_cb(ws_loop *loop, ws_timer *t, void *ud)
     go_dormant(ud);
 }
 
-/* Stop the idle timer and let go of its loop.  A loop already freed, or
- * one made by the parent of this (forked) process, is not touched. */
+/* Stop the idle timer and let go of its loop.  A loop already closed is
+ * not touched.  (In a forked child stopping it only edits the child's copy
+ * of the parent's timer heap: the timerfd is armed at the end of a step.) */
 static void unbind(block_cache *c)
 {
     if (!c->ll)
         return;
-    if (ws_lua_loop_get(c->ll) && c->pid == getpid())
+    if (ws_lua_loop_get(c->ll))
         ws_timer_stop(&c->timer);
-    else /* forget it: its heap is gone, or the parent's */
+    else /* forget it: its heap is gone */
         ws_timer_init(&c->timer, idle_cb, c);
     ws_lua_loop_unref(c->ll);
     c->ll = NULL;
@@ -279,7 +277,6 @@ void ws_lua_large_message(lua_State *L, ws_lua_loop *ll)
         unbind(c);
         ws_lua_loop_ref(ll);
         c->ll = ll;
-        c->pid = getpid();
     }
     /* Once per window, at a message: what stayed kept all through the
      * window was not needed and goes back, and the timer moves to two
