@@ -95,6 +95,18 @@ describe("redis backplane", function()
     return bp
   end
 
+  -- A server on a backplane to r (opts: those of ws.redis; port r.port
+  -- unless unix is given) whose clients subscribe to topic, and one client,
+  -- once the node has subscribed in Redis: bp, srv, c.
+  local function subscribed_node(r, topic, opts)
+    if opts.unix == nil and opts.port == nil then opts.port = r.port end
+    local bp = backplane(opts)
+    local srv = net.listen { backplane = bp, on_open = function(c) c:subscribe(topic) end }
+    local c = connect(srv.port)
+    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:" .. topic) == 1 end, 10))
+    return bp, srv, c
+  end
+
   after_each(function()
     for _, bp in ipairs(backplanes) do bp:close() end
     backplanes = {}
@@ -280,10 +292,7 @@ describe("redis backplane", function()
 
   it("reaches Redis over a Unix socket", function()
     local r = redis.start()
-    local bp = backplane { unix = r.unix }
-    local srv = net.listen { backplane = bp, on_open = function(c) c:subscribe("news") end }
-    local c = connect(srv.port)
-    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:news") == 1 end, 10))
+    local _, _, c = subscribed_node(r, "news", { unix = r.unix })
     assert.matches("1", r:cli("PUBLISH", "ws:news", "b" .. ("\1"):rep(8) .. "over unix"))
     assert.are.same({ "over unix", "binary" }, { c:receive(5) })
   end)
@@ -374,11 +383,8 @@ describe("redis backplane", function()
   it("notices a Redis that hangs (PING unanswered), bounds what piles up meanwhile, and comes back", function()
     local r = redis.start()
     local errors = {}
-    local bp = backplane { port = r.port, ping_interval = 0.5, max_pending = 2048,
-      on_error = function(_, err) errors[#errors + 1] = err end }
-    local srv = net.listen { backplane = bp, on_open = function(c) c:subscribe("t") end }
-    local c = connect(srv.port)
-    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:t") == 1 end, 10))
+    local bp, srv, c = subscribed_node(r, "t", { ping_interval = 0.5, max_pending = 2048,
+      on_error = function(_, err) errors[#errors + 1] = err end })
     r:pause()
     -- Unanswered PUBLISHes count against max_pending: past it, publishes fail at once.
     local sent, refused, reason = 0, 0, nil
@@ -409,18 +415,14 @@ describe("redis backplane", function()
     local child = net.spawn_lua_limited(64, [[
       local ws = require "ws"
       local srv = ws.listen { port = 0 }
-      local hold = {}
-      while true do -- use up the descriptors
-        local f = io.open("/dev/null", "rb")
-        if not f then break end
-        hold[#hold + 1] = f
-      end
+      local nofile = require "spec.helpers.nofile"
+      local hold = nofile.use_up()
       local bp = ws.redis { port = tonumber(arg[1]), backoff = { initial = 0.05, max = 0.1 },
         on_error = function(_, err) print("ERROR " .. err) end }
       srv:attach(bp)
       ws.timer(0.5, function()
         print("FREEING")
-        for _, f in ipairs(hold) do f:close() end
+        nofile.release(hold)
         hold = {}
       end)
       local poll
@@ -493,10 +495,7 @@ describe("redis backplane", function()
 
   it("drops messages on its channels that lua-ws did not publish", function()
     local r = redis.start()
-    local bp = backplane { port = r.port }
-    local srv = net.listen { backplane = bp, on_open = function(c) c:subscribe("t") end }
-    local c = connect(srv.port)
-    assert.is_truthy(net.wait_until(function() return bp.connected and r:numsub("ws:t") == 1 end, 10))
+    local bp, _, c = subscribed_node(r, "t", {})
     assert.matches("1", r:cli("PUBLISH", "ws:t", "hello"))
     assert.matches("1", r:cli("PUBLISH", "ws:t", "x12345678not utf8 \255"))
     assert.matches("1", r:cli("PUBLISH", "ws:t", "t12345678fine"))

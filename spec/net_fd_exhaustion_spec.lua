@@ -27,12 +27,7 @@ local srv = ws.listen { port = 0, on_message = function(c, d) c:send(d) end }
 local live = ws.listen { unix = dir .. "/live.sock", on_message = function(c, d) c:send(d) end }
 try("taken", ws.listen, { unix = dir .. "/live.sock" })
 
-local hold = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  hold[#hold + 1] = f
-end
+local hold = require("spec.helpers.nofile").use_up()
 print("held " .. #hold)
 local steps = {
   { "listen_any", ws.listen, { host = "*", port = 0 } },
@@ -45,7 +40,7 @@ local steps = {
 }
 for _, s in ipairs(steps) do try(s[1], s[2], s[3], s[4]) end
 
-for _, f in ipairs(hold) do f:close() end
+require("spec.helpers.nofile").release(hold)
 hold = nil
 collectgarbage()
 print("released")

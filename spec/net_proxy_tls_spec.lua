@@ -341,12 +341,7 @@ end
 dial("warmup", "127.0.0.1") -- the proxy's TLS context is cached from here on
 collectgarbage(); collectgarbage()
 local base = fds()
-local hold = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  hold[#hold + 1] = f
-end
+local hold = require("spec.helpers.nofile").use_up()
 print("held " .. #hold)
 dial("by_name", "localhost")
 dial("by_addr", "127.0.0.1")
@@ -354,7 +349,7 @@ dial("new_ca", "127.0.0.1", pca2)
 -- one descriptor free: enough for the socket to the proxy and all inside it
 hold[#hold]:close(); hold[#hold] = nil
 dial("one_free", "127.0.0.1")
-for _, f in ipairs(hold) do f:close() end
+require("spec.helpers.nofile").release(hold)
 hold = nil
 collectgarbage(); collectgarbage()
 print("released")

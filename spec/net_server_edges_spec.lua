@@ -17,21 +17,28 @@ srv = ws.listen { port = 0,
   on_message = function(c, d) c:send(d) end,
   -- the script ends normally (a --coverage build writes its counts then)
   on_close = function() srv:close() end }
-local hold = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  hold[#hold + 1] = f
-end
+local hold = require("spec.helpers.nofile").use_up()
 print("PORT " .. srv.port)
 while errors == 0 do ws.step(0.05) end
 -- a few more turns while out of descriptors: the callback is not called again
 for _ = 1, 5 do ws.step(0.05) end
-for _, f in ipairs(hold) do f:close() end
+require("spec.helpers.nofile").release(hold)
 print("FREED " .. errors)
 ws.run()
 print("DONE")
 ]]
+
+-- Step the loop until a callback's error comes out of ws.step (at most 5 s);
+-- returns it.
+local function step_until_error()
+  local ok, err = true, nil
+  local deadline = net.now() + 5
+  while ok and net.now() < deadline do
+    ok, err = pcall(ws.step, 0.01)
+  end
+  assert.is_false(ok, "no error came out of ws.step")
+  return err
+end
 
 describe("server edges", function()
   after_each(function() net.cleanup() end)
@@ -58,12 +65,7 @@ describe("server edges", function()
     local srv = net.listen { on_request = function() error("boom in on_request") end }
     local raw = assert(net.raw_connect(srv.port))
     raw:send("GET /plain HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    local ok, err = true, nil
-    local deadline = net.now() + 5
-    while ok and net.now() < deadline do
-      ok, err = pcall(ws.step, 0.01)
-    end
-    assert.is_false(ok)
+    local err = step_until_error()
     assert.matches("boom in on_request", err, nil, true)
     assert.is_true(raw:wait_eof(5))
     assert.matches("^HTTP/1.1 500 ", raw:data())
@@ -73,12 +75,7 @@ describe("server edges", function()
     local srv = net.listen { on_upgrade = function() return { nope = 1 } end }
     local raw = assert(net.raw_connect(srv.port))
     raw:send(net.upgrade_request(srv.port, "/"))
-    local ok, err = true, nil
-    local deadline = net.now() + 5
-    while ok and net.now() < deadline do
-      ok, err = pcall(ws.step, 0.01)
-    end
-    assert.is_false(ok)
+    local err = step_until_error()
     assert.matches("on_upgrade's answer: unknown option 'nope' (valid: protocol, headers)", err, nil, true)
     local head = assert(raw:read_head(5))
     assert.are.equal(500, head.status)

@@ -91,6 +91,21 @@ local function connect_many(sup, k)
   return clients, met
 end
 
+-- Two workers with two clients each; then `sig` to the supervisor: every
+-- client gets close 1001.  Returns the supervisor and the workers' pids.
+local function signal_two_workers(sig)
+  local sup = supervise(2)
+  local pids = wait_listening(sup, 2)
+  local clients = connect_many(sup, 4)
+  signal(sup.sup_pid, sig)
+  for _, c in ipairs(clients) do
+    local _, err, code = c:receive(10)
+    assert.are.equal("closed", err)
+    assert.are.equal(1001, code)
+  end
+  return sup, pids
+end
+
 describe("ws.workers", function()
   after_each(function()
     for _, sup in ipairs(started) do
@@ -163,15 +178,7 @@ describe("ws.workers", function()
   end)
 
   it("SIGINT is forwarded the same way", function()
-    local sup = supervise(2)
-    wait_listening(sup, 2)
-    local clients = connect_many(sup, 4)
-    signal(sup.sup_pid, "INT")
-    for _, c in ipairs(clients) do
-      local _, err, code = c:receive(10)
-      assert.are.equal("closed", err)
-      assert.are.equal(1001, code)
-    end
+    local sup = signal_two_workers("INT")
     assert.are.equal(0, sup:wait(15), sup:describe())
     assert.is_truthy(sup:output():find("RESULT true INT", 1, true), sup:describe())
   end)
@@ -410,15 +417,7 @@ print("PARENT TICKS " .. ticks)
     end)
 
     it("workers stop when the supervisor dies (SIGKILL)", function()
-      local sup = supervise(2)
-      local pids = wait_listening(sup, 2)
-      local clients = connect_many(sup, 4)
-      signal(sup.sup_pid, "KILL")
-      for _, c in ipairs(clients) do
-        local _, err, code = c:receive(10)
-        assert.are.equal("closed", err)
-        assert.are.equal(1001, code)
-      end
+      local _, pids = signal_two_workers("KILL")
       assert.is_truthy(net.wait_until(function() return not alive(pids[1]) and not alive(pids[2]) end, 10))
     end)
   end)
