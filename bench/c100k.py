@@ -161,6 +161,16 @@ def http_get_many(ports, path):
     return bodies
 
 
+def memory_after_gc(ctl_ports, pids, settle):
+    """The servers' RssAnon and VmRSS sums (KiB), /proc/net/sockstat and the
+    socket slabs, `settle` seconds after every server ran a full GC."""
+    http_get_many(ctl_ports, "/gc")
+    time.sleep(settle)
+    rss = sum(status_kb(p, "RssAnon") for p in pids)
+    vm = sum(status_kb(p, "VmRSS") for p in pids)
+    return rss, vm, sockstat(), slab_bytes()
+
+
 def readline_until(proc, prefix, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -207,11 +217,7 @@ def run(kind, conns, workers, rounds, port, ctl, tmp):
     clients = []
     try:
         time.sleep(0.5)
-        http_get_many(ctl_ports, "/gc")
-        time.sleep(0.2)
-        rss0 = sum(status_kb(p, "RssAnon") for p in pids)
-        vm0 = sum(status_kb(p, "VmRSS") for p in pids)
-        ss0, slab0 = sockstat(), slab_bytes()
+        rss0, vm0, ss0, slab0 = memory_after_gc(ctl_ports, pids, 0.2)
         nclients = max(1, -(-conns // PER_CLIENT))
         share = [conns // nclients + (1 if i < conns % nclients else 0) for i in range(nclients)]
         t_start = time.time()
@@ -225,11 +231,7 @@ def run(kind, conns, workers, rounds, port, ctl, tmp):
             open_s.append(float(readline_until(c, "OPEN", 600)[2]))
         connect_s = time.time() - t_start
         time.sleep(2)
-        http_get_many(ctl_ports, "/gc")
-        time.sleep(1)
-        rss1 = sum(status_kb(p, "RssAnon") for p in pids)
-        vm1 = sum(status_kb(p, "VmRSS") for p in pids)
-        ss1, slab1 = sockstat(), slab_bytes()
+        rss1, vm1, ss1, slab1 = memory_after_gc(ctl_ports, pids, 1)
         result = {
             "kind": kind, "conns": conns, "workers": len(pids), "clients": nclients,
             "connect_s": round(connect_s, 3), "connect_rate": round(conns / connect_s),

@@ -130,10 +130,7 @@ local function escape(s) return (s:gsub("%%", "%%%%")) end
 
 describe("ws.resty inside nginx with headless Chromium", function()
   local missing = nginx.missing()
-  if missing then
-    it("needs nginx with lua-nginx-module and LuaJIT", function() pending(missing) end)
-    return
-  end
+  if missing then return it(nginx.NEEDS, function() pending(missing) end) end
 
   local n
   after_each(function()

@@ -87,10 +87,7 @@ end
 
 describe("ws.resty inside nginx", function()
   local missing = nginx.missing()
-  if missing then
-    it("needs nginx with lua-nginx-module and LuaJIT", function() pending(missing) end)
-    return
-  end
+  if missing then return it(nginx.NEEDS, function() pending(missing) end) end
   local certs = require("spec.helpers.certs").get()
   local n
   setup(function()

@@ -9,13 +9,7 @@ local net = require "spec.helpers.net_util"
 local exit = require "spec.helpers.exit_util"
 local ws = net.ws
 
--- A port nobody listens on now.
-local function free_port()
-  local srv = ws.listen { host = "127.0.0.1", port = 0 }
-  local port = srv.port
-  srv:close()
-  return port
-end
+local free_port = net.free_port
 
 -- The supervisor: arg[1] port, arg[2] workers, arg[3] extra Lua run in the
 -- worker before ws.run() (may be empty), arg[4] options (Lua table text).

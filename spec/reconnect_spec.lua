@@ -21,9 +21,7 @@ end
 -- A port on 127.0.0.1 that nothing listens on (refused) until a test
 -- listens there again.
 local function free_port()
-  local srv = ws.listen { host = "127.0.0.1", port = 0 }
-  local port = srv.port
-  srv:close()
+  local port = net.free_port()
   net.run_for(0.02)
   return port
 end

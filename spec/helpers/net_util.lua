@@ -326,6 +326,15 @@ function M.track_server(srv) tracked.servers[#tracked.servers + 1] = srv; return
 function M.track_conn(c) if c then tracked.conns[#tracked.conns + 1] = c end; return c end
 function M.track_timer(t) if t then tracked.timers[#tracked.timers + 1] = t end; return t end
 
+-- A port on 127.0.0.1 nothing listens on right now (bound by the kernel,
+-- then freed), for servers in other processes.
+function M.free_port()
+  local srv = ws.listen { host = "127.0.0.1", port = 0 }
+  local port = srv.port
+  srv:close()
+  return port
+end
+
 -- ws.listen with tracking; host defaults to 127.0.0.1 and port to 0.
 function M.listen(opts)
   opts = opts or {}

@@ -19,6 +19,9 @@ M.MODULES = {
   "/usr/lib/nginx/modules/ngx_http_lua_module.so",
 }
 
+-- The name of the one (pending) test of a spec when nginx.missing() says why.
+M.NEEDS = "needs nginx with lua-nginx-module and LuaJIT"
+
 -- Why nginx specs cannot run here, or nil.
 function M.missing()
   if net.sh("command -v nginx || true"):match("^%s*$") then return "nginx is not installed" end
@@ -45,12 +48,7 @@ local function abs_paths(path)
 end
 M.abs_paths = abs_paths
 
-local function free_port()
-  local srv = net.ws.listen { host = "127.0.0.1", port = 0 }
-  local port = srv.port
-  srv:close()
-  return port
-end
+local free_port = net.free_port
 
 local Nginx = {}
 Nginx.__index = Nginx

@@ -13,7 +13,6 @@
 --
 -- Lua 5.1 compatible.
 local net = require "spec.helpers.net_util"
-local ws = require "ws"
 
 local quote = net.quote
 local M = {}
@@ -22,13 +21,7 @@ local servers = {}
 local Redis = {}
 Redis.__index = Redis
 
--- A port nobody listens on now (a listener on port 0, closed).
-local function free_port()
-  local srv = ws.listen { host = "127.0.0.1", port = 0 }
-  local port = srv.port
-  srv:close()
-  return port
-end
+local free_port = net.free_port
 
 local function alive(pid)
   local st = net.proc_state(pid)

@@ -36,13 +36,7 @@ function Proxy:kill()
   self.proc:wait_exit(3)
 end
 
--- A port nothing listens on right now (bound by the kernel, then freed).
-local function free_port()
-  local srv = net.ws.listen{ host = "127.0.0.1", port = 0 }
-  local port = srv.port
-  srv:close()
-  return port
-end
+local free_port = net.free_port
 
 -- opts: user, password (Basic auth), connect_ports (a list: only those
 -- CONNECT targets are allowed).
