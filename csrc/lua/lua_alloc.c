@@ -233,9 +233,15 @@ static block_cache *make_cache(lua_State *L)
 }
 
 /* LuaJIT (its allocator unmaps large blocks) rather than PUC Lua: the
- * built-in jit module is loaded in every LuaJIT state. */
+ * built-in jit module is loaded in every LuaJIT state.  (Or a spec asked
+ * for the automatic mode anyway.) */
 static bool is_luajit(lua_State *L)
 {
+    lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_LARGE_BLOCKS_ANY_LUA_KEY);
+    bool forced = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (forced)
+        return true;
     lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
     bool jit = lua_istable(L, -1);
     if (jit) {
