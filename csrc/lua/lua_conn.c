@@ -104,7 +104,7 @@ static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
         lua_remove(L, -2);
         return true;
     }
-    return lc->srv && lc->hooks->callback(L, lc, cb);
+    return lc->srv && ws_lua_server_conn_hooks.callback(L, lc, cb);
 }
 
 /* Registry key of the hooks of c:receive(), {[cb] = function}: one set
@@ -134,14 +134,14 @@ static bool has_callback(const lconn *lc, int cb)
 {
     if (lc->receiving && (cb == CB_CLOSE || cb == CB_ERROR))
         return true;
-    unsigned server_cbs = lc->srv ? lc->hooks->callbacks(lc) : 0;
+    unsigned server_cbs = lc->srv ? ws_lua_server_conn_hooks.callbacks(lc) : 0;
     return ((lc->own_cbs | server_cbs) & (1u << cb)) != 0;
 }
 
 static void detach_from_server(lua_State *L, lconn *lc)
 {
     if (lc->srv)
-        lc->hooks->detach(L, lc);
+        ws_lua_server_conn_hooks.detach(L, lc);
 }
 
 /* fields[name] = the value on top (popped) for the connection at idx. */
@@ -254,12 +254,12 @@ static int event_body(lua_State *L)
     ws_lua_push_traceback(L); /* EVENT_HANDLER */
     switch (ev->type) {
     case WS_EV_REQUEST:
-        if (lc->hooks)
-            lc->hooks->upgrade(L, lc, idx, ev);
+        if (lc->server_side)
+            ws_lua_server_conn_hooks.upgrade(L, lc, idx, ev);
         break;
     case WS_EV_HTTP:
-        if (lc->hooks)
-            lc->hooks->http(L, lc, idx, ev);
+        if (lc->server_side)
+            ws_lua_server_conn_hooks.http(L, lc, idx, ev);
         break;
     case WS_EV_OPEN:
         lc->opened = true;
@@ -279,7 +279,7 @@ static int event_body(lua_State *L)
         break;
     case WS_EV_ERROR: {
         int why = 0; /* a redirect's failure replaces the 3xx message */
-        if (lc->redirect && ev->head) {
+        if (!lc->server_side && lc->side.redirect && ev->head) {
             int r = ws_lua_redirect(L, lc, idx, ev);
             if (r == WS_LUA_REDIRECTED)
                 break;
@@ -312,7 +312,7 @@ static int event_body(lua_State *L)
     }
     case WS_EV_CLOSE:
         lc->closed = true;
-        lc->close_code = ev->code;
+        lc->close_code = (uint16_t)ev->code;
         lc->was_clean = ev->was_clean;
         if (ev->len) {
             lua_pushlstring(L, (const char *)ev->data, ev->len);
@@ -959,7 +959,7 @@ static void get_server(lua_State *L, lconn *lc, const char *key)
 {
     (void)key;
     if (lc->srv)
-        lc->hooks->push(L, lc);
+        ws_lua_server_conn_hooks.push(L, lc);
     else
         lua_pushnil(L);
 }
@@ -994,7 +994,7 @@ static void get_close_reason(lua_State *L, lconn *lc, const char *key)
 static void get_path(lua_State *L, lconn *lc, const char *key)
 {
     (void)key;
-    push_opt_string(L, lc->path);
+    push_opt_string(L, lc->server_side ? lc->side.path : NULL);
 }
 
 /* Reading it keeps it past on_open (see drop_temp_request). */
@@ -1145,9 +1145,11 @@ static int l_gc(lua_State *L)
      * loop closes everything on it first. */
     if (lc->c && lc->self_ref != LUA_NOREF)
         ws_lua_loop_close_quietly(L, lc->ll);
-    if (lc->path != ws_lua_root_path)
-        free(lc->path);
-    lc->path = NULL;
+    if (lc->server_side) {
+        if (lc->side.path != ws_lua_root_path)
+            free(lc->side.path);
+        lc->side.path = NULL;
+    }
     if (lc->c) {
         detach_from_server(L, lc);
         ws_conn_free(lc->c);
@@ -1157,7 +1159,8 @@ static int l_gc(lua_State *L)
         free(lc->topics);
         lc->topics = NULL;
     }
-    ws_lua_redirect_free(lc);
+    if (!lc->server_side)
+        ws_lua_redirect_free(lc);
     if (lc->ll) {
         ws_lua_loop_detach(L, lc->ll, &lc->member);
         ws_lua_loop_unref(lc->ll);

@@ -38,6 +38,11 @@ typedef struct ws_lua_server_hooks {
     void (*http)(lua_State *L, lconn *lc, int idx, const ws_event *ev);
 } ws_lua_server_hooks;
 
+/* The hooks of every server-side connection (the server module defines
+ * them; a connection keeps a flag, not a pointer: bench/PROFILE.md, idle
+ * memory). */
+extern const ws_lua_server_hooks ws_lua_server_conn_hooks;
+
 /* The callbacks a connection or its server may have.  In a fields table
  * (the uservalue of a connection or server) a callback lives at its index,
  * so finding one costs no string hashing. */
@@ -62,31 +67,36 @@ struct lconn {
     ws_conn *c; /* NULL once released with its loop */
     ws_lua_member member;
     ws_lua_loop *ll;
-    lserver *srv;                     /* server side: the server that accepted it */
-    const ws_lua_server_hooks *hooks; /* server side: how to reach it */
+    lserver *srv; /* server side: the server that accepted it; NULL once detached */
     struct lconn *next, *prev;
-    char *path;        /* server side: the request path (ws_lua_root_path or owned) */
-    int self_ref;      /* registry anchor while the transport is open */
-    int close_code;    /* valid once closed */
-    uint16_t own_cbs;  /* bit i: the connection has its own callback i */
-    bool opened;       /* on_open was delivered */
-    bool has_fields;   /* the uservalue table exists (made on first use) */
-    bool closed;       /* the close event was delivered */
-    bool was_clean;    /* valid once closed */
-    bool request_temp; /* fields.request goes after on_open unless read */
-    bool request_read; /* c.request or c.path was read */
-    struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
-    bool notify_close;                /* call the close hook after the close event */
-    bool upgrade_wait;                /* on_upgrade runs on in a task: the answer comes later */
-    bool receiving; /* c:receive() was used: its hooks see open, close, error and the
-                       messages no on_message callback takes */
-    uint32_t magic; /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
+    /* What only one side has (server_side tells which). */
+    union {
+        char *path; /* server side: the request path (ws_lua_root_path or owned) */
+        struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
+    } side;
     /* server side: the topics it is subscribed to; made at the first
      * subscribe, freed as it leaves the server (most connections have none) */
     ws_topic_member *topics;
+    int self_ref;        /* registry anchor while the transport is open */
+    uint32_t magic;      /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
+    uint16_t close_code; /* valid once closed */
+    uint16_t own_cbs;    /* bit i: the connection has its own callback i */
+    bool opened;         /* on_open was delivered */
+    bool closed;         /* the close event was delivered */
+    bool receiving;      /* c:receive() was used: its hooks see open, close, error and the
+                            messages no on_message callback takes */
+    /* Flags off the per-message path share a byte: the record is 96 bytes
+     * (bench/PROFILE.md, idle memory). */
+    bool has_fields : 1;   /* the uservalue table exists (made on first use) */
+    bool was_clean : 1;    /* valid once closed */
+    bool request_temp : 1; /* fields.request goes after on_open unless read */
+    bool request_read : 1; /* c.request or c.path was read */
+    bool notify_close : 1; /* call the close hook after the close event */
+    bool upgrade_wait : 1; /* on_upgrade runs on in a task: the answer comes later */
+    bool server_side : 1;  /* accepted by a server: ws_lua_server_conn_hooks reach it */
 };
 
-/* In every connection userdata (in what was padding). */
+/* In every connection userdata. */
 #define WS_LUA_CONN_MAGIC 0x77736333u
 
 /* Hooks the Lua layer installs (ws.core.set_hook(name, fn)), kept in the

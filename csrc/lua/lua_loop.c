@@ -409,14 +409,13 @@ void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
     if (m->next)
         m->next->prev = m;
     ll->members = m;
-    m->attached = true;
 }
 
 void ws_lua_loop_detach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m)
 {
-    if (!m->attached)
+    if (!m->ops)
         return;
-    m->attached = false;
+    m->ops = NULL;
     if (m->prev)
         m->prev->next = m->next;
     else

@@ -42,9 +42,8 @@ typedef struct ws_lua_member_ops {
     uint64_t (*close_timeout)(ws_lua_member *m);
 } ws_lua_member_ops;
 struct ws_lua_member {
-    const ws_lua_member_ops *ops;
+    const ws_lua_member_ops *ops; /* NULL while detached */
     ws_lua_member *next, *prev;
-    bool attached;
 };
 
 /* Attach m; loop_idx is the stack index of the loop object, or 0 when the

@@ -47,7 +47,7 @@ int ws_lua_redirect_init(lua_State *L, lconn *lc, int idx, int ropts, const ws_s
     lua_getfield(L, ropts, "redirect_insecure");
     r->insecure = lua_toboolean(L, -1) != 0;
     lua_pop(L, 1);
-    lc->redirect = r;
+    lc->side.redirect = r;
     ws_lua_conn_fields(L, lc, idx);
     lua_pushvalue(L, ropts);
     lua_setfield(L, -2, OPTS_FIELD);
@@ -57,10 +57,10 @@ int ws_lua_redirect_init(lua_State *L, lconn *lc, int idx, int ropts, const ws_s
 
 void ws_lua_redirect_free(lconn *lc)
 {
-    if (lc->redirect) {
-        ws_conn_free(lc->redirect->retired);
-        free(lc->redirect);
-        lc->redirect = NULL;
+    if (lc->side.redirect) {
+        ws_conn_free(lc->side.redirect->retired);
+        free(lc->side.redirect);
+        lc->side.redirect = NULL;
     }
 }
 
@@ -205,7 +205,7 @@ static int redirect_body(lua_State *L)
     lconn *lc = lua_touserdata(L, 1);
     const ws_event *ev = lua_touserdata(L, 2);
     int idx = 3;
-    struct ws_lua_redirect *r = lc->redirect;
+    struct ws_lua_redirect *r = lc->side.redirect;
     int status = ev->head->status;
     const ws_http_header *loc = ws_http_find(ev->head, "location");
     if ((status != 301 && status != 302 && status != 303 && status != 307 && status != 308) ||

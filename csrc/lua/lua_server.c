@@ -295,10 +295,10 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     unsigned cbs = srv ? srv->cbs : 0;
     const ws_server_request *r = ev->request;
     if (r->path_len == 1 && r->path[0] == '/') {
-        lc->path = ws_lua_root_path;
-    } else if ((lc->path = malloc(r->path_len + 1)) != NULL) {
-        memcpy(lc->path, r->path, r->path_len);
-        lc->path[r->path_len] = '\0';
+        lc->side.path = ws_lua_root_path;
+    } else if ((lc->side.path = malloc(r->path_len + 1)) != NULL) {
+        memcpy(lc->side.path, r->path, r->path_len);
+        lc->side.path[r->path_len] = '\0';
     }
     /* The request table is made only for whoever can read it: on_upgrade,
      * on_open, or every connection with keep_request. */
@@ -410,8 +410,8 @@ static void http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     luaL_error(L, "on_request: %s", err);
 }
 
-static const ws_lua_server_hooks hooks = {detach,           push_server, server_callback,
-                                          server_callbacks, upgrade,     http};
+const ws_lua_server_hooks ws_lua_server_conn_hooks = {
+    detach, push_server, server_callback, server_callbacks, upgrade, http};
 
 /* ---- the server object ---------------------------------------------------- */
 
@@ -439,7 +439,7 @@ static void accept_one(lua_State *L, lserver *srv, int fd)
         return;
     }
     lc->srv = srv;
-    lc->hooks = &hooks;
+    lc->server_side = true;
     lc->next = srv->clients;
     if (srv->clients)
         srv->clients->prev = lc;

@@ -49,7 +49,7 @@ static const char *check_topic(lua_State *L, int i, size_t *len)
  * once it is closing or closed.  A client connection raises. */
 static lserver *conn_server(lua_State *L, lconn *lc, const char *what)
 {
-    if (!lc->hooks)
+    if (!lc->server_side)
         luaL_error(L, "%s: topics belong to a server's connections, not to a client", what);
     if (lc->srv && lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
         return lc->srv;
@@ -142,7 +142,7 @@ static int l_unsubscribe(lua_State *L)
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
     size_t len;
     const char *topic = check_topic(L, 2, &len);
-    if (!lc->hooks)
+    if (!lc->server_side)
         return luaL_error(L,
                           "unsubscribe: topics belong to a server's connections, not to a client");
     ws_topics *ts = lc->srv ? ws_lua_server_topics(lc->srv, false) : NULL;
