@@ -32,10 +32,12 @@ enum { T_NONE, T_OPEN, T_PONG, T_CLOSE };
 typedef struct ws_conn_extra_timers {
     ws_timer ka; /* keepalive pings */
     ws_timer idle;
-    uint64_t ping_interval_ns;
-    uint64_t ping_timeout_ns;
-    uint64_t idle_timeout_ns;
 } ws_conn_extra_timers;
+
+struct ws_conn_settings {
+    ws_conn_config cfg;
+    unsigned refs;
+};
 
 static const ws_conn_callbacks no_callbacks = {NULL, NULL, NULL, NULL};
 
@@ -62,6 +64,7 @@ typedef struct ws_client_dial {
     bool started; /* resolution begun */
     char connect_err[128];
     ws_client_route *route; /* proxy or Unix socket; NULL: straight to host */
+    ws_tls_ctx *tls;        /* wss://: the client context; NULL: plain */
 } ws_client_dial;
 
 /* Shared frames (fan-out) queued between the session's output bytes: each
@@ -93,13 +96,11 @@ struct ws_conn {
     ws_loop *loop;
     ws_session *s;
     ws_transport *t;
-    ws_tls_ctx *tls;
     const ws_conn_callbacks *cb;
     void *ud;
-    uint64_t open_timeout_ns;
-    uint64_t close_timeout_ns;
-    size_t max_buffered;
-    size_t low_water;
+    /* Limits and timeouts, shared with the server's other connections
+     * rather than copied into each (bench/PROFILE.md, idle memory). */
+    const ws_conn_config *cfg;
     uint32_t budget_events; /* what dispatch may still deliver in this callback */
     uint32_t budget_bytes;
     ws_io io;
@@ -124,7 +125,6 @@ struct ws_conn {
     bool wait_eof : 1;      /* client after a clean close: let the server close first */
     bool abort_pending : 1; /* fail on the next turn (asked from outside the loop) */
     bool secure : 1;        /* the transport is TLS */
-    bool close_on_full : 1; /* over max_buffered: close 1013 */
     bool in_read : 1;       /* do_read runs: it flushes what its callbacks queue */
 };
 
@@ -134,6 +134,28 @@ void ws_conn_config_init(ws_conn_config *cfg)
     cfg->open_timeout_ns = 30 * WS_NSEC_PER_SEC;
     cfg->close_timeout_ns = 5 * WS_NSEC_PER_SEC;
     cfg->max_buffered = 16u << 20;
+}
+
+ws_conn_settings *ws_conn_settings_new(const ws_conn_config *cfg)
+{
+    ws_conn_settings *st = malloc(sizeof *st);
+    if (st) {
+        st->cfg = *cfg;
+        st->refs = 1;
+    }
+    return st;
+}
+
+void ws_conn_settings_unref(ws_conn_settings *st)
+{
+    if (st && --st->refs == 0)
+        free(st);
+}
+
+/* The settings record a connection's cfg points into. */
+static ws_conn_settings *conn_settings(const ws_conn *c)
+{
+    return (ws_conn_settings *)(void *)((char *)c->cfg - offsetof(ws_conn_settings, cfg));
 }
 
 static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud);
@@ -151,32 +173,29 @@ static void proxy_tls_step(ws_conn *c);
 static void proxy_answered(ws_conn *c, char *head, size_t len);
 static void route_free(ws_client_route *r);
 
-static ws_conn *conn_new(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
-                         void *ud, ws_session *s)
+/* st: a reference the connection takes over (dropped here on failure). */
+static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
+                         ws_session *s)
 {
     ws_conn *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        ws_conn_settings_unref(st);
         return NULL;
+    }
     c->loop = loop;
     c->s = s;
     c->cb = cb;
     c->ud = ud;
-    c->open_timeout_ns = cfg->open_timeout_ns;
-    c->close_timeout_ns = cfg->close_timeout_ns;
-    c->max_buffered = cfg->max_buffered;
-    c->low_water = cfg->low_water;
-    c->close_on_full = cfg->close_on_full;
+    c->cfg = &st->cfg;
     c->fd = -1;
-    if (cfg->ping_interval_ns || cfg->idle_timeout_ns) {
+    if (st->cfg.ping_interval_ns || st->cfg.idle_timeout_ns) {
         if (!(c->xt = malloc(sizeof *c->xt))) {
+            ws_conn_settings_unref(st);
             free(c);
             return NULL;
         }
         ws_timer_init(&c->xt->ka, on_keepalive, c);
         ws_timer_init(&c->xt->idle, on_idle, c);
-        c->xt->ping_interval_ns = cfg->ping_interval_ns;
-        c->xt->ping_timeout_ns = cfg->ping_timeout_ns;
-        c->xt->idle_timeout_ns = cfg->idle_timeout_ns;
     }
     ws_deferred_init(&c->flush, on_flush, c);
     ws_session_set_output_pool(s, ws_loop_output_pool(loop));
@@ -395,11 +414,11 @@ static void dispatch_some(ws_conn *c, bool budgeted)
         switch (ev.type) {
         case WS_EV_OPEN:
             arm(c, T_NONE, 0);
-            if (c->xt && c->xt->ping_interval_ns)
-                ws_timer_start(c->loop, &c->xt->ka, c->xt->ping_interval_ns,
-                               c->xt->ping_interval_ns);
-            if (c->xt && c->xt->idle_timeout_ns)
-                ws_timer_start(c->loop, &c->xt->idle, c->xt->idle_timeout_ns, 0);
+            if (c->xt && c->cfg->ping_interval_ns)
+                ws_timer_start(c->loop, &c->xt->ka, c->cfg->ping_interval_ns,
+                               c->cfg->ping_interval_ns);
+            if (c->xt && c->cfg->idle_timeout_ns)
+                ws_timer_start(c->loop, &c->xt->idle, c->cfg->idle_timeout_ns, 0);
             break;
         case WS_EV_MESSAGE:
         case WS_EV_FRAGMENT: touch_idle(c); break;
@@ -419,9 +438,9 @@ static void dispatch_some(ws_conn *c, bool budgeted)
         c->phase = P_DRAINING;
         stop_extra_timers(c);
         c->wait_eof = ws_session_role(c->s) == WS_CLIENT && !c->got_eof && c->t;
-        arm(c, T_CLOSE, c->close_timeout_ns);
+        arm(c, T_CLOSE, c->cfg->close_timeout_ns);
     } else if (state == WS_CLOSING && c->timer_kind != T_CLOSE) {
-        arm(c, T_CLOSE, c->close_timeout_ns);
+        arm(c, T_CLOSE, c->cfg->close_timeout_ns);
     }
     /* Only when there is something to do: the flush pass dispatches too, so
      * an unconditional reschedule would spin the loop while idle, and so
@@ -499,13 +518,13 @@ static void teardown(ws_conn *c)
 static void start_transport(ws_conn *c)
 {
     char err[256];
-    if (c->tls) {
+    if (c->cl->tls) {
         if (c->t) {
             ws_transport *outer = c->t;
             c->t = NULL;
-            c->t = ws_tls_client_over(c->tls, outer, c->cl->host, err, sizeof err);
+            c->t = ws_tls_client_over(c->cl->tls, outer, c->cl->host, err, sizeof err);
         } else {
-            c->t = ws_tls_client_new(c->tls, c->fd, c->cl->host, err, sizeof err);
+            c->t = ws_tls_client_new(c->cl->tls, c->fd, c->cl->host, err, sizeof err);
         }
         if (!c->t) {
             c->fd = -1; /* closed by ws_tls_client_new / _over */
@@ -652,11 +671,13 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
                          void *ud, ws_session *s, const char *host, int port, ws_tls_ctx *tls,
                          char *err, size_t err_len)
 {
-    ws_conn *c = conn_new(loop, cfg, cb, ud, s);
+    ws_conn_settings *st = ws_conn_settings_new(cfg);
+    ws_conn *c = st ? conn_new(loop, st, cb, ud, s) : NULL;
     if (c && (c->cl = calloc(1, sizeof *c->cl)) != NULL)
         c->cl->host = strdup(host);
     if (!c || !c->cl || !c->cl->host) {
         if (c) {
+            ws_conn_settings_unref(conn_settings(c));
             free(c->cl);
             free(c->xt);
         }
@@ -667,7 +688,7 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
     c->cl->port = port;
     if (tls) {
         ws_tls_ctx_ref(tls);
-        c->tls = tls;
+        c->cl->tls = tls;
     }
     c->phase = P_RESOLVE;
     arm(c, T_OPEN, cfg->open_timeout_ns);
@@ -904,10 +925,11 @@ static void proxy_answered(ws_conn *c, char *head, size_t len)
 
 /* ---- server accept ---------------------------------------------------- */
 
-ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
-                        void *ud, ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len)
+ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
+                        ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len)
 {
-    ws_conn *c = conn_new(loop, cfg, cb, ud, s);
+    st->refs++;
+    ws_conn *c = conn_new(loop, st, cb, ud, s);
     if (!c) {
         close(fd);
         snprintf(err, err_len, "out of memory");
@@ -918,6 +940,7 @@ ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_
     if (!c->t) {
         if (!tls)
             snprintf(err, err_len, "out of memory");
+        ws_conn_settings_unref(st);
         free(c->xt);
         free(c);
         return NULL;
@@ -925,7 +948,7 @@ ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_
     c->phase = tls ? P_TLS : P_ACTIVE;
     c->secure = tls != NULL;
     ws_io_init(&c->io, fd, on_io, c);
-    arm(c, T_OPEN, cfg->open_timeout_ns);
+    arm(c, T_OPEN, st->cfg.open_timeout_ns);
     update_interest(c);
     return c;
 }
@@ -940,10 +963,10 @@ void ws_conn_free(ws_conn *c)
         c->phase = P_DRAINING;
         teardown(c);
     }
-    if (c->tls)
-        ws_tls_ctx_unref(c->tls);
     ws_session_free(c->s);
     if (c->cl) {
+        if (c->cl->tls)
+            ws_tls_ctx_unref(c->cl->tls);
         free(c->cl->host);
         route_free(c->cl->route);
     }
@@ -952,6 +975,7 @@ void ws_conn_free(ws_conn *c)
         ws_timer_stop(c->timer);
     free(c->timer);
     free(c->xt);
+    ws_conn_settings_unref(conn_settings(c));
     free(c);
 }
 
@@ -979,7 +1003,7 @@ bool ws_conn_finished(const ws_conn *c)
 
 uint64_t ws_conn_close_timeout(const ws_conn *c)
 {
-    return c->close_timeout_ns;
+    return c->cfg->close_timeout_ns;
 }
 
 ws_session *ws_conn_session(ws_conn *c)
@@ -1158,7 +1182,7 @@ static void do_flush(ws_conn *c)
             }
         }
     }
-    if (n > c->low_water) {
+    if (n > c->cfg->low_water) {
         c->above_low = true;
     } else if (c->above_low && c->phase == P_ACTIVE) {
         c->above_low = false;
@@ -1264,12 +1288,12 @@ static void on_timer(ws_loop *loop, ws_timer *t, void *ud)
         }
         snprintf(msg, sizeof msg, "%s timeout after %.3g s",
                  ws_session_role(c->s) == WS_CLIENT ? "connect" : "handshake",
-                 (double)c->open_timeout_ns / 1e9);
+                 (double)c->cfg->open_timeout_ns / 1e9);
         fail(c, msg);
         break;
     case T_PONG:
         snprintf(msg, sizeof msg, "keepalive timeout: no answer to ping within %.3g s",
-                 (double)c->xt->ping_timeout_ns / 1e9);
+                 (double)c->cfg->ping_timeout_ns / 1e9);
         fail(c, msg);
         break;
     case T_CLOSE: fail(c, NULL); break;
@@ -1287,7 +1311,8 @@ static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud)
     if (ws_session_ping(c->s, NULL, 0) == WS_OK)
         schedule_flush(c);
     if (c->timer_kind == T_NONE && !holding(c)) /* held: the pong is not read */
-        arm(c, T_PONG, c->xt->ping_timeout_ns ? c->xt->ping_timeout_ns : c->xt->ping_interval_ns);
+        arm(c, T_PONG,
+            c->cfg->ping_timeout_ns ? c->cfg->ping_timeout_ns : c->cfg->ping_interval_ns);
 }
 
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud)
@@ -1307,7 +1332,7 @@ static int after_send(ws_conn *c, int r)
         touch_idle(c);
         if (!c->in_read)
             schedule_flush(c);
-        if (buffered(c) > c->low_water)
+        if (buffered(c) > c->cfg->low_water)
             c->above_low = true;
     }
     return r;
@@ -1320,9 +1345,9 @@ static int check_room(ws_conn *c, size_t n)
     /* The cap limits what accumulates: one message of any size goes into
      * an empty queue (max_message may well exceed max_buffered). */
     size_t queued = buffered(c);
-    if (queued == 0 || queued + n <= c->max_buffered)
+    if (queued == 0 || queued + n <= c->cfg->max_buffered)
         return WS_OK;
-    if (c->close_on_full) {
+    if (c->cfg->close_on_full) {
         static const char reason[] = "send buffer full";
         ws_conn_close(c, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)reason, sizeof reason - 1);
     }
@@ -1436,7 +1461,7 @@ int ws_conn_close(ws_conn *c, int code, const uint8_t *reason, size_t n)
     }
     int r = ws_session_close(c->s, code, reason, n);
     if (r == WS_OK) {
-        arm(c, T_CLOSE, c->close_timeout_ns);
+        arm(c, T_CLOSE, c->cfg->close_timeout_ns);
         schedule_flush(c);
     }
     return r;

@@ -31,6 +31,15 @@ typedef struct ws_conn_config {
 
 void ws_conn_config_init(ws_conn_config *cfg);
 
+/* A configuration many connections share (a server's): each connection
+ * holds a reference, so it lives as long as the last of them, whoever
+ * made it (a server object may be collected before its connections). */
+typedef struct ws_conn_settings ws_conn_settings;
+/* A shared copy of cfg holding one reference; NULL when out of memory. */
+ws_conn_settings *ws_conn_settings_new(const ws_conn_config *cfg);
+/* Drop a reference (NULL: nothing). */
+void ws_conn_settings_unref(ws_conn_settings *st);
+
 typedef struct ws_conn_callbacks {
     /* A session event (open, request, http, message, ping, pong, error,
      * close).  The handler may send, close or accept from inside. */
@@ -46,8 +55,9 @@ typedef struct ws_conn_callbacks {
     void (*closed)(ws_conn *c, void *ud);
 } ws_conn_callbacks;
 
-/* Both constructors copy cfg; cb is kept by reference (a table of
- * functions that lives as long as the program, as a rule).
+/* ws_conn_connect copies cfg, ws_conn_accept takes a reference to st; cb
+ * is kept by reference (a table of functions that lives as long as the
+ * program, as a rule).
  *
  * Client: s is a client session whose request is queued.  Resolves host,
  * connects (trying each address), runs TLS when tls is not NULL (host is
@@ -73,9 +83,8 @@ int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, 
 int ws_conn_set_unix(ws_conn *c, const char *path);
 
 /* Server: wrap an accepted socket; s is a server session. */
-ws_conn *ws_conn_accept(ws_loop *loop, const ws_conn_config *cfg, const ws_conn_callbacks *cb,
-                        void *ud, ws_session *s, int fd, ws_tls_ctx *tls, char *err,
-                        size_t err_len);
+ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
+                        ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len);
 
 /* Free a connection; if it is still running it is aborted first without
  * callbacks. */

@@ -49,7 +49,7 @@ struct ws_loop {
     ws_deferred defer_queue; /* sentinels of circular lists */
     ws_deferred defer_running;
 
-    size_t refs; /* what keeps the loop alive */
+    size_t refs; /* active watchers and timers not unref'd (see has_refs) */
 
     pending_io *pending;
     size_t npending, pending_cap, pending_pos;
@@ -152,6 +152,14 @@ static void list_splice_front(ws_deferred *to, ws_deferred *from)
     to->next = first;
     first->prev = to;
     list_init(from);
+}
+
+/* Something keeps the loop alive: an active watcher or timer that is not
+ * unref'd (counted), or a queued deferred callback (those of the current
+ * deferred phase that have not run yet wait in defer_running). */
+static bool has_refs(const ws_loop *loop)
+{
+    return loop->refs > 0 || !list_empty(&loop->defer_queue) || !list_empty(&loop->defer_running);
 }
 
 /* ---- the wake-up fd --------------------------------------------------------- */
@@ -285,7 +293,7 @@ const char *ws_loop_backend(const ws_loop *loop)
 
 bool ws_loop_alive(const ws_loop *loop)
 {
-    return loop->refs > 0;
+    return has_refs(loop);
 }
 bool ws_loop_running(const ws_loop *loop)
 {
@@ -564,28 +572,22 @@ void ws_deferred_init(ws_deferred *d, ws_deferred_cb cb, void *ud)
 
 void ws_loop_defer(ws_loop *loop, ws_deferred *d)
 {
-    if (d->queued)
+    if (d->next)
         return;
-    d->loop = loop;
-    d->queued = true;
     list_push(&loop->defer_queue, d);
-    loop->refs++;
     if (!loop->running)
         wake_once(loop);
 }
 
 void ws_deferred_cancel(ws_deferred *d)
 {
-    if (!d->queued)
-        return;
-    list_unlink(d);
-    d->queued = false;
-    d->loop->refs--;
+    if (d->next)
+        list_unlink(d);
 }
 
 bool ws_deferred_queued(const ws_deferred *d)
 {
-    return d->queued;
+    return d->next != NULL;
 }
 
 static int run_deferred(ws_loop *loop)
@@ -714,7 +716,7 @@ static int backend_add(ws_io *io)
         loop->ios = a;
         loop->ios_cap = cap;
     }
-    io->index = loop->nios;
+    io->index = (uint32_t)loop->nios;
     loop->ios[loop->nios++] = io;
     io->flags |= F_REGISTERED;
     return 0;
@@ -914,7 +916,7 @@ static int wait_timeout(ws_loop *loop, int timeout_ms)
 {
     if (timeout_ms == 0 || !list_empty(&loop->defer_queue))
         return 0;
-    if (timeout_ms < 0 && loop->refs == 0)
+    if (timeout_ms < 0 && !has_refs(loop))
         return 0;
     if (loop->nheap == 0)
         return timeout_ms < 0 ? -1 : timeout_ms;
@@ -981,11 +983,11 @@ int ws_loop_run(ws_loop *loop)
         errno = EBUSY;
         return -1;
     }
-    while (loop->refs > 0) {
+    while (has_refs(loop)) {
         if (ws_loop_step(loop, -1) < 0)
             return -1;
         if (loop->stop_flag || loop->break_flag) {
-            bool alive = loop->refs > 0;
+            bool alive = has_refs(loop);
             loop->stop_flag = loop->break_flag = false;
             return alive ? 1 : 0;
         }

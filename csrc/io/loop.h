@@ -215,7 +215,7 @@ struct ws_io {
     int fd;
     unsigned events; /* interest */
     unsigned flags;
-    size_t index; /* poll backend: position in the watcher array */
+    uint32_t index; /* poll backend: position in the watcher array */
 };
 
 struct ws_timer {
@@ -230,12 +230,12 @@ struct ws_timer {
     unsigned flags;
 };
 
+/* Queued when next is set: no loop pointer or flag of its own, as every
+ * connection embeds one (bench/PROFILE.md, idle memory). */
 struct ws_deferred {
-    ws_loop *loop;
     ws_deferred_cb cb;
     void *ud;
     ws_deferred *next, *prev;
-    bool queued;
 };
 
 #endif

@@ -41,8 +41,8 @@ struct lserver {
     int msg_ref;  /* on_message while anchored: one registry lookup per message */
     ws_tls_ctx *tls;
     ws_session_config scfg;
-    ws_conn_config ccfg;
-    lconn *clients; /* every connection not yet closed */
+    ws_conn_settings *cst; /* what its connections share */
+    lconn *clients;        /* every connection not yet closed */
     size_t nclients;
     unsigned cbs;      /* bit i: callback i is set */
     bool keep_request; /* keep every connection's request, not only when read */
@@ -431,7 +431,7 @@ static void accept_one(lua_State *L, lserver *srv, int fd)
     lconn *lc = ws_lua_conn_push(L, srv->ll, 0); /* the server is a member already */
     int idx = lua_gettop(L);
     char err[256];
-    lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), &srv->ccfg, &ws_lua_conn_callbacks, lc, s, fd,
+    lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), srv->cst, &ws_lua_conn_callbacks, lc, s, fd,
                            srv->tls, err, sizeof err);
     if (!lc->c) {
         ws_session_free(s);
@@ -651,8 +651,11 @@ static int l_listen(lua_State *L)
     ws_lua_read_limits(L, opts, &srv->scfg);
     srv->scfg.inflate_step = WS_LUA_INFLATE_STEP;
     ws_lua_opt_compress(L, opts, true, false, &srv->scfg.compress);
-    ws_conn_config_init(&srv->ccfg);
-    ws_lua_read_timeouts(L, opts, &srv->ccfg, true);
+    ws_conn_config ccfg;
+    ws_conn_config_init(&ccfg);
+    ws_lua_read_timeouts(L, opts, &ccfg, true);
+    if (!(srv->cst = ws_conn_settings_new(&ccfg)))
+        return luaL_error(L, "ws.listen: out of memory");
 
     srv->keep_request = keep_request;
     lua_newtable(L);
@@ -932,6 +935,8 @@ static int l_gc(lua_State *L)
         ws_tls_ctx_unref(srv->tls);
         srv->tls = NULL;
     }
+    ws_conn_settings_unref(srv->cst); /* its connections keep theirs */
+    srv->cst = NULL;
     if (srv->ll) {
         ws_lua_loop_detach(L, srv->ll, &srv->member);
         ws_lua_loop_unref(srv->ll);
