@@ -49,29 +49,25 @@ struct ws_session {
      * pages per message); freed at the first frame that is not large.  Its
      * capacity is kept in its first bytes (spare_cap), not in every session. */
     uint8_t *spare;
-    uint64_t max_message;
-    uint64_t max_frame;
-    ws_random_fn random;
-    void *random_ud;
+    /* Limits and policies, shared with the server's other sessions rather
+     * than copied into each (bench/PROFILE.md, idle memory). */
+    const ws_session_config *cfg;
     ws_hs *hs;
     char *protocol;
     char *extensions;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
-    uint64_t done;         /* payload bytes of the current frame already unmasked */
-    uint64_t msg_len;      /* bytes of the current message so far */
-    size_t discard;        /* bytes of `in` to drop at the next call */
-    uint32_t inflate_step; /* compressed bytes inflated per call; 0: all at hand */
+    uint64_t done;    /* payload bytes of the current frame already unmasked */
+    uint64_t msg_len; /* bytes of the current message so far */
+    size_t discard;   /* bytes of `in` to drop at the next call */
     uint16_t close_code;
     uint8_t role;
     uint8_t state;
     uint8_t pending;
     uint8_t msg_opcode; /* opcode of the message being received, 0 if none */
     bool have_header;   /* fh holds the current frame's header */
-    bool stream;
-    bool allow_http;
-    bool msg_done; /* msg holds a delivered message: clear it */
-    bool free_hs;  /* drop hs at the next call */
+    bool msg_done;      /* msg holds a delivered message: clear it */
+    bool free_hs;       /* drop hs at the next call */
     bool close_sent;
     bool eof;
     bool sending_fragments; /* a fragmented message is being sent */
@@ -189,20 +185,58 @@ static void msg_free(ws_session *s)
     }
 }
 
+struct ws_session_settings {
+    ws_session_config cfg;
+    unsigned refs;
+};
+
+ws_session_settings *ws_session_settings_new(const ws_session_config *cfg)
+{
+    ws_session_settings *st = malloc(sizeof *st);
+    if (st) {
+        st->cfg = *cfg;
+        if (!st->cfg.random)
+            st->cfg.random = default_random;
+        st->refs = 1;
+    }
+    return st;
+}
+
+void ws_session_settings_unref(ws_session_settings *st)
+{
+    if (st && --st->refs == 0)
+        free(st);
+}
+
 ws_session *ws_session_new(const ws_session_config *cfg)
 {
+    ws_session_settings *st = ws_session_settings_new(cfg);
+    ws_session *s = st ? ws_session_new_shared(st) : NULL;
+    ws_session_settings_unref(st); /* the session holds its own reference */
+    return s;
+}
+
+ws_session *ws_session_new_shared(ws_session_settings *st)
+{
     ws_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (s && ws_session_init(s, st) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+size_t ws_session_size(void)
+{
+    return sizeof(ws_session);
+}
+
+int ws_session_init(ws_session *s, ws_session_settings *st)
+{
+    const ws_session_config *cfg = &st->cfg;
+    st->refs++;
+    s->cfg = cfg;
     s->role = (uint8_t)cfg->role;
-    s->max_message = cfg->max_message;
-    s->max_frame = cfg->max_frame;
-    s->stream = cfg->stream;
-    /* 32 bits keep the session small; a step of 4 GiB or more is "all at hand" */
-    s->inflate_step = cfg->inflate_step > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->inflate_step;
-    s->allow_http = cfg->allow_http;
-    s->random = cfg->random ? cfg->random : default_random;
-    s->random_ud = cfg->random_ud;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
     if (!cfg->handshake && cfg->compress.enabled) {
         /* The host negotiated: the parameters are the agreed values. */
@@ -219,24 +253,27 @@ ws_session *ws_session_new(const ws_session_config *cfg)
         s->dfl = ws_deflate_new(&cfg->compress, &agreed, cfg->role == WS_SERVER);
         s->extensions = strdup(str);
         if (!s->dfl || !s->extensions) {
-            ws_session_free(s);
-            return NULL;
+            ws_session_fini(s);
+            return -1;
         }
     }
-    if (cfg->handshake) {
-        s->hs = hs_new(cfg);
-        if (!s->hs) {
-            free(s);
-            return NULL;
-        }
+    if (cfg->handshake && !(s->hs = hs_new(cfg))) {
+        ws_session_fini(s);
+        return -1;
     }
-    return s;
+    return 0;
 }
 
 void ws_session_free(ws_session *s)
 {
-    if (!s)
-        return;
+    if (s) {
+        ws_session_fini(s);
+        free(s);
+    }
+}
+
+void ws_session_fini(ws_session *s)
+{
     ws_buf_free(&s->in);
     ws_buf_free(&s->out);
     free(s->spare);
@@ -245,7 +282,8 @@ void ws_session_free(ws_session *s)
     hs_free(s->hs);
     free(s->protocol);
     free(s->extensions);
-    free(s);
+    /* The record s->cfg points into (its first member). */
+    ws_session_settings_unref((ws_session_settings *)(void *)s->cfg);
 }
 
 static char *dup_span(const char *p, size_t n)
@@ -288,7 +326,7 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
     h.len = n;
     h.masked = s->role == WS_CLIENT;
     if (h.masked)
-        s->random(s->random_ud, h.mask, 4);
+        s->cfg->random(s->cfg->random_ud, h.mask, 4);
     if (n > (size_t)-1 - WS_FRAME_HEADER_MAX)
         return WS_E_NOMEM;
     if (s->out_pool)
@@ -893,7 +931,7 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
         return server_fail(s, ev, 400, "HTTP/1.1 required");
     if (r != WS_OK)
         return server_fail(s, ev, 400, "malformed HTTP request");
-    if (s->allow_http && !ws_http_has_token(&hs->head, "Upgrade", "websocket")) {
+    if (s->cfg->allow_http && !ws_http_has_token(&hs->head, "Upgrade", "websocket")) {
         hs->head_len = (size_t)end;
         hs->requested = true;
         hs->http = true;
@@ -1082,13 +1120,13 @@ static const char *check_header(ws_session *s, int *code)
     if (h->opcode != WS_OP_CONT && s->msg_opcode)
         return "new message started inside a fragmented message";
     *code = WS_CLOSE_TOO_BIG;
-    if (h->len > s->max_frame)
+    if (h->len > s->cfg->max_frame)
         return "frame too big";
     bool compressed = h->opcode == WS_OP_CONT ? s->msg_compressed : (h->rsv & WS_RSV1) != 0;
     if (!compressed) {
         /* A compressed message is measured as it is inflated. */
         uint64_t before = h->opcode == WS_OP_CONT ? s->msg_len : 0;
-        if (h->len > s->max_message || before > s->max_message - h->len)
+        if (h->len > s->cfg->max_message || before > s->cfg->max_message - h->len)
             return "message too big";
     }
     if (h->opcode != WS_OP_CONT) {
@@ -1143,9 +1181,10 @@ static int compressed_step(ws_session *s, ws_event *ev)
     uint64_t take = h->len - s->done;
     if (take > ws_buf_size(&s->in))
         take = ws_buf_size(&s->in);
-    bool limited = s->inflate_step && take > s->inflate_step;
+    uint64_t step = s->cfg->inflate_step;
+    bool limited = step && take > step;
     if (limited)
-        take = s->inflate_step;
+        take = step;
     bool last = s->done + take == h->len;
     uint64_t before = s->msg_len;
     if (take || last) {
@@ -1157,7 +1196,7 @@ static int compressed_step(ws_session *s, ws_event *ev)
             ws_mask(p, (size_t)take, h->mask, s->done);
         bool text = s->msg_opcode == WS_OP_TEXT;
         ws_err r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &s->msg_len,
-                                   s->max_message, text ? &s->in_utf8 : NULL);
+                                   s->cfg->max_message, text ? &s->in_utf8 : NULL);
         ws_buf_consume(&s->in, (size_t)take);
         s->done += take;
         switch (r) {
@@ -1182,10 +1221,10 @@ static int compressed_step(ws_session *s, ws_event *ev)
     bool binary = s->msg_opcode == WS_OP_BINARY;
     if (h->fin && !binary && s->in_utf8.need)
         return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
-    if (!h->fin && !s->stream)
+    if (!h->fin && !s->cfg->stream)
         return -1;
     s->msg_done = true;
-    ev->type = s->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
+    ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
     ev->data = ws_buf_size(s->msg) ? ws_buf_begin(s->msg) : (const uint8_t *)"";
     ev->len = ws_buf_size(s->msg);
     ev->binary = binary;
@@ -1274,10 +1313,10 @@ static int frame_step(ws_session *s, ws_event *ev)
         bool binary = s->msg_opcode == WS_OP_BINARY;
         if (h->fin && !binary && s->in_utf8.need)
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
-        if (s->stream || (h->fin && h->opcode != WS_OP_CONT)) {
+        if (s->cfg->stream || (h->fin && h->opcode != WS_OP_CONT)) {
             /* Delivered straight from the input buffer. */
             s->discard = len;
-            ev->type = s->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
+            ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
             ev->data = payload;
             ev->len = len;
         } else {

@@ -89,8 +89,27 @@ typedef struct ws_session_config {
 /* Defaults: 16 MiB messages and frames, 8 KiB heads, 64 headers. */
 void ws_session_config_init(ws_session_config *cfg, int role);
 
+/* A configuration many sessions share (a server's): each session holds a
+ * reference, so it lives as long as the last of them. */
+typedef struct ws_session_settings ws_session_settings;
+/* A shared copy of cfg holding one reference; NULL when out of memory. */
+ws_session_settings *ws_session_settings_new(const ws_session_config *cfg);
+/* Drop a reference (NULL: nothing). */
+void ws_session_settings_unref(ws_session_settings *st);
+
+/* A session with its own copy of cfg; NULL when out of memory. */
 ws_session *ws_session_new(const ws_session_config *cfg);
+/* A session sharing st (it takes a reference); NULL when out of memory. */
+ws_session *ws_session_new_shared(ws_session_settings *st);
 void ws_session_free(ws_session *s);
+
+/* A session in storage the host provides (ws_session_size() zeroed bytes,
+ * aligned for any object), e.g. inside its own record: one allocation
+ * fewer.  0, or -1 when out of memory (nothing is held then).  Release it
+ * with ws_session_fini, which leaves the storage alone. */
+size_t ws_session_size(void);
+int ws_session_init(ws_session *s, ws_session_settings *st);
+void ws_session_fini(ws_session *s);
 
 /* Client with handshake: queue the request.  A ws_err (detail in err). */
 int ws_session_start_client(ws_session *s, const ws_client_request *req,

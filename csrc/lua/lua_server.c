@@ -40,9 +40,9 @@ struct lserver {
     int self_ref; /* anchor while listening */
     int msg_ref;  /* on_message while anchored: one registry lookup per message */
     ws_tls_ctx *tls;
-    ws_session_config scfg;
-    ws_conn_settings *cst; /* what its connections share */
-    lconn *clients;        /* every connection not yet closed */
+    ws_session_settings *sst; /* what its connections share */
+    ws_conn_settings *cst;
+    lconn *clients; /* every connection not yet closed */
     size_t nclients;
     unsigned cbs;      /* bit i: callback i is set */
     bool keep_request; /* keep every connection's request, not only when read */
@@ -422,8 +422,7 @@ static lserver *check_server(lua_State *L)
 
 static void accept_one(lua_State *L, lserver *srv, int fd)
 {
-    ws_session_config scfg = srv->scfg;
-    ws_session *s = ws_session_new(&scfg);
+    ws_session *s = ws_session_new_shared(srv->sst);
     if (!s) {
         close(fd);
         return;
@@ -646,15 +645,16 @@ static int l_listen(lua_State *L)
     luaL_getmetatable(L, SERVER_MT);
     lua_setmetatable(L, -2);
     int sidx = lua_gettop(L);
-    ws_session_config_init(&srv->scfg, WS_SERVER);
-    srv->scfg.allow_http = true;
-    ws_lua_read_limits(L, opts, &srv->scfg);
-    srv->scfg.inflate_step = WS_LUA_INFLATE_STEP;
-    ws_lua_opt_compress(L, opts, true, false, &srv->scfg.compress);
+    ws_session_config scfg;
+    ws_session_config_init(&scfg, WS_SERVER);
+    scfg.allow_http = true;
+    ws_lua_read_limits(L, opts, &scfg);
+    scfg.inflate_step = WS_LUA_INFLATE_STEP;
+    ws_lua_opt_compress(L, opts, true, false, &scfg.compress);
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
     ws_lua_read_timeouts(L, opts, &ccfg, true);
-    if (!(srv->cst = ws_conn_settings_new(&ccfg)))
+    if (!(srv->sst = ws_session_settings_new(&scfg)) || !(srv->cst = ws_conn_settings_new(&ccfg)))
         return luaL_error(L, "ws.listen: out of memory");
 
     srv->keep_request = keep_request;
@@ -935,7 +935,9 @@ static int l_gc(lua_State *L)
         ws_tls_ctx_unref(srv->tls);
         srv->tls = NULL;
     }
-    ws_conn_settings_unref(srv->cst); /* its connections keep theirs */
+    ws_session_settings_unref(srv->sst); /* its connections keep theirs */
+    srv->sst = NULL;
+    ws_conn_settings_unref(srv->cst);
     srv->cst = NULL;
     if (srv->ll) {
         ws_lua_loop_detach(L, srv->ll, &srv->member);
