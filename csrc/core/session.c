@@ -211,18 +211,12 @@ void ws_session_settings_unref(ws_session_settings *st)
 ws_session *ws_session_new(const ws_session_config *cfg)
 {
     ws_session_settings *st = ws_session_settings_new(cfg);
-    ws_session *s = st ? ws_session_new_shared(st) : NULL;
-    ws_session_settings_unref(st); /* the session holds its own reference */
-    return s;
-}
-
-ws_session *ws_session_new_shared(ws_session_settings *st)
-{
-    ws_session *s = calloc(1, sizeof *s);
+    ws_session *s = st ? calloc(1, sizeof *s) : NULL;
     if (s && ws_session_init(s, st) != 0) {
         free(s);
         s = NULL;
     }
+    ws_session_settings_unref(st); /* the session holds its own reference */
     return s;
 }
 

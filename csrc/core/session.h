@@ -99,8 +99,6 @@ void ws_session_settings_unref(ws_session_settings *st);
 
 /* A session with its own copy of cfg; NULL when out of memory. */
 ws_session *ws_session_new(const ws_session_config *cfg);
-/* A session sharing st (it takes a reference); NULL when out of memory. */
-ws_session *ws_session_new_shared(ws_session_settings *st);
 void ws_session_free(ws_session *s);
 
 /* A session in storage the host provides (ws_session_size() zeroed bytes,

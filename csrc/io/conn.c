@@ -126,7 +126,11 @@ struct ws_conn {
     bool abort_pending : 1; /* fail on the next turn (asked from outside the loop) */
     bool secure : 1;        /* the transport is TLS */
     bool in_read : 1;       /* do_read runs: it flushes what its callbacks queue */
+    bool own_session : 1;   /* s lives in this allocation (a server's connection) */
 };
+
+/* Where a session made inside the connection's allocation starts. */
+#define SESSION_AT ((sizeof(ws_conn) + 15) / 16 * 16)
 
 void ws_conn_config_init(ws_conn_config *cfg)
 {
@@ -173,11 +177,22 @@ static void proxy_tls_step(ws_conn *c);
 static void proxy_answered(ws_conn *c, char *head, size_t len);
 static void route_free(ws_client_route *r);
 
-/* st: a reference the connection takes over (dropped here on failure). */
+/* st: a reference the connection takes over (dropped here on failure).
+ * s: the caller's session, or NULL to make one from sst inside the
+ * connection's own allocation (one allocation fewer per connection). */
 static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
-                         ws_session *s)
+                         ws_session *s, ws_session_settings *sst)
 {
-    ws_conn *c = calloc(1, sizeof *c);
+    ws_conn *c = calloc(1, s ? sizeof *c : SESSION_AT + ws_session_size());
+    if (c && !s) {
+        s = (ws_session *)(void *)((char *)c + SESSION_AT);
+        if (ws_session_init(s, sst) == 0) {
+            c->own_session = true;
+        } else {
+            free(c);
+            c = NULL;
+        }
+    }
     if (!c) {
         ws_conn_settings_unref(st);
         return NULL;
@@ -191,6 +206,8 @@ static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_call
     if (st->cfg.ping_interval_ns || st->cfg.idle_timeout_ns) {
         if (!(c->xt = malloc(sizeof *c->xt))) {
             ws_conn_settings_unref(st);
+            if (c->own_session)
+                ws_session_fini(s);
             free(c);
             return NULL;
         }
@@ -672,7 +689,7 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
                          char *err, size_t err_len)
 {
     ws_conn_settings *st = ws_conn_settings_new(cfg);
-    ws_conn *c = st ? conn_new(loop, st, cb, ud, s) : NULL;
+    ws_conn *c = st ? conn_new(loop, st, cb, ud, s, NULL) : NULL;
     if (c && (c->cl = calloc(1, sizeof *c->cl)) != NULL)
         c->cl->host = strdup(host);
     if (!c || !c->cl || !c->cl->host) {
@@ -925,11 +942,12 @@ static void proxy_answered(ws_conn *c, char *head, size_t len)
 
 /* ---- server accept ---------------------------------------------------- */
 
-ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
-                        ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len)
+ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, ws_session_settings *sst,
+                        const ws_conn_callbacks *cb, void *ud, int fd, ws_tls_ctx *tls, char *err,
+                        size_t err_len)
 {
     st->refs++;
-    ws_conn *c = conn_new(loop, st, cb, ud, s);
+    ws_conn *c = conn_new(loop, st, cb, ud, NULL, sst);
     if (!c) {
         close(fd);
         snprintf(err, err_len, "out of memory");
@@ -941,6 +959,7 @@ ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, const ws_conn_callb
         if (!tls)
             snprintf(err, err_len, "out of memory");
         ws_conn_settings_unref(st);
+        ws_session_fini(c->s);
         free(c->xt);
         free(c);
         return NULL;
@@ -963,7 +982,10 @@ void ws_conn_free(ws_conn *c)
         c->phase = P_DRAINING;
         teardown(c);
     }
-    ws_session_free(c->s);
+    if (c->own_session)
+        ws_session_fini(c->s);
+    else
+        ws_session_free(c->s);
     if (c->cl) {
         if (c->cl->tls)
             ws_tls_ctx_unref(c->cl->tls);

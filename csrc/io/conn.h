@@ -82,9 +82,12 @@ int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, 
  * resolving the host (which stays the Host header and the TLS name). */
 int ws_conn_set_unix(ws_conn *c, const char *path);
 
-/* Server: wrap an accepted socket; s is a server session. */
-ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
-                        ws_session *s, int fd, ws_tls_ctx *tls, char *err, size_t err_len);
+/* Server: wrap an accepted socket (taken over: closed on failure too),
+ * with a server session made from sst in the connection's own allocation
+ * (it takes a reference to sst). */
+ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, ws_session_settings *sst,
+                        const ws_conn_callbacks *cb, void *ud, int fd, ws_tls_ctx *tls, char *err,
+                        size_t err_len);
 
 /* Free a connection; if it is still running it is aborted first without
  * callbacks. */

@@ -422,18 +422,12 @@ static lserver *check_server(lua_State *L)
 
 static void accept_one(lua_State *L, lserver *srv, int fd)
 {
-    ws_session *s = ws_session_new_shared(srv->sst);
-    if (!s) {
-        close(fd);
-        return;
-    }
     lconn *lc = ws_lua_conn_push(L, srv->ll, 0); /* the server is a member already */
     int idx = lua_gettop(L);
     char err[256];
-    lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), srv->cst, &ws_lua_conn_callbacks, lc, s, fd,
-                           srv->tls, err, sizeof err);
+    lc->c = ws_conn_accept(ws_lua_loop_get(srv->ll), srv->cst, srv->sst, &ws_lua_conn_callbacks, lc,
+                           fd, srv->tls, err, sizeof err);
     if (!lc->c) {
-        ws_session_free(s);
         lua_pop(L, 1);
         return;
     }
