@@ -70,16 +70,65 @@ static bool push_self(lua_State *L, lconn *lc)
     return true;
 }
 
+#if LUA_VERSION_NUM >= 504
+/* On Lua 5.4 a uservalue slot adds 16 bytes to every userdata, and most
+ * connections never get a fields table: those that do find it in a
+ * registry table with weak keys (an ephemeron table, so a fields table
+ * that refers back to its connection does not keep it alive; __gc may
+ * still read it).  Elsewhere the uservalue costs nothing extra (5.1 and
+ * LuaJIT: the environment; 5.2 and 5.3: a slot in every userdata). */
+static const char fields_key = 'f';
+
+static void get_fields(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &fields_key);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+}
+
+/* The table on top (popped) becomes the fields of the userdata at idx. */
+static void set_fields(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &fields_key);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+}
+
+static void make_fields_registry(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &fields_key);
+    bool made = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (made)
+        return;
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &fields_key);
+}
+#else
+#define get_fields(L, idx)      ws_getuservalue((L), (idx))
+#define set_fields(L, idx)      ws_setuservalue((L), (idx))
+#define make_fields_registry(L) ((void)(L))
+#endif
+
 void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx)
 {
     if (!lc->has_fields) {
         lua_newtable(L);
         lua_pushvalue(L, -1);
-        ws_setuservalue(L, idx);
+        set_fields(L, idx);
         lc->has_fields = true;
         return;
     }
-    ws_getuservalue(L, idx);
+    get_fields(L, idx);
 }
 
 /* Push fields[name] of the connection at idx (nil without a table). */
@@ -89,7 +138,7 @@ static void get_field(lua_State *L, lconn *lc, int idx, const char *name)
         lua_pushnil(L);
         return;
     }
-    ws_getuservalue(L, idx);
+    get_fields(L, idx);
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
 }
@@ -99,7 +148,7 @@ static void get_field(lua_State *L, lconn *lc, int idx, const char *name)
 static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
 {
     if (lc->own_cbs & (1u << cb)) {
-        ws_getuservalue(L, idx);
+        get_fields(L, idx);
         lua_rawgeti(L, -1, cb);
         lua_remove(L, -2);
         return true;
@@ -491,7 +540,11 @@ static const ws_lua_member_ops member_ops = {member_shutdown, member_done, membe
 
 lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx)
 {
+#if LUA_VERSION_NUM >= 504
+    lconn *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+#else
     lconn *lc = lua_newuserdata(L, sizeof *lc);
+#endif
     memset(lc, 0, sizeof *lc);
     lc->magic = WS_LUA_CONN_MAGIC;
     lc->self_ref = LUA_NOREF;
@@ -1086,7 +1139,7 @@ static int l_index(lua_State *L)
     int cb = ws_lua_callback_index(key);
     if (cb) {
         if (lc->own_cbs & (1u << cb)) {
-            ws_getuservalue(L, 1);
+            get_fields(L, 1);
             lua_rawgeti(L, -1, cb);
         } else {
             lua_pushnil(L);
@@ -1099,7 +1152,7 @@ static int l_index(lua_State *L)
         return 1;
     }
     if (lc->has_fields) {
-        ws_getuservalue(L, 1);
+        get_fields(L, 1);
         lua_pushvalue(L, 2);
         lua_rawget(L, -2);
         return 1;
@@ -1257,6 +1310,7 @@ static const luaL_Reg conn_meta[] = {
 
 void ws_lua_open_conn(lua_State *L)
 {
+    make_fields_registry(L);
     if (luaL_newmetatable(L, CONN_MT)) {
         ws_setfuncs(L, conn_meta);
         lua_newtable(L);
