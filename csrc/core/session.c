@@ -40,10 +40,9 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 #define WS_PONG_COALESCE_AT 65536
 
 struct ws_session {
-    ws_buf out;            /* bytes to send; first (ws_session_output_size) */
-    ws_buf in;             /* received bytes; the current frame's payload sits at the front */
-    ws_buf_pool *out_pool; /* where drained output storage goes; NULL: freed */
-    ws_buf *msg;           /* reassembly of a fragmented or compressed message; NULL when none */
+    ws_buf out;  /* bytes to send; first (ws_session_output_size) */
+    ws_buf in;   /* received bytes; the current frame's payload sits at the front */
+    ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
     /* The storage of the last large frame read straight into `in`, kept for
      * the next one while large frames keep coming (no malloc, no fresh
      * pages per message); freed at the first frame that is not large.  Its
@@ -53,8 +52,10 @@ struct ws_session {
      * than copied into each (bench/PROFILE.md, idle memory). */
     const ws_session_config *cfg;
     ws_hs *hs;
-    char *protocol;
-    char *extensions;
+    /* The agreed subprotocol and extensions in one string each way:
+     * "protocol\0extensions\0" (has_protocol / has_extensions say which
+     * exist; a missing protocol is ""); NULL when neither. */
+    char *agreed;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
     uint64_t done;    /* payload bytes of the current frame already unmasked */
@@ -74,6 +75,8 @@ struct ws_session {
     bool close_clean;
     bool msg_compressed;  /* the message being received has RSV1 */
     bool send_compressed; /* the fragmented message being sent is compressed */
+    bool has_protocol : 1;
+    bool has_extensions : 1;
     /* the last bytes of `out` are an unsent automatic pong of this size (a
      * control frame: at most 131 bytes) */
     uint8_t pong_len;
@@ -225,6 +228,9 @@ size_t ws_session_size(void)
     return sizeof(ws_session);
 }
 
+static int set_agreed(ws_session *s, const char *protocol, size_t pl, const char *extensions,
+                      size_t el);
+
 int ws_session_init(ws_session *s, ws_session_settings *st)
 {
     const ws_session_config *cfg = &st->cfg;
@@ -245,8 +251,7 @@ int ws_session_init(ws_session *s, ws_session_settings *st)
         char str[WS_PMD_STR_MAX];
         ws_pmd_format(&p, str);
         s->dfl = ws_deflate_new(&cfg->compress, &agreed, cfg->role == WS_SERVER);
-        s->extensions = strdup(str);
-        if (!s->dfl || !s->extensions) {
+        if (!s->dfl || set_agreed(s, NULL, 0, str, strlen(str)) != 0) {
             ws_session_fini(s);
             return -1;
         }
@@ -274,10 +279,32 @@ void ws_session_fini(ws_session *s)
     msg_free(s);
     ws_deflate_free(s->dfl);
     hs_free(s->hs);
-    free(s->protocol);
-    free(s->extensions);
+    free(s->agreed);
     /* The record s->cfg points into (its first member). */
     ws_session_settings_unref((ws_session_settings *)(void *)s->cfg);
+}
+
+/* The agreed protocol and extensions (each NULL when none): 0, or -1 when
+ * out of memory. */
+static int set_agreed(ws_session *s, const char *protocol, size_t pl, const char *extensions,
+                      size_t el)
+{
+    if (!protocol && !extensions)
+        return 0;
+    char *a = malloc(pl + el + 2);
+    if (!a)
+        return -1;
+    if (pl)
+        memcpy(a, protocol, pl);
+    a[pl] = '\0';
+    if (el)
+        memcpy(a + pl + 1, extensions, el);
+    a[pl + 1 + el] = '\0';
+    free(s->agreed);
+    s->agreed = a;
+    s->has_protocol = protocol != NULL;
+    s->has_extensions = extensions != NULL;
+    return 0;
 }
 
 static char *dup_span(const char *p, size_t n)
@@ -300,8 +327,8 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
         /* Most frames a server sends: unmasked, a 2-byte header written
          * here, into room the buffer (or the pool's) already has. */
         ws_buf *b = &s->out;
-        if (!b->data && s->out_pool)
-            ws_buf_from_pool(b, s->out_pool, 2 + n);
+        if (!b->data && s->cfg->out_pool)
+            ws_buf_from_pool(b, s->cfg->out_pool, 2 + n);
         if (b->data && b->cap && b->cap - b->len >= 2 + n) { /* (cap 0: lent memory) */
             uint8_t *w = b->data + b->len;
             w[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0f));
@@ -323,8 +350,8 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
         s->cfg->random(s->cfg->random_ud, h.mask, 4);
     if (n > (size_t)-1 - WS_FRAME_HEADER_MAX)
         return WS_E_NOMEM;
-    if (s->out_pool)
-        ws_buf_from_pool(&s->out, s->out_pool, WS_FRAME_HEADER_MAX + n);
+    if (s->cfg->out_pool)
+        ws_buf_from_pool(&s->out, s->cfg->out_pool, WS_FRAME_HEADER_MAX + n);
     uint8_t *w = ws_buf_reserve(&s->out, WS_FRAME_HEADER_MAX + n);
     if (!w)
         return WS_E_NOMEM;
@@ -506,15 +533,16 @@ const uint8_t *ws_session_output(const ws_session *s, size_t *n)
 
 void ws_session_output_consume(ws_session *s, size_t n)
 {
-    if (s->out_pool)
-        ws_buf_consume_to_pool(&s->out, n, s->out_pool);
+    if (s->cfg->out_pool)
+        ws_buf_consume_to_pool(&s->out, n, s->cfg->out_pool);
     else
         ws_buf_consume(&s->out, n);
 }
 
 void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool)
 {
-    s->out_pool = pool;
+    /* Its own settings (ws_session_new): nobody else sees the change. */
+    ((ws_session_config *)(void *)s->cfg)->out_pool = pool;
 }
 
 int ws_session_state(const ws_session *s)
@@ -527,11 +555,11 @@ int ws_session_role(const ws_session *s)
 }
 const char *ws_session_protocol(const ws_session *s)
 {
-    return s->protocol;
+    return s->has_protocol ? s->agreed : NULL;
 }
 const char *ws_session_extensions(const ws_session *s)
 {
-    return s->extensions;
+    return s->has_extensions ? s->agreed + strlen(s->agreed) + 1 : NULL;
 }
 
 /* The capacity of the spare input storage (kept in its first bytes), or 0. */
@@ -845,9 +873,8 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
                                         hs->num_protocols, hs->extensions, &res, hs->err,
                                         sizeof hs->err) == 0 &&
             client_negotiate(s, &res) == 0) {
-            if ((res.protocol && !(s->protocol = dup_span(res.protocol, res.protocol_len))) ||
-                (res.extensions &&
-                 !(s->extensions = dup_span(res.extensions, res.extensions_len)))) {
+            if (set_agreed(s, res.protocol, res.protocol_len, res.extensions, res.extensions_len) !=
+                0) {
                 snprintf(hs->err, sizeof hs->err, "out of memory");
             } else {
                 s->state = WS_OPEN;
@@ -1047,8 +1074,8 @@ static int accept_with(ws_session *s, const char *protocol, const char *extensio
                                           extensions, headers, num_headers, err, err_len);
     if (rc != WS_OK)
         return rc;
-    if ((protocol && !(s->protocol = dup_span(protocol, strlen(protocol)))) ||
-        (extensions && !(s->extensions = dup_span(extensions, strlen(extensions))))) {
+    if (set_agreed(s, protocol, protocol ? strlen(protocol) : 0, extensions,
+                   extensions ? strlen(extensions) : 0) != 0) {
         snprintf(err, err_len, "out of memory");
         return WS_E_NOMEM;
     }

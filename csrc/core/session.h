@@ -80,6 +80,9 @@ typedef struct ws_session_config {
     size_t inflate_step;
     ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
     void *random_ud;
+    /* Output storage passed from one session to the next (a loop's, see
+     * ws_loop_output_pool); NULL: malloc and free. */
+    ws_buf_pool *out_pool;
     /* permessage-deflate.  With a handshake: the client offers it, the
      * server accepts the first acceptable offer.  Without one (handshake =
      * false) the four negotiation parameters are the agreed values. */
@@ -206,7 +209,9 @@ static inline size_t ws_session_output_size(const ws_session *s)
 }
 
 /* Take output storage from `pool` and give it back once written (NULL:
- * malloc and free).  The pool outlives the session; one thread uses it. */
+ * malloc and free).  The pool outlives the session; one thread uses it.
+ * For a session made by ws_session_new (a shared configuration names its
+ * pool in ws_session_config.out_pool). */
 void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool);
 
 int ws_session_state(const ws_session *s);

@@ -215,7 +215,8 @@ static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_call
         ws_timer_init(&c->xt->idle, on_idle, c);
     }
     ws_deferred_init(&c->flush, on_flush, c);
-    ws_session_set_output_pool(s, ws_loop_output_pool(loop));
+    if (!c->own_session) /* (a shared configuration names the pool) */
+        ws_session_set_output_pool(s, ws_loop_output_pool(loop));
     return c;
 }
 

@@ -645,6 +645,7 @@ static int l_listen(lua_State *L)
     ws_lua_read_limits(L, opts, &scfg);
     scfg.inflate_step = WS_LUA_INFLATE_STEP;
     ws_lua_opt_compress(L, opts, true, false, &scfg.compress);
+    scfg.out_pool = ws_loop_output_pool(ws_lua_loop_get(ll));
     ws_conn_config ccfg;
     ws_conn_config_init(&ccfg);
     ws_lua_read_timeouts(L, opts, &ccfg, true);
