@@ -294,10 +294,10 @@ static int set_agreed(ws_session *s, const char *protocol, size_t pl, const char
     char *a = malloc(pl + el + 2);
     if (!a)
         return -1;
-    if (pl)
+    if (protocol)
         memcpy(a, protocol, pl);
     a[pl] = '\0';
-    if (el)
+    if (extensions)
         memcpy(a + pl + 1, extensions, el);
     a[pl + 1 + el] = '\0';
     free(s->agreed);
