@@ -1,5 +1,7 @@
 #include "buf.h"
 
+#include <stdbool.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,31 +115,53 @@ void ws_buf_consume(ws_buf *b, size_t n)
 
 void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n)
 {
-    if (b->data || !pool->data || pool->cap < n)
+    if (b->data)
         return;
-    b->data = pool->data;
+    if (n > WS_BUF_POOL_MAX) {
+        if (pool->large_cap < n)
+            return;
+        b->data = pool->large;
+        b->cap = pool->large_cap;
+        pool->large = NULL;
+        pool->large_cap = 0;
+    } else {
+        if (!pool->data || pool->cap < n)
+            return;
+        b->data = pool->data;
+        b->cap = pool->cap;
+        pool->data = NULL;
+        pool->cap = 0;
+    }
     b->start = b->len = 0;
-    b->cap = pool->cap;
-    pool->data = NULL;
-    pool->cap = 0;
 }
 
 void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool)
 {
-    if (b->start + n < b->len || ws_buf_lent(b) || b->cap > WS_BUF_POOL_MAX ||
-        (pool->data && pool->cap >= b->cap)) {
+    if (b->start + n < b->len || ws_buf_lent(b) || b->cap > WS_BUF_POOL_LARGE_MAX) {
         ws_buf_consume(b, n);
         return;
     }
-    free(pool->data); /* the larger one stays: a small one would block the pool */
-    pool->data = b->data;
-    pool->cap = b->cap;
+    bool large = b->cap > WS_BUF_POOL_MAX;
+    unsigned char **slot = large ? &pool->large : &pool->data;
+    size_t *cap = large ? &pool->large_cap : &pool->cap;
+    if (!large && pool->large) { /* large messages stopped: give that back */
+        free(pool->large);
+        pool->large = NULL;
+        pool->large_cap = 0;
+    }
+    if (*slot && *cap >= b->cap) {
+        ws_buf_consume(b, n);
+        return;
+    }
+    free(*slot); /* the larger one stays: a small one would block the slot */
+    *slot = b->data;
+    *cap = b->cap;
     ws_buf_init(b);
 }
 
 void ws_buf_pool_free(ws_buf_pool *pool)
 {
     free(pool->data);
-    pool->data = NULL;
-    pool->cap = 0;
+    free(pool->large);
+    memset(pool, 0, sizeof *pool);
 }

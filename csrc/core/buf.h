@@ -54,19 +54,27 @@ void ws_buf_clear(ws_buf *b);
 
 /* One drained buffer kept for whoever needs one next: the connections of a
  * loop share a pool, so queueing and writing a reply per message costs no
- * malloc and free while idle connections still hold no buffer. */
+ * malloc and free while idle connections still hold no buffer.  A second
+ * slot keeps one large buffer (the unsent part of a large message) while
+ * large messages keep coming: growing the C heap for it and trimming it
+ * again cost page faults per message (bench/PROFILE.md, 4 MiB messages). */
 typedef struct ws_buf_pool {
     unsigned char *data;
     size_t cap;
+    unsigned char *large;
+    size_t large_cap;
 } ws_buf_pool;
 
-/* Buffers up to this size go back to the pool. */
-#define WS_BUF_POOL_MAX 4096u
+/* Buffers up to this size go back to the pool's small slot, larger ones up
+ * to WS_BUF_POOL_LARGE_MAX to its large slot (given back when a small one
+ * comes back: large messages stopped). */
+#define WS_BUF_POOL_MAX       4096u
+#define WS_BUF_POOL_LARGE_MAX (16u << 20)
 
 /* b (with no storage) takes the pooled storage if it holds n bytes. */
 void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n);
 /* ws_buf_consume, except that storage emptied goes to the pool when it is
- * small and larger than what the pool holds. */
+ * larger than what the pool holds in the slot of its size. */
 void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool);
 void ws_buf_pool_free(ws_buf_pool *pool);
 

@@ -507,6 +507,8 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
     if (s->sending_fragments)
         return WS_E_BUSY;
     s->pong_len = 0;
+    if (s->cfg->out_pool)
+        ws_buf_from_pool(&s->out, s->cfg->out_pool, n);
     return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
@@ -615,17 +617,20 @@ static void consume_input(ws_session *s, size_t n)
     ws_buf_consume(b, n);
 }
 
-/* Make the spare the input buffer when it holds what is there plus `want`. */
+/* Make the spare the input buffer when it holds what is there plus `want`
+ * (what is there may be lent: it is copied into the spare then). */
 static void adopt_spare(ws_session *s, size_t want)
 {
     ws_buf *b = &s->in;
     size_t have = ws_buf_size(b);
     size_t cap = spare_cap(s);
-    if (!s->spare || ws_buf_lent(b) || b->cap - b->len >= want || cap < have + want)
+    bool lent = ws_buf_lent(b);
+    if (!s->spare || (!lent && b->cap - b->len >= want) || cap < have + want)
         return;
     if (have)
         memcpy(s->spare, ws_buf_begin(b), have);
-    free(b->data);
+    if (!lent)
+        free(b->data);
     b->data = s->spare;
     b->start = 0;
     b->len = have;
@@ -671,22 +676,38 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
     return WS_OK;
 }
 
+/* What the next read of a large frame's payload wants room for (the rest
+ * of the frame, up to WS_DIRECT_RESERVE), or 0 when it is not read
+ * straight into the input buffer. */
+static size_t direct_want(const ws_session *s)
+{
+    if (s->state == WS_CLOSED || s->eof || !s->have_header || ws_opcode_is_control(s->fh.opcode))
+        return 0;
+    size_t have = ws_buf_size(&s->in);
+    if (s->fh.len <= have || s->fh.len - have < WS_DIRECT_MIN)
+        return 0;
+    uint64_t rest = s->fh.len - have;
+    return rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE;
+}
+
 int ws_session_keep_input(ws_session *s)
 {
     drop_delivered(s);
+    /* The start of a large frame's payload in lent memory goes straight
+     * into the spare the rest is read into: no fresh storage for it, and
+     * no second copy at the next read. */
+    size_t want = s->spare && ws_buf_lent(&s->in) ? direct_want(s) : 0;
+    if (want)
+        adopt_spare(s, want);
     return ws_buf_own(&s->in) == 0 ? WS_OK : WS_E_NOMEM;
 }
 
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
 {
     *n = 0;
-    if (s->state == WS_CLOSED || s->eof || !s->have_header || ws_opcode_is_control(s->fh.opcode))
+    size_t want = direct_want(s);
+    if (!want)
         return NULL;
-    size_t have = ws_buf_size(&s->in);
-    if (s->fh.len <= have || s->fh.len - have < WS_DIRECT_MIN)
-        return NULL;
-    uint64_t rest = s->fh.len - have;
-    size_t want = rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE;
     adopt_spare(s, want);
     uint8_t *p = ws_buf_reserve(&s->in, want);
     if (!p)
