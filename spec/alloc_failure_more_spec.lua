@@ -155,7 +155,7 @@ collectgarbage()
 print("DONE")
 ]]
 
--- Large messages: on LuaJIT the first one turns the large-block cache on
+-- Large messages: the first one turns the large-block cache on
 -- (its state and the loop timer that gives the blocks back are allocated
 -- then); the cache set by hand and turned off again, on every Lua.
 local LARGE = PRELUDE .. [[

@@ -1,10 +1,8 @@
--- The large-block cache turned on by lua-ws itself on LuaJIT: after the
--- first message of 128 KiB or more, given back one second after the last
--- one, never on PUC Lua, and never against the application's own choice
+-- The large-block cache turned on by lua-ws itself, on every Lua: after
+-- the first message of 128 KiB or more, given back one second after the
+-- last one, and never against the application's own choice
 -- (ws.keep_large_blocks).  Every scenario runs in a child process with a
--- server and a client on 127.0.0.1; each prints what it saw.  On PUC Lua
--- the scenarios of the automatic mode ask for it with ws.testing
--- (large_blocks_on_any_lua), so they run on every Lua.
+-- server and a client on 127.0.0.1; each prints what it saw.
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
@@ -37,9 +35,6 @@ local function echo(n, tag)
 end
 ]]
 
--- On PUC Lua: the automatic mode as on LuaJIT (ws.testing).
-local ANY_LUA = 'require("ws.testing").large_blocks_on_any_lua()\n'
-
 local function run(source, ...)
   local child = net.spawn_lua(PRELUDE .. source, ...)
   assert.is_true(child:wait_exit(60), "child did not exit")
@@ -57,7 +52,7 @@ end
 describe("the automatic large-block cache", function()
   after_each(function() net.cleanup() end)
 
-  it("turns on at the first message of 128 KiB or more on LuaJIT, never on PUC Lua", function()
+  it("turns on at the first message of 128 KiB or more", function()
     local out = run [[
       status("start")
       echo(131071)
@@ -73,31 +68,14 @@ describe("the automatic large-block cache", function()
     assert.are.same({ 0, "none", 0 }, { status(out, "start") })
     assert.are.same({ 0, "none", 0 }, { status(out, "below") })
     local held, mode, limit = status(out, "after")
-    if IS_JIT then
-      assert.are.equal("auto", select(2, status(out, "at")))
-      assert.are.equal("auto", mode)
-      assert.are.equal(128 * MIB, limit)
-      assert.is_true(held >= MIB, out) -- the freed 1 MiB strings
-    else
-      assert.are.same({ 0, "none", 0 }, { status(out, "at") })
-      assert.are.same({ 0, "none", 0 }, { held, mode, limit })
-    end
-  end)
-
-  it("on PUC Lua, asked for by ws.testing: turns on the same way (what the other cases use)", function()
-    local out = run(ANY_LUA .. [[
-      echo(131071)
-      status("below")
-      echo(131072)
-      status("at")
-      c:close(); srv:close()
-    ]])
-    assert.are.same({ 0, "none", 0 }, { status(out, "below") })
     assert.are.equal("auto", select(2, status(out, "at")))
+    assert.are.equal("auto", mode)
+    assert.are.equal(128 * MIB, limit)
+    assert.is_true(held >= MIB, out) -- the freed 1 MiB strings
   end)
 
   it("gives the blocks back one second after the last large message, waking the idle loop once", function()
-    local out = run(ANY_LUA .. [[
+    local out = run([[
       for i = 1, 12 do echo(MIB, string.char(96 + i)) end
       collectgarbage(); collectgarbage()
       status("busy")
@@ -133,7 +111,7 @@ describe("the automatic large-block cache", function()
   end)
 
   it("follows the loop: its loop closed with the timer armed, then large messages on a new loop", function()
-    local out = run(ANY_LUA .. [[
+    local out = run([[
       for i = 1, 4 do echo(MIB, "a") end
       c:close(); srv:close()
       ws.loop():close() -- the loop holding the timer goes, the timer with it
@@ -157,7 +135,7 @@ describe("the automatic large-block cache", function()
   end)
 
   it("stays off after ws.keep_large_blocks(false), even once it was on", function()
-    local out = run(ANY_LUA .. [[
+    local out = run([[
       ws.keep_large_blocks(false)
       for i = 1, 6 do echo(MIB) end
       collectgarbage(); collectgarbage()
@@ -174,7 +152,7 @@ describe("the automatic large-block cache", function()
   end)
 
   it("turned off while on: gives its blocks back at once", function()
-    local out = run(ANY_LUA .. [[
+    local out = run([[
       for i = 1, 6 do echo(MIB) end
       collectgarbage(); collectgarbage()
       status("auto")
@@ -189,7 +167,7 @@ describe("the automatic large-block cache", function()
   end)
 
   it("leaves an explicit budget in force: no automatic limit, nothing given back when idle", function()
-    local out = run(ANY_LUA .. [[
+    local out = run([[
       for i = 1, 4 do echo(MIB) end -- automatic first
       ws.keep_large_blocks(3 * MIB + 4096, 256 * 1024)
       for i = 1, 8 do echo(MIB, string.char(96 + i)) end
@@ -249,7 +227,7 @@ describe("the automatic large-block cache", function()
     local dir = net.tmpdir()
     local script = dir .. "/held_at_exit.lua"
     net.write_file(script, string.format("package.path = %q\npackage.cpath = %q\n", package.path,
-      package.cpath) .. PRELUDE .. ANY_LUA .. [[
+      package.cpath) .. PRELUDE .. [[
       for i = 1, 6 do echo(MIB) end
       collectgarbage(); collectgarbage()
       status("exit")

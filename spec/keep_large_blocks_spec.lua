@@ -119,7 +119,7 @@ describe("ws.keep_large_blocks", function()
 
   it("on LuaJIT, saves the page faults of a fresh mapping per large string", function()
     if not IS_JIT then
-      pending("LuaJIT maps every block of 128 KiB or more; other Luas' malloc reuses its heap")
+      pending("LuaJIT maps every block of 128 KiB or more; what glibc's malloc does varies from run to run")
       return
     end
     local script = [[

@@ -1,17 +1,21 @@
 /* A cache of freed large blocks in front of the Lua state's allocator:
- * automatic on LuaJIT while large messages arrive, or set by hand with
+ * automatic while large messages arrive, or set by hand with
  * ws.keep_large_blocks.
  *
  * LuaJIT's allocator maps every block of 128 KiB or more with mmap and
  * unmaps it when freed, so each large message string is fresh pages that
- * fault in as the payload is copied into them (~256 faults per MiB).  The
+ * fault in as the payload is copied into them (~256 faults per MiB).
+ * PUC Lua's malloc (glibc) trims the top of its heap when the collector
+ * frees a batch of large strings and grows it again for the next ones, so
+ * there too large messages fault (Lua 5.1 at 1 MiB: 29-44 faults per
+ * message; 5.4 at 4 MiB: 4 to 450 from one run to the next).  The
  * cache keeps a few such blocks when Lua frees them and hands one back for
  * the next large allocation it can hold.  Every block still comes from and
  * goes back to the state's own allocator (which reads its own block header
  * on free and realloc), so nothing is mixed; the cache only delays frees.
  *
- * Automatic mode (LuaJIT only; PUC Lua's malloc reuses its heap): the
- * first message of 128 KiB or more installs it.  It may keep up to 64
+ * Automatic mode (every Lua): the first message of 128 KiB or more
+ * installs it.  It may keep up to 64
  * blocks, AUTO_CEILING bytes in all: LuaJIT's collector paces itself by
  * allocations, not bytes, so with large strings it frees them in batches
  * of tens of MiB (1 MiB echoes: 15-28 MiB; 4 MiB echoes: ~60 MiB), and a
@@ -65,7 +69,7 @@ typedef struct block_cache {
     } slot[CACHE_SLOTS];
 } block_cache;
 
-static const char cache_key = 'k'; /* registry: the userdata owning the cache, or false */
+static const char cache_key = 'k'; /* registry: the userdata owning the cache */
 
 /* The kept block that best fits n bytes (at most twice n), or -1. */
 static int find_fit(const block_cache *c, size_t n)
@@ -201,7 +205,7 @@ static int cache_gc(lua_State *L)
     return 0;
 }
 
-/* Push registry[cache_key]: the userdata, false, or nil. */
+/* Push registry[cache_key]: the userdata, or nil. */
 static void push_entry(lua_State *L)
 {
     lua_pushlightuserdata(L, (void *)&cache_key);
@@ -232,43 +236,15 @@ static block_cache *make_cache(lua_State *L)
     return *cp;
 }
 
-/* LuaJIT (its allocator unmaps large blocks) rather than PUC Lua: the
- * built-in jit module is loaded in every LuaJIT state.  (Or a spec asked
- * for the automatic mode anyway.) */
-static bool is_luajit(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_LARGE_BLOCKS_ANY_LUA_KEY);
-    bool forced = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (forced)
-        return true;
-    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-    bool jit = lua_istable(L, -1);
-    if (jit) {
-        lua_getfield(L, -1, "jit");
-        jit = lua_istable(L, -1);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return jit;
-}
-
 void ws_lua_large_message(lua_State *L, ws_lua_loop *ll)
 {
     push_entry(L);
-    int t = lua_type(L, -1);
     block_cache **cp = lua_touserdata(L, -1);
     lua_pop(L, 1);
     block_cache *c = cp ? *cp : NULL;
-    if (t == LUA_TBOOLEAN || (cp && (!c || c->mode != MODE_AUTO)))
-        return; /* not LuaJIT, or the application chose */
+    if (cp && (!c || c->mode != MODE_AUTO))
+        return; /* the application chose */
     if (!c) {
-        if (!is_luajit(L)) {
-            lua_pushlightuserdata(L, (void *)&cache_key);
-            lua_pushboolean(L, 0);
-            lua_rawset(L, LUA_REGISTRYINDEX);
-            return;
-        }
         if (!(c = make_cache(L)))
             return; /* out of memory: messages work without it */
         c->mode = MODE_AUTO;

@@ -11,14 +11,10 @@
 /* LuaJIT maps blocks from this size on with mmap of their own. */
 #define WS_LUA_LARGE_BLOCK ((size_t)128 * 1024)
 
-/* Registry field: when true, the automatic mode treats this state as
- * LuaJIT's (set by ws.testing, so specs on PUC Lua reach it too). */
-#define WS_LUA_LARGE_BLOCKS_ANY_LUA_KEY "ws.core.large_blocks_any_lua"
-
 /* A message of WS_LUA_LARGE_BLOCK bytes or more is about to become a Lua
- * string, in a turn of loop ll.  On LuaJIT (unless the application chose
- * with ws.keep_large_blocks) this turns the cache on and keeps it on while
- * such messages keep coming; other Luas are left alone. */
+ * string, in a turn of loop ll.  Unless the application chose with
+ * ws.keep_large_blocks, this turns the cache on and keeps it on while such
+ * messages keep coming. */
 void ws_lua_large_message(lua_State *L, ws_lua_loop *ll);
 
 #endif

@@ -2,7 +2,6 @@
  * library must not offer (raw sockets, any fd closed, cache counters).
  * Built by make next to ws/core.so; never installed by the rockspec. */
 #include "core/utf8.h"
-#include "lua/lua_alloc.h"
 #include "lua/lua_compat.h"
 #include "lua/lua_tls_cache.h"
 #include "lua/lua_topic.h"
@@ -81,21 +80,10 @@ static int l_shared_frames(lua_State *L)
     return 1;
 }
 
-/* large_blocks_on_any_lua(): from now on the large-block cache turns
- * itself on at a large message on PUC Lua too, as it does on LuaJIT (a
- * state where the first large message already came is not changed) */
-static int l_large_blocks_on_any_lua(lua_State *L)
-{
-    lua_pushboolean(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_LARGE_BLOCKS_ANY_LUA_KEY);
-    return 0;
-}
-
 static const luaL_Reg funcs[] = {{"tls_client_contexts", l_tls_client_contexts},
                                  {"tls_client_cache_clear", l_tls_client_cache_clear},
                                  {"utf8_with", l_utf8_with},
                                  {"shared_frames", l_shared_frames},
-                                 {"large_blocks_on_any_lua", l_large_blocks_on_any_lua},
                                  {NULL, NULL}};
 
 int luaopen_ws_testing(lua_State *L)

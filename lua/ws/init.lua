@@ -170,7 +170,8 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 -- table that fits. With LuaJIT, whose allocator maps and unmaps every block
 -- of 128 KiB or more, each large message otherwise arrives in fresh pages
 -- (~256 page faults per MiB); allow a few times the largest message size, as
--- the garbage collector frees strings in batches. On LuaJIT lua-ws turns an
+-- the garbage collector frees strings in batches (PUC Lua's `malloc` trims and
+-- regrows its heap under large messages, with the same faults). lua-ws turns an
 -- automatic cache on by itself at the first message of 128 KiB or more (up
 -- to 128 MiB, given back after one to two seconds without a large message;
 -- see the README); an explicit `bytes` replaces it. `false` or 0 gives the
@@ -181,7 +182,7 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 -- @tparam[opt=131072] integer min the smallest block kept (at least 4096)
 -- @treturn integer the bytes of freed blocks held now
 -- @treturn string the mode: "auto" (turned on by lua-ws), "on" (`bytes` given), "off"
--- (`false` or 0 given), "none" (not in use: no large message yet, or not LuaJIT)
+-- (`false` or 0 given), "none" (not in use: no large message yet)
 -- @treturn integer the bytes that may be held now
 ws.keep_large_blocks = core.keep_large_blocks
 
