@@ -249,13 +249,21 @@ describe("allocation failures", function()
     assert.are.equal(0, code, out)
   end)
 
-  it("in the sans-I/O core (handshakes, sessions with deflate, codec) end in clean errors", function()
+  -- The sweep of one scenario, or nil after marking the test pending when
+  -- the preloaded allocator cannot be used here.
+  local function sweep_or_pending(name, scenario, ...)
     if not no_sanitizer() then
       pending("the sanitizer's allocator replaces the preloaded one")
-      return
+      return nil
     end
-    local total, errors = sweep(dir, shim, "core", CORE)
-    if not total then pending("the preloaded allocator is not in use here: " .. errors) return end
+    local total, errors = sweep(dir, shim, name, scenario, ...)
+    if not total then pending("the preloaded allocator is not in use here: " .. errors) return nil end
+    return total, errors
+  end
+
+  it("in the sans-I/O core (handshakes, sessions with deflate, codec) end in clean errors", function()
+    local total, errors = sweep_or_pending("core", CORE)
+    if not total then return end
     assert.is_true(total > 20, total)
     local oom = 0
     for _, e in ipairs(errors) do if e:find("out of memory", 1, true) then oom = oom + 1 end end
@@ -263,23 +271,15 @@ describe("allocation failures", function()
   end)
 
   it("in a ws:// server with topics, a rejected upgrade and a Unix socket end in clean errors", function()
-    if not no_sanitizer() then
-      pending("the sanitizer's allocator replaces the preloaded one")
-      return
-    end
-    local total, errors = sweep(dir, shim, "net", NET, quote(dir .. "/ws.sock"))
-    if not total then pending("the preloaded allocator is not in use here: " .. errors) return end
+    local total, errors = sweep_or_pending("net", NET, quote(dir .. "/ws.sock"))
+    if not total then return end
     assert.is_true(total > 20, total)
     assert.is_true(#errors >= 5, table.concat(errors, "\n"))
   end)
 
   it("with large messages and the large-block cache end in clean errors", function()
-    if not no_sanitizer() then
-      pending("the sanitizer's allocator replaces the preloaded one")
-      return
-    end
-    local total, errors = sweep(dir, shim, "large", LARGE)
-    if not total then pending("the preloaded allocator is not in use here: " .. errors) return end
+    local total, errors = sweep_or_pending("large", LARGE)
+    if not total then return end
     assert.is_true(total > 10, total)
     local oom = 0
     for _, e in ipairs(errors) do if e:find("out of memory", 1, true) then oom = oom + 1 end end
