@@ -475,6 +475,64 @@ describe("networked API", function()
       other:close()
     end)
 
+    it("keep no table per connection for a request on_open leaves unread", function()
+      -- The Lua heap per open connection (client and server side, after a
+      -- full collection) with an on_open that does not read c.request is
+      -- that of a server without on_open: the request waits outside the
+      -- connection's fields and goes with on_open.
+      local N = 100
+      local function heap_per_conn(opts)
+        local clients = {}
+        opts.on_message = function(sc, d) sc:send(d) end
+        local srv = net.listen(opts)
+        full_gc()
+        local before = collectgarbage("count")
+        -- each connect returns once the server's OPEN answer arrived
+        for i = 1, N do clients[i] = assert(net.connect(net.url(srv, "/p"))) end
+        assert.is_true(net.wait_until(function() return #srv:clients() == N end))
+        clients[N]:send("x")
+        assert.are.equal("x", (clients[N]:receive(2)))
+        full_gc()
+        local per = (collectgarbage("count") - before) * 1024 / N
+        for i = 1, N do clients[i]:close() end
+        -- both ends fully closed, so that nothing of this round is
+        -- collected while the next one measures
+        assert.is_true(net.wait_until(function()
+          for i = 1, N do if clients[i].ready_state ~= "CLOSED" then return false end end
+          return #srv:clients() == 0
+        end))
+        srv:close()
+        net.run_for(0.05)
+        return per
+      end
+      -- shared tables (registry, string table) grow in steps now and then:
+      -- the least of three rounds is each case's own cost
+      local seen
+      local base, unread, read = math.huge, math.huge, math.huge
+      for _ = 1, 3 do
+        base = math.min(base, heap_per_conn {})
+        unread = math.min(unread, heap_per_conn { on_open = function() end })
+        read = math.min(read, heap_per_conn { on_open = function(sc) seen = sc.request.path end })
+      end
+      assert.are.equal("/p", seen)
+      assert.is_true(unread - base < 40, ("%.0f B per connection more than %.0f"):format(unread - base, base))
+      -- reading it keeps it (a fields table and the request): the measure can tell
+      assert.is_true(read - base > 64, ("%.0f vs %.0f"):format(read, base))
+    end)
+
+    it("drop an unread request when the connection closes inside on_open", function()
+      local got = {}
+      local srv = net.listen {
+        on_open = function(sc) sc:close(4000, "bye") end,
+        on_close = function(sc, code) got[#got + 1] = { code = code, request = sc.request } end,
+      }
+      local c = assert(net.connect(net.url(srv, "/q")))
+      assert.is_true(net.wait_until(function() return #got == 1 end))
+      assert.are.equal(4000, got[1].code)
+      assert.is_nil(got[1].request)
+      c:close()
+    end)
+
     it("refuse assignment to every name they compute, and keep any other field", function()
       local srv = net.echo_server()
       local c = assert(net.connect(net.url(srv)))

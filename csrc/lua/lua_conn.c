@@ -260,17 +260,52 @@ static void keep_peer(lua_State *L, lconn *lc, int idx, int cb)
     set_field(L, lc, idx, "remote_port");
 }
 
-/* After on_open: a request kept only for the handshake callbacks goes
- * unless they read it. */
+/* A request kept only for the handshake callbacks waits in a registry
+ * table with weak keys, not in the connection's fields: most connections
+ * never get a fields table, and one made for the request would stay after
+ * on_open (an empty table per connection).  Reading c.request moves it
+ * into the fields for good. */
+#define TEMP_REQUESTS "ws.core.temp_requests"
+
+static void make_temp_requests(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMP_REQUESTS);
+    bool made = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (made)
+        return;
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, TEMP_REQUESTS);
+}
+
+/* temp_requests[connection at idx > 0] = value on top (popped). */
+static void set_temp_request(lua_State *L, int idx)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMP_REQUESTS);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+}
+
+void ws_lua_conn_temp_request(lua_State *L, lconn *lc, int idx)
+{
+    set_temp_request(L, idx);
+    lc->request_temp = true;
+}
+
+/* After on_open (or a close before it): the request goes unless read. */
 static void drop_temp_request(lua_State *L, lconn *lc, int idx)
 {
     if (!lc->request_temp)
         return;
     lc->request_temp = false;
-    if (lc->request_read)
-        return;
     lua_pushnil(L);
-    set_field(L, lc, idx, "request");
+    set_temp_request(L, idx);
 }
 
 static void push_head_fields(lua_State *L, const ws_http_head *h)
@@ -1053,7 +1088,19 @@ static void get_path(lua_State *L, lconn *lc, const char *key)
 /* Reading it keeps it past on_open (see drop_temp_request). */
 static void get_request(lua_State *L, lconn *lc, const char *key)
 {
-    lc->request_read = true;
+    if (lc->request_temp) {
+        lc->request_temp = false;
+        lua_getfield(L, LUA_REGISTRYINDEX, TEMP_REQUESTS);
+        lua_pushvalue(L, 1);
+        lua_rawget(L, -2);
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+        lua_remove(L, -2);
+        lua_pushvalue(L, -1);
+        set_field(L, lc, 1, key);
+        return;
+    }
     get_field(L, lc, 1, key);
 }
 
@@ -1311,6 +1358,7 @@ static const luaL_Reg conn_meta[] = {
 void ws_lua_open_conn(lua_State *L)
 {
     make_fields_registry(L);
+    make_temp_requests(L);
     if (luaL_newmetatable(L, CONN_MT)) {
         ws_setfuncs(L, conn_meta);
         lua_newtable(L);

@@ -89,8 +89,7 @@ struct lconn {
      * (bench/PROFILE.md, idle memory). */
     bool has_fields : 1;   /* the uservalue table exists (made on first use) */
     bool was_clean : 1;    /* valid once closed */
-    bool request_temp : 1; /* fields.request goes after on_open unless read */
-    bool request_read : 1; /* c.request or c.path was read */
+    bool request_temp : 1; /* c.request waits in the temporary table (until read or on_open ends) */
     bool notify_close : 1; /* call the close hook after the close event */
     bool upgrade_wait : 1; /* on_upgrade runs on in a task: the answer comes later */
     bool server_side : 1;  /* accepted by a server: ws_lua_server_conn_hooks reach it */
@@ -115,6 +114,9 @@ lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx);
 void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx);
 /* Push the fields table of the connection at idx, making it if needed. */
 void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx);
+/* The request table on top (popped) is c.request of the connection at idx
+ * until on_open has run, and after it only if c.request was read. */
+void ws_lua_conn_temp_request(lua_State *L, lconn *lc, int idx);
 extern const ws_conn_callbacks ws_lua_conn_callbacks;
 
 /* Open lc's transport to the URL at stack index url (ws://, wss:// or

@@ -306,11 +306,15 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     if ((srv && srv->keep_request) || (cbs & ((1u << CB_UPGRADE) | (1u << CB_OPEN)))) {
         push_request(L, lc, ev->head, ev->request);
         req = lua_gettop(L);
-        ws_lua_conn_fields(L, lc, idx);
         lua_pushvalue(L, req);
-        lua_setfield(L, -2, "request");
-        lua_pop(L, 1);
-        lc->request_temp = !srv->keep_request;
+        if (srv && srv->keep_request) {
+            ws_lua_conn_fields(L, lc, idx);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, "request");
+            lua_pop(L, 1);
+        } else {
+            ws_lua_conn_temp_request(L, lc, idx);
+        }
     }
 
     int first = 0;
