@@ -135,7 +135,9 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
     if (t && ref_index(m, t) < m->n)
         return 0;
     if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 4;
+        /* Most connections watch one or two topics: start with room for
+         * one (a 32-byte chunk instead of 80 for four). */
+        size_t cap = m->cap ? m->cap * 2 : 1;
         ws_topic_ref *r = realloc(m->refs, cap * sizeof *r);
         if (!r)
             return -1;
@@ -145,7 +147,9 @@ int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, siz
     if (!t && !(t = create(ts, h, name, len)))
         return -1;
     if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4;
+        /* Grown by half: a topic of many subscribers leaves a quarter of
+         * its array unused on average, not half. */
+        size_t cap = t->cap ? t->cap + t->cap / 2 : 4;
         ws_topic_sub *s = realloc(t->subs, cap * sizeof *s);
         if (!s) {
             if (t->n == 0)
