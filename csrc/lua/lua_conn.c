@@ -313,27 +313,74 @@ static void push_head_fields(lua_State *L, const ws_http_head *h)
     ws_lua_push_headers(L, h);
 }
 
-/* Runs protected (anything in it may raise): (ev, conn).  The
- * connection userdata is the lconn itself. */
+/* A message, protected (making the payload string may raise):
+ * (ev, callback, conn).  The callback runs in this call's protection (its
+ * error reaches the same traceback handler), not a pcall of its own. */
+static int message_body(lua_State *L)
+{
+    const ws_event *ev = lua_touserdata(L, 1);
+    if (ev->len >= WS_LUA_LARGE_BLOCK)
+        ws_lua_large_message(L, ((lconn *)lua_touserdata(L, 3))->ll);
+    lua_pushlstring(L, (const char *)ev->data, ev->len);
+    lua_pushboolean(L, ev->binary);
+    lua_call(L, 3, 0);
+    return 0;
+}
+
+/* Push the message callback (the connection's own, its server's, else the
+ * receive hook); false (nothing pushed) without one. */
+static bool push_message_callback(lua_State *L, lconn *lc)
+{
+    if (lc->own_cbs & (1u << CB_MESSAGE)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref); /* anchored: it runs */
+        get_fields(L, -1);
+        lua_rawgeti(L, -1, CB_MESSAGE);
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return true;
+    }
+    return (lc->srv && ws_lua_server_conn_hooks.callback(L, lc, CB_MESSAGE)) ||
+           push_hook(L, lc, CB_MESSAGE);
+}
+
+static const char message_body_key = 'm';
+
+/* The hot path: one protected call of message_body, which calls the
+ * callback.  Nothing is pushed (no string made) when no one listens. */
+static void message_event(lconn *lc, const ws_event *ev)
+{
+    int handler;
+    lua_State *L = ws_lua_loop_event_state(lc->ll, &handler);
+    if (!L || lc->self_ref == LUA_NOREF)
+        return;
+    int top = 0;
+    if (!handler) { /* inside a callback: a handler of its own */
+        if (!lua_checkstack(L, WS_LUA_EVENT_STACK))
+            return;
+        top = lua_gettop(L);
+        handler = top + 1;
+        ws_lua_push_traceback(L);
+    }
+    ws_pushcfunction_kept(L, message_body, &message_body_key);
+    lua_pushlightuserdata(L, (void *)ev);
+    if (push_message_callback(L, lc)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+        ws_lua_loop_call_with(lc->ll, 3, handler);
+        /* the call popped its function and arguments */
+        if (top)
+            lua_settop(L, top);
+    } else {
+        lua_settop(L, top ? top : handler);
+    }
+}
+
+/* Runs protected (anything in it may raise): (ev, conn), the events other
+ * than messages.  The connection userdata is the lconn itself. */
 static int event_body(lua_State *L)
 {
     const ws_event *ev = lua_touserdata(L, 1);
     lconn *lc = lua_touserdata(L, 2);
     int idx = 2;
-    if (ev->type == WS_EV_MESSAGE) {
-        /* The hot path: no string unless someone takes it, and the
-         * callback runs in this call's protection (its error reaches the
-         * same traceback handler), not a pcall of its own. */
-        if (push_callback(L, lc, idx, CB_MESSAGE) || push_hook(L, lc, CB_MESSAGE)) {
-            if (ev->len >= WS_LUA_LARGE_BLOCK)
-                ws_lua_large_message(L, lc->ll);
-            lua_pushvalue(L, idx);
-            lua_pushlstring(L, (const char *)ev->data, ev->len);
-            lua_pushboolean(L, ev->binary);
-            lua_call(L, 3, 0);
-        }
-        return 0;
-    }
     luaL_checkstack(L, 20, "ws: event");
     ws_lua_push_traceback(L); /* EVENT_HANDLER */
     switch (ev->type) {
@@ -433,6 +480,10 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     lconn *lc = ud;
     if (c != lc->c)
         return; /* a connection left for a redirect: it ends silently */
+    if (ev->type == WS_EV_MESSAGE) {
+        message_event(lc, ev);
+        return;
+    }
     lua_State *L = ws_lua_loop_state(lc->ll);
     if (!L || !lua_checkstack(L, 8))
         return;
@@ -602,17 +653,22 @@ void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx)
  * userdata of exactly our size carrying our magic.  Lua code cannot write
  * a userdata's bytes, so only C code forging one on purpose could pass;
  * anything else gets luaL_checkudata, which also words the error. */
-static lconn *to_conn(lua_State *L)
+static lconn *to_conn_slow(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CONN_MT);
+}
+
+static inline lconn *to_conn(lua_State *L)
 {
     lconn *lc = lua_touserdata(L, 1);
     if (lc && ws_rawlen(L, 1) == sizeof *lc && lc->magic == WS_LUA_CONN_MAGIC)
         return lc;
-    return luaL_checkudata(L, 1, CONN_MT);
+    return to_conn_slow(L);
 }
 
 /* The connection, or NULL (with nil, "connection is closed" pushed) once
  * its loop has closed it. */
-static lconn *check_conn(lua_State *L)
+static inline lconn *check_conn(lua_State *L)
 {
     lconn *lc = to_conn(L);
     if (!lc->c) {
@@ -806,6 +862,23 @@ static int send_result(lua_State *L, int r)
     return 2;
 }
 
+/* c:send's kind (argument 3): "binary" and "text" are told apart by their
+ * bytes here, without a call; anything else goes to ws_lua_check_kind
+ * (nil, and the errors). */
+static inline bool send_kind(lua_State *L)
+{
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        size_t n;
+        const char *k = lua_tolstring(L, 3, &n);
+        if (n == 6 && k[0] == 'b' && k[1] == 'i' && k[2] == 'n' && k[3] == 'a' && k[4] == 'r' &&
+            k[5] == 'y')
+            return true;
+        if (n == 4 && k[0] == 't' && k[1] == 'e' && k[2] == 'x' && k[3] == 't')
+            return false;
+    }
+    return ws_lua_check_kind(L, 3);
+}
+
 /***
  * Connections of module ws, implemented in C.
  * @module ws
@@ -834,10 +907,14 @@ static int l_send(lua_State *L)
     const char *p = lua_tolstring(L, 2, &n);
     if (!p)
         p = luaL_checklstring(L, 2, &n); /* raises, naming the argument */
-    bool binary = ws_lua_check_kind(L, 3);
+    bool binary = send_kind(L);
     /* Most calls pass no options: no look at argument 4 then. */
     int compress = lua_gettop(L) >= 4 ? ws_lua_send_compress(L, 4) : WS_SEND_AUTO;
-    return send_result(L, ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress));
+    int r = ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress);
+    if (r != WS_OK)
+        return send_result(L, r);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /***

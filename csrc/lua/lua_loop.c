@@ -67,6 +67,8 @@ struct ws_lua_loop {
     bool closing;           /* its members are being closed */
     unsigned refs;          /* the loop userdata + its handles + ws_lua_loop_ref */
     unsigned long gen;      /* fork generation that made it: a forked child must not use it */
+    int handler;            /* in step/run: stack index of the turn's traceback handler, 0 else */
+    int depth;              /* Lua callbacks of this loop running now (nested calls) */
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
 };
 typedef struct ws_lua_loop lctx;
@@ -264,10 +266,22 @@ static void record_error(lua_State *L, ws_lua_loop *ll)
 static bool call(ws_lua_loop *ll, int nargs, int nresults, int handler)
 {
     lua_State *L = ll->L;
-    if (lua_pcall(L, nargs, nresults, handler) == 0)
+    ll->depth++;
+    int r = lua_pcall(L, nargs, nresults, handler);
+    ll->depth--;
+    if (r == 0)
         return true;
     record_error(L, ll);
     return false;
+}
+
+lua_State *ws_lua_loop_event_state(ws_lua_loop *ll, int *handler)
+{
+    lua_State *L = ll->L;
+    /* Straight from the C loop (no callback of this loop runs), the stack
+     * is the one publish left: the handler is where it put it. */
+    *handler = L && ll->depth == 0 && lua_gettop(L) == ll->handler ? ll->handler : 0;
+    return L;
 }
 
 bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler)
@@ -479,17 +493,25 @@ static int l_loop_new(lua_State *L)
 
 /* While Lua drives the loop, U (at uidx) is published in the registry
  * for the callbacks, and ctx->L says which thread runs them. */
+/* Also pushes the traceback handler of the turn (unpublish pops it) and
+ * makes room for the events that use it without a stack check each. */
 static void publish(lua_State *L, lctx *ctx, int uidx)
 {
     lua_pushlightuserdata(L, ctx);
     lua_pushvalue(L, uidx);
     lua_rawset(L, LUA_REGISTRYINDEX);
+    luaL_checkstack(L, WS_LUA_EVENT_STACK + 1, "ws: loop");
+    ws_lua_push_traceback(L);
+    ctx->handler = lua_gettop(L);
+    ctx->depth = 0;
     ctx->L = L;
     ctx->err = false;
 }
 
 static void unpublish(lua_State *L, lctx *ctx)
 {
+    lua_settop(L, ctx->handler - 1);
+    ctx->handler = 0;
     ctx->L = NULL;
     lua_pushlightuserdata(L, ctx);
     lua_pushnil(L);

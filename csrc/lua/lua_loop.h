@@ -64,6 +64,14 @@ bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll);
 /* The Lua thread driving the loop right now (inside step/run), or NULL. */
 lua_State *ws_lua_loop_state(ws_lua_loop *ll);
 
+/* The same for an event delivered by the loop; *handler is set to the
+ * stack index of a traceback handler already in place when the event
+ * comes straight from the C loop (no callback of the loop runs and the
+ * stack is as step/run left it: WS_LUA_EVENT_STACK free slots are
+ * there), else 0 (push one, check the stack). */
+lua_State *ws_lua_loop_event_state(ws_lua_loop *ll, int *handler);
+#define WS_LUA_EVENT_STACK 8
+
 /* Call the function below nargs arguments on top of ws_lua_loop_state's
  * stack, with a traceback handler; pops them.  The first error raised is
  * kept for step/run to re-raise and breaks the loop turn; later ones in
