@@ -163,5 +163,11 @@ void ws_buf_pool_free(ws_buf_pool *pool)
 {
     free(pool->data);
     free(pool->large);
+    while (pool->parts) {
+        void *next;
+        memcpy(&next, pool->parts, sizeof next);
+        free(pool->parts);
+        pool->parts = next;
+    }
     memset(pool, 0, sizeof *pool);
 }

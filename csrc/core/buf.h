@@ -57,12 +57,18 @@ void ws_buf_clear(ws_buf *b);
  * malloc and free while idle connections still hold no buffer.  A second
  * slot keeps one large buffer (the unsent part of a large message) while
  * large messages keep coming: growing the C heap for it and trimming it
- * again cost page faults per message (bench/PROFILE.md, 4 MiB messages). */
+ * again cost page faults per message (bench/PROFILE.md, 4 MiB messages).
+ * It also keeps the parts sessions take while bytes are in flight and give
+ * back when idle (session.c), so that costs no malloc and free per message
+ * either: a list linked through their first bytes, at most
+ * WS_BUF_POOL_PARTS long (what a burst of busy connections leaves). */
 typedef struct ws_buf_pool {
     unsigned char *data;
     size_t cap;
     unsigned char *large;
     size_t large_cap;
+    void *parts;     /* idle session parts, each malloc'd; NULL when none */
+    unsigned nparts; /* how many */
 } ws_buf_pool;
 
 /* Buffers up to this size go back to the pool's small slot, larger ones up
@@ -70,6 +76,7 @@ typedef struct ws_buf_pool {
  * comes back: large messages stopped). */
 #define WS_BUF_POOL_MAX       4096u
 #define WS_BUF_POOL_LARGE_MAX (16u << 20)
+#define WS_BUF_POOL_PARTS     64u
 
 /* b (with no storage) takes the pooled storage if it holds n bytes. */
 void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n);

@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,13 @@ enum { PENDING_NONE, PENDING_OPEN, PENDING_CLOSE };
 /* Unsent output above which automatic pongs replace each other. */
 #define WS_PONG_COALESCE_AT 65536
 
-struct ws_session {
+/* What a session needs only while bytes are in flight: input partly
+ * parsed, output queued, the handshake running, a message being received
+ * or sent in fragments, an event pending.  Taken when one of those starts
+ * (from the loop's pool: ws_session_config.out_pool) and given back once
+ * none is left, so an idle connection holds only struct ws_session
+ * (bench/PROFILE.md, idle memory). */
+typedef struct ws_part {
     ws_buf out;  /* bytes to send; first (ws_session_output_size) */
     ws_buf in;   /* received bytes; the current frame's payload sits at the front */
     ws_buf *msg; /* reassembly of a fragmented or compressed message; NULL when none */
@@ -48,45 +55,125 @@ struct ws_session {
      * pages per message); freed at the first frame that is not large.  Its
      * capacity is kept in its first bytes (spare_cap), not in every session. */
     uint8_t *spare;
-    /* Limits and policies, shared with the server's other sessions rather
-     * than copied into each (bench/PROFILE.md, idle memory). */
-    const ws_session_config *cfg;
     ws_hs *hs;
-    /* The agreed subprotocol and extensions in one string each way:
-     * "protocol\0extensions\0" (has_protocol / has_extensions say which
-     * exist; a missing protocol is ""); NULL when neither. */
-    char *agreed;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
     uint64_t done;    /* payload bytes of the current frame already unmasked */
     uint64_t msg_len; /* bytes of the current message so far */
     size_t discard;   /* bytes of `in` to drop at the next call */
     uint16_t close_code;
-    uint8_t role;
-    uint8_t state;
     uint8_t pending;
     uint8_t msg_opcode; /* opcode of the message being received, 0 if none */
     bool have_header;   /* fh holds the current frame's header */
     bool msg_done;      /* msg holds a delivered message: clear it */
     bool free_hs;       /* drop hs at the next call */
-    bool close_sent;
-    bool eof;
-    bool sending_fragments; /* a fragmented message is being sent */
     bool close_clean;
-    bool msg_compressed;  /* the message being received has RSV1 */
-    bool send_compressed; /* the fragmented message being sent is compressed */
-    bool has_protocol : 1;
-    bool has_extensions : 1;
+    bool msg_compressed; /* the message being received has RSV1 */
     /* the last bytes of `out` are an unsent automatic pong of this size (a
      * control frame: at most 131 bytes) */
     uint8_t pong_len;
     ws_utf8 in_utf8;
     ws_utf8 out_utf8;
+} ws_part;
+
+/* An idle session's part: nothing in flight.  Read freely; never written
+ * (const: a write would fault), a session takes a part of its own first. */
+static const ws_part idle_part;
+#define IDLE_PART ((ws_part *)(uintptr_t)&idle_part)
+
+struct ws_session {
+    /* The part (ws_part), reached through its output buffer, its first
+     * member: ws_session_output_size reads it inline. */
+    ws_buf *part;
+    /* Limits and policies, shared with the server's other sessions rather
+     * than copied into each (bench/PROFILE.md, idle memory). */
+    const ws_session_config *cfg;
+    /* The agreed subprotocol and extensions in one string each way:
+     * "protocol\0extensions\0" (has_protocol / has_extensions say which
+     * exist; a missing protocol is ""); NULL when neither. */
+    char *agreed;
     ws_deflate *dfl; /* permessage-deflate agreed: NULL otherwise */
+    uint8_t role;
+    uint8_t state;
+    bool close_sent;
+    bool eof;
+    bool sending_fragments; /* a fragmented message is being sent */
+    bool send_compressed;   /* the fragmented message being sent is compressed */
+    bool has_protocol : 1;
+    bool has_extensions : 1;
+    bool pool_off : 1; /* ws_session_set_output_pool(s, NULL) */
 };
 
-/* ws_session_output_size reads the output buffer at the session's start. */
-typedef char ws_session_out_first[offsetof(struct ws_session, out) == 0 ? 1 : -1];
+/* ws_session_output_size reads the output buffer at the part's start. */
+typedef char ws_part_out_first[offsetof(ws_part, out) == 0 ? 1 : -1];
+
+static inline ws_part *part(const ws_session *s)
+{
+    return (ws_part *)(void *)s->part;
+}
+
+/* The loop's pool this session takes from and gives back to, or NULL. */
+static inline ws_buf_pool *pool_of(const ws_session *s)
+{
+    return s->pool_off ? NULL : s->cfg->out_pool;
+}
+
+/* The session's own part, taken now if it is idle (a pooled one when the
+ * pool keeps one); NULL when out of memory. */
+static ws_part *take_part(ws_session *s)
+{
+    ws_part *a = part(s);
+    if (a != IDLE_PART)
+        return a;
+    ws_buf_pool *pool = pool_of(s);
+    if (pool && pool->parts) {
+        /* Pooled parts are idle ones: only the list link to clear. */
+        a = pool->parts;
+        memcpy(&pool->parts, a, sizeof pool->parts);
+        pool->nparts--;
+        a->out.data = NULL;
+    } else if (!(a = calloc(1, sizeof *a))) {
+        return NULL;
+    }
+    s->part = &a->out;
+    return a;
+}
+
+/* Nothing in flight: no bytes held either way, no handshake, no message
+ * being received or sent, no event or tidying due at the next call. */
+static bool part_idle(const ws_session *s, const ws_part *a)
+{
+    return !a->out.data && !a->in.data && !a->msg && !a->spare && !a->hs && !a->discard &&
+           !a->pending && !a->msg_opcode && !a->have_header && !a->msg_done && !a->free_hs &&
+           !s->sending_fragments;
+}
+
+/* Give the part back once the session is idle: to the pool while it keeps
+ * fewer than WS_BUF_POOL_PARTS, else to the C heap. */
+static void settle(ws_session *s)
+{
+    ws_part *a = part(s);
+    if (a == IDLE_PART || !part_idle(s, a))
+        return;
+    s->part = &IDLE_PART->out;
+    ws_buf_pool *pool = pool_of(s);
+    if (pool && pool->nparts < WS_BUF_POOL_PARTS) {
+        a->pong_len = 0; /* the rest is as an idle part has it */
+        memcpy(a, &pool->parts, sizeof pool->parts);
+        pool->parts = a;
+        pool->nparts++;
+    } else {
+        free(a);
+    }
+}
+
+/* An entry point's result: a part taken for output that failed goes back. */
+static int settled(ws_session *s, int r)
+{
+    if (r != WS_OK)
+        settle(s);
+    return r;
+}
 
 const char *ws_state_name(int state)
 {
@@ -174,17 +261,19 @@ static void hs_free(ws_hs *hs)
 /* The reassembly buffer exists only while a message needs one. */
 static ws_buf *msg_buf(ws_session *s)
 {
-    if (!s->msg && (s->msg = malloc(sizeof *s->msg)) != NULL)
-        ws_buf_init(s->msg);
-    return s->msg;
+    ws_part *a = part(s);
+    if (!a->msg && (a->msg = malloc(sizeof *a->msg)) != NULL)
+        ws_buf_init(a->msg);
+    return a->msg;
 }
 
 static void msg_free(ws_session *s)
 {
-    if (s->msg) {
-        ws_buf_free(s->msg);
-        free(s->msg);
-        s->msg = NULL;
+    ws_part *a = part(s);
+    if (a->msg) {
+        ws_buf_free(a->msg);
+        free(a->msg);
+        a->msg = NULL;
     }
 }
 
@@ -236,6 +325,7 @@ int ws_session_init(ws_session *s, ws_session_settings *st)
     const ws_session_config *cfg = &st->cfg;
     st->refs++;
     s->cfg = cfg;
+    s->part = &IDLE_PART->out;
     s->role = (uint8_t)cfg->role;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
     if (!cfg->handshake && cfg->compress.enabled) {
@@ -256,7 +346,8 @@ int ws_session_init(ws_session *s, ws_session_settings *st)
             return -1;
         }
     }
-    if (cfg->handshake && !(s->hs = hs_new(cfg))) {
+    ws_part *a = cfg->handshake ? take_part(s) : NULL;
+    if (cfg->handshake && (!a || !(a->hs = hs_new(cfg)))) {
         ws_session_fini(s);
         return -1;
     }
@@ -273,12 +364,18 @@ void ws_session_free(ws_session *s)
 
 void ws_session_fini(ws_session *s)
 {
-    ws_buf_free(&s->in);
-    ws_buf_free(&s->out);
-    free(s->spare);
-    msg_free(s);
+    ws_part *a = part(s);
+    if (a != IDLE_PART) {
+        /* Not to the pool: the loop that owns it may be gone by now. */
+        ws_buf_free(&a->in);
+        ws_buf_free(&a->out);
+        free(a->spare);
+        msg_free(s);
+        hs_free(a->hs);
+        free(a);
+        s->part = &IDLE_PART->out;
+    }
     ws_deflate_free(s->dfl);
-    hs_free(s->hs);
     free(s->agreed);
     /* The record s->cfg points into (its first member). */
     ws_session_settings_unref((ws_session_settings *)(void *)s->cfg);
@@ -322,13 +419,17 @@ static char *dup_span(const char *p, size_t n)
 static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rsv, const uint8_t *p,
                            size_t n)
 {
-    s->pong_len = 0; /* whatever is queued now follows the automatic pong */
+    ws_part *a = take_part(s);
+    if (!a)
+        return WS_E_NOMEM;
+    a->pong_len = 0; /* whatever is queued now follows the automatic pong */
+    ws_buf *b = &a->out;
     if (s->role == WS_SERVER && n <= 125) {
         /* Most frames a server sends: unmasked, a 2-byte header written
          * here, into room the buffer (or the pool's) already has. */
-        ws_buf *b = &s->out;
-        if (!b->data && s->cfg->out_pool)
-            ws_buf_from_pool(b, s->cfg->out_pool, 2 + n);
+        ws_buf_pool *pool = pool_of(s);
+        if (!b->data && pool)
+            ws_buf_from_pool(b, pool, 2 + n);
         if (b->data && b->cap && b->cap - b->len >= 2 + n) { /* (cap 0: lent memory) */
             uint8_t *w = b->data + b->len;
             w[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0f));
@@ -348,19 +449,19 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
     h.masked = s->role == WS_CLIENT;
     if (h.masked)
         s->cfg->random(s->cfg->random_ud, h.mask, 4);
-    if (n > (size_t)-1 - WS_FRAME_HEADER_MAX)
-        return WS_E_NOMEM;
-    if (s->cfg->out_pool)
-        ws_buf_from_pool(&s->out, s->cfg->out_pool, WS_FRAME_HEADER_MAX + n);
-    uint8_t *w = ws_buf_reserve(&s->out, WS_FRAME_HEADER_MAX + n);
+    ws_buf_pool *pool = pool_of(s);
+    if (pool)
+        ws_buf_from_pool(b, pool, WS_FRAME_HEADER_MAX + n);
+    uint8_t *w =
+        n <= (size_t)-1 - WS_FRAME_HEADER_MAX ? ws_buf_reserve(b, WS_FRAME_HEADER_MAX + n) : NULL;
     if (!w)
-        return WS_E_NOMEM;
+        return WS_E_NOMEM; /* (the caller settles: it may be parsing) */
     size_t hl = ws_frame_encode(w, &h);
     if (h.masked)
         ws_mask_copy(w + hl, p, n, h.mask, 0);
     else if (n)
         memcpy(w + hl, p, n);
-    ws_buf_commit(&s->out, hl + n);
+    ws_buf_commit(b, hl + n);
     return WS_OK;
 }
 
@@ -419,32 +520,39 @@ int ws_session_send_ex(ws_session *s, bool binary, const uint8_t *p, size_t n, i
     if (s->dfl)
         z = compress == WS_SEND_AUTO ? ws_deflate_wants(s->dfl, n)
                                      : compress == WS_SEND_COMPRESS && ws_deflate_can_send(s->dfl);
-    return queue_data(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n, z);
+    return settled(s, queue_data(s, binary ? WS_OP_BINARY : WS_OP_TEXT, true, p, n, z));
 }
 
 int ws_session_send_fragment(ws_session *s, bool binary, const uint8_t *p, size_t n, bool fin)
 {
     if (s->state != WS_OPEN)
         return WS_E_STATE;
+    /* The part holds the validator state between fragments. */
+    ws_part *a = take_part(s);
+    if (!a)
+        return WS_E_NOMEM;
     unsigned opcode = WS_OP_CONT;
+    ws_utf8 u = a->out_utf8;
     if (!s->sending_fragments) {
         opcode = binary ? WS_OP_BINARY : WS_OP_TEXT;
-        s->send_compressed = s->dfl && ws_deflate_can_send(s->dfl);
-        ws_utf8_init(&s->out_utf8);
-        s->out_utf8.need = binary ? 0xff : 0; /* 0xff marks a binary message */
+        ws_utf8_init(&u);
+        u.need = binary ? 0xff : 0; /* 0xff marks a binary message */
     }
-    if (s->out_utf8.need != 0xff) {
-        ws_utf8 u = s->out_utf8;
-        int r = ws_utf8_feed(&u, p, n);
-        if (r == WS_UTF8_INVALID || (fin && r != WS_UTF8_OK))
-            return WS_E_ARG;
-        s->out_utf8 = u;
+    int r = WS_OK;
+    if (u.need != 0xff) {
+        r = ws_utf8_feed(&u, p, n);
+        r = r == WS_UTF8_INVALID || (fin && r != WS_UTF8_OK) ? WS_E_ARG : WS_OK;
     }
-    int r = queue_data(s, opcode, fin, p, n, s->send_compressed);
-    if (r != WS_OK)
-        return r;
-    s->sending_fragments = !fin;
-    return WS_OK;
+    if (r == WS_OK) {
+        bool z = s->sending_fragments ? s->send_compressed : s->dfl && ws_deflate_can_send(s->dfl);
+        r = queue_data(s, opcode, fin, p, n, z);
+        if (r == WS_OK) {
+            a->out_utf8 = u;
+            s->send_compressed = z;
+            s->sending_fragments = !fin;
+        }
+    }
+    return settled(s, r); /* (held while fragments are being sent or bytes wait) */
 }
 
 int ws_session_ping(ws_session *s, const uint8_t *p, size_t n)
@@ -453,7 +561,7 @@ int ws_session_ping(ws_session *s, const uint8_t *p, size_t n)
         return WS_E_STATE;
     if (n > WS_CONTROL_MAX)
         return WS_E_ARG;
-    return queue_frame(s, WS_OP_PING, true, p, n);
+    return settled(s, queue_frame(s, WS_OP_PING, true, p, n));
 }
 
 int ws_session_pong(ws_session *s, const uint8_t *p, size_t n)
@@ -462,7 +570,7 @@ int ws_session_pong(ws_session *s, const uint8_t *p, size_t n)
         return WS_E_STATE;
     if (n > WS_CONTROL_MAX)
         return WS_E_ARG;
-    return queue_frame(s, WS_OP_PONG, true, p, n);
+    return settled(s, queue_frame(s, WS_OP_PONG, true, p, n));
 }
 
 int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n)
@@ -475,23 +583,25 @@ int ws_session_close(ws_session *s, int code, const uint8_t *reason, size_t n)
         return WS_E_ARG;
     int r = queue_close(s, code, reason, n);
     if (r != WS_OK)
-        return r;
+        return settled(s, r);
     s->state = WS_CLOSING;
     return WS_OK;
 }
 
 int ws_session_frame_direct(ws_session *s, bool binary, const uint8_t *p, size_t n, uint8_t *hdr)
 {
+    ws_part *a = part(s);
     if (s->state != WS_OPEN)
         return WS_E_STATE;
     if (s->sending_fragments)
         return WS_E_BUSY;
-    if (s->role != WS_SERVER || ws_buf_size(&s->out) != 0 ||
+    if (s->role != WS_SERVER || ws_buf_size(&a->out) != 0 ||
         (s->dfl && ws_deflate_wants(s->dfl, n)))
         return 0;
     if (!binary && !ws_utf8_valid(p, n))
         return WS_E_ARG;
-    s->pong_len = 0;
+    if (a->pong_len) /* (an idle part's is 0: never written) */
+        a->pong_len = 0;
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = true;
@@ -506,10 +616,14 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
         return WS_E_STATE;
     if (s->sending_fragments)
         return WS_E_BUSY;
-    s->pong_len = 0;
-    if (s->cfg->out_pool)
-        ws_buf_from_pool(&s->out, s->cfg->out_pool, n);
-    return ws_buf_append(&s->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM;
+    ws_part *a = take_part(s);
+    if (!a)
+        return WS_E_NOMEM;
+    a->pong_len = 0;
+    ws_buf_pool *pool = pool_of(s);
+    if (pool)
+        ws_buf_from_pool(&a->out, pool, n);
+    return settled(s, ws_buf_append(&a->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM);
 }
 
 const ws_deflate *ws_session_deflate(const ws_session *s)
@@ -523,28 +637,39 @@ int ws_session_send_external(ws_session *s)
         return WS_E_STATE;
     if (s->sending_fragments)
         return WS_E_BUSY;
-    s->pong_len = 0; /* the output's end is a position the host keeps */
+    if (part(s)->pong_len) /* the output's end is a position the host keeps */
+        part(s)->pong_len = 0;
     return WS_OK;
 }
 
 const uint8_t *ws_session_output(const ws_session *s, size_t *n)
 {
-    *n = ws_buf_size(&s->out);
-    return ws_buf_begin(&s->out);
+    ws_part *a = part(s);
+    *n = ws_buf_size(&a->out);
+    return ws_buf_begin(&a->out);
 }
 
 void ws_session_output_consume(ws_session *s, size_t n)
 {
-    if (s->cfg->out_pool)
-        ws_buf_consume_to_pool(&s->out, n, s->cfg->out_pool);
+    ws_part *a = part(s);
+    if (a == IDLE_PART) /* (nothing to consume) */
+        return;
+    ws_buf_pool *pool = pool_of(s);
+    if (pool)
+        ws_buf_consume_to_pool(&a->out, n, pool);
     else
-        ws_buf_consume(&s->out, n);
+        ws_buf_consume(&a->out, n);
+    if (!a->out.data)
+        settle(s);
 }
 
 void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool)
 {
-    /* Its own settings (ws_session_new): nobody else sees the change. */
-    ((ws_session_config *)(void *)s->cfg)->out_pool = pool;
+    /* NULL: this session stops using it (its loop may go first), while
+     * settings other sessions share keep naming it for them. */
+    s->pool_off = pool == NULL;
+    if (pool) /* its own settings (ws_session_new): nobody else sees it */
+        ((ws_session_config *)(void *)s->cfg)->out_pool = pool;
 }
 
 int ws_session_state(const ws_session *s)
@@ -567,18 +692,22 @@ const char *ws_session_extensions(const ws_session *s)
 /* The capacity of the spare input storage (kept in its first bytes), or 0. */
 static size_t spare_cap(const ws_session *s)
 {
+    ws_part *a = part(s);
     size_t cap = 0;
-    if (s->spare)
-        memcpy(&cap, s->spare, sizeof cap);
+    if (a->spare)
+        memcpy(&cap, a->spare, sizeof cap);
     return cap;
 }
 
 size_t ws_session_memory(const ws_session *s, size_t *zlib)
 {
     *zlib = ws_deflate_memory(s->dfl);
-    size_t n = s->in.cap + s->out.cap + spare_cap(s) + (s->msg ? s->msg->cap : 0);
-    if (s->hs)
-        n += sizeof *s->hs + s->hs->headers_cap * sizeof(ws_http_header);
+    const ws_part *a = part(s);
+    if (a == IDLE_PART)
+        return 0;
+    size_t n = sizeof *a + a->in.cap + a->out.cap + spare_cap(s) + (a->msg ? a->msg->cap : 0);
+    if (a->hs)
+        n += sizeof *a->hs + a->hs->headers_cap * sizeof(ws_http_header);
     return n;
 }
 
@@ -598,19 +727,21 @@ static void release_deflate(ws_session *s)
 
 static void drop_spare(ws_session *s)
 {
-    free(s->spare);
-    s->spare = NULL;
+    ws_part *a = part(s);
+    free(a->spare);
+    a->spare = NULL;
 }
 
 /* Consume `n` bytes of `in`; when they were a large frame's payload and
  * this empties a buffer of our own, it is kept as the spare, not freed. */
 static void consume_input(ws_session *s, size_t n)
 {
-    ws_buf *b = &s->in;
+    ws_part *a = part(s);
+    ws_buf *b = &a->in;
     if (n >= WS_DIRECT_MIN && !ws_buf_lent(b) && b->start + n >= b->len) {
         drop_spare(s);
-        s->spare = b->data;
-        memcpy(s->spare, &b->cap, sizeof b->cap); /* cap >= WS_DIRECT_MIN */
+        a->spare = b->data;
+        memcpy(a->spare, &b->cap, sizeof b->cap); /* cap >= WS_DIRECT_MIN */
         ws_buf_init(b);
         return;
     }
@@ -621,21 +752,22 @@ static void consume_input(ws_session *s, size_t n)
  * (what is there may be lent: it is copied into the spare then). */
 static void adopt_spare(ws_session *s, size_t want)
 {
-    ws_buf *b = &s->in;
+    ws_part *a = part(s);
+    ws_buf *b = &a->in;
     size_t have = ws_buf_size(b);
     size_t cap = spare_cap(s);
     bool lent = ws_buf_lent(b);
-    if (!s->spare || (!lent && b->cap - b->len >= want) || cap < have + want)
+    if (!a->spare || (!lent && b->cap - b->len >= want) || cap < have + want)
         return;
     if (have)
-        memcpy(s->spare, ws_buf_begin(b), have);
+        memcpy(a->spare, ws_buf_begin(b), have);
     if (!lent)
         free(b->data);
-    b->data = s->spare;
+    b->data = a->spare;
     b->start = 0;
     b->len = have;
     b->cap = cap;
-    s->spare = NULL;
+    a->spare = NULL;
 }
 
 /* Drop the payload of the frame delivered last (ws_session_next does it at
@@ -643,17 +775,19 @@ static void adopt_spare(ws_session *s, size_t want)
  * done before more input comes or the lent input is copied). */
 static void drop_delivered(ws_session *s)
 {
-    if (s->discard) {
-        consume_input(s, s->discard);
-        s->discard = 0;
+    ws_part *a = part(s);
+    if (a->discard) {
+        consume_input(s, a->discard);
+        a->discard = 0;
     }
 }
 
 bool ws_session_drained(const ws_session *s)
 {
-    return (s->state == WS_OPEN || s->state == WS_CLOSING) && s->pending == PENDING_NONE &&
-           !s->eof && !s->have_header && !s->msg_done && !s->free_hs &&
-           ws_buf_size(&s->in) == s->discard;
+    ws_part *a = part(s);
+    return (s->state == WS_OPEN || s->state == WS_CLOSING) && a->pending == PENDING_NONE &&
+           !s->eof && !a->have_header && !a->msg_done && !a->free_hs &&
+           ws_buf_size(&a->in) == a->discard;
 }
 
 int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
@@ -661,8 +795,11 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
     drop_delivered(s);
     if (s->state == WS_CLOSED || s->eof)
         return WS_OK;
+    ws_part *a = take_part(s);
+    if (!a)
+        return WS_E_NOMEM;
     adopt_spare(s, n);
-    return ws_buf_append(&s->in, p, n) == 0 ? WS_OK : WS_E_NOMEM;
+    return settled(s, ws_buf_append(&a->in, p, n) == 0 ? WS_OK : WS_E_NOMEM);
 }
 
 int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
@@ -670,9 +807,12 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
     drop_delivered(s);
     /* While the handshake runs the parsed head points into `in` across
      * calls: lend only once OPEN, and only to an empty buffer. */
-    if (s->state != WS_OPEN || s->eof || ws_buf_size(&s->in) != 0)
+    if (s->state != WS_OPEN || s->eof || ws_buf_size(&part(s)->in) != 0)
         return ws_session_feed(s, p, n);
-    ws_buf_lend(&s->in, p, n);
+    ws_part *a = take_part(s);
+    if (!a)
+        return WS_E_NOMEM;
+    ws_buf_lend(&a->in, p, n);
     return WS_OK;
 }
 
@@ -681,12 +821,13 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
  * straight into the input buffer. */
 static size_t direct_want(const ws_session *s)
 {
-    if (s->state == WS_CLOSED || s->eof || !s->have_header || ws_opcode_is_control(s->fh.opcode))
+    ws_part *a = part(s);
+    if (s->state == WS_CLOSED || s->eof || !a->have_header || ws_opcode_is_control(a->fh.opcode))
         return 0;
-    size_t have = ws_buf_size(&s->in);
-    if (s->fh.len <= have || s->fh.len - have < WS_DIRECT_MIN)
+    size_t have = ws_buf_size(&a->in);
+    if (a->fh.len <= have || a->fh.len - have < WS_DIRECT_MIN)
         return 0;
-    uint64_t rest = s->fh.len - have;
+    uint64_t rest = a->fh.len - have;
     return rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE;
 }
 
@@ -696,29 +837,33 @@ int ws_session_keep_input(ws_session *s)
     /* The start of a large frame's payload in lent memory goes straight
      * into the spare the rest is read into: no fresh storage for it, and
      * no second copy at the next read. */
-    size_t want = s->spare && ws_buf_lent(&s->in) ? direct_want(s) : 0;
+    size_t want = part(s)->spare && ws_buf_lent(&part(s)->in) ? direct_want(s) : 0;
     if (want)
         adopt_spare(s, want);
-    return ws_buf_own(&s->in) == 0 ? WS_OK : WS_E_NOMEM;
+    if (ws_buf_own(&part(s)->in) != 0)
+        return WS_E_NOMEM;
+    settle(s); /* the read is over: idle unless something is in flight */
+    return WS_OK;
 }
 
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
 {
+    ws_part *a = part(s);
     *n = 0;
     size_t want = direct_want(s);
     if (!want)
         return NULL;
     adopt_spare(s, want);
-    uint8_t *p = ws_buf_reserve(&s->in, want);
+    uint8_t *p = ws_buf_reserve(&a->in, want);
     if (!p)
         return NULL;
-    *n = s->in.cap - s->in.len;
+    *n = a->in.cap - a->in.len;
     return p;
 }
 
 void ws_session_feed_commit(ws_session *s, size_t n)
 {
-    ws_buf_commit(&s->in, n);
+    ws_buf_commit(&part(s)->in, n);
 }
 
 void ws_session_eof(ws_session *s)
@@ -728,19 +873,26 @@ void ws_session_eof(ws_session *s)
 
 static void set_pending_close(ws_session *s, int code, const char *reason, bool clean)
 {
-    s->pending = PENDING_CLOSE;
-    s->close_code = (uint16_t)code;
-    s->close_reason = reason;
-    s->close_clean = clean;
+    ws_part *a = part(s);
+    a->pending = PENDING_CLOSE;
+    a->close_code = (uint16_t)code;
+    a->close_reason = reason;
+    a->close_clean = clean;
 }
 
+/* Nothing more is read: the input and any message under way go. */
 static void drop_input(ws_session *s)
 {
-    ws_buf_free(&s->in);
+    ws_part *a = part(s);
+    if (a == IDLE_PART)
+        return;
+    ws_buf_free(&a->in);
     drop_spare(s);
     msg_free(s);
-    s->discard = 0;
-    s->have_header = false;
+    a->discard = 0;
+    a->have_header = false;
+    a->msg_opcode = 0;
+    a->msg_compressed = false;
 }
 
 /* Fail the connection (RFC 6455 7.1.7): send a close frame with the code
@@ -766,11 +918,12 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
                             const char *const *protocols, size_t num_protocols,
                             const char *extensions, char *err, size_t err_len)
 {
-    if (s->role != WS_CLIENT || s->state != WS_CONNECTING || !s->hs || s->hs->started) {
+    ws_part *a = part(s);
+    if (s->role != WS_CLIENT || s->state != WS_CONNECTING || !a->hs || a->hs->started) {
         snprintf(err, err_len, "session is not a client waiting to connect");
         return WS_E_STATE;
     }
-    ws_hs *hs = s->hs;
+    ws_hs *hs = a->hs;
     hs->started = true;
     if (num_protocols) {
         hs->protocols = calloc(num_protocols, sizeof(char *));
@@ -784,10 +937,10 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
         }
     }
     ws_client_request r = *req;
-    if (s->hs->dcfg.enabled) {
+    if (a->hs->dcfg.enabled) {
         /* Our permessage-deflate offer first, then the host's own offers. */
         char offer[WS_PMD_STR_MAX];
-        ws_pmd_client_offer(&s->hs->dcfg, &hs->pmd_offer);
+        ws_pmd_client_offer(&a->hs->dcfg, &hs->pmd_offer);
         hs->pmd_offered = true;
         ws_pmd_format(&hs->pmd_offer, offer);
         size_t ol = strlen(offer), el = extensions ? strlen(extensions) : 0;
@@ -802,7 +955,7 @@ int ws_session_start_client(ws_session *s, const ws_client_request *req,
     } else if (extensions && !(hs->extensions = dup_span(extensions, strlen(extensions)))) {
         goto nomem;
     }
-    return ws_handshake_client_request(&s->out, &r, hs->accept, err, err_len);
+    return ws_handshake_client_request(&a->out, &r, hs->accept, err, err_len);
 nomem:
     snprintf(err, err_len, "out of memory");
     return WS_E_NOMEM;
@@ -812,7 +965,8 @@ nomem:
  * hs->err set. */
 static int client_negotiate(ws_session *s, const ws_client_result *res)
 {
-    ws_hs *hs = s->hs;
+    ws_part *a = part(s);
+    ws_hs *hs = a->hs;
     size_t pos = 0, elen;
     const char *e;
     ws_pmd_params resp;
@@ -839,7 +993,7 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
     }
     if (!found)
         return 0;
-    ws_deflate_config cfg = s->hs->dcfg;
+    ws_deflate_config cfg = a->hs->dcfg;
     if (!hs->pmd_offered) {
         /* Offered by hand in the extensions string: take that offer. */
         ws_deflate_config_init(&cfg);
@@ -867,11 +1021,12 @@ static int client_negotiate(ws_session *s, const ws_client_result *res)
 
 static int client_handshake_step(ws_session *s, ws_event *ev)
 {
-    ws_hs *hs = s->hs;
+    ws_part *a = part(s);
+    ws_hs *hs = a->hs;
     if (!hs || !hs->started)
         return 0; /* request not queued yet */
-    char *buf = (char *)ws_buf_begin(&s->in);
-    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
+    char *buf = (char *)ws_buf_begin(&a->in);
+    long end = ws_http_head_end(buf, ws_buf_size(&a->in), &hs->scanned, hs->max_head);
     const char *why = NULL;
     if (end == WS_E_NEED_MORE)
         return 0;
@@ -899,8 +1054,8 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
                 snprintf(hs->err, sizeof hs->err, "out of memory");
             } else {
                 s->state = WS_OPEN;
-                s->discard = (size_t)end;
-                s->free_hs = true;
+                a->discard = (size_t)end;
+                a->free_hs = true;
                 ev->type = WS_EV_OPEN;
                 ev->head = &hs->head;
                 return 1;
@@ -916,8 +1071,8 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
     ev->head = end > 0 && hs->head.status > 0 ? &hs->head : NULL;
     if (ev->head) {
         /* Whatever of the error body came with the head. */
-        ev->body = ws_buf_begin(&s->in) + end;
-        ev->body_len = ws_buf_size(&s->in) - (size_t)end;
+        ev->body = ws_buf_begin(&a->in) + end;
+        ev->body_len = ws_buf_size(&a->in) - (size_t)end;
         const ws_http_header *cl = ws_http_find(&hs->head, "Content-Length");
         if (cl) {
             size_t want = 0;
@@ -927,14 +1082,14 @@ static int client_handshake_step(ws_session *s, ws_event *ev)
                 ev->body_len = want;
         }
     }
-    s->discard = ws_buf_size(&s->in);
+    a->discard = ws_buf_size(&a->in);
     set_pending_close(s, WS_CLOSE_ABNORMAL, "", false);
     return 1;
 }
 
 static int server_fail(ws_session *s, ws_event *ev, int status, const char *reason)
 {
-    ws_handshake_error_response(&s->out, status, reason, NULL, 0);
+    ws_handshake_error_response(&part(s)->out, status, reason, NULL, 0);
     s->state = WS_CLOSED;
     drop_input(s);
     ev->type = WS_EV_ERROR;
@@ -947,17 +1102,18 @@ static int server_fail(ws_session *s, ws_event *ev, int status, const char *reas
 
 static int server_handshake_step(ws_session *s, ws_event *ev)
 {
-    ws_hs *hs = s->hs;
+    ws_part *a = part(s);
+    ws_hs *hs = a->hs;
     if (!hs || hs->requested)
         return 0;
-    char *buf = (char *)ws_buf_begin(&s->in);
-    long end = ws_http_head_end(buf, ws_buf_size(&s->in), &hs->scanned, hs->max_head);
-    if (end == WS_E_NEED_MORE && !ws_http_request_prefix_ok(buf, ws_buf_size(&s->in)))
+    char *buf = (char *)ws_buf_begin(&a->in);
+    long end = ws_http_head_end(buf, ws_buf_size(&a->in), &hs->scanned, hs->max_head);
+    if (end == WS_E_NEED_MORE && !ws_http_request_prefix_ok(buf, ws_buf_size(&a->in)))
         return server_fail(s, ev, 400, "malformed HTTP request");
     if (end == WS_E_NEED_MORE)
         return 0;
     if (end < 0) {
-        size_t seen = ws_buf_size(&s->in);
+        size_t seen = ws_buf_size(&a->in);
         int status = ws_http_oversized_request(buf, seen < hs->max_head ? seen : hs->max_head);
         return server_fail(s, ev, status,
                            status == 431   ? "request head too large"
@@ -996,23 +1152,25 @@ static int server_handshake_step(ws_session *s, ws_event *ev)
 
 static bool awaiting_accept(const ws_session *s)
 {
-    return s->role == WS_SERVER && s->state == WS_CONNECTING && s->hs && s->hs->requested &&
-           !s->hs->http;
+    ws_part *a = part(s);
+    return s->role == WS_SERVER && s->state == WS_CONNECTING && a->hs && a->hs->requested &&
+           !a->hs->http;
 }
 
 const ws_http_head *ws_session_request_head(const ws_session *s)
 {
-    return awaiting_accept(s) ? &s->hs->head : NULL;
+    return awaiting_accept(s) ? &part(s)->hs->head : NULL;
 }
 
 int ws_session_respond(ws_session *s, int status, const ws_kv *headers, size_t num_headers,
                        const uint8_t *body, size_t body_len, char *err, size_t err_len)
 {
-    if (s->role != WS_SERVER || s->state != WS_CONNECTING || !s->hs || !s->hs->http) {
+    ws_part *a = part(s);
+    if (s->role != WS_SERVER || s->state != WS_CONNECTING || !a->hs || !a->hs->http) {
         snprintf(err, err_len, "no plain HTTP request is waiting");
         return WS_E_STATE;
     }
-    int rc = ws_handshake_http_response(&s->out, status, headers, num_headers, body, body_len, err,
+    int rc = ws_handshake_http_response(&a->out, status, headers, num_headers, body, body_len, err,
                                         err_len);
     if (rc != WS_OK)
         return rc;
@@ -1030,7 +1188,8 @@ static int accept_with(ws_session *s, const char *protocol, const char *extensio
  * invalid parameters are declined.  Returns true with the response. */
 static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agreed)
 {
-    const ws_http_head *h = &s->hs->head;
+    ws_part *a = part(s);
+    const ws_http_head *h = &a->hs->head;
     for (size_t i = 0; i < h->num_headers; i++) {
         const ws_http_header *hd = &h->headers[i];
         if (!ws_http_ieq(hd->name, hd->name_len, "Sec-WebSocket-Extensions", 24))
@@ -1043,7 +1202,7 @@ static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agree
             bool is_pmd;
             if (ws_pmd_parse(e, elen, &is_pmd, &offer, &why) != WS_OK || !is_pmd)
                 continue;
-            if (ws_pmd_server_accept(&s->hs->dcfg, &offer, &resp, agreed)) {
+            if (ws_pmd_server_accept(&a->hs->dcfg, &offer, &resp, agreed)) {
                 ws_pmd_format(&resp, resp_str);
                 return true;
             }
@@ -1055,6 +1214,7 @@ static bool server_negotiate(ws_session *s, char *resp_str, ws_pmd_agreed *agree
 int ws_session_accept(ws_session *s, const char *protocol, const char *extensions,
                       const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
 {
+    ws_part *a = part(s);
     if (!awaiting_accept(s)) {
         snprintf(err, err_len, "no handshake request is waiting");
         return WS_E_STATE;
@@ -1062,11 +1222,11 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
     char *joined = NULL;
     ws_pmd_agreed agreed;
     char pmd[WS_PMD_STR_MAX];
-    bool compress = s->hs->dcfg.enabled && server_negotiate(s, pmd, &agreed);
+    bool compress = a->hs->dcfg.enabled && server_negotiate(s, pmd, &agreed);
     if (compress) {
         size_t pl = strlen(pmd), el = extensions ? strlen(extensions) : 0;
         if (!(joined = malloc(pl + el + 3)) ||
-            !(s->dfl = ws_deflate_new(&s->hs->dcfg, &agreed, true))) {
+            !(s->dfl = ws_deflate_new(&a->hs->dcfg, &agreed, true))) {
             free(joined);
             snprintf(err, err_len, "out of memory");
             return WS_E_NOMEM;
@@ -1090,8 +1250,9 @@ int ws_session_accept(ws_session *s, const char *protocol, const char *extension
 static int accept_with(ws_session *s, const char *protocol, const char *extensions,
                        const ws_kv *headers, size_t num_headers, char *err, size_t err_len)
 {
-    ws_hs *hs = s->hs;
-    int rc = ws_handshake_server_response(&s->out, hs->req.key, hs->req.key_len, protocol,
+    ws_part *a = part(s);
+    ws_hs *hs = a->hs;
+    int rc = ws_handshake_server_response(&a->out, hs->req.key, hs->req.key_len, protocol,
                                           extensions, headers, num_headers, err, err_len);
     if (rc != WS_OK)
         return rc;
@@ -1100,11 +1261,11 @@ static int accept_with(ws_session *s, const char *protocol, const char *extensio
         snprintf(err, err_len, "out of memory");
         return WS_E_NOMEM;
     }
-    ws_buf_consume(&s->in, hs->head_len);
+    ws_buf_consume(&a->in, hs->head_len);
     hs_free(hs);
-    s->hs = NULL;
+    a->hs = NULL;
     s->state = WS_OPEN;
-    s->pending = PENDING_OPEN;
+    a->pending = PENDING_OPEN;
     return WS_OK;
 }
 
@@ -1116,7 +1277,7 @@ int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv
     char err[128];
     int rc = ws_handshake_check_headers(headers, num_headers, err, sizeof err);
     if (rc == WS_OK)
-        rc = ws_handshake_error_response(&s->out, status, reason, headers, num_headers);
+        rc = ws_handshake_error_response(&part(s)->out, status, reason, headers, num_headers);
     if (rc != WS_OK)
         return rc;
     s->state = WS_CLOSED;
@@ -1131,7 +1292,8 @@ int ws_session_reject(ws_session *s, int status, const char *reason, const ws_kv
  * *code set. */
 static const char *check_header(ws_session *s, int *code)
 {
-    const ws_frame_header *h = &s->fh;
+    ws_part *a = part(s);
+    const ws_frame_header *h = &a->fh;
     *code = WS_CLOSE_PROTOCOL;
     if ((h->rsv & (WS_RSV2 | WS_RSV3)) || ((h->rsv & WS_RSV1) && !s->dfl))
         return "reserved bits set without a negotiated extension";
@@ -1157,33 +1319,34 @@ static const char *check_header(ws_session *s, int *code)
         return "masked frame from the server";
     if (ws_opcode_is_control(h->opcode))
         return NULL;
-    if (h->opcode == WS_OP_CONT && !s->msg_opcode)
+    if (h->opcode == WS_OP_CONT && !a->msg_opcode)
         return "continuation frame without a message to continue";
-    if (h->opcode != WS_OP_CONT && s->msg_opcode)
+    if (h->opcode != WS_OP_CONT && a->msg_opcode)
         return "new message started inside a fragmented message";
     *code = WS_CLOSE_TOO_BIG;
     if (h->len > s->cfg->max_frame)
         return "frame too big";
-    bool compressed = h->opcode == WS_OP_CONT ? s->msg_compressed : (h->rsv & WS_RSV1) != 0;
+    bool compressed = h->opcode == WS_OP_CONT ? a->msg_compressed : (h->rsv & WS_RSV1) != 0;
     if (!compressed) {
         /* A compressed message is measured as it is inflated. */
-        uint64_t before = h->opcode == WS_OP_CONT ? s->msg_len : 0;
+        uint64_t before = h->opcode == WS_OP_CONT ? a->msg_len : 0;
         if (h->len > s->cfg->max_message || before > s->cfg->max_message - h->len)
             return "message too big";
     }
     if (h->opcode != WS_OP_CONT) {
-        s->msg_opcode = h->opcode;
-        s->msg_compressed = compressed;
-        s->msg_len = 0;
-        ws_utf8_init(&s->in_utf8);
+        a->msg_opcode = h->opcode;
+        a->msg_compressed = compressed;
+        a->msg_len = 0;
+        ws_utf8_init(&a->in_utf8);
     }
     if (!compressed)
-        s->msg_len += h->len;
+        a->msg_len += h->len;
     return NULL;
 }
 
 static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t n)
 {
+    ws_part *a = part(s);
     int code = WS_CLOSE_NO_STATUS;
     const uint8_t *reason = p;
     size_t reason_len = 0;
@@ -1204,7 +1367,7 @@ static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t 
     release_deflate(s);
     /* Nothing after the close frame is read; the reason stays valid until
      * the next call. */
-    s->discard = ws_buf_size(&s->in);
+    a->discard = ws_buf_size(&a->in);
     ev->type = WS_EV_CLOSE;
     ev->code = code;
     ev->data = reason;
@@ -1219,28 +1382,29 @@ static int on_close_frame(ws_session *s, ws_event *ev, const uint8_t *p, size_t 
  * when a non-final frame ended (reassembly continues). */
 static int compressed_step(ws_session *s, ws_event *ev)
 {
-    ws_frame_header *h = &s->fh;
-    uint64_t take = h->len - s->done;
-    if (take > ws_buf_size(&s->in))
-        take = ws_buf_size(&s->in);
+    ws_part *a = part(s);
+    ws_frame_header *h = &a->fh;
+    uint64_t take = h->len - a->done;
+    if (take > ws_buf_size(&a->in))
+        take = ws_buf_size(&a->in);
     uint64_t step = s->cfg->inflate_step;
     bool limited = step && take > step;
     if (limited)
         take = step;
-    bool last = s->done + take == h->len;
-    uint64_t before = s->msg_len;
+    bool last = a->done + take == h->len;
+    uint64_t before = a->msg_len;
     if (take || last) {
         ws_buf *m = msg_buf(s);
         if (!m)
             return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-        uint8_t *p = ws_buf_begin(&s->in);
+        uint8_t *p = ws_buf_begin(&a->in);
         if (h->masked)
-            ws_mask(p, (size_t)take, h->mask, s->done);
-        bool text = s->msg_opcode == WS_OP_TEXT;
-        ws_err r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &s->msg_len,
-                                   s->cfg->max_message, text ? &s->in_utf8 : NULL);
-        ws_buf_consume(&s->in, (size_t)take);
-        s->done += take;
+            ws_mask(p, (size_t)take, h->mask, a->done);
+        bool text = a->msg_opcode == WS_OP_TEXT;
+        ws_err r = ws_inflate_feed(s->dfl, p, (size_t)take, last && h->fin, m, &a->msg_len,
+                                   s->cfg->max_message, text ? &a->in_utf8 : NULL);
+        ws_buf_consume(&a->in, (size_t)take);
+        a->done += take;
         switch (r) {
         case WS_OK: break;
         case WS_E_TOO_BIG: return fail(s, ev, WS_CLOSE_TOO_BIG, "message too big");
@@ -1256,74 +1420,75 @@ static int compressed_step(ws_session *s, ws_event *ev)
         if (!limited)
             return 0;
         ev->type = WS_EV_PROGRESS;
-        ev->len = (size_t)(s->msg_len - before);
+        ev->len = (size_t)(a->msg_len - before);
         return 1;
     }
-    s->have_header = false;
-    bool binary = s->msg_opcode == WS_OP_BINARY;
-    if (h->fin && !binary && s->in_utf8.need)
+    a->have_header = false;
+    bool binary = a->msg_opcode == WS_OP_BINARY;
+    if (h->fin && !binary && a->in_utf8.need)
         return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
     if (!h->fin && !s->cfg->stream)
         return -1;
-    s->msg_done = true;
+    a->msg_done = true;
     ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
-    ev->data = ws_buf_size(s->msg) ? ws_buf_begin(s->msg) : (const uint8_t *)"";
-    ev->len = ws_buf_size(s->msg);
+    ev->data = ws_buf_size(a->msg) ? ws_buf_begin(a->msg) : (const uint8_t *)"";
+    ev->len = ws_buf_size(a->msg);
     ev->binary = binary;
     ev->fin = h->fin;
     if (h->fin) {
-        s->msg_opcode = 0;
-        s->msg_compressed = false;
+        a->msg_opcode = 0;
+        a->msg_compressed = false;
     }
     return 1;
 }
 
 static int frame_step(ws_session *s, ws_event *ev)
 {
+    ws_part *a = part(s);
     for (;;) {
-        if (!s->have_header) {
-            int hl = ws_frame_decode(ws_buf_begin(&s->in), ws_buf_size(&s->in), &s->fh);
+        if (!a->have_header) {
+            int hl = ws_frame_decode(ws_buf_begin(&a->in), ws_buf_size(&a->in), &a->fh);
             if (hl == WS_E_NEED_MORE)
                 return 0;
             if (hl < 0)
                 return fail(s, ev, WS_CLOSE_PROTOCOL, "frame length over 2^63");
-            ws_buf_consume(&s->in, (size_t)hl);
-            s->have_header = true;
-            if (s->spare && (ws_opcode_is_control(s->fh.opcode) || s->fh.len < WS_DIRECT_MIN))
+            ws_buf_consume(&a->in, (size_t)hl);
+            a->have_header = true;
+            if (a->spare && (ws_opcode_is_control(a->fh.opcode) || a->fh.len < WS_DIRECT_MIN))
                 drop_spare(s); /* large frames stopped coming */
-            s->done = 0;
+            a->done = 0;
             int code;
             const char *why = check_header(s, &code);
             if (why)
                 return fail(s, ev, code, why);
         }
 
-        ws_frame_header *h = &s->fh;
-        if (s->msg_compressed && !ws_opcode_is_control(h->opcode)) {
+        ws_frame_header *h = &a->fh;
+        if (a->msg_compressed && !ws_opcode_is_control(h->opcode)) {
             int r = compressed_step(s, ev);
             if (r < 0)
                 continue; /* a non-final frame was inflated: next frame */
             return r;
         }
-        uint64_t avail = ws_buf_size(&s->in) - s->done;
-        uint64_t take = h->len - s->done;
+        uint64_t avail = ws_buf_size(&a->in) - a->done;
+        uint64_t take = h->len - a->done;
         if (take > avail)
             take = avail;
         if (take) {
-            uint8_t *p = ws_buf_begin(&s->in) + s->done;
+            uint8_t *p = ws_buf_begin(&a->in) + a->done;
             if (h->masked)
-                ws_mask(p, (size_t)take, h->mask, s->done);
-            s->done += take;
-            if (!ws_opcode_is_control(h->opcode) && s->msg_opcode == WS_OP_TEXT &&
-                ws_utf8_feed(&s->in_utf8, p, (size_t)take) == WS_UTF8_INVALID)
+                ws_mask(p, (size_t)take, h->mask, a->done);
+            a->done += take;
+            if (!ws_opcode_is_control(h->opcode) && a->msg_opcode == WS_OP_TEXT &&
+                ws_utf8_feed(&a->in_utf8, p, (size_t)take) == WS_UTF8_INVALID)
                 return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
-        if (s->done < h->len)
+        if (a->done < h->len)
             return 0;
 
         /* The whole frame is here: its payload is at the front of `in`. */
-        s->have_header = false;
-        uint8_t *payload = ws_buf_begin(&s->in);
+        a->have_header = false;
+        uint8_t *payload = ws_buf_begin(&a->in);
         size_t len = (size_t)h->len;
         switch (h->opcode) {
         case WS_OP_PING:
@@ -1333,17 +1498,17 @@ static int frame_step(ws_session *s, ws_event *ev)
                  * previous automatic pong is still wholly unsent at the end
                  * of the output, replace it (RFC 6455 5.5.3 allows answering
                  * only the most recent ping). */
-                size_t queued = ws_buf_size(&s->out);
-                if (s->pong_len && queued >= s->pong_len && queued >= WS_PONG_COALESCE_AT)
-                    s->out.len -= s->pong_len;
-                size_t before = ws_buf_size(&s->out);
+                size_t queued = ws_buf_size(&a->out);
+                if (a->pong_len && queued >= a->pong_len && queued >= WS_PONG_COALESCE_AT)
+                    a->out.len -= a->pong_len;
+                size_t before = ws_buf_size(&a->out);
                 if (queue_frame(s, WS_OP_PONG, true, payload, len) != WS_OK)
                     return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-                s->pong_len = (uint8_t)(ws_buf_size(&s->out) - before);
+                a->pong_len = (uint8_t)(ws_buf_size(&a->out) - before);
             }
             /* fallthrough */
         case WS_OP_PONG:
-            s->discard = len;
+            a->discard = len;
             ev->type = h->opcode == WS_OP_PING ? WS_EV_PING : WS_EV_PONG;
             ev->data = payload;
             ev->len = len;
@@ -1352,12 +1517,12 @@ static int frame_step(ws_session *s, ws_event *ev)
         default: break;
         }
 
-        bool binary = s->msg_opcode == WS_OP_BINARY;
-        if (h->fin && !binary && s->in_utf8.need)
+        bool binary = a->msg_opcode == WS_OP_BINARY;
+        if (h->fin && !binary && a->in_utf8.need)
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
         if (s->cfg->stream || (h->fin && h->opcode != WS_OP_CONT)) {
             /* Delivered straight from the input buffer. */
-            s->discard = len;
+            a->discard = len;
             ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
             ev->data = payload;
             ev->len = len;
@@ -1365,18 +1530,18 @@ static int frame_step(ws_session *s, ws_event *ev)
             ws_buf *m = msg_buf(s);
             if (!m || ws_buf_append(m, payload, len) != 0)
                 return fail(s, ev, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            ws_buf_consume(&s->in, len);
+            ws_buf_consume(&a->in, len);
             if (!h->fin)
                 continue;
-            s->msg_done = true;
+            a->msg_done = true;
             ev->type = WS_EV_MESSAGE;
-            ev->data = ws_buf_begin(s->msg);
-            ev->len = ws_buf_size(s->msg);
+            ev->data = ws_buf_begin(a->msg);
+            ev->len = ws_buf_size(a->msg);
         }
         ev->binary = binary;
         ev->fin = h->fin;
         if (h->fin)
-            s->msg_opcode = 0;
+            a->msg_opcode = 0;
         return 1;
     }
 }
@@ -1384,46 +1549,51 @@ static int frame_step(ws_session *s, ws_event *ev)
 int ws_session_next(ws_session *s, ws_event *ev)
 {
     memset(ev, 0, sizeof *ev);
+    ws_part *a = part(s); /* (an idle part is only read here) */
     drop_delivered(s);
-    if (s->msg_done) {
+    if (a->msg_done) {
         msg_free(s);
-        s->msg_done = false;
+        a->msg_done = false;
     }
-    if (s->free_hs) {
-        hs_free(s->hs);
-        s->hs = NULL;
-        s->free_hs = false;
+    if (a->free_hs) {
+        hs_free(a->hs);
+        a->hs = NULL;
+        a->free_hs = false;
     }
-    if (s->pending == PENDING_OPEN) {
-        s->pending = PENDING_NONE;
+    if (a->pending == PENDING_OPEN) {
+        a->pending = PENDING_NONE;
         ev->type = WS_EV_OPEN;
         return 1;
     }
-    if (s->pending == PENDING_CLOSE) {
-        s->pending = PENDING_NONE;
+    if (a->pending == PENDING_CLOSE) {
+        a->pending = PENDING_NONE;
         ev->type = WS_EV_CLOSE;
-        ev->code = s->close_code;
-        ev->data = (const uint8_t *)s->close_reason;
-        ev->len = strlen(s->close_reason);
-        ev->was_clean = s->close_clean;
+        ev->code = a->close_code;
+        ev->data = (const uint8_t *)a->close_reason; /* (a string constant) */
+        ev->len = strlen(a->close_reason);
+        ev->was_clean = a->close_clean;
         return 1;
     }
     int r = 0;
     switch (s->state) {
-    case WS_CLOSED: return 0;
+    case WS_CLOSED: break;
     case WS_CONNECTING:
         r = s->role == WS_CLIENT ? client_handshake_step(s, ev) : server_handshake_step(s, ev);
         break;
     default: r = frame_step(s, ev); break;
     }
-    if (r || !s->eof)
+    if (r)
         return r;
-    /* The transport ended before the close handshake finished. */
-    s->state = WS_CLOSED;
-    drop_input(s);
-    ev->type = WS_EV_CLOSE;
-    ev->code = WS_CLOSE_ABNORMAL;
-    ev->data = (const uint8_t *)"";
-    ev->was_clean = false;
-    return 1;
+    if (s->eof && s->state != WS_CLOSED) {
+        /* The transport ended before the close handshake finished. */
+        s->state = WS_CLOSED;
+        drop_input(s);
+        ev->type = WS_EV_CLOSE;
+        ev->code = WS_CLOSE_ABNORMAL;
+        ev->data = (const uint8_t *)"";
+        ev->was_clean = false;
+        r = 1;
+    }
+    settle(s); /* nothing left to deliver: idle unless bytes wait */
+    return r;
 }

@@ -80,8 +80,8 @@ typedef struct ws_session_config {
     size_t inflate_step;
     ws_random_fn random; /* masking keys; NULL: OpenSSL RAND_bytes */
     void *random_ud;
-    /* Output storage passed from one session to the next (a loop's, see
-     * ws_loop_output_pool); NULL: malloc and free. */
+    /* Output storage and in-flight parts passed from one session to the
+     * next (a loop's, see ws_loop_output_pool); NULL: malloc and free. */
     ws_buf_pool *out_pool;
     /* permessage-deflate.  With a handshake: the client offers it, the
      * server accepts the first acceptable offer.  Without one (handshake =
@@ -202,16 +202,19 @@ int ws_session_send_external(ws_session *s);
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);
 /* How many bytes wait, read inline: hosts ask this several times per
- * message.  A session's output buffer is its first member. */
+ * message.  A session's first member points at the output buffer (that of
+ * its part for bytes in flight, or an empty one while idle). */
 static inline size_t ws_session_output_size(const ws_session *s)
 {
-    return ws_buf_size((const ws_buf *)(const void *)s);
+    return ws_buf_size(*(ws_buf *const *)(const void *)s);
 }
 
-/* Take output storage from `pool` and give it back once written (NULL:
- * malloc and free).  The pool outlives the session; one thread uses it.
- * For a session made by ws_session_new (a shared configuration names its
- * pool in ws_session_config.out_pool). */
+/* Take output storage, and the part a session holds while bytes are in
+ * flight, from `pool` and give them back once written / idle (NULL:
+ * malloc and free).  The pool outlives the session's use of it; one
+ * thread uses it.  For a session made by ws_session_new (a shared
+ * configuration names its pool in ws_session_config.out_pool).  NULL also
+ * detaches a session of a shared configuration, the others keep theirs. */
 void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool);
 
 int ws_session_state(const ws_session *s);
@@ -223,7 +226,8 @@ const char *ws_session_protocol(const ws_session *s); /* NULL if none */
 const ws_http_head *ws_session_request_head(const ws_session *s);
 const char *ws_session_extensions(const ws_session *s); /* NULL if none */
 
-/* Memory the session holds: buffers (capacity) and zlib state. */
+/* Memory the session holds beyond ws_session_size(): while bytes are in
+ * flight its part and buffers (capacity); and zlib state. */
 size_t ws_session_memory(const ws_session *s, size_t *zlib);
 
 /* Close code validity, for codes received and codes the application sends. */
