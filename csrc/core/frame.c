@@ -6,6 +6,18 @@ int ws_frame_decode(const uint8_t *p, size_t n, ws_frame_header *h)
 {
     if (n < 2)
         return WS_E_NEED_MORE;
+    /* Most frames a server reads: masked, length in 7 bits. */
+    if (p[1] >= 0x80 && p[1] < 0x80 + 126) {
+        if (n < 6)
+            return WS_E_NEED_MORE;
+        h->fin = (p[0] & 0x80) != 0;
+        h->rsv = p[0] & 0x70;
+        h->opcode = p[0] & 0x0f;
+        h->masked = true;
+        h->len = p[1] & 0x7f;
+        memcpy(h->mask, p + 2, 4);
+        return 6;
+    }
     size_t need = 2;
     unsigned len7 = p[1] & 0x7f;
     if (len7 == 126)
