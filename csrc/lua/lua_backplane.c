@@ -245,7 +245,7 @@ static uint64_t member_close_timeout(ws_lua_member *m)
 }
 
 static const ws_lua_member_ops member_ops = {member_shutdown, member_done, member_shutdown,
-                                             member_close_timeout};
+                                             member_close_timeout, NULL};
 
 /* ws.core.redis(opts, loop) */
 static int l_redis(lua_State *L)

@@ -153,7 +153,7 @@ static bool push_callback(lua_State *L, lconn *lc, int idx, int cb)
         lua_remove(L, -2);
         return true;
     }
-    return lc->srv && ws_lua_server_conn_hooks.callback(L, lc, cb);
+    return lc->attached && ws_lua_server_conn_hooks.callback(L, lc, cb);
 }
 
 /* Registry key of the hooks of c:receive(), {[cb] = function}: one set
@@ -183,14 +183,15 @@ static bool has_callback(const lconn *lc, int cb)
 {
     if (lc->receiving && (cb == CB_CLOSE || cb == CB_ERROR))
         return true;
-    unsigned server_cbs = lc->srv ? ws_lua_server_conn_hooks.callbacks(lc) : 0;
+    unsigned server_cbs = lc->attached ? ws_lua_server_conn_hooks.callbacks(lc) : 0;
     return ((lc->own_cbs | server_cbs) & (1u << cb)) != 0;
 }
 
+/* Closed: off its server's clients, onto its loop's list. */
 static void detach_from_server(lua_State *L, lconn *lc)
 {
-    if (lc->srv)
-        ws_lua_server_conn_hooks.detach(L, lc);
+    if (lc->attached)
+        ws_lua_server_conn_hooks.detach(L, lc, false);
 }
 
 /* fields[name] = the value on top (popped) for the connection at idx. */
@@ -211,9 +212,9 @@ static void set_field(lua_State *L, lconn *lc, int idx, const char *name)
 static void call_with(lconn *lc, int nargs, int handler)
 {
     if (handler)
-        ws_lua_loop_call_with(lc->ll, nargs, handler);
+        ws_lua_loop_call_with(ws_lua_conn_loop(lc), nargs, handler);
     else
-        ws_lua_loop_call(lc->ll, nargs);
+        ws_lua_loop_call(ws_lua_conn_loop(lc), nargs);
 }
 
 /* Call callback cb(conn, <nargs values on the stack>) if it exists; pops
@@ -320,7 +321,7 @@ static int message_body(lua_State *L)
 {
     const ws_event *ev = lua_touserdata(L, 1);
     if (ev->len >= WS_LUA_LARGE_BLOCK)
-        ws_lua_large_message(L, ((lconn *)lua_touserdata(L, 3))->ll);
+        ws_lua_large_message(L, ws_lua_conn_loop((lconn *)lua_touserdata(L, 3)));
     lua_pushlstring(L, (const char *)ev->data, ev->len);
     lua_pushboolean(L, ev->binary);
     lua_call(L, 3, 0);
@@ -339,7 +340,7 @@ static bool push_message_callback(lua_State *L, lconn *lc)
         lua_pop(L, 1);
         return true;
     }
-    return (lc->srv && ws_lua_server_conn_hooks.callback(L, lc, CB_MESSAGE)) ||
+    return (lc->attached && ws_lua_server_conn_hooks.callback(L, lc, CB_MESSAGE)) ||
            push_hook(L, lc, CB_MESSAGE);
 }
 
@@ -350,7 +351,7 @@ static const char message_body_key = 'm';
 static void message_event(lconn *lc, const ws_event *ev)
 {
     int handler;
-    lua_State *L = ws_lua_loop_event_state(lc->ll, &handler);
+    lua_State *L = ws_lua_loop_event_state(ws_lua_conn_loop(lc), &handler);
     if (!L || lc->self_ref == LUA_NOREF)
         return;
     int top = 0;
@@ -365,7 +366,7 @@ static void message_event(lconn *lc, const ws_event *ev)
     lua_pushlightuserdata(L, (void *)ev);
     if (push_message_callback(L, lc)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-        ws_lua_loop_call_with(lc->ll, 3, handler);
+        ws_lua_loop_call_with(ws_lua_conn_loop(lc), 3, handler);
         /* the call popped its function and arguments */
         if (top)
             lua_settop(L, top);
@@ -437,7 +438,7 @@ static int event_body(lua_State *L)
         lua_pushvalue(L, -1);
         set_field(L, lc, idx, "error");
         keep_peer(L, lc, idx, CB_ERROR);
-        if (lc->opened || !lc->srv)
+        if (lc->opened || !lc->attached)
             call_callback(L, lc, idx, CB_ERROR, 1, EVENT_HANDLER);
         break;
     }
@@ -451,7 +452,7 @@ static int event_body(lua_State *L)
         }
         drop_temp_request(L, lc, idx);
         keep_peer(L, lc, idx, CB_CLOSE);
-        if (lc->opened || !lc->srv) {
+        if (lc->opened || !lc->attached) {
             lua_pushinteger(L, ev->code);
             lua_pushlstring(L, (const char *)ev->data, ev->len);
             lua_pushboolean(L, ev->was_clean);
@@ -462,7 +463,7 @@ static int event_body(lua_State *L)
             lua_getfield(L, LUA_REGISTRYINDEX, WS_HOOK_PREFIX "close");
             if (lua_isfunction(L, -1)) {
                 lua_pushvalue(L, idx);
-                ws_lua_loop_call_with(lc->ll, 1, EVENT_HANDLER);
+                ws_lua_loop_call_with(ws_lua_conn_loop(lc), 1, EVENT_HANDLER);
             } else {
                 lua_pop(L, 1);
             }
@@ -484,7 +485,7 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
         message_event(lc, ev);
         return;
     }
-    lua_State *L = ws_lua_loop_state(lc->ll);
+    lua_State *L = ws_lua_loop_state(ws_lua_conn_loop(lc));
     if (!L || !lua_checkstack(L, 8))
         return;
     int top = lua_gettop(L);
@@ -493,7 +494,7 @@ static void conn_event(ws_conn *c, const ws_event *ev, void *ud)
     ws_pushcfunction_kept(L, event_body, &event_body_key);
     lua_pushlightuserdata(L, (void *)ev);
     ws_session *s = ws_conn_session(c);
-    if (push_self(L, lc) && !ws_lua_loop_call_with(lc->ll, 2, handler) &&
+    if (push_self(L, lc) && !ws_lua_loop_call_with(ws_lua_conn_loop(lc), 2, handler) &&
         ws_session_state(s) == WS_CONNECTING) {
         /* on_upgrade's or on_request's answer could not be used: answer 500
          * rather than leave the client hanging. */
@@ -514,7 +515,7 @@ static void conn_error(ws_conn *c, const char *msg, void *ud)
     lconn *lc = ud;
     if (c != lc->c)
         return;
-    lua_State *L = ws_lua_loop_state(lc->ll);
+    lua_State *L = ws_lua_loop_state(ws_lua_conn_loop(lc));
     if (!L || !lua_checkstack(L, 8))
         return;
     int top = lua_gettop(L);
@@ -524,7 +525,7 @@ static void conn_error(ws_conn *c, const char *msg, void *ud)
     lua_pushstring(L, msg);
     set_field(L, lc, idx, "error");
     keep_peer(L, lc, idx, CB_ERROR);
-    if (lc->opened || !lc->srv) {
+    if (lc->opened || !lc->attached) {
         lua_pushstring(L, msg);
         call_callback(L, lc, idx, CB_ERROR, 1, NO_HANDLER);
     }
@@ -537,7 +538,7 @@ static void conn_drain(ws_conn *c, void *ud)
     lconn *lc = ud;
     if (!has_callback(lc, CB_DRAIN))
         return;
-    lua_State *L = ws_lua_loop_state(lc->ll);
+    lua_State *L = ws_lua_loop_state(ws_lua_conn_loop(lc));
     if (!L || !lua_checkstack(L, 8))
         return;
     int top = lua_gettop(L);
@@ -551,7 +552,7 @@ static void conn_closed(ws_conn *c, void *ud)
     lconn *lc = ud;
     if (c != lc->c)
         return;
-    lua_State *L = ws_lua_loop_state(lc->ll);
+    lua_State *L = ws_lua_loop_state(ws_lua_conn_loop(lc));
     if (L)
         detach_from_server(L, lc);
     if (L && lc->self_ref != LUA_NOREF) {
@@ -565,39 +566,162 @@ const ws_conn_callbacks ws_lua_conn_callbacks = {conn_event, conn_error, conn_dr
 
 /* ---- the object --------------------------------------------------------- */
 
-/* ---- membership of the loop ----------------------------------------------- */
+/* ---- where the connection is held ------------------------------------------ */
 
-static lconn *member_conn(ws_lua_member *m)
+static void link_conn(lconn *lc, lconn **head)
 {
-    return (lconn *)(void *)((char *)m - offsetof(lconn, member));
+    lc->prev = NULL;
+    lc->next = *head;
+    if (lc->next)
+        lc->next->prev = lc;
+    *head = lc;
 }
 
-static void member_shutdown(lua_State *L, ws_lua_member *m)
+static void unlink_conn(lconn *lc, lconn **head)
 {
-    (void)L;
-    lconn *lc = member_conn(m);
+    if (lc->prev)
+        lc->prev->next = lc->next;
+    else if (*head == lc)
+        *head = lc->next;
+    if (lc->next)
+        lc->next->prev = lc->prev;
+    lc->next = lc->prev = NULL;
+}
+
+void ws_lua_conn_shutdown(lconn *lc)
+{
     if (!lc->c || ws_conn_finished(lc->c))
         return;
     int state = ws_session_state(ws_conn_session(lc->c));
     if (state == WS_OPEN) {
-        const char *why = lc->srv ? "server shutting down" : "going away";
+        const char *why = lc->attached ? "server shutting down" : "going away";
         ws_conn_close(lc->c, 1001, (const uint8_t *)why, strlen(why));
     } else if (state == WS_CONNECTING) {
         ws_conn_abort(lc->c);
     }
 }
 
-static bool member_done(ws_lua_member *m)
+bool ws_lua_conn_done(const lconn *lc)
 {
-    lconn *lc = member_conn(m);
     return !lc->c || ws_conn_finished(lc->c);
 }
 
-static void member_release(lua_State *L, ws_lua_member *m)
+uint64_t ws_lua_conn_close_timeout(const lconn *lc)
 {
-    lconn *lc = member_conn(m);
-    const char *why = lc->srv ? "server shutting down" : "going away";
-    detach_from_server(L, lc);
+    return lc->c ? ws_conn_close_timeout(lc->c) : 0;
+}
+
+/* The loop's list: one member stands for every connection on it. */
+static ws_lua_conn_list *member_list(ws_lua_member *m)
+{
+    return (ws_lua_conn_list *)(void *)((char *)m - offsetof(ws_lua_conn_list, member));
+}
+
+static void list_shutdown(lua_State *L, ws_lua_member *m)
+{
+    (void)L;
+    lconn *next;
+    for (lconn *lc = member_list(m)->head; lc; lc = next) {
+        next = lc->next;
+        ws_lua_conn_shutdown(lc);
+    }
+}
+
+static bool list_done(ws_lua_member *m)
+{
+    for (lconn *lc = member_list(m)->head; lc; lc = lc->next)
+        if (!ws_lua_conn_done(lc))
+            return false;
+    return true;
+}
+
+/* Each release takes its connection off the list; the last one detaches
+ * the member. */
+static void list_release(lua_State *L, ws_lua_member *m)
+{
+    ws_lua_conn_list *cl = member_list(m);
+    while (cl->head)
+        ws_lua_conn_release(L, cl->head);
+}
+
+static uint64_t list_close_timeout(ws_lua_member *m)
+{
+    uint64_t longest = 0;
+    for (lconn *lc = member_list(m)->head; lc; lc = lc->next) {
+        uint64_t t = ws_lua_conn_close_timeout(lc);
+        if (t > longest)
+            longest = t;
+    }
+    return longest;
+}
+
+static size_t list_pending(ws_lua_member *m)
+{
+    size_t n = 0;
+    for (lconn *lc = member_list(m)->head; lc; lc = lc->next)
+        n += !ws_lua_conn_done(lc);
+    return n;
+}
+
+static const ws_lua_member_ops list_ops = {list_shutdown, list_done, list_release,
+                                           list_close_timeout, list_pending};
+
+/* Onto the loop's list.  With loop_idx (the loop object) it may raise
+ * "loop is closing"; without, the list's member joins a loop that has
+ * members (the connection's server), and with none the connection stays
+ * on no list (its loop has released everything). */
+static void list_add(lua_State *L, lconn *lc, ws_lua_loop *ll, int loop_idx)
+{
+    ws_lua_conn_list *cl = ws_lua_loop_conns(ll);
+    if (loop_idx)
+        ws_lua_loop_check_open(L, ll);
+    if (!cl->head) {
+        if (loop_idx)
+            ws_lua_loop_attach(L, ll, &cl->member, &list_ops, loop_idx);
+        else if (!ws_lua_loop_join(ll, &cl->member, &list_ops))
+            return;
+    }
+    link_conn(lc, &cl->head);
+    lc->listed = true;
+}
+
+static void list_remove(lua_State *L, lconn *lc)
+{
+    if (!lc->listed)
+        return;
+    ws_lua_conn_list *cl = ws_lua_loop_conns(lc->on.ll);
+    unlink_conn(lc, &cl->head);
+    lc->listed = false;
+    if (!cl->head)
+        ws_lua_loop_detach(L, lc->on.ll, &cl->member);
+}
+
+void ws_lua_conn_attach(lconn *lc, lserver *srv, lconn **head)
+{
+    lc->on.srv = srv;
+    lc->attached = true;
+    lc->server_side = true;
+    link_conn(lc, head);
+}
+
+void ws_lua_conn_detach(lua_State *L, lconn *lc, lconn **head, bool release)
+{
+    ws_lua_loop *ll = ws_lua_conn_loop(lc);
+    unlink_conn(lc, head);
+    lc->attached = false;
+    lc->on.ll = ll;
+    if (!release)
+        list_add(L, lc, ll, 0);
+}
+
+/* Free everything that points into the loop, without waiting and without
+ * callbacks, and leave the server or list that holds it. */
+void ws_lua_conn_release(lua_State *L, lconn *lc)
+{
+    const char *why = lc->attached ? "server shutting down" : "going away";
+    if (lc->attached)
+        ws_lua_server_conn_hooks.detach(L, lc, true);
+    list_remove(L, lc);
     if (lc->c) {
         if (!lc->closed) {
             lc->closed = true;
@@ -612,17 +736,7 @@ static void member_release(lua_State *L, ws_lua_member *m)
         luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
         lc->self_ref = LUA_NOREF;
     }
-    ws_lua_loop_detach(L, lc->ll, m);
 }
-
-static uint64_t member_close_timeout(ws_lua_member *m)
-{
-    lconn *lc = member_conn(m);
-    return lc->c ? ws_conn_close_timeout(lc->c) : 0;
-}
-
-static const ws_lua_member_ops member_ops = {member_shutdown, member_done, member_release,
-                                             member_close_timeout};
 
 lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx)
 {
@@ -634,12 +748,49 @@ lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx)
     memset(lc, 0, sizeof *lc);
     lc->magic = WS_LUA_CONN_MAGIC;
     lc->self_ref = LUA_NOREF;
-    lc->ll = ll;
+    lc->on.ll = ll;
     ws_lua_loop_ref(ll);
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
-    ws_lua_loop_attach(L, ll, &lc->member, &member_ops, loop_idx);
+    if (loop_idx)
+        list_add(L, lc, ll, loop_idx);
     return lc;
+}
+
+/* ---- the request path (server side) ------------------------------------------- */
+
+const char *ws_lua_conn_path(const lconn *lc)
+{
+    if (!lc->server_side || lc->no_path)
+        return NULL;
+    return lc->side.extras ? lc->side.extras->path : "/";
+}
+
+static ws_lua_conn_extras *make_extras(const char *path, size_t len)
+{
+    ws_lua_conn_extras *x = malloc(sizeof *x + len + 1);
+    if (x) {
+        x->topics = NULL;
+        memcpy(x->path, path, len);
+        x->path[len] = '\0';
+    }
+    return x;
+}
+
+bool ws_lua_conn_set_path(lconn *lc, const char *path, size_t len)
+{
+    if (lc->side.extras || (len == 1 && path[0] == '/'))
+        return true; /* (set once, at the upgrade request) */
+    lc->side.extras = make_extras(path, len);
+    lc->no_path = !lc->side.extras;
+    return !lc->no_path;
+}
+
+ws_lua_conn_extras *ws_lua_conn_extras_get(lconn *lc)
+{
+    if (!lc->side.extras) /* (a path lost for want of memory stays lost) */
+        lc->side.extras = lc->no_path ? make_extras("", 0) : make_extras("/", 1);
+    return lc->side.extras;
 }
 
 void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx)
@@ -772,8 +923,8 @@ ws_conn *ws_lua_client_dial(lua_State *L, lconn *lc, int url, int opts, int ropt
             ws_tls_ctx_unref(proxy_tls);
         ws_lua_raise(L, "ws.connect", rc, err, 0);
     }
-    ws_conn *c = ws_conn_connect(ws_lua_loop_get(lc->ll), ccfg, &ws_lua_conn_callbacks, lc, s,
-                                 u.host, u.port, tls, err, err_len);
+    ws_conn *c = ws_conn_connect(ws_lua_loop_get(ws_lua_conn_loop(lc)), ccfg,
+                                 &ws_lua_conn_callbacks, lc, s, u.host, u.port, tls, err, err_len);
     if (tls)
         ws_tls_ctx_unref(tls); /* the connection holds its own reference */
     if (!c) {
@@ -1123,7 +1274,7 @@ static void get_remote(lua_State *L, lconn *lc, const char *key)
 static void get_server(lua_State *L, lconn *lc, const char *key)
 {
     (void)key;
-    if (lc->srv)
+    if (lc->attached)
         ws_lua_server_conn_hooks.push(L, lc);
     else
         lua_pushnil(L);
@@ -1159,7 +1310,7 @@ static void get_close_reason(lua_State *L, lconn *lc, const char *key)
 static void get_path(lua_State *L, lconn *lc, const char *key)
 {
     (void)key;
-    push_opt_string(L, lc->server_side ? lc->side.path : NULL);
+    push_opt_string(L, ws_lua_conn_path(lc));
 }
 
 /* Reading it keeps it past on_open (see drop_temp_request). */
@@ -1313,35 +1464,31 @@ static int l_newindex(lua_State *L)
     return 0;
 }
 
-char ws_lua_root_path[] = "/";
-
 static int l_gc(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
     /* Collected while anchored (not finished): the state is closing; its
      * loop closes everything on it first. */
     if (lc->c && lc->self_ref != LUA_NOREF)
-        ws_lua_loop_close_quietly(L, lc->ll);
-    if (lc->server_side) {
-        if (lc->side.path != ws_lua_root_path)
-            free(lc->side.path);
-        lc->side.path = NULL;
-    }
+        ws_lua_loop_close_quietly(L, ws_lua_conn_loop(lc));
+    if (lc->attached) /* (still with a server: never seen) */
+        ws_lua_server_conn_hooks.detach(L, lc, true);
+    list_remove(L, lc);
     if (lc->c) {
-        detach_from_server(L, lc);
         ws_conn_free(lc->c);
         lc->c = NULL;
     }
-    if (!lc->srv) { /* (still with a server: its topics may hold it; never seen) */
-        free(lc->topics);
-        lc->topics = NULL;
-    }
-    if (!lc->server_side)
+    if (lc->server_side) {
+        if (lc->side.extras) /* its topics went as it left its server */
+            free(lc->side.extras->topics);
+        free(lc->side.extras);
+        lc->side.extras = NULL;
+    } else {
         ws_lua_redirect_free(lc);
-    if (lc->ll) {
-        ws_lua_loop_detach(L, lc->ll, &lc->member);
-        ws_lua_loop_unref(lc->ll);
-        lc->ll = NULL;
+    }
+    if (lc->on.ll) {
+        ws_lua_loop_unref(lc->on.ll);
+        lc->on.ll = NULL;
     }
     return 0;
 }
@@ -1410,7 +1557,7 @@ static int l_notify_close(lua_State *L)
 static int l_conn_loop(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
-    if (!lc->c || ws_conn_finished(lc->c) || !ws_lua_loop_push(L, lc->ll))
+    if (!lc->c || ws_conn_finished(lc->c) || !ws_lua_loop_push(L, ws_lua_conn_loop(lc)))
         lua_pushnil(L);
     return 1;
 }

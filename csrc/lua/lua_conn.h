@@ -24,8 +24,9 @@ typedef struct lconn lconn;
  * server hands these to each connection, so the connection code does not
  * depend on the server's. */
 typedef struct ws_lua_server_hooks {
-    /* The connection leaves the server's list of clients. */
-    void (*detach)(lua_State *L, lconn *lc);
+    /* The connection leaves the server's list of clients (and its
+     * topics): onto its loop's list, or onto none as it is released. */
+    void (*detach)(lua_State *L, lconn *lc, bool release);
     /* Push the server userdata, or nil. */
     void (*push)(lua_State *L, lconn *lc);
     /* Push the server's callback cb; false (nothing pushed) without one. */
@@ -63,37 +64,66 @@ extern const char *const ws_lua_callback_names[CB_LAST + 1]; /* [0] is NULL */
 /* The index of callback name, 0 when name is no callback. */
 int ws_lua_callback_index(const char *name);
 
+/* A server connection's optional extras: made only for a request path
+ * other than "/" or at the first subscribe (most connections have
+ * neither), freed with the connection. */
+typedef struct ws_lua_conn_extras {
+    /* the topics it is subscribed to (lua_topic.c); freed as it leaves
+     * its server */
+    ws_topic_member *topics;
+    char path[]; /* the request path */
+} ws_lua_conn_extras;
+
+/* The Lua record of a connection, 56 bytes so that a Lua 5.4 userdata is
+ * one 96-byte malloc chunk (bench/PROFILE.md, idle memory).  A server
+ * connection is held by its server's list of clients while it runs (the
+ * server's loop membership shuts it down and releases it); any other
+ * connection (a client, or a server connection once closed or its server
+ * gone) is on its loop's list of connections (lua_conn.c), through the
+ * same links. */
 struct lconn {
     ws_conn *c; /* NULL once released with its loop */
-    ws_lua_member member;
-    ws_lua_loop *ll;
-    lserver *srv; /* server side: the server that accepted it; NULL once detached */
-    struct lconn *next, *prev;
+    union {
+        lserver *srv;    /* attached: the server that accepted it */
+        ws_lua_loop *ll; /* otherwise: its loop (NULL once collected) */
+    } on;
+    struct lconn *next, *prev; /* the server's clients, or the loop's list */
     /* What only one side has (server_side tells which). */
     union {
-        char *path; /* server side: the request path (ws_lua_root_path or owned) */
+        ws_lua_conn_extras *extras;       /* server side: path and topics, or NULL */
         struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     } side;
-    /* server side: the topics it is subscribed to; made at the first
-     * subscribe, freed as it leaves the server (most connections have none) */
-    ws_topic_member *topics;
     int self_ref;        /* registry anchor while the transport is open */
     uint32_t magic;      /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
     uint16_t close_code; /* valid once closed */
     uint16_t own_cbs;    /* bit i: the connection has its own callback i */
-    bool opened;         /* on_open was delivered */
-    bool closed;         /* the close event was delivered */
-    bool receiving;      /* c:receive() was used: its hooks see open, close, error and the
+    bool opened : 1;     /* on_open was delivered */
+    bool closed : 1;     /* the close event was delivered */
+    bool receiving : 1;  /* c:receive() was used: its hooks see open, close, error and the
                             messages no on_message callback takes */
-    /* Flags off the per-message path share a byte: the record is 96 bytes
-     * (bench/PROFILE.md, idle memory). */
     bool has_fields : 1;   /* the uservalue table exists (made on first use) */
     bool was_clean : 1;    /* valid once closed */
     bool request_temp : 1; /* c.request waits in the temporary table (until read or on_open ends) */
     bool notify_close : 1; /* call the close hook after the close event */
     bool upgrade_wait : 1; /* on_upgrade runs on in a task: the answer comes later */
     bool server_side : 1;  /* accepted by a server: ws_lua_server_conn_hooks reach it */
+    bool attached : 1;     /* on.srv holds it in its clients; else on.ll */
+    bool listed : 1;       /* on its loop's list of connections */
+    bool no_path : 1;      /* server side: its path could not be kept (out of memory) */
 };
+
+/* A server record starts with its loop (lua_server.c checks it), so a
+ * connection finds its loop through its server without a call. */
+static inline ws_lua_loop *ws_lua_conn_loop(const lconn *lc)
+{
+    return lc->attached ? *(ws_lua_loop *const *)(const void *)lc->on.srv : lc->on.ll;
+}
+
+/* The server holding the connection, or NULL once detached. */
+static inline lserver *ws_lua_conn_server(const lconn *lc)
+{
+    return lc->attached ? lc->on.srv : NULL;
+}
 
 /* In every connection userdata. */
 #define WS_LUA_CONN_MAGIC 0x77736333u
@@ -102,16 +132,37 @@ struct lconn {
  * registry under WS_HOOK_PREFIX .. name. */
 #define WS_HOOK_PREFIX "ws.core.hook."
 
-/* The path "/" shared by every connection that asked for it. */
-extern char ws_lua_root_path[];
+/* The request path of a server connection ("/" without extras), or
+ * NULL. */
+const char *ws_lua_conn_path(const lconn *lc);
+/* Keep path (len bytes) as the request path; false when out of memory
+ * (the path then reads nil). */
+bool ws_lua_conn_set_path(lconn *lc, const char *path, size_t len);
+/* The extras of a server connection, made if needed; NULL when out of
+ * memory. */
+ws_lua_conn_extras *ws_lua_conn_extras_get(lconn *lc);
 
-/* Push a new connection userdata whose callbacks are conn_callbacks,
- * attached to the loop (the loop object at loop_idx, or 0 when the loop
- * has members already); the caller creates the ws_conn and then anchors
- * it with ws_lua_conn_anchor.  Its fields table is made when something is
- * stored in it. */
+/* Push a new connection userdata whose callbacks are conn_callbacks, on
+ * the loop's list of connections (the loop object at loop_idx; raises
+ * "loop is closing" while the loop closes), or on no list with loop_idx 0
+ * (a server then attaches it: ws_lua_conn_attach); the caller creates
+ * the ws_conn and then anchors it with ws_lua_conn_anchor.  Its fields
+ * table is made when something is stored in it. */
 lconn *ws_lua_conn_push(lua_State *L, ws_lua_loop *ll, int loop_idx);
 void ws_lua_conn_anchor(lua_State *L, lconn *lc, int idx);
+
+/* What a server does to the connections it holds (its own loop
+ * membership stands for them, lua_loop.h): */
+/* The connection (pushed with loop_idx 0) joins srv's list at *head. */
+void ws_lua_conn_attach(lconn *lc, lserver *srv, lconn **head);
+/* It leaves srv's list at *head: onto its loop's list (release false),
+ * or onto none as it is released. */
+void ws_lua_conn_detach(lua_State *L, lconn *lc, lconn **head, bool release);
+/* The member operations for one connection (lua_loop.h). */
+void ws_lua_conn_shutdown(lconn *lc);
+bool ws_lua_conn_done(const lconn *lc);
+void ws_lua_conn_release(lua_State *L, lconn *lc);
+uint64_t ws_lua_conn_close_timeout(const lconn *lc);
 /* Push the fields table of the connection at idx, making it if needed. */
 void ws_lua_conn_fields(lua_State *L, lconn *lc, int idx);
 /* The request table on top (popped) is c.request of the connection at idx

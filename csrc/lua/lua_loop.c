@@ -70,6 +70,7 @@ struct ws_lua_loop {
     int handler;            /* in step/run: stack index of the turn's traceback handler, 0 else */
     int depth;              /* Lua callbacks of this loop running now (nested calls) */
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
+    ws_lua_conn_list conns; /* connections no server holds */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -408,11 +409,16 @@ lua_State *ws_lua_loop_state(ws_lua_loop *ll)
     return ll->L;
 }
 
-void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
-                        const ws_lua_member_ops *ops, int loop_idx)
+void ws_lua_loop_check_open(lua_State *L, ws_lua_loop *ll)
 {
     if (!ll->loop || ll->closing)
         luaL_error(L, "loop is closing");
+}
+
+void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
+                        const ws_lua_member_ops *ops, int loop_idx)
+{
+    ws_lua_loop_check_open(L, ll);
     if (!ll->members && loop_idx) {
         lua_pushvalue(L, loop_idx);
         ll->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -423,6 +429,23 @@ void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
     if (m->next)
         m->next->prev = m;
     ll->members = m;
+}
+
+bool ws_lua_loop_join(ws_lua_loop *ll, ws_lua_member *m, const ws_lua_member_ops *ops)
+{
+    if (!ll->loop || !ll->members)
+        return false;
+    m->ops = ops;
+    m->prev = NULL;
+    m->next = ll->members;
+    m->next->prev = m;
+    ll->members = m;
+    return true;
+}
+
+ws_lua_conn_list *ws_lua_loop_conns(ws_lua_loop *ll)
+{
+    return &ll->conns;
 }
 
 void ws_lua_loop_detach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m)
@@ -936,8 +959,7 @@ static int l_members(lua_State *L)
     lctx *ctx = check_loop(L);
     lua_Integer n = 0;
     for (ws_lua_member *m = ctx->members; m; m = m->next)
-        if (!m->ops->done(m))
-            n++;
+        n += m->ops->pending ? (lua_Integer)m->ops->pending(m) : !m->ops->done(m);
     lua_pushinteger(L, n);
     return 1;
 }

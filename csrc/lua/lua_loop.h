@@ -5,6 +5,7 @@
 #define WS_LUA_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "io/loop.h"
@@ -40,6 +41,9 @@ typedef struct ws_lua_member_ops {
     void (*release)(lua_State *L, ws_lua_member *m);
     /* How long its close may take (ns). */
     uint64_t (*close_timeout)(ws_lua_member *m);
+    /* How many unfinished objects it stands for (Loop:members); NULL: one
+     * until done. */
+    size_t (*pending)(ws_lua_member *m);
 } ws_lua_member_ops;
 struct ws_lua_member {
     const ws_lua_member_ops *ops; /* NULL while detached */
@@ -51,8 +55,24 @@ struct ws_lua_member {
  * the loop closes. */
 void ws_lua_loop_attach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m,
                         const ws_lua_member_ops *ops, int loop_idx);
+/* Raise "loop is closing" while the loop closes or once closed. */
+void ws_lua_loop_check_open(lua_State *L, ws_lua_loop *ll);
+/* Attach m to a loop that has members already (no anchor is taken),
+ * without raising, also while the loop closes (it is then shut down and
+ * released with the others).  False, and nothing attached, when the loop
+ * has no members. */
+bool ws_lua_loop_join(ws_lua_loop *ll, ws_lua_member *m, const ws_lua_member_ops *ops);
 /* Idempotent. */
 void ws_lua_loop_detach(lua_State *L, ws_lua_loop *ll, ws_lua_member *m);
+/* The loop's list of connections no server holds (lua_conn.c keeps it;
+ * its member stands for all of them while the list is not empty). */
+struct lconn;
+typedef struct ws_lua_conn_list {
+    ws_lua_member member;
+    struct lconn *head;
+} ws_lua_conn_list;
+ws_lua_conn_list *ws_lua_loop_conns(ws_lua_loop *ll);
+
 /* From a member's __gc while it is not done: this happens only when the
  * Lua state closes (members are anchored until done), so the whole loop
  * closes now, quietly (no Lua callback runs). */

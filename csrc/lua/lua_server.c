@@ -30,7 +30,7 @@
 #define ACCEPT_BACKOFF_MAX (1000 * WS_NSEC_PER_MSEC)
 
 struct lserver {
-    ws_lua_loop *ll;
+    ws_lua_loop *ll; /* first: lua_conn.h, ws_lua_conn_loop */
     ws_lua_member member;
     ws_io io;
     ws_timer backoff;    /* runs while accepting is suspended */
@@ -52,6 +52,9 @@ struct lserver {
     ws_topics *topics;     /* made at the first subscribe */
     lbackplane *backplane; /* srv:attach(bp), or NULL */
 };
+
+/* lua_conn.h reads a connection's loop through its server's first field. */
+typedef char lserver_loop_first[offsetof(lserver, ll) == 0 ? 1 : -1];
 
 /* The server stays anchored while it listens or has connections, whose
  * callbacks it holds. */
@@ -76,43 +79,41 @@ static void set_message_ref(lua_State *L, lserver *srv, int idx)
     }
 }
 
-static void detach(lua_State *L, lconn *lc)
+static void detach(lua_State *L, lconn *lc, bool release)
 {
-    lserver *srv = lc->srv;
+    lserver *srv = ws_lua_conn_server(lc);
     if (!srv)
         return;
-    if (lc->prev)
-        lc->prev->next = lc->next;
-    else if (srv->clients == lc)
-        srv->clients = lc->next;
-    if (lc->next)
-        lc->next->prev = lc->prev;
-    lc->next = lc->prev = NULL;
-    if (srv->topics && lc->topics) /* a connection leaves its topics as it leaves the server */
-        ws_topics_leave_all(srv->topics, lc->topics);
-    free(lc->topics);
-    lc->topics = NULL;
+    ws_lua_conn_extras *x = lc->side.extras;
+    if (x && x->topics) { /* a connection leaves its topics as it leaves the server */
+        if (srv->topics)
+            ws_topics_leave_all(srv->topics, x->topics);
+        free(x->topics);
+        x->topics = NULL;
+    }
+    ws_lua_conn_detach(L, lc, &srv->clients, release);
     srv->nclients--;
-    lc->srv = NULL;
     release_anchor(L, srv);
 }
 
 static void push_server(lua_State *L, lconn *lc)
 {
-    if (lc->srv && lc->srv->self_ref != LUA_NOREF)
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->srv->self_ref);
+    lserver *srv = ws_lua_conn_server(lc);
+    if (srv && srv->self_ref != LUA_NOREF)
+        lua_rawgeti(L, LUA_REGISTRYINDEX, srv->self_ref);
     else
         lua_pushnil(L);
 }
 
 static unsigned server_callbacks(const lconn *lc)
 {
-    return lc->srv ? lc->srv->cbs : 0;
+    lserver *srv = ws_lua_conn_server(lc);
+    return srv ? srv->cbs : 0;
 }
 
 static bool server_callback(lua_State *L, lconn *lc, int cb)
 {
-    lserver *srv = lc->srv;
+    lserver *srv = ws_lua_conn_server(lc);
     if (!srv || !(srv->cbs & (1u << cb)) || srv->self_ref == LUA_NOREF)
         return false;
     if (cb == CB_MESSAGE && srv->msg_ref != LUA_NOREF) {
@@ -291,15 +292,10 @@ static int l_upgrade_answer(lua_State *L)
 
 static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
 {
-    lserver *srv = lc->srv;
+    lserver *srv = ws_lua_conn_server(lc);
     unsigned cbs = srv ? srv->cbs : 0;
     const ws_server_request *r = ev->request;
-    if (r->path_len == 1 && r->path[0] == '/') {
-        lc->side.path = ws_lua_root_path;
-    } else if ((lc->side.path = malloc(r->path_len + 1)) != NULL) {
-        memcpy(lc->side.path, r->path, r->path_len);
-        lc->side.path[r->path_len] = '\0';
-    }
+    ws_lua_conn_set_path(lc, r->path, r->path_len);
     /* The request table is made only for whoever can read it: on_upgrade,
      * on_open, or every connection with keep_request. */
     int req = 0;
@@ -328,7 +324,7 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
             lua_insert(L, -2);
             lua_pushvalue(L, req);
             lua_pushvalue(L, idx);
-            called = ws_lua_loop_call_results(lc->ll, 3, 1 + UPGRADE_RESULTS);
+            called = ws_lua_loop_call_results(ws_lua_conn_loop(lc), 3, 1 + UPGRADE_RESULTS);
             if (called && lua_toboolean(L, -1 - UPGRADE_RESULTS)) {
                 /* It waits: the answer comes with ws.core.upgrade_answer,
                  * or 503 at the handshake timeout. */
@@ -338,7 +334,7 @@ static void upgrade(lua_State *L, lconn *lc, int idx, const ws_event *ev)
         } else {
             lua_pop(L, 1);
             lua_pushvalue(L, req);
-            called = ws_lua_loop_call_results(lc->ll, 1, UPGRADE_RESULTS);
+            called = ws_lua_loop_call_results(ws_lua_conn_loop(lc), 1, UPGRADE_RESULTS);
         }
         if (called)
             first = lua_gettop(L) - UPGRADE_RESULTS + 1;
@@ -371,7 +367,7 @@ static void http(lua_State *L, lconn *lc, int idx, const ws_event *ev)
     }
     lua_pushvalue(L, req);
     lua_pushvalue(L, res);
-    if (!ws_lua_loop_call(lc->ll, 2)) {
+    if (!ws_lua_loop_call(ws_lua_conn_loop(lc), 2)) {
         static const char body[] = "Internal Server Error\n";
         ws_session_respond(s, 500, NULL, 0, (const uint8_t *)body, sizeof body - 1, err,
                            sizeof err);
@@ -435,12 +431,7 @@ static void accept_one(lua_State *L, lserver *srv, int fd)
         lua_pop(L, 1);
         return;
     }
-    lc->srv = srv;
-    lc->server_side = true;
-    lc->next = srv->clients;
-    if (srv->clients)
-        srv->clients->prev = lc;
-    srv->clients = lc;
+    ws_lua_conn_attach(lc, srv, &srv->clients);
     srv->nclients++;
     ws_lua_conn_anchor(L, lc, idx);
     lua_pop(L, 1);
@@ -537,20 +528,36 @@ static lserver *member_server(ws_lua_member *m)
     return (lserver *)(void *)((char *)m - offsetof(lserver, member));
 }
 
-/* Its clients are members too: they close themselves. */
+/* The server's membership stands for its clients too (they are no
+ * members of their own: bench/PROFILE.md, idle memory).  A client that
+ * closes moves to its loop's list (lua_conn.c). */
 static void member_shutdown(lua_State *L, ws_lua_member *m)
 {
-    stop_listening(L, member_server(m));
+    lserver *srv = member_server(m);
+    stop_listening(L, srv);
+    lconn *next;
+    for (lconn *lc = srv->clients; lc; lc = next) {
+        next = lc->next;
+        ws_lua_conn_shutdown(lc);
+    }
 }
 
 static bool member_done(ws_lua_member *m)
 {
-    return member_server(m)->fd < 0;
+    lserver *srv = member_server(m);
+    if (srv->fd >= 0)
+        return false;
+    for (const lconn *lc = srv->clients; lc; lc = lc->next)
+        if (!ws_lua_conn_done(lc))
+            return false;
+    return true;
 }
 
 static void member_release(lua_State *L, ws_lua_member *m)
 {
     lserver *srv = member_server(m);
+    while (srv->clients)
+        ws_lua_conn_release(L, srv->clients);
     stop_listening(L, srv);
     srv->released = true;
     ws_lua_loop_detach(L, srv->ll, m);
@@ -558,12 +565,27 @@ static void member_release(lua_State *L, ws_lua_member *m)
 
 static uint64_t member_close_timeout(ws_lua_member *m)
 {
-    (void)m;
-    return 0;
+    uint64_t longest = 0;
+    for (const lconn *lc = member_server(m)->clients; lc; lc = lc->next) {
+        uint64_t t = ws_lua_conn_close_timeout(lc);
+        if (t > longest)
+            longest = t;
+    }
+    return longest;
+}
+
+/* Listening counts as one, and each client not finished. */
+static size_t member_pending(ws_lua_member *m)
+{
+    lserver *srv = member_server(m);
+    size_t n = srv->fd >= 0;
+    for (const lconn *lc = srv->clients; lc; lc = lc->next)
+        n += !ws_lua_conn_done(lc);
+    return n;
 }
 
 static const ws_lua_member_ops member_ops = {member_shutdown, member_done, member_release,
-                                             member_close_timeout};
+                                             member_close_timeout, member_pending};
 
 static ws_tls_ctx *server_tls(lua_State *L, int opts)
 {
@@ -923,9 +945,8 @@ static int l_gc(lua_State *L)
     if (srv->ll && srv->self_ref != LUA_NOREF)
         ws_lua_loop_close_quietly(L, srv->ll);
     close_listener(srv);
-    for (lconn *lc = srv->clients; lc; lc = lc->next)
-        lc->srv = NULL;
-    srv->clients = NULL;
+    while (srv->clients) /* (never seen: they go with the loop) onto the loop's list */
+        detach(L, srv->clients, false);
     ws_lua_backplane_server_gone(srv->backplane); /* before its topics go */
     srv->backplane = NULL;
     ws_topics_free(srv->topics);

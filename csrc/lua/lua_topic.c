@@ -19,8 +19,9 @@
 #include "lua_opts.h"
 #include "lua_topic.h"
 
-/* lc->topics: made at the first subscribe (free() it whole: the member
- * comes first) and pointing back at its connection. */
+/* The connection's topics (in its extras): made at the first subscribe
+ * (free() it whole: the member comes first) and pointing back at its
+ * connection. */
 typedef struct conn_topics {
     ws_topic_member m;
     lconn *lc;
@@ -51,8 +52,9 @@ static lserver *conn_server(lua_State *L, lconn *lc, const char *what)
 {
     if (!lc->server_side)
         luaL_error(L, "%s: topics belong to a server's connections, not to a client", what);
-    if (lc->srv && lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
-        return lc->srv;
+    lserver *srv = ws_lua_conn_server(lc);
+    if (srv && lc->c && ws_session_state(ws_conn_session(lc->c)) <= WS_OPEN)
+        return srv;
     lua_pushnil(L);
     lua_pushliteral(L, "connection is closed");
     return NULL;
@@ -116,14 +118,15 @@ static int l_subscribe(lua_State *L)
     if (!srv)
         return 2;
     ws_topics *ts = ws_lua_server_topics(srv, true);
-    if (ts && !lc->topics) {
+    ws_lua_conn_extras *x = ts ? ws_lua_conn_extras_get(lc) : NULL;
+    if (x && !x->topics) {
         conn_topics *ct = calloc(1, sizeof *ct);
         if (ct) {
             ct->lc = lc;
-            lc->topics = &ct->m;
+            x->topics = &ct->m;
         }
     }
-    int r = ts && lc->topics ? ws_topics_subscribe(ts, lc->topics, topic, len) : -1;
+    int r = x && x->topics ? ws_topics_subscribe(ts, x->topics, topic, len) : -1;
     if (r < 0)
         return luaL_error(L, "subscribe: out of memory");
     lua_pushboolean(L, r);
@@ -145,8 +148,10 @@ static int l_unsubscribe(lua_State *L)
     if (!lc->server_side)
         return luaL_error(L,
                           "unsubscribe: topics belong to a server's connections, not to a client");
-    ws_topics *ts = lc->srv ? ws_lua_server_topics(lc->srv, false) : NULL;
-    lua_pushboolean(L, ts && lc->topics && ws_topics_unsubscribe(ts, lc->topics, topic, len));
+    lserver *srv = ws_lua_conn_server(lc);
+    ws_topics *ts = srv ? ws_lua_server_topics(srv, false) : NULL;
+    ws_topic_member *tm = lc->side.extras ? lc->side.extras->topics : NULL;
+    lua_pushboolean(L, ts && tm && ws_topics_unsubscribe(ts, tm, topic, len));
     return 1;
 }
 
@@ -158,11 +163,12 @@ static int l_unsubscribe(lua_State *L)
 static int l_topics(lua_State *L)
 {
     lconn *lc = luaL_checkudata(L, 1, CONN_MT);
-    size_t n = lc->topics ? lc->topics->n : 0;
+    ws_topic_member *tm = lc->server_side && lc->side.extras ? lc->side.extras->topics : NULL;
+    size_t n = tm ? tm->n : 0;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        const char *name = ws_topic_member_name(lc->topics, i, &len);
+        const char *name = ws_topic_member_name(tm, i, &len);
         lua_pushlstring(L, name, len);
         lua_rawseti(L, -2, (int)i + 1);
     }
