@@ -276,3 +276,181 @@ describe("loop lifetime", function()
     assert.are.equal(4, n)
   end)
 end)
+
+-- A server's connections are no loop members of their own: the server's
+-- membership stands for them while they run, and one list per loop holds
+-- the rest (clients, and server connections once closed).
+describe("a server's connections on its loop", function()
+  after_each(function()
+    net.cleanup()
+    exit.cleanup()
+  end)
+
+  -- A server on loop whose accepted connections land in accepted[path];
+  -- n clients at paths[i], all OPEN on both sides when it returns.
+  local function server_and_clients(loop, paths, opts)
+    local accepted = {}
+    opts = opts or {}
+    opts.host, opts.port = "127.0.0.1", 0
+    local on_open = opts.on_open
+    opts.on_open = function(c)
+      accepted[c.path] = c
+      if on_open then on_open(c) end
+    end
+    local srv = core.listen(opts, loop)
+    local clients = {}
+    for i, p in ipairs(paths) do clients[i] = core.connect("ws://127.0.0.1:" .. srv.port .. p, {}, loop) end
+    assert.is_truthy(step_until(loop, function()
+      for i, p in ipairs(paths) do
+        if not accepted[p] or clients[i].ready_state ~= "OPEN" then return false end
+      end
+      return true
+    end))
+    return srv, clients, accepted
+  end
+
+  it("loop:members() counts the server and every unfinished connection; a closed one keeps its fields", function()
+    local loop = core.loop()
+    local srv, clients, acc = server_and_clients(loop, { "/one", "/two", "/" })
+    assert.are.equal(7, loop:members()) -- listening + 3 accepted + 3 clients
+    clients[1]:close(4000, "from the client")
+    assert.is_truthy(step_until(loop, function()
+      return acc["/one"].ready_state == "CLOSED" and clients[1].ready_state == "CLOSED"
+    end))
+    -- (a CLOSED connection counts until its transport is done)
+    assert.is_truthy(step_until(loop, function() return loop:members() == 5 end))
+    acc["/two"]:close(4001, "from the server")
+    assert.is_truthy(step_until(loop, function()
+      return acc["/two"].ready_state == "CLOSED" and clients[2].ready_state == "CLOSED"
+    end))
+    assert.is_truthy(step_until(loop, function() return loop:members() == 3 end))
+    assert.are.equal(1, #srv:clients())
+    -- closed server connections: off the server, their fields still there
+    assert.are.equal(4000, acc["/one"].close_code)
+    assert.are.equal("/one", acc["/one"].path)
+    assert.is_nil(acc["/one"].server)
+    assert.are.equal(srv, acc["/"].server)
+    assert.are.same({ nil, "connection is not open" }, { acc["/two"]:send("x") })
+    srv:close()
+    assert.is_truthy(step_until(loop, function() return loop:members() == 0 end))
+    assert.are.equal("CLOSED", acc["/"].ready_state)
+    loop:close()
+  end)
+
+  it("a server the script dropped lives while it listens; its connections run on, close, then it is collected",
+    function()
+      local loop = core.loop()
+      local srv, clients, acc = server_and_clients(loop, { "/a", "/b" },
+        { on_message = function(c, d) c:send(d) end })
+      local sref = weak(srv)
+      srv = nil -- luacheck: ignore 311
+      full_gc()
+      assert.is_not_nil(sref())
+      local got
+      clients[1]:close()
+      local c = clients[2]
+      core.connect("ws://127.0.0.1:" .. sref().port .. "/c", {}, loop):close()
+      assert.is_truthy(step_until(loop, function() return acc["/a"].ready_state == "CLOSED" end))
+      assert.is_true(c:send("still here"))
+      local echo = core.connect("ws://127.0.0.1:" .. sref().port .. "/d", {
+        on_open = function(e) e:send("echo me") end,
+        on_message = function(_, d) got = d end,
+      }, loop)
+      assert.is_truthy(step_until(loop, function() return got end))
+      assert.are.equal("echo me", got)
+      -- no longer listening: its open connections keep it (and their callbacks) alive
+      sref():close(1000, "bye")
+      full_gc()
+      assert.is_not_nil(sref())
+      assert.is_truthy(step_until(loop, function()
+        return c.ready_state == "CLOSED" and echo.ready_state == "CLOSED" and loop:members() == 0
+      end))
+      assert.are.equal(1000, c.close_code)
+      full_gc()
+      assert.is_nil(sref())
+      assert.are.equal("/b", acc["/b"].path) -- the server went before them
+      assert.are.equal(1000, acc["/b"].close_code)
+      assert.is_nil(acc["/b"].server)
+      loop:close()
+    end)
+
+  it("loop:close() releases open, closing and closed server connections, with a path and topics", function()
+    local loop = core.loop()
+    local srv, clients, acc = server_and_clients(loop, { "/room/42/long-enough-path", "/", "/gone" }, {
+      on_open = function(c) if c.path ~= "/gone" then c:subscribe("t1"); c:subscribe("t2") end end,
+    })
+    clients[3]:close()
+    assert.is_truthy(step_until(loop, function() return acc["/gone"].ready_state == "CLOSED" end))
+    local long = acc["/room/42/long-enough-path"]
+    local topics = long:topics()
+    table.sort(topics)
+    assert.are.same({ "t1", "t2" }, topics)
+    assert.are.equal(2, srv:subscribers("t1"))
+    assert.are.equal("/", acc["/"].path)
+    acc["/"]:close() -- closing while the loop closes
+    local refs = {}
+    for p, c in pairs(acc) do refs[p] = weak(c) end
+    loop:close()
+    for _, c in pairs(acc) do
+      assert.are.equal("CLOSED", c.ready_state)
+      assert.are.same({}, c:topics())
+      assert.are.same({ nil, "connection is closed" }, { c:send("x") })
+    end
+    assert.are.equal("/room/42/long-enough-path", long.path)
+    assert.are.equal(0, srv:subscribers("t1"))
+    acc, long, srv, clients = nil, nil, nil, nil -- luacheck: ignore 311
+    full_gc()
+    for p, ref in pairs(refs) do assert.is_nil(ref(), p) end
+  end)
+
+  it("closed server connections collected one by one leave the loop free to go once the server has gone",
+    function()
+      -- (in functions of their own: a register of this one would keep
+      -- what it passed on alive)
+      local function setup()
+        local loop = core.loop()
+        local srv, clients, acc = server_and_clients(loop, { "/1", "/2", "/3" })
+        for _, c in ipairs(clients) do c:close() end
+        assert.is_truthy(step_until(loop, function()
+          for i = 1, 3 do
+            if acc["/" .. i].ready_state ~= "CLOSED" or clients[i].ready_state ~= "CLOSED" then return false end
+          end
+          return loop:members() == 1 -- their transports are done too
+        end))
+        acc["/2"] = nil -- the middle one of the loop's list first
+        full_gc()
+        return weak(loop), weak(srv)
+      end
+      local lref, sref = setup()
+      full_gc()
+      assert.is_not_nil(lref()) -- the server still listens on it
+      local function stop() sref():close() end
+      stop()
+      full_gc()
+      assert.is_nil(sref())
+      assert.is_nil(lref())
+    end)
+
+  it("exit with server connections open, closing and closed: each peer gets its close", function()
+    local child = exit.spawn([[
+      local core = require "ws.core"
+      local loop = core.loop()
+      local seen = {}
+      local srv = core.listen({ host = "127.0.0.1", port = 0,
+        on_open = function(c) seen[#seen + 1] = c; c:subscribe("t") end }, loop)
+      local codes = {}
+      for i = 1, 3 do
+        core.connect("ws://127.0.0.1:" .. srv.port .. "/p" .. i, {
+          on_close = function(_, code) codes[#codes + 1] = code end }, loop)
+      end
+      while #seen < 3 do loop:step(0.05) end
+      seen[1]:close(4001)
+      while #codes < 1 do loop:step(0.05) end
+      seen[2]:close(4002)
+      print("CODES " .. table.concat(codes, " "))
+    ]])
+    assert.are.equal(0, child:wait(), child:describe())
+    assert.are.equal("CODES 4001\n", child:output())
+    assert.are.equal("", child:errors())
+  end)
+end)

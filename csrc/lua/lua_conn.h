@@ -93,14 +93,14 @@ struct lconn {
         ws_lua_conn_extras *extras;       /* server side: path and topics, or NULL */
         struct ws_lua_redirect *redirect; /* client with follow_redirects; else NULL */
     } side;
-    int self_ref;        /* registry anchor while the transport is open */
-    uint32_t magic;      /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
-    uint16_t close_code; /* valid once closed */
-    uint16_t own_cbs;    /* bit i: the connection has its own callback i */
-    bool opened : 1;     /* on_open was delivered */
-    bool closed : 1;     /* the close event was delivered */
-    bool receiving : 1;  /* c:receive() was used: its hooks see open, close, error and the
-                            messages no on_message callback takes */
+    int self_ref;          /* registry anchor while the transport is open */
+    uint32_t magic;        /* WS_LUA_CONN_MAGIC: methods recognise self cheaply */
+    uint16_t close_code;   /* valid once closed */
+    uint16_t own_cbs;      /* bit i: the connection has its own callback i */
+    bool opened : 1;       /* on_open was delivered */
+    bool closed : 1;       /* the close event was delivered */
+    bool receiving : 1;    /* c:receive() was used: its hooks see open, close, error and the
+                              messages no on_message callback takes */
     bool has_fields : 1;   /* the uservalue table exists (made on first use) */
     bool was_clean : 1;    /* valid once closed */
     bool request_temp : 1; /* c.request waits in the temporary table (until read or on_open ends) */
