@@ -696,6 +696,15 @@ static void list_remove(lua_State *L, lconn *lc)
         ws_lua_loop_detach(L, lc->on.ll, &cl->member);
 }
 
+/* Off its server, or off the loop's list, onto none. */
+static void leave(lua_State *L, lconn *lc)
+{
+    if (lc->attached)
+        ws_lua_server_conn_hooks.detach(L, lc, true);
+    else
+        list_remove(L, lc);
+}
+
 void ws_lua_conn_attach(lconn *lc, lserver *srv, lconn **head)
 {
     lc->on.srv = srv;
@@ -719,9 +728,7 @@ void ws_lua_conn_detach(lua_State *L, lconn *lc, lconn **head, bool release)
 void ws_lua_conn_release(lua_State *L, lconn *lc)
 {
     const char *why = lc->attached ? "server shutting down" : "going away";
-    if (lc->attached)
-        ws_lua_server_conn_hooks.detach(L, lc, true);
-    list_remove(L, lc);
+    leave(L, lc);
     if (lc->c) {
         if (!lc->closed) {
             lc->closed = true;
@@ -1471,9 +1478,7 @@ static int l_gc(lua_State *L)
      * loop closes everything on it first. */
     if (lc->c && lc->self_ref != LUA_NOREF)
         ws_lua_loop_close_quietly(L, ws_lua_conn_loop(lc));
-    if (lc->attached) /* (still with a server: never seen) */
-        ws_lua_server_conn_hooks.detach(L, lc, true);
-    list_remove(L, lc);
+    leave(L, lc); /* (still with a server only if released first: never seen) */
     if (lc->c) {
         ws_conn_free(lc->c);
         lc->c = NULL;

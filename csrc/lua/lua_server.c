@@ -79,11 +79,10 @@ static void set_message_ref(lua_State *L, lserver *srv, int idx)
     }
 }
 
+/* The detach hook (lc attached to this server). */
 static void detach(lua_State *L, lconn *lc, bool release)
 {
-    lserver *srv = ws_lua_conn_server(lc);
-    if (!srv)
-        return;
+    lserver *srv = lc->on.srv;
     ws_lua_conn_extras *x = lc->side.extras;
     if (x && x->topics) { /* a connection leaves its topics as it leaves the server */
         if (srv->topics)
