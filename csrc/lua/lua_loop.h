@@ -22,7 +22,9 @@ ws_loop *ws_lua_loop_get(ws_lua_loop *ll); /* NULL once closed */
 void ws_lua_loop_ref(ws_lua_loop *ll);
 void ws_lua_loop_unref(ws_lua_loop *ll);
 
-/* Connections and servers are members of their loop.  A member keeps the
+/* Servers and backplanes are members of their loop, and connections
+ * through one (a server's membership stands for its connections; the
+ * loop's list of connections, below, for the others).  A member keeps the
  * loop object alive (a registry anchor while the loop has members), and
  * closing the loop, or collecting it when the Lua state closes, closes its
  * members first: every member is asked to shut down, the loop runs until
