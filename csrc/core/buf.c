@@ -163,11 +163,7 @@ void ws_buf_pool_free(ws_buf_pool *pool)
 {
     free(pool->data);
     free(pool->large);
-    while (pool->parts) {
-        void *next;
-        memcpy(&next, pool->parts, sizeof next);
-        free(pool->parts);
-        pool->parts = next;
-    }
+    if (pool->parts)
+        pool->free_parts(pool->parts);
     memset(pool, 0, sizeof *pool);
 }

@@ -60,15 +60,16 @@ void ws_buf_clear(ws_buf *b);
  * again cost page faults per message (bench/PROFILE.md, 4 MiB messages).
  * It also keeps the parts sessions take while bytes are in flight and give
  * back when idle (session.c), so that costs no malloc and free per message
- * either: a list linked through their first bytes, at most
- * WS_BUF_POOL_PARTS long (what a burst of busy connections leaves). */
+ * either: a list at most WS_BUF_POOL_PARTS long (what a burst of busy
+ * connections leaves), freed by free_parts. */
 typedef struct ws_buf_pool {
     unsigned char *data;
     size_t cap;
     unsigned char *large;
     size_t large_cap;
-    void *parts;     /* idle session parts, each malloc'd; NULL when none */
-    unsigned nparts; /* how many */
+    void *parts;                     /* idle session parts; NULL when none */
+    unsigned nparts;                 /* how many */
+    void (*free_parts)(void *parts); /* set by whoever fills `parts` */
 } ws_buf_pool;
 
 /* Buffers up to this size go back to the pool's small slot, larger ones up

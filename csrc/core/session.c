@@ -118,6 +118,23 @@ static inline ws_buf_pool *pool_of(const ws_session *s)
     return s->pool_off ? NULL : s->cfg->out_pool;
 }
 
+/* Output storage up to this size stays with a part whose output was all
+ * written, in the pool too: the next message is queued without taking a
+ * buffer and giving it back.  What a pool of WS_BUF_POOL_PARTS keeps is
+ * bounded by it (at most ~44 KiB). */
+#define WS_PART_OUT_KEEP 512u
+
+/* ws_buf_pool.free_parts: pooled parts and the storage they keep. */
+static void free_parts(void *list)
+{
+    while (list) {
+        ws_part *a = list;
+        memcpy(&list, &a->in.data, sizeof list);
+        ws_buf_free(&a->out);
+        free(a);
+    }
+}
+
 /* The session's own part, taken now if it is idle (a pooled one when the
  * pool keeps one); NULL when out of memory. */
 static ws_part *take_part(ws_session *s)
@@ -129,9 +146,9 @@ static ws_part *take_part(ws_session *s)
     if (pool && pool->parts) {
         /* Pooled parts are idle ones: only the list link to clear. */
         a = pool->parts;
-        memcpy(&pool->parts, a, sizeof pool->parts);
+        memcpy(&pool->parts, &a->in.data, sizeof pool->parts);
         pool->nparts--;
-        a->out.data = NULL;
+        a->in.data = NULL;
     } else if (!(a = calloc(1, sizeof *a))) {
         return NULL;
     }
@@ -139,32 +156,34 @@ static ws_part *take_part(ws_session *s)
     return a;
 }
 
-/* Nothing in flight: no bytes held either way, no handshake, no message
- * being received or sent, no event or tidying due at the next call. */
-static bool part_idle(const ws_session *s, const ws_part *a)
+/* Give the part back: to the pool while it keeps fewer than
+ * WS_BUF_POOL_PARTS, else to the C heap. */
+static void give_part(ws_session *s, ws_part *a)
 {
-    return !a->out.data && !a->in.data && !a->msg && !a->spare && !a->hs && !a->discard &&
-           !a->pending && !a->msg_opcode && !a->have_header && !a->msg_done && !a->free_hs &&
-           !s->sending_fragments;
-}
-
-/* Give the part back once the session is idle: to the pool while it keeps
- * fewer than WS_BUF_POOL_PARTS, else to the C heap. */
-static void settle(ws_session *s)
-{
-    ws_part *a = part(s);
-    if (a == IDLE_PART || !part_idle(s, a))
-        return;
     s->part = &IDLE_PART->out;
     ws_buf_pool *pool = pool_of(s);
     if (pool && pool->nparts < WS_BUF_POOL_PARTS) {
         a->pong_len = 0; /* the rest is as an idle part has it */
-        memcpy(a, &pool->parts, sizeof pool->parts);
+        /* Linked through `in` (empty); `out` keeps its small storage. */
+        memcpy(&a->in.data, &pool->parts, sizeof pool->parts);
         pool->parts = a;
         pool->nparts++;
     } else {
+        ws_buf_free(&a->out);
         free(a);
     }
+}
+
+/* Give the part back once nothing is in flight: no bytes held either way
+ * (a frame delivered last is in `in` until dropped), no handshake, no
+ * message being received or sent, no event due.  A message delivered from
+ * `msg`, and a handshake state to drop, hold msg and hs. */
+static inline void settle(ws_session *s)
+{
+    ws_part *a = part(s);
+    if (!a->out.len && !a->in.data && !a->have_header && !a->msg_opcode && !a->pending && !a->msg &&
+        !a->hs && !a->spare && !s->sending_fragments && a != IDLE_PART)
+        give_part(s, a);
 }
 
 /* An entry point's result: a part taken for output that failed goes back. */
@@ -326,6 +345,8 @@ int ws_session_init(ws_session *s, ws_session_settings *st)
     st->refs++;
     s->cfg = cfg;
     s->part = &IDLE_PART->out;
+    if (cfg->out_pool)
+        cfg->out_pool->free_parts = free_parts; /* (the parts it will keep) */
     s->role = (uint8_t)cfg->role;
     s->state = cfg->handshake ? WS_CONNECTING : WS_OPEN;
     if (!cfg->handshake && cfg->compress.enabled) {
@@ -416,6 +437,14 @@ static char *dup_span(const char *p, size_t n)
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* Empty kept output storage too small for n bytes goes: the pool's, or a
+ * new buffer, takes its place (not grown: no copy of nothing). */
+static void fit_kept_output(ws_buf *b, size_t n)
+{
+    if (b->data && !b->len && b->cap < n)
+        ws_buf_free(b);
+}
+
 static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rsv, const uint8_t *p,
                            size_t n)
 {
@@ -450,8 +479,10 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
     if (h.masked)
         s->cfg->random(s->cfg->random_ud, h.mask, 4);
     ws_buf_pool *pool = pool_of(s);
-    if (pool)
+    if (pool) {
+        fit_kept_output(b, WS_FRAME_HEADER_MAX + n);
         ws_buf_from_pool(b, pool, WS_FRAME_HEADER_MAX + n);
+    }
     uint8_t *w =
         n <= (size_t)-1 - WS_FRAME_HEADER_MAX ? ws_buf_reserve(b, WS_FRAME_HEADER_MAX + n) : NULL;
     if (!w)
@@ -621,8 +652,10 @@ int ws_session_send_raw(ws_session *s, const uint8_t *frame, size_t n)
         return WS_E_NOMEM;
     a->pong_len = 0;
     ws_buf_pool *pool = pool_of(s);
-    if (pool)
+    if (pool) {
+        fit_kept_output(&a->out, n);
         ws_buf_from_pool(&a->out, pool, n);
+    }
     return settled(s, ws_buf_append(&a->out, frame, n) == 0 ? WS_OK : WS_E_NOMEM);
 }
 
@@ -654,12 +687,15 @@ void ws_session_output_consume(ws_session *s, size_t n)
     ws_part *a = part(s);
     if (a == IDLE_PART) /* (nothing to consume) */
         return;
-    ws_buf_pool *pool = pool_of(s);
-    if (pool)
-        ws_buf_consume_to_pool(&a->out, n, pool);
+    ws_buf *b = &a->out;
+    ws_buf_pool *pool;
+    if (b->start + n >= b->len && b->cap <= WS_PART_OUT_KEEP)
+        b->start = b->len = 0; /* (the storage stays with the part) */
+    else if ((pool = pool_of(s)) != NULL)
+        ws_buf_consume_to_pool(b, n, pool);
     else
-        ws_buf_consume(&a->out, n);
-    if (!a->out.data)
+        ws_buf_consume(b, n);
+    if (!b->len)
         settle(s);
 }
 
@@ -668,8 +704,10 @@ void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool)
     /* NULL: this session stops using it (its loop may go first), while
      * settings other sessions share keep naming it for them. */
     s->pool_off = pool == NULL;
-    if (pool) /* its own settings (ws_session_new): nobody else sees it */
+    if (pool) { /* its own settings (ws_session_new): nobody else sees it */
         ((ws_session_config *)(void *)s->cfg)->out_pool = pool;
+        pool->free_parts = free_parts;
+    }
 }
 
 int ws_session_state(const ws_session *s)
@@ -738,6 +776,10 @@ static void consume_input(ws_session *s, size_t n)
 {
     ws_part *a = part(s);
     ws_buf *b = &a->in;
+    if (b->start + n >= b->len && !b->cap) { /* lent bytes all read: forget them */
+        ws_buf_init(b);
+        return;
+    }
     if (n >= WS_DIRECT_MIN && !ws_buf_lent(b) && b->start + n >= b->len) {
         drop_spare(s);
         a->spare = b->data;
@@ -850,7 +892,7 @@ uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
 {
     ws_part *a = part(s);
     *n = 0;
-    size_t want = direct_want(s);
+    size_t want = a->have_header ? direct_want(s) : 0; /* (most reads: no frame begun) */
     if (!want)
         return NULL;
     adopt_spare(s, want);
@@ -1452,7 +1494,10 @@ static int frame_step(ws_session *s, ws_event *ev)
                 return 0;
             if (hl < 0)
                 return fail(s, ev, WS_CLOSE_PROTOCOL, "frame length over 2^63");
-            ws_buf_consume(&a->in, (size_t)hl);
+            if (a->in.start + (size_t)hl < a->in.len) /* (the payload follows: inline) */
+                a->in.start += (size_t)hl;
+            else
+                ws_buf_consume(&a->in, (size_t)hl);
             a->have_header = true;
             if (a->spare && (ws_opcode_is_control(a->fh.opcode) || a->fh.len < WS_DIRECT_MIN))
                 drop_spare(s); /* large frames stopped coming */
