@@ -1621,7 +1621,7 @@ int ws_session_next(ws_session *s, ws_event *ev)
     }
     int r = 0;
     switch (s->state) {
-    case WS_CLOSED: break;
+    case WS_CLOSED: drop_input(s); break; /* (a message under way is dead) */
     case WS_CONNECTING:
         r = s->role == WS_CLIENT ? client_handshake_step(s, ev) : server_handshake_step(s, ev);
         break;
