@@ -315,18 +315,22 @@ static void push_head_fields(lua_State *L, const ws_http_head *h)
 }
 
 /* A message, protected (making the payload string may raise):
- * (ev, callback, conn).  The callback runs in this call's protection (its
- * error reaches the same traceback handler), not a pcall of its own. */
+ * (callback, conn), the event handed on through the loop.  The callback
+ * runs in this call's protection (its error reaches the same traceback
+ * handler), not a pcall of its own. */
 static int message_body(lua_State *L)
 {
-    const ws_event *ev = lua_touserdata(L, 1);
+    ws_lua_loop *ll = ws_lua_conn_loop(lua_touserdata(L, 2));
+    const ws_event *ev = ws_lua_loop_event(ll);
     if (ev->len >= WS_LUA_LARGE_BLOCK)
-        ws_lua_large_message(L, ws_lua_conn_loop((lconn *)lua_touserdata(L, 3)));
+        ws_lua_large_message(L, ll);
     lua_pushlstring(L, (const char *)ev->data, ev->len);
     lua_pushboolean(L, ev->binary);
     lua_call(L, 3, 0);
     return 0;
 }
+
+static const char message_body_key = 'm';
 
 /* Push the message callback (the connection's own, its server's, else the
  * receive hook); false (nothing pushed) without one. */
@@ -344,34 +348,36 @@ static bool push_message_callback(lua_State *L, lconn *lc)
            push_hook(L, lc, CB_MESSAGE);
 }
 
-static const char message_body_key = 'm';
-
 /* The hot path: one protected call of message_body, which calls the
  * callback.  Nothing is pushed (no string made) when no one listens. */
 static void message_event(lconn *lc, const ws_event *ev)
 {
     int handler;
-    lua_State *L = ws_lua_loop_event_state(ws_lua_conn_loop(lc), &handler);
+    ws_lua_loop *ll = ws_lua_conn_loop(lc);
+    lua_State *L = ws_lua_loop_event_state(ll, &handler);
     if (!L || lc->self_ref == LUA_NOREF)
         return;
     int top = 0;
-    if (!handler) { /* inside a callback: a handler of its own */
+    if (handler) {
+        lua_pushvalue(L, handler + 1); /* message_body, kept by the turn */
+    } else {
+        /* inside a callback: a handler of its own */
         if (!lua_checkstack(L, WS_LUA_EVENT_STACK))
             return;
         top = lua_gettop(L);
         handler = top + 1;
         ws_lua_push_traceback(L);
+        ws_pushcfunction_kept(L, message_body, &message_body_key);
     }
-    ws_pushcfunction_kept(L, message_body, &message_body_key);
-    lua_pushlightuserdata(L, (void *)ev);
     if (push_message_callback(L, lc)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-        ws_lua_loop_call_with(ws_lua_conn_loop(lc), 3, handler);
+        ws_lua_loop_set_event(ll, ev);
+        ws_lua_loop_call_with(ll, 2, handler);
         /* the call popped its function and arguments */
         if (top)
             lua_settop(L, top);
     } else {
-        lua_settop(L, top ? top : handler);
+        lua_settop(L, top ? top : handler + 1);
     }
 }
 
@@ -1586,6 +1592,7 @@ static const luaL_Reg conn_meta[] = {
 
 void ws_lua_open_conn(lua_State *L)
 {
+    ws_lua_loop_turn_function(message_body, &message_body_key);
     make_fields_registry(L);
     make_temp_requests(L);
     if (luaL_newmetatable(L, CONN_MT)) {

@@ -68,7 +68,9 @@ struct ws_lua_loop {
     unsigned refs;          /* the loop userdata + its handles + ws_lua_loop_ref */
     unsigned long gen;      /* fork generation that made it: a forked child must not use it */
     int handler;            /* in step/run: stack index of the turn's traceback handler, 0 else */
+    int top;                /* the stack's top as publish left it (handler, turn function) */
     int depth;              /* Lua callbacks of this loop running now (nested calls) */
+    const void *event;      /* what ws_lua_loop_set_event passed on */
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
     ws_lua_conn_list conns; /* connections no server holds */
 };
@@ -281,8 +283,27 @@ lua_State *ws_lua_loop_event_state(ws_lua_loop *ll, int *handler)
     lua_State *L = ll->L;
     /* Straight from the C loop (no callback of this loop runs), the stack
      * is the one publish left: the handler is where it put it. */
-    *handler = L && ll->depth == 0 && lua_gettop(L) == ll->handler ? ll->handler : 0;
+    *handler = L && ll->depth == 0 && lua_gettop(L) == ll->top ? ll->handler : 0;
     return L;
+}
+
+void ws_lua_loop_set_event(ws_lua_loop *ll, const void *event)
+{
+    ll->event = event;
+}
+
+const void *ws_lua_loop_event(const ws_lua_loop *ll)
+{
+    return ll->event;
+}
+
+static lua_CFunction turn_fn;
+static const void *turn_key;
+
+void ws_lua_loop_turn_function(lua_CFunction f, const void *key)
+{
+    turn_fn = f;
+    turn_key = key;
 }
 
 bool ws_lua_loop_call_with(ws_lua_loop *ll, int nargs, int handler)
@@ -523,9 +544,12 @@ static void publish(lua_State *L, lctx *ctx, int uidx)
     lua_pushlightuserdata(L, ctx);
     lua_pushvalue(L, uidx);
     lua_rawset(L, LUA_REGISTRYINDEX);
-    luaL_checkstack(L, WS_LUA_EVENT_STACK + 1, "ws: loop");
+    luaL_checkstack(L, WS_LUA_EVENT_STACK + 2, "ws: loop");
     ws_lua_push_traceback(L);
     ctx->handler = lua_gettop(L);
+    if (turn_fn)
+        ws_pushcfunction_kept(L, turn_fn, turn_key);
+    ctx->top = lua_gettop(L);
     ctx->depth = 0;
     ctx->L = L;
     ctx->err = false;

@@ -94,6 +94,19 @@ lua_State *ws_lua_loop_state(ws_lua_loop *ll);
 lua_State *ws_lua_loop_event_state(ws_lua_loop *ll, int *handler);
 #define WS_LUA_EVENT_STACK 8
 
+/* A C function step/run keep on the stack just above their handler (at
+ * handler + 1 when ws_lua_loop_event_state gives one), so that calling
+ * it for each event costs no push of a new closure (Lua 5.1, LuaJIT) nor
+ * a registry lookup: the connection binding's message delivery.  Set once
+ * (key: its registry key for ws_pushcfunction_kept). */
+void ws_lua_loop_turn_function(lua_CFunction f, const void *key);
+
+/* A pointer handed from the code that starts a protected call to the
+ * function it calls (instead of a light userdata argument): valid until
+ * the next set, so read it first thing. */
+void ws_lua_loop_set_event(ws_lua_loop *ll, const void *event);
+const void *ws_lua_loop_event(const ws_lua_loop *ll);
+
 /* Call the function below nargs arguments on top of ws_lua_loop_state's
  * stack, with a traceback handler; pops them.  The first error raised is
  * kept for step/run to re-raise and breaks the loop turn; later ones in
