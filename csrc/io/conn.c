@@ -93,6 +93,9 @@ typedef struct ws_conn_shared {
 #define DISPATCH_BYTES  (1u << 20)
 
 struct ws_conn {
+    /* First, so the loop's pointer to it is the connection's own. */
+    ws_io io;               /* its fd is the connection's socket (-1: none) */
+    uint32_t budget_events; /* what dispatch may still deliver in this callback */
     ws_loop *loop;
     ws_session *s;
     ws_transport *t;
@@ -101,15 +104,12 @@ struct ws_conn {
     /* Limits and timeouts, shared with the server's other connections
      * rather than copied into each (bench/PROFILE.md, idle memory). */
     const ws_conn_config *cfg;
-    uint32_t budget_events; /* what dispatch may still deliver in this callback */
-    uint32_t budget_bytes;
-    ws_io io;
     ws_timer *timer;          /* open, pong or close deadline; only while armed */
     ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
     ws_conn_shared *sq;       /* only while shared frames are queued */
-    ws_deferred flush;
-    ws_client_dial *cl; /* client: where and how to connect; NULL on servers */
-    int fd;
+    ws_defer_node flush;      /* in the loop's list of connections to flush */
+    ws_client_dial *cl;       /* client: where and how to connect; NULL on servers */
+    uint32_t budget_bytes;
     uint8_t interest; /* WS_IO_* bits */
     uint8_t phase;
     uint8_t timer_kind;
@@ -162,11 +162,11 @@ static ws_conn_settings *conn_settings(const ws_conn *c)
     return (ws_conn_settings *)(void *)((char *)c->cfg - offsetof(ws_conn_settings, cfg));
 }
 
-static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud);
+static void on_io(ws_loop *loop, ws_io *io, unsigned events);
 static void on_timer(ws_loop *loop, ws_timer *t, void *ud);
 static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud);
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud);
-static void on_flush(ws_loop *loop, ws_deferred *d, void *ud);
+static void on_flush(ws_loop *loop, ws_defer_node *n);
 static void do_flush(ws_conn *c);
 static void teardown(ws_conn *c);
 static void do_tls(ws_conn *c);
@@ -202,7 +202,7 @@ static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_call
     c->cb = cb;
     c->ud = ud;
     c->cfg = &st->cfg;
-    c->fd = -1;
+    ws_io_init(&c->io, -1);
     if (st->cfg.ping_interval_ns || st->cfg.idle_timeout_ns) {
         if (!(c->xt = malloc(sizeof *c->xt))) {
             ws_conn_settings_unref(st);
@@ -214,7 +214,6 @@ static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_call
         ws_timer_init(&c->xt->ka, on_keepalive, c);
         ws_timer_init(&c->xt->idle, on_idle, c);
     }
-    ws_deferred_init(&c->flush, on_flush, c);
     if (!c->own_session) /* (a shared configuration names the pool) */
         ws_session_set_output_pool(s, ws_loop_output_pool(loop));
     return c;
@@ -369,7 +368,7 @@ static void update_interest(ws_conn *c)
     if (c->phase == P_ACTIVE && c->interest == WS_IO_READ && !c->holds && !c->write_blocked &&
         ws_io_active(&c->io))
         return;
-    if (c->phase == P_DONE || c->fd < 0)
+    if (c->phase == P_DONE || c->io.fd < 0)
         return;
     unsigned want = 0;
     switch (c->phase) {
@@ -397,16 +396,16 @@ static void update_interest(ws_conn *c)
     if (want == 0 && !holding(c))
         want = WS_IO_READ; /* still notice resets (held: hang-ups still come) */
     if (!ws_io_active(&c->io))
-        ws_io_start(c->loop, &c->io, want);
+        ws_io_start(c->loop, &c->io, on_io, want);
     else if (want != c->interest)
-        ws_io_modify(&c->io, want);
+        ws_io_modify(c->loop, &c->io, want);
     c->interest = want;
 }
 
 static void schedule_flush(ws_conn *c)
 {
-    if (c->phase != P_DONE && !ws_deferred_queued(&c->flush))
-        ws_loop_defer(c->loop, &c->flush);
+    if (c->phase != P_DONE && !ws_defer_node_queued(&c->flush))
+        ws_loop_defer_node(c->loop, &c->flush, on_flush);
 }
 
 /* Deliver pending session events to the owner while not held and within
@@ -506,9 +505,9 @@ static void teardown(ws_conn *c)
     ws_session_set_output_pool(c->s, NULL); /* the session may outlive the loop */
     arm(c, T_NONE, 0);
     stop_extra_timers(c);
-    ws_deferred_cancel(&c->flush);
+    ws_defer_node_cancel(&c->flush);
     if (ws_io_active(&c->io))
-        ws_io_stop(&c->io);
+        ws_io_stop(c->loop, &c->io);
     if (c->cl && c->cl->resolve) {
         ws_resolve_cancel(c->cl->resolve);
         c->cl->resolve = NULL;
@@ -520,10 +519,10 @@ static void teardown(ws_conn *c)
     if (c->t) {
         c->t->ops->destroy(c->t); /* closes the fd */
         c->t = NULL;
-    } else if (c->fd >= 0) {
-        close(c->fd);
+    } else if (c->io.fd >= 0) {
+        close(c->io.fd);
     }
-    c->fd = -1;
+    c->io.fd = -1;
     if (c->cb->closed)
         c->cb->closed(c, c->ud);
 }
@@ -542,10 +541,10 @@ static void start_transport(ws_conn *c)
             c->t = NULL;
             c->t = ws_tls_client_over(c->cl->tls, outer, c->cl->host, err, sizeof err);
         } else {
-            c->t = ws_tls_client_new(c->cl->tls, c->fd, c->cl->host, err, sizeof err);
+            c->t = ws_tls_client_new(c->cl->tls, c->io.fd, c->cl->host, err, sizeof err);
         }
         if (!c->t) {
-            c->fd = -1; /* closed by ws_tls_client_new / _over */
+            c->io.fd = -1; /* closed by ws_tls_client_new / _over */
             fail(c, err);
             return;
         }
@@ -554,8 +553,8 @@ static void start_transport(ws_conn *c)
         do_tls(c); /* the client speaks first */
         return;
     }
-    if (!c->t && !(c->t = ws_tcp_transport_new(c->fd))) {
-        c->fd = -1;
+    if (!c->t && !(c->t = ws_tcp_transport_new(c->io.fd))) {
+        c->io.fd = -1;
         fail(c, "out of memory");
         return;
     }
@@ -591,9 +590,8 @@ static void dial_failed(ws_conn *c)
 
 static void start_connect(ws_conn *c, int fd)
 {
-    c->fd = fd;
     c->phase = P_CONNECT;
-    ws_io_init(&c->io, fd, on_io, c);
+    ws_io_init(&c->io, fd);
     c->interest = 0;
     update_interest(c);
 }
@@ -712,7 +710,7 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
     arm(c, T_OPEN, cfg->open_timeout_ns);
     /* Start on the next turn so failures reach callbacks the caller has
      * finished installing. */
-    ws_loop_defer(loop, &c->flush);
+    ws_loop_defer_node(loop, &c->flush, on_flush);
     return c;
 }
 
@@ -796,9 +794,9 @@ static void start_proxy(ws_conn *c)
         /* https:// proxy: TLS with the proxy first, verified against its
          * name; the CONNECT exchange runs inside it. */
         char err[256];
-        c->t = ws_tls_client_new(r->proxy_tls, c->fd, r->proxy_host, err, sizeof err);
+        c->t = ws_tls_client_new(r->proxy_tls, c->io.fd, r->proxy_host, err, sizeof err);
         if (!c->t) {
-            c->fd = -1; /* closed by ws_tls_client_new */
+            c->io.fd = -1; /* closed by ws_tls_client_new */
             proxy_failed(c, err);
             return;
         }
@@ -856,7 +854,7 @@ static long proxy_read_answer(ws_conn *c)
             if (got == WS_T_ERROR)
                 error = c->t->ops->error(c->t);
         } else {
-            got = recv(c->fd, at, 1, 0);
+            got = recv(c->io.fd, at, 1, 0);
             if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                 got = WS_T_AGAIN;
             else if (got < 0)
@@ -891,7 +889,7 @@ static void proxy_step(ws_conn *c)
                 return;
             }
         } else {
-            w = send(c->fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
+            w = send(c->io.fd, r->req + r->req_sent, r->req_len - r->req_sent, WS_NET_SEND_FLAGS);
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                 w = WS_T_AGAIN;
             else if (w < 0) {
@@ -937,7 +935,7 @@ static void proxy_answered(ws_conn *c, char *head, size_t len)
     r->req_len = r->req_sent = 0;
     free(r->answer);
     r->answer = NULL;
-    ws_io_stop(&c->io); /* restarted with the transport's interest */
+    ws_io_stop(c->loop, &c->io); /* restarted with the transport's interest */
     start_transport(c);
 }
 
@@ -954,7 +952,7 @@ ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, ws_session_settings
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    c->fd = fd;
+    ws_io_init(&c->io, fd);
     c->t = tls ? ws_tls_server_new(tls, fd, err, err_len) : ws_tcp_transport_new(fd);
     if (!c->t) {
         if (!tls)
@@ -967,7 +965,6 @@ ws_conn *ws_conn_accept(ws_loop *loop, ws_conn_settings *st, ws_session_settings
     }
     c->phase = tls ? P_TLS : P_ACTIVE;
     c->secure = tls != NULL;
-    ws_io_init(&c->io, fd, on_io, c);
     arm(c, T_OPEN, st->cfg.open_timeout_ns);
     update_interest(c);
     return c;
@@ -1045,7 +1042,7 @@ void ws_conn_peer(const ws_conn *c, char *addr, size_t addr_len, int *port)
     socklen_t len = sizeof ss;
     addr[0] = '\0';
     *port = -1;
-    int fd = c->t ? c->t->fd : c->fd;
+    int fd = c->t ? c->t->fd : c->io.fd;
     if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         ws_net_addr_string((struct sockaddr *)&ss, addr, addr_len, port);
 }
@@ -1168,7 +1165,7 @@ static void read_and_dispatch(ws_conn *c)
         if (!c->write_blocked && has_output(c))
             schedule_flush(c); /* an on_drain run by this flush queued more */
         else if (!c->backlog && !c->read_more && !c->abort_pending)
-            ws_deferred_cancel(&c->flush);
+            ws_defer_node_cancel(&c->flush);
         return;
     }
     if (c->phase == P_DRAINING || (c->phase == P_ACTIVE && !c->write_blocked && has_output(c)))
@@ -1218,11 +1215,13 @@ static void do_flush(ws_conn *c)
     update_interest(c);
 }
 
-static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
+/* The connection holding a watcher or flush node. */
+#define CONN_OF(p, member) ((ws_conn *)(void *)((char *)(p)-offsetof(ws_conn, member)))
+
+static void on_flush(ws_loop *loop, ws_defer_node *n)
 {
     (void)loop;
-    (void)d;
-    ws_conn *c = ud;
+    ws_conn *c = CONN_OF(n, flush);
     if (c->abort_pending) {
         fail(c, NULL);
         return;
@@ -1244,25 +1243,24 @@ static void on_flush(ws_loop *loop, ws_deferred *d, void *ud)
     do_flush(c);
 }
 
-static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void on_io(ws_loop *loop, ws_io *io, unsigned events)
 {
     (void)loop;
-    (void)io;
-    ws_conn *c = ud;
+    ws_conn *c = CONN_OF(io, io);
     refill(c);
     switch (c->phase) {
     case P_CONNECT: {
-        int e = ws_net_connect_error(c->fd);
+        int e = ws_net_connect_error(c->io.fd);
         if (e) {
             snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s",
                      e == ECONNREFUSED ? "connection refused" : strerror(e));
-            ws_io_stop(&c->io);
-            close(c->fd);
-            c->fd = -1;
+            ws_io_stop(c->loop, &c->io);
+            close(c->io.fd);
+            c->io.fd = -1;
             try_connect(c);
             return;
         }
-        ws_io_stop(&c->io); /* restarted with the transport's interest */
+        ws_io_stop(c->loop, &c->io); /* restarted with the transport's interest */
         if (c->cl->addrs) {
             freeaddrinfo(c->cl->addrs);
             c->cl->addrs = c->cl->next_addr = NULL;

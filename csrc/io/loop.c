@@ -32,6 +32,15 @@
 #define MAX_EVENTS  256 /* epoll events collected per turn */
 #define NOT_IN_HEAP SIZE_MAX
 
+/* The nodes of one ws_defer_node callback: `run`, a deferred callback in
+ * the loop's queue, stands for them there while the list is not empty. */
+typedef struct node_list {
+    ws_defer_node_cb cb;
+    ws_defer_node head; /* sentinel of a circular list */
+    ws_defer_node mark; /* while it runs: where the nodes to run end */
+    ws_deferred run;
+} node_list;
+
 typedef struct pending_io {
     ws_io *io; /* NULL once the watcher was stopped during the turn */
     unsigned events;
@@ -50,6 +59,12 @@ struct ws_loop {
     ws_deferred defer_running;
 
     size_t refs; /* active watchers and timers not unref'd (see has_refs) */
+
+    ws_io_cb io_cbs[WS_LOOP_IO_CALLBACKS]; /* what ws_io.cb indexes */
+    unsigned nio_cbs;
+    node_list nodes[WS_LOOP_NODE_CALLBACKS];
+    unsigned nnodes;
+    int node_count; /* nodes run by the deferred phase (callbacks counted) */
 
     pending_io *pending;
     size_t npending, pending_cap, pending_pos;
@@ -590,20 +605,116 @@ bool ws_deferred_queued(const ws_deferred *d)
     return d->next != NULL;
 }
 
+/* ---- deferred nodes --------------------------------------------------------- */
+
+void ws_defer_node_init(ws_defer_node *n)
+{
+    n->next = n->prev = NULL;
+}
+
+bool ws_defer_node_queued(const ws_defer_node *n)
+{
+    return n->next != NULL;
+}
+
+/* The deferred callback standing for a list: runs the nodes queued before
+ * it started (a marker ends them), in order; one queued meanwhile re-queues
+ * the list and runs next turn. */
+static void run_nodes(ws_loop *loop, ws_deferred *d, void *ud)
+{
+    (void)d;
+    node_list *nl = ud;
+    ws_defer_node *h = &nl->head, *mark = &nl->mark;
+    mark->prev = h->prev;
+    mark->next = h;
+    h->prev->next = mark;
+    h->prev = mark;
+    while (!loop->break_flag) {
+        ws_defer_node *n = h->next;
+        if (n == mark)
+            break;
+        h->next = n->next;
+        n->next->prev = h;
+        n->next = n->prev = NULL;
+        loop->node_count++;
+        nl->cb(loop, n); /* n may be gone now */
+    }
+    mark->prev->next = mark->next;
+    mark->next->prev = mark->prev;
+    mark->next = mark->prev = NULL;
+    if (h->next == h) /* re-queued by a node cancelled since */
+        ws_deferred_cancel(&nl->run);
+    if (loop->break_flag && h->next != h) {
+        /* What did not run goes back in front, where the list was. */
+        ws_deferred_cancel(&nl->run);
+        nl->run.prev = &loop->defer_running;
+        nl->run.next = loop->defer_running.next;
+        loop->defer_running.next->prev = &nl->run;
+        loop->defer_running.next = &nl->run;
+    }
+}
+
+static node_list *node_list_of(ws_loop *loop, ws_defer_node_cb cb)
+{
+    for (unsigned i = 0; i < loop->nnodes; i++)
+        if (loop->nodes[i].cb == cb)
+            return &loop->nodes[i];
+    if (loop->nnodes == WS_LOOP_NODE_CALLBACKS)
+        abort(); /* more distinct callbacks than loop.h allows */
+    node_list *nl = &loop->nodes[loop->nnodes++];
+    nl->cb = cb;
+    nl->head.next = nl->head.prev = &nl->head;
+    ws_deferred_init(&nl->run, run_nodes, nl);
+    return nl;
+}
+
+void ws_loop_defer_node(ws_loop *loop, ws_defer_node *n, ws_defer_node_cb cb)
+{
+    if (n->next)
+        return;
+    node_list *nl = node_list_of(loop, cb);
+    ws_defer_node *h = &nl->head;
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+    ws_loop_defer(loop, &nl->run); /* idempotent while queued */
+}
+
+void ws_defer_node_cancel(ws_defer_node *n)
+{
+    if (!n->next)
+        return;
+    /* Alone in its list, n's neighbour both ways is the list's head (while
+     * the list runs, its marker is there too): the list is then empty and
+     * leaves the deferred queue, so it keeps nothing alive. */
+    bool last = n->next == n->prev;
+    ws_defer_node *h = n->next;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+    if (last) {
+        node_list *nl = (node_list *)(void *)((char *)h - offsetof(node_list, head));
+        ws_deferred_cancel(&nl->run);
+    }
+}
+
 static int run_deferred(ws_loop *loop)
 {
     int count = 0;
+    loop->node_count = 0;
     ws_deferred *run = &loop->defer_running;
     list_splice_front(run, &loop->defer_queue);
     while (!list_empty(run) && !loop->break_flag) {
         ws_deferred *d = run->next;
         ws_deferred_cancel(d);
-        count++;
+        if (d->cb != run_nodes) /* its nodes are counted */
+            count++;
         d->cb(loop, d, d->ud); /* d may be gone now */
     }
     /* After a break, what did not run goes back in front, in order. */
     list_splice_front(&loop->defer_queue, run);
-    return count;
+    return count + loop->node_count;
 }
 
 /* ---- I/O watchers: the backends --------------------------------------------- */
@@ -614,9 +725,8 @@ static uint32_t to_epoll(unsigned events)
     return ((events & WS_IO_READ) ? EPOLLIN : 0u) | ((events & WS_IO_WRITE) ? EPOLLOUT : 0u);
 }
 
-static int backend_set(ws_io *io, unsigned events)
+static int backend_set(ws_loop *loop, ws_io *io, unsigned events)
 {
-    ws_loop *loop = io->loop;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = to_epoll(events);
@@ -635,13 +745,13 @@ static int backend_set(ws_io *io, unsigned events)
     return 0;
 }
 
-static int backend_add(ws_io *io)
+static int backend_add(ws_loop *loop, ws_io *io)
 {
-    return backend_set(io, io->events);
+    return backend_set(loop, io, io->events);
 }
-static void backend_del(ws_io *io)
+static void backend_del(ws_loop *loop, ws_io *io)
 {
-    (void)backend_set(io, 0);
+    (void)backend_set(loop, io, 0);
 }
 
 static int backend_wait(ws_loop *loop, int timeout_ms)
@@ -688,16 +798,16 @@ int ws_loop_fd(ws_loop *loop)
 
 #else /* poll() */
 
-static int backend_set(ws_io *io, unsigned events)
+static int backend_set(ws_loop *loop, ws_io *io, unsigned events)
 {
+    (void)loop;
     (void)io;
     (void)events;
     return 0; /* the poll set is rebuilt every turn */
 }
 
-static int backend_add(ws_io *io)
+static int backend_add(ws_loop *loop, ws_io *io)
 {
-    ws_loop *loop = io->loop;
     for (size_t i = 0; i < loop->nios; i++) {
         if (loop->ios[i]->fd == io->fd) {
             errno = EEXIST;
@@ -722,9 +832,8 @@ static int backend_add(ws_io *io)
     return 0;
 }
 
-static void backend_del(ws_io *io)
+static void backend_del(ws_loop *loop, ws_io *io)
 {
-    ws_loop *loop = io->loop;
     if (!(io->flags & F_REGISTERED))
         return;
     ws_io *last = loop->ios[--loop->nios];
@@ -806,51 +915,62 @@ int ws_loop_fd(ws_loop *loop)
 
 /* ---- I/O watchers ------------------------------------------------------------ */
 
-void ws_io_init(ws_io *io, int fd, ws_io_cb cb, void *ud)
+void ws_io_init(ws_io *io, int fd)
 {
     memset(io, 0, sizeof *io);
     io->fd = fd;
-    io->cb = cb;
-    io->ud = ud;
 }
 
-int ws_io_start(ws_loop *loop, ws_io *io, unsigned events)
+/* The index of cb in the loop's table, added on first use; -1 when full. */
+static int io_cb_index(ws_loop *loop, ws_io_cb cb)
+{
+    for (unsigned i = 0; i < loop->nio_cbs; i++)
+        if (loop->io_cbs[i] == cb)
+            return (int)i;
+    if (loop->nio_cbs == WS_LOOP_IO_CALLBACKS)
+        return -1;
+    loop->io_cbs[loop->nio_cbs] = cb;
+    return (int)loop->nio_cbs++;
+}
+
+int ws_io_start(ws_loop *loop, ws_io *io, ws_io_cb cb, unsigned events)
 {
     events &= WS_IO_READ | WS_IO_WRITE;
-    if (io->flags & F_ACTIVE) {
-        if (io->loop == loop)
-            return ws_io_modify(io, events);
-        ws_io_stop(io);
+    if (io->flags & F_ACTIVE)
+        return ws_io_modify(loop, io, events);
+    int k = io_cb_index(loop, cb);
+    if (k < 0) {
+        errno = ENOSPC;
+        return -1;
     }
-    io->loop = loop;
-    io->events = events;
-    if (backend_add(io) < 0)
+    io->cb = (uint8_t)k;
+    io->events = (uint8_t)events;
+    if (backend_add(loop, io) < 0)
         return -1;
     io->flags |= F_ACTIVE;
     ref_add(loop, io->flags);
     return 0;
 }
 
-int ws_io_modify(ws_io *io, unsigned events)
+int ws_io_modify(ws_loop *loop, ws_io *io, unsigned events)
 {
     events &= WS_IO_READ | WS_IO_WRITE;
     if (!(io->flags & F_ACTIVE) || events == io->events) {
-        io->events = events;
+        io->events = (uint8_t)events;
         return 0;
     }
-    if (backend_set(io, events) < 0)
+    if (backend_set(loop, io, events) < 0)
         return -1;
-    io->events = events;
+    io->events = (uint8_t)events;
     return 0;
 }
 
-void ws_io_stop(ws_io *io)
+void ws_io_stop(ws_loop *loop, ws_io *io)
 {
     if (!(io->flags & F_ACTIVE))
         return;
-    ws_loop *loop = io->loop;
-    backend_del(io);
-    io->flags &= ~F_ACTIVE;
+    backend_del(loop, io);
+    io->flags &= (uint8_t)~F_ACTIVE;
     ref_del(loop, io->flags);
     if (loop->dispatching) {
         /* Forget events already collected for it in this turn. */
@@ -873,22 +993,22 @@ unsigned ws_io_events(const ws_io *io)
     return io->events;
 }
 
-void ws_io_ref(ws_io *io)
+void ws_io_ref(ws_loop *loop, ws_io *io)
 {
     if (!(io->flags & F_UNREF))
         return;
-    io->flags &= ~F_UNREF;
+    io->flags &= (uint8_t)~F_UNREF;
     if (io->flags & F_ACTIVE)
-        io->loop->refs++;
+        loop->refs++;
 }
 
-void ws_io_unref(ws_io *io)
+void ws_io_unref(ws_loop *loop, ws_io *io)
 {
     if (io->flags & F_UNREF)
         return;
     io->flags |= F_UNREF;
     if (io->flags & F_ACTIVE)
-        io->loop->refs--;
+        loop->refs--;
 }
 
 static int run_io(ws_loop *loop)
@@ -903,7 +1023,7 @@ static int run_io(ws_loop *loop)
         if (!(ev & (WS_IO_READ | WS_IO_WRITE)))
             continue; /* interest changed this turn (or is empty) */
         count++;
-        p.io->cb(loop, p.io, ev, p.io->ud); /* p.io may be gone now */
+        loop->io_cbs[p.io->cb](loop, p.io, ev); /* p.io may be gone now */
     }
     loop->dispatching = false;
     loop->npending = loop->pending_pos = 0;

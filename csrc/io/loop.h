@@ -150,28 +150,38 @@ enum {
 };
 
 /* events: the bits that are ready, restricted to the current interest
- * (plus WS_IO_ERROR). */
-typedef void (*ws_io_cb)(ws_loop *loop, ws_io *io, unsigned events, void *ud);
+ * (plus WS_IO_ERROR).  The watcher carries no user pointer: the callback
+ * finds its owner from `io` (the watcher is embedded in it; container_of). */
+typedef void (*ws_io_cb)(ws_loop *loop, ws_io *io, unsigned events);
+
+/* How many distinct I/O callbacks one loop can hold: a watcher names its
+ * callback by a byte-sized index into the loop's table rather than a
+ * pointer of its own (bench/PROFILE.md, idle memory). */
+#define WS_LOOP_IO_CALLBACKS 16
 
 /* Level-triggered: as long as the fd stays readable (writable) and the
  * interest includes READ (WRITE), every turn reports it.  One watcher per
  * fd and loop (epoll refuses a second one with EEXIST).  Stop the watcher
- * before closing its fd.  epoll refuses regular files (EPERM). */
-void ws_io_init(ws_io *io, int fd, ws_io_cb cb, void *ud);
+ * before closing its fd.  epoll refuses regular files (EPERM).  A watcher
+ * belongs to the loop it was started on: every call below that takes a
+ * loop must be given that one. */
+void ws_io_init(ws_io *io, int fd);
 /* Registers the watcher with interest `events` (READ|WRITE; 0 keeps it
- * active but watching nothing).  On an active watcher it is
- * ws_io_modify.  0, or -1 with errno set (EBADF, EEXIST, EPERM, ENOMEM). */
-int ws_io_start(ws_loop *loop, ws_io *io, unsigned events);
+ * active but watching nothing) and callback cb.  On an active watcher it
+ * is ws_io_modify (cb must be the same).  0, or -1 with errno set (EBADF,
+ * EEXIST, EPERM, ENOMEM; ENOSPC when the loop already holds
+ * WS_LOOP_IO_CALLBACKS other callbacks). */
+int ws_io_start(ws_loop *loop, ws_io *io, ws_io_cb cb, unsigned events);
 /* Changes the interest; on a stopped watcher it only records it. */
-int ws_io_modify(ws_io *io, unsigned events);
+int ws_io_modify(ws_loop *loop, ws_io *io, unsigned events);
 /* Unregisters; idempotent. */
-void ws_io_stop(ws_io *io);
+void ws_io_stop(ws_loop *loop, ws_io *io);
 bool ws_io_active(const ws_io *io);
 int ws_io_fd(const ws_io *io);
 unsigned ws_io_events(const ws_io *io); /* the interest */
 /* An unref'd watcher does not keep the loop alive (libuv's uv_unref). */
-void ws_io_ref(ws_io *io);
-void ws_io_unref(ws_io *io);
+void ws_io_ref(ws_loop *loop, ws_io *io);
+void ws_io_unref(ws_loop *loop, ws_io *io);
 
 /* ---- timers (binary min-heap) ------------------------------------------ */
 
@@ -206,15 +216,38 @@ void ws_loop_defer(ws_loop *loop, ws_deferred *d);
 void ws_deferred_cancel(ws_deferred *d);
 bool ws_deferred_queued(const ws_deferred *d);
 
+/* ---- deferred nodes: two pointers each --------------------------------- */
+
+/* A lighter deferred callback for objects that exist by the thousand (a
+ * connection's flush): the node holds only its links; the callback is
+ * given when queueing and the nodes of one callback wait in one per-loop
+ * list, which runs, in queueing order, at the place in the deferred queue
+ * where its first node was queued.  The callback finds the owner from
+ * `n` (container_of).  At most WS_LOOP_NODE_CALLBACKS distinct callbacks
+ * per loop (a programming error beyond: abort). */
+typedef struct ws_defer_node ws_defer_node;
+typedef void (*ws_defer_node_cb)(ws_loop *loop, ws_defer_node *n);
+
+#define WS_LOOP_NODE_CALLBACKS 4
+
+/* Zeroes the node (not queued). */
+void ws_defer_node_init(ws_defer_node *n);
+/* Like ws_loop_defer: idempotent while queued (cb must then be the same). */
+void ws_loop_defer_node(ws_loop *loop, ws_defer_node *n, ws_defer_node_cb cb);
+/* Unqueue in O(1) (no loop needed); idempotent.  Required before the
+ * owner frees a queued node. */
+void ws_defer_node_cancel(ws_defer_node *n);
+bool ws_defer_node_queued(const ws_defer_node *n);
+
 /* ---- the structs (embed them; the fields are private) ------------------ */
 
+/* No loop, callback or user pointer of its own: every connection embeds
+ * one (bench/PROFILE.md, idle memory). */
 struct ws_io {
-    ws_loop *loop;
-    ws_io_cb cb;
-    void *ud;
     int fd;
-    unsigned events; /* interest */
-    unsigned flags;
+    uint8_t events; /* interest */
+    uint8_t flags;
+    uint8_t cb;     /* index in the loop's callback table */
     uint32_t index; /* poll backend: position in the watcher array */
 };
 
@@ -236,6 +269,11 @@ struct ws_deferred {
     ws_deferred_cb cb;
     void *ud;
     ws_deferred *next, *prev;
+};
+
+/* Queued when next is set. */
+struct ws_defer_node {
+    ws_defer_node *next, *prev;
 };
 
 #endif

@@ -330,7 +330,7 @@ void ws_net_addr_string(const struct sockaddr *addr, char *out, size_t out_len, 
  * pipe the loop watches.  The request is shared by the two sides; the
  * last one done with it frees it. */
 struct ws_resolve {
-    ws_io io;
+    ws_io io; /* first: the watcher's callback finds the request from it */
     ws_loop *loop;
     ws_resolve_cb cb;
     void *ud;
@@ -381,12 +381,11 @@ static void *resolve_thread(void *arg)
     return NULL;
 }
 
-static void resolve_ready(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void resolve_ready(ws_loop *loop, ws_io *io, unsigned events)
 {
     (void)events;
-    (void)io;
-    ws_resolve *r = ud;
-    ws_io_stop(&r->io);
+    ws_resolve *r = (ws_resolve *)(void *)io; /* io is its first member */
+    ws_io_stop(loop, &r->io);
     pthread_mutex_lock(&r->lock);
     struct addrinfo *res = r->res;
     int rc = r->gai_err;
@@ -429,8 +428,8 @@ ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resol
     set_nonblock_cloexec(fds[1]);
     pthread_mutex_init(&r->lock, NULL);
     r->refs = 2;
-    ws_io_init(&r->io, r->pipe_rd, resolve_ready, r);
-    if (ws_io_start(loop, &r->io, WS_IO_READ) != 0) {
+    ws_io_init(&r->io, r->pipe_rd);
+    if (ws_io_start(loop, &r->io, resolve_ready, WS_IO_READ) != 0) {
         snprintf(err, err_len, "cannot watch the resolver pipe");
         r->refs = 1;
         resolve_unref(r);
@@ -444,7 +443,7 @@ ws_resolve *ws_resolve_start(ws_loop *loop, const char *host, int port, ws_resol
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start a resolver thread: %s", strerror(rc));
-        ws_io_stop(&r->io);
+        ws_io_stop(loop, &r->io);
         r->refs = 1;
         resolve_unref(r);
         return NULL;
@@ -456,6 +455,6 @@ void ws_resolve_cancel(ws_resolve *r)
 {
     if (!r)
         return;
-    ws_io_stop(&r->io);
+    ws_io_stop(r->loop, &r->io);
     resolve_unref(r); /* the thread frees it when it finishes */
 }

@@ -1,11 +1,10 @@
 /* hiredis adapter for ws_loop. */
 #include "io/redis_loop.h"
 
-static void on_io(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void on_io(ws_loop *loop, ws_io *io, unsigned events)
 {
     (void)loop;
-    (void)io;
-    ws_redis_link *link = ud;
+    ws_redis_link *link = (ws_redis_link *)(void *)io; /* io is its first member */
     redisAsyncContext *ac = link->ac;
     /* Either handler may free the context (its cleanup clears link->ac);
      * a reconnect never happens inside them, so a changed link->ac means
@@ -22,10 +21,10 @@ static void update(ws_redis_link *link, unsigned events)
         return;
     link->events = events;
     if (!ws_io_active(&link->io)) {
-        if (ws_io_start(link->loop, &link->io, events) == 0)
-            ws_io_unref(&link->io);
+        if (ws_io_start(link->loop, &link->io, on_io, events) == 0)
+            ws_io_unref(link->loop, &link->io);
     } else {
-        ws_io_modify(&link->io, events);
+        ws_io_modify(link->loop, &link->io, events);
     }
 }
 
@@ -56,7 +55,7 @@ static void del_write(void *p)
 static void cleanup(void *p)
 {
     ws_redis_link *link = p;
-    ws_io_stop(&link->io);
+    ws_io_stop(link->loop, &link->io);
     link->events = 0;
     link->ac = NULL;
 }
@@ -68,7 +67,7 @@ int ws_redis_link_attach(ws_redis_link *link, ws_loop *loop, redisAsyncContext *
     link->loop = loop;
     link->ac = ac;
     link->events = 0;
-    ws_io_init(&link->io, ac->c.fd, on_io, link);
+    ws_io_init(&link->io, ac->c.fd);
     ac->ev.data = link;
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;

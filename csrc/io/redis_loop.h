@@ -12,7 +12,7 @@
 /* Embedded by the owner of the context; it must outlive the context (the
  * context's cleanup hook stops the watcher and clears ac). */
 typedef struct ws_redis_link {
-    ws_io io;
+    ws_io io; /* first: the watcher's callback finds the link from it */
     ws_loop *loop;
     redisAsyncContext *ac; /* NULL once hiredis freed it */
     unsigned events;

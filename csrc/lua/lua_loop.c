@@ -95,6 +95,8 @@ typedef struct lwatcher {
     ws_io io;
 } lwatcher;
 
+#define WATCHER_OF(io) ((lwatcher *)(void *)((char *)(io)-offsetof(lwatcher, io)))
+
 typedef struct ldeferred {
     lctx *ctx;
     ws_deferred d;
@@ -373,14 +375,13 @@ static void timer_cb(ws_loop *loop, ws_timer *t, void *ud)
     call_handle(lt->ctx, lt, ws_timer_active(t), NULL);
 }
 
-static void io_cb(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void io_cb(ws_loop *loop, ws_io *io, unsigned events)
 {
-    (void)loop;
-    lwatcher *lw = ud;
+    lwatcher *lw = WATCHER_OF(io);
     if (!lw->ctx->L) {
         /* The loop runs without Lua (its members close as the state
          * closes): a ready fd nobody handles would keep it spinning. */
-        ws_io_stop(io);
+        ws_io_stop(loop, io);
         return;
     }
     char ev[4];
@@ -497,11 +498,10 @@ bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-static void stop_cb(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void stop_cb(ws_loop *loop, ws_io *io, unsigned events)
 {
     (void)io;
     (void)events;
-    (void)ud;
     ws_proc_stop_drain();
     ws_loop_break(loop);
 }
@@ -525,10 +525,10 @@ static int l_loop_new(lua_State *L)
     if (ws_proc_stop_fd() >= 0) {
         /* A worker's stop request ends the running turn; drive() then
          * closes the members.  Unref'd: it keeps nothing alive. */
-        ws_io_init(&ctx->stop_io, ws_proc_stop_fd(), stop_cb, ctx);
-        if (ws_io_start(ctx->loop, &ctx->stop_io, WS_IO_READ) < 0)
+        ws_io_init(&ctx->stop_io, ws_proc_stop_fd());
+        if (ws_io_start(ctx->loop, &ctx->stop_io, stop_cb, WS_IO_READ) < 0)
             return luaL_error(L, "ws.core.loop: %s", strerror(errno));
-        ws_io_unref(&ctx->stop_io);
+        ws_io_unref(ctx->loop, &ctx->stop_io);
     }
     lua_newtable(L);
     ws_setuservalue(L, -2);
@@ -846,8 +846,8 @@ static int l_watch(lua_State *L)
     unsigned mode = check_mode(L, 3);
     check_function(L, 4);
     lwatcher *lw = new_handle(L, ctx, sizeof *lw, WATCHER_MT, 4);
-    ws_io_init(&lw->io, (int)fd, io_cb, lw);
-    if (ws_io_start(ctx->loop, &lw->io, mode) < 0)
+    ws_io_init(&lw->io, (int)fd);
+    if (ws_io_start(ctx->loop, &lw->io, io_cb, mode) < 0)
         return push_errno(L, "loop:watch", errno);
     anchor(L, -1, lw, true);
     return 1;
@@ -1126,7 +1126,7 @@ static int l_timer_gc(lua_State *L)
 static int l_watcher_stop(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
-    ws_io_stop(&lw->io);
+    ws_io_stop(lw->ctx->loop, &lw->io);
     anchor(L, 1, lw, false);
     return 0;
 }
@@ -1140,7 +1140,7 @@ static int l_watcher_start(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
     unsigned mode = lua_isnoneornil(L, 2) ? ws_io_events(&lw->io) : check_mode(L, 2);
-    if (ws_io_start(lw->ctx->loop, &lw->io, mode) < 0)
+    if (ws_io_start(lw->ctx->loop, &lw->io, io_cb, mode) < 0)
         return push_errno(L, "watcher:start", errno);
     anchor(L, 1, lw, true);
     lua_pushboolean(L, 1);
@@ -1156,7 +1156,7 @@ static int l_watcher_modify(lua_State *L)
 {
     lwatcher *lw = check_handle(L, WATCHER_MT);
     unsigned mode = check_mode(L, 2);
-    if (ws_io_modify(&lw->io, mode) < 0)
+    if (ws_io_modify(lw->ctx->loop, &lw->io, mode) < 0)
         return push_errno(L, "watcher:modify", errno);
     lua_pushboolean(L, 1);
     return 1;
@@ -1208,7 +1208,8 @@ static int l_watcher_mode(lua_State *L)
  */
 static int l_watcher_ref(lua_State *L)
 {
-    ws_io_ref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
+    lwatcher *lw = check_handle(L, WATCHER_MT);
+    ws_io_ref(lw->ctx->loop, &lw->io);
     return 0;
 }
 
@@ -1218,7 +1219,8 @@ static int l_watcher_ref(lua_State *L)
  */
 static int l_watcher_unref(lua_State *L)
 {
-    ws_io_unref(&((lwatcher *)check_handle(L, WATCHER_MT))->io);
+    lwatcher *lw = check_handle(L, WATCHER_MT);
+    ws_io_unref(lw->ctx->loop, &lw->io);
     return 0;
 }
 
@@ -1227,7 +1229,7 @@ static int l_watcher_gc(lua_State *L)
     lwatcher *lw = luaL_checkudata(L, 1, WATCHER_MT);
     if (lw->ctx) {
         if (lw->ctx->loop)
-            ws_io_stop(&lw->io);
+            ws_io_stop(lw->ctx->loop, &lw->io);
         ctx_unref(lw->ctx);
         lw->ctx = NULL;
     }

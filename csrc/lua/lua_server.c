@@ -450,7 +450,7 @@ static void suspend_accepting(lua_State *L, lserver *srv, int sidx, int e)
     srv->backoff_ns = first ? ACCEPT_BACKOFF_MIN : srv->backoff_ns * 2;
     if (srv->backoff_ns > ACCEPT_BACKOFF_MAX)
         srv->backoff_ns = ACCEPT_BACKOFF_MAX;
-    ws_io_stop(&srv->io);
+    ws_io_stop(ws_lua_loop_get(srv->ll), &srv->io);
     ws_timer_start(ws_lua_loop_get(srv->ll), &srv->backoff, srv->backoff_ns, 0);
     if (!first || !(srv->cbs & (1u << CB_ACCEPT_ERROR)))
         return;
@@ -462,12 +462,11 @@ static void suspend_accepting(lua_State *L, lserver *srv, int sidx, int e)
     ws_lua_loop_call(srv->ll, 2);
 }
 
-static void on_listen(ws_loop *loop, ws_io *io, unsigned events, void *ud)
+static void on_listen(ws_loop *loop, ws_io *io, unsigned events)
 {
     (void)loop;
-    (void)io;
     (void)events;
-    lserver *srv = ud;
+    lserver *srv = (lserver *)(void *)((char *)io - offsetof(lserver, io));
     lua_State *L = ws_lua_loop_state(srv->ll);
     if (!L || srv->self_ref == LUA_NOREF || !lua_checkstack(L, 16))
         return;
@@ -496,13 +495,15 @@ static void on_backoff(ws_loop *loop, ws_timer *t, void *ud)
     (void)t;
     lserver *srv = ud;
     if (srv->fd >= 0)
-        ws_io_start(loop, &srv->io, WS_IO_READ);
+        ws_io_start(loop, &srv->io, on_listen, WS_IO_READ);
 }
 
 static void close_listener(lserver *srv)
 {
     if (srv->fd >= 0) {
-        ws_io_stop(&srv->io);
+        ws_loop *loop = srv->ll ? ws_lua_loop_get(srv->ll) : NULL;
+        if (loop) /* (a closed loop forgot its watchers) */
+            ws_io_stop(loop, &srv->io);
         ws_timer_stop(&srv->backoff);
         close(srv->fd);
         srv->fd = -1;
@@ -713,9 +714,9 @@ static int l_listen(lua_State *L)
     if (srv->fd < 0)
         return luaL_error(L, "ws.listen: %s", err);
     srv->port = unix_path ? 0 : ws_net_local_port(srv->fd);
-    ws_io_init(&srv->io, srv->fd, on_listen, srv);
+    ws_io_init(&srv->io, srv->fd);
     ws_timer_init(&srv->backoff, on_backoff, srv);
-    if (ws_io_start(ws_lua_loop_get(ll), &srv->io, WS_IO_READ) != 0)
+    if (ws_io_start(ws_lua_loop_get(ll), &srv->io, on_listen, WS_IO_READ) != 0)
         return luaL_error(L, "ws.listen: cannot watch the socket: %s", strerror(errno));
     lua_pushvalue(L, sidx);
     srv->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
