@@ -96,6 +96,7 @@ struct ws_conn {
     /* First, so the loop's pointer to it is the connection's own. */
     ws_io io;               /* its fd is the connection's socket (-1: none) */
     uint32_t budget_events; /* what dispatch may still deliver in this callback */
+    uint32_t budget_bytes;
     ws_loop *loop;
     ws_session *s;
     ws_transport *t;
@@ -108,18 +109,13 @@ struct ws_conn {
     ws_conn_extra_timers *xt; /* only when keepalive or an idle timeout is set */
     ws_conn_shared *sq;       /* only while shared frames are queued */
     ws_defer_node flush;      /* in the loop's list of connections to flush */
-    ws_client_dial *cl;       /* client: where and how to connect; NULL on servers */
-    uint32_t budget_bytes;
-    uint8_t interest; /* WS_IO_* bits */
     uint8_t phase;
     uint8_t timer_kind;
     bool write_blocked; /* the last flush could not write everything */
-    bool got_eof;
-    bool read_more; /* the read budget ran out with data maybe left */
-    bool backlog;   /* the dispatch budget ran out with events maybe left */
-    bool above_low; /* the output went above low_water since the last drain */
-    bool ending;    /* failed or got EOF: the last events go out, held or not */
-    uint8_t holds;  /* WS_HOLD_* bits */
+    bool read_more;     /* the read budget ran out with data maybe left */
+    bool backlog;       /* the dispatch budget ran out with events maybe left */
+    bool above_low;     /* the output went above low_water since the last drain */
+    uint8_t holds;      /* WS_HOLD_* bits */
     /* Flags off the hot paths share a byte: every byte counts in an idle
      * connection (bench/PROFILE.md, idle memory). */
     bool wait_eof : 1;      /* client after a clean close: let the server close first */
@@ -127,10 +123,17 @@ struct ws_conn {
     bool secure : 1;        /* the transport is TLS */
     bool in_read : 1;       /* do_read runs: it flushes what its callbacks queue */
     bool own_session : 1;   /* s lives in this allocation (a server's connection) */
+    bool got_eof : 1;
+    bool ending : 1; /* failed or got EOF: the last events go out, held or not */
 };
 
 /* Where a session made inside the connection's allocation starts. */
 #define SESSION_AT ((sizeof(ws_conn) + 15) / 16 * 16)
+
+/* A client's dialling state follows its connection in the same
+ * allocation, where a server's connection has its session (own_session
+ * tells the two apart): no pointer to it in every connection. */
+#define DIAL(c) ((ws_client_dial *)(void *)((char *)(c) + SESSION_AT))
 
 void ws_conn_config_init(ws_conn_config *cfg)
 {
@@ -183,7 +186,7 @@ static void route_free(ws_client_route *r);
 static ws_conn *conn_new(ws_loop *loop, ws_conn_settings *st, const ws_conn_callbacks *cb, void *ud,
                          ws_session *s, ws_session_settings *sst)
 {
-    ws_conn *c = calloc(1, s ? sizeof *c : SESSION_AT + ws_session_size());
+    ws_conn *c = calloc(1, SESSION_AT + (s ? sizeof(ws_client_dial) : ws_session_size()));
     if (c && !s) {
         s = (ws_session *)(void *)((char *)c + SESSION_AT);
         if (ws_session_init(s, sst) == 0) {
@@ -365,7 +368,7 @@ static void update_interest(ws_conn *c)
 {
     /* The common case, after most reads and flushes: open, neither held
      * nor blocked, and already waiting for reads only. */
-    if (c->phase == P_ACTIVE && c->interest == WS_IO_READ && !c->holds && !c->write_blocked &&
+    if (c->phase == P_ACTIVE && c->io.events == WS_IO_READ && !c->holds && !c->write_blocked &&
         ws_io_active(&c->io))
         return;
     if (c->phase == P_DONE || c->io.fd < 0)
@@ -377,7 +380,7 @@ static void update_interest(ws_conn *c)
         if (c->t) /* TLS to the proxy: what its last WS_T_AGAIN waits for */
             want = c->t->ops->wants(c->t);
         else
-            want = c->cl->route->req_sent < c->cl->route->req_len ? WS_IO_WRITE : WS_IO_READ;
+            want = DIAL(c)->route->req_sent < DIAL(c)->route->req_len ? WS_IO_WRITE : WS_IO_READ;
         break;
     case P_PROXY_TLS: want = c->t->ops->wants(c->t); break;
     case P_TLS: want = c->t->ops->wants(c->t); break;
@@ -397,9 +400,8 @@ static void update_interest(ws_conn *c)
         want = WS_IO_READ; /* still notice resets (held: hang-ups still come) */
     if (!ws_io_active(&c->io))
         ws_io_start(c->loop, &c->io, on_io, want);
-    else if (want != c->interest)
+    else if (want != c->io.events)
         ws_io_modify(c->loop, &c->io, want);
-    c->interest = want;
 }
 
 static void schedule_flush(ws_conn *c)
@@ -508,13 +510,13 @@ static void teardown(ws_conn *c)
     ws_defer_node_cancel(&c->flush);
     if (ws_io_active(&c->io))
         ws_io_stop(c->loop, &c->io);
-    if (c->cl && c->cl->resolve) {
-        ws_resolve_cancel(c->cl->resolve);
-        c->cl->resolve = NULL;
+    if (!c->own_session && DIAL(c)->resolve) {
+        ws_resolve_cancel(DIAL(c)->resolve);
+        DIAL(c)->resolve = NULL;
     }
-    if (c->cl && c->cl->addrs) {
-        freeaddrinfo(c->cl->addrs);
-        c->cl->addrs = NULL;
+    if (!c->own_session && DIAL(c)->addrs) {
+        freeaddrinfo(DIAL(c)->addrs);
+        DIAL(c)->addrs = NULL;
     }
     if (c->t) {
         c->t->ops->destroy(c->t); /* closes the fd */
@@ -535,13 +537,13 @@ static void teardown(ws_conn *c)
 static void start_transport(ws_conn *c)
 {
     char err[256];
-    if (c->cl->tls) {
+    if (DIAL(c)->tls) {
         if (c->t) {
             ws_transport *outer = c->t;
             c->t = NULL;
-            c->t = ws_tls_client_over(c->cl->tls, outer, c->cl->host, err, sizeof err);
+            c->t = ws_tls_client_over(DIAL(c)->tls, outer, DIAL(c)->host, err, sizeof err);
         } else {
-            c->t = ws_tls_client_new(c->cl->tls, c->io.fd, c->cl->host, err, sizeof err);
+            c->t = ws_tls_client_new(DIAL(c)->tls, c->io.fd, DIAL(c)->host, err, sizeof err);
         }
         if (!c->t) {
             c->io.fd = -1; /* closed by ws_tls_client_new / _over */
@@ -565,20 +567,20 @@ static void start_transport(ws_conn *c)
 
 static const char *dial_host(const ws_conn *c)
 {
-    const ws_client_route *r = c->cl->route;
-    return r && r->proxy_host ? r->proxy_host : c->cl->host;
+    const ws_client_route *r = DIAL(c)->route;
+    return r && r->proxy_host ? r->proxy_host : DIAL(c)->host;
 }
 
 static int dial_port(const ws_conn *c)
 {
-    const ws_client_route *r = c->cl->route;
-    return r && r->proxy_host ? r->proxy_port : c->cl->port;
+    const ws_client_route *r = DIAL(c)->route;
+    return r && r->proxy_host ? r->proxy_port : DIAL(c)->port;
 }
 
 static void dial_failed(ws_conn *c)
 {
-    const ws_client_route *r = c->cl->route;
-    const char *why = c->cl->connect_err[0] ? c->cl->connect_err : "no address";
+    const ws_client_route *r = DIAL(c)->route;
+    const char *why = DIAL(c)->connect_err[0] ? DIAL(c)->connect_err : "no address";
     char msg[400];
     if (r && r->unix_path)
         snprintf(msg, sizeof msg, "cannot connect to Unix socket %s: %s", r->unix_path, why);
@@ -592,7 +594,6 @@ static void start_connect(ws_conn *c, int fd)
 {
     c->phase = P_CONNECT;
     ws_io_init(&c->io, fd);
-    c->interest = 0;
     update_interest(c);
 }
 
@@ -601,9 +602,9 @@ static void connect_unix(ws_conn *c)
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
-    const char *path = c->cl->route->unix_path;
+    const char *path = DIAL(c)->route->unix_path;
     if (strlen(path) >= sizeof sa.sun_path) {
-        snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "path too long");
+        snprintf(DIAL(c)->connect_err, sizeof DIAL(c)->connect_err, "path too long");
         dial_failed(c);
         return;
     }
@@ -611,7 +612,7 @@ static void connect_unix(ws_conn *c)
     char err[128];
     int fd = ws_net_connect((struct sockaddr *)&sa, sizeof sa, err, sizeof err);
     if (fd < 0) {
-        snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s", err);
+        snprintf(DIAL(c)->connect_err, sizeof DIAL(c)->connect_err, "%s", err);
         dial_failed(c);
         return;
     }
@@ -620,13 +621,13 @@ static void connect_unix(ws_conn *c)
 
 static void try_connect(ws_conn *c)
 {
-    while (c->cl->next_addr) {
-        struct addrinfo *ai = c->cl->next_addr;
-        c->cl->next_addr = ai->ai_next;
+    while (DIAL(c)->next_addr) {
+        struct addrinfo *ai = DIAL(c)->next_addr;
+        DIAL(c)->next_addr = ai->ai_next;
         char err[128];
         int fd = ws_net_connect(ai->ai_addr, ai->ai_addrlen, err, sizeof err);
         if (fd < 0) {
-            snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s", err);
+            snprintf(DIAL(c)->connect_err, sizeof DIAL(c)->connect_err, "%s", err);
             continue;
         }
         start_connect(c, fd);
@@ -638,7 +639,7 @@ static void try_connect(ws_conn *c)
 /* A failed lookup of the proxy's name says it was the proxy's. */
 static void resolve_failed(ws_conn *c, const char *err)
 {
-    if (c->cl->route && c->cl->route->proxy_host)
+    if (DIAL(c)->route && DIAL(c)->route->proxy_host)
         proxy_failed(c, err);
     else
         fail(c, err);
@@ -648,19 +649,19 @@ static void on_resolved(ws_loop *loop, struct addrinfo *res, const char *err, vo
 {
     (void)loop;
     ws_conn *c = ud;
-    c->cl->resolve = NULL;
+    DIAL(c)->resolve = NULL;
     if (!res) {
         resolve_failed(c, err);
         return;
     }
-    c->cl->addrs = c->cl->next_addr = res;
+    DIAL(c)->addrs = DIAL(c)->next_addr = res;
     try_connect(c);
 }
 
 static void start_resolve(ws_conn *c)
 {
-    c->cl->started = true;
-    if (c->cl->route && c->cl->route->unix_path) {
+    DIAL(c)->started = true;
+    if (DIAL(c)->route && DIAL(c)->route->unix_path) {
         connect_unix(c);
         return;
     }
@@ -677,9 +678,9 @@ static void start_resolve(ws_conn *c)
         return;
     }
     char err[256];
-    c->cl->resolve =
+    DIAL(c)->resolve =
         ws_resolve_start(c->loop, dial_host(c), dial_port(c), on_resolved, c, err, sizeof err);
-    if (!c->cl->resolve)
+    if (!DIAL(c)->resolve)
         resolve_failed(c, err);
 }
 
@@ -689,22 +690,21 @@ ws_conn *ws_conn_connect(ws_loop *loop, const ws_conn_config *cfg, const ws_conn
 {
     ws_conn_settings *st = ws_conn_settings_new(cfg);
     ws_conn *c = st ? conn_new(loop, st, cb, ud, s, NULL) : NULL;
-    if (c && (c->cl = calloc(1, sizeof *c->cl)) != NULL)
-        c->cl->host = strdup(host);
-    if (!c || !c->cl || !c->cl->host) {
+    if (c)
+        DIAL(c)->host = strdup(host);
+    if (!c || !DIAL(c)->host) {
         if (c) {
             ws_conn_settings_unref(conn_settings(c));
-            free(c->cl);
             free(c->xt);
         }
         free(c);
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    c->cl->port = port;
+    DIAL(c)->port = port;
     if (tls) {
         ws_tls_ctx_ref(tls);
-        c->cl->tls = tls;
+        DIAL(c)->tls = tls;
     }
     c->phase = P_RESOLVE;
     arm(c, T_OPEN, cfg->open_timeout_ns);
@@ -728,11 +728,11 @@ static void route_free(ws_client_route *r)
 
 static ws_client_route *route_of(ws_conn *c)
 {
-    if (!c->cl || c->phase != P_RESOLVE || c->cl->started)
+    if (c->own_session || c->phase != P_RESOLVE || DIAL(c)->started)
         return NULL;
-    if (!c->cl->route)
-        c->cl->route = calloc(1, sizeof *c->cl->route);
-    return c->cl->route;
+    if (!DIAL(c)->route)
+        DIAL(c)->route = calloc(1, sizeof(ws_client_route));
+    return DIAL(c)->route;
 }
 
 int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, ws_tls_ctx *tls)
@@ -745,7 +745,7 @@ int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, 
     ws_tls_ctx_unref(r->proxy_tls);
     r->proxy_tls = tls;
     /* RFC 9110 9.3.6: the target is the origin's authority. */
-    const char *h = c->cl->host;
+    const char *h = DIAL(c)->host;
     bool v6 = strchr(h, ':') != NULL;
     size_t cap = strlen(h) + (auth ? strlen(auth) : 0) + 200;
     free(r->proxy_host);
@@ -755,9 +755,9 @@ int ws_conn_set_proxy(ws_conn *c, const char *host, int port, const char *auth, 
     if (!r->proxy_host || !r->req)
         return -1;
     int n = snprintf(r->req, cap, "CONNECT %s%s%s:%d HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s\r\n",
-                     v6 ? "[" : "", h, v6 ? "]" : "", c->cl->port, v6 ? "[" : "", h, v6 ? "]" : "",
-                     c->cl->port, auth ? "Proxy-Authorization: " : "", auth ? auth : "",
-                     auth ? "\r\n" : "");
+                     v6 ? "[" : "", h, v6 ? "]" : "", DIAL(c)->port, v6 ? "[" : "", h,
+                     v6 ? "]" : "", DIAL(c)->port, auth ? "Proxy-Authorization: " : "",
+                     auth ? auth : "", auth ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap)
         return -1;
     r->req_len = (size_t)n;
@@ -782,14 +782,15 @@ int ws_conn_set_unix(ws_conn *c, const char *path)
 static void proxy_failed(ws_conn *c, const char *why)
 {
     char msg[600];
-    const ws_client_route *r = c->cl->route;
-    snprintf(msg, sizeof msg, "proxy %s port %d: %s", r->proxy_host, r->proxy_port, why);
+    const ws_client_route *r = DIAL(c)->route;
+    snprintf(msg, sizeof msg, "proxy %s port %d: %s", r->proxy_host, r->proxy_port,
+             why ? why : "failed"); /* (gcc sees a NULL `why` through an inlined caller) */
     fail(c, msg);
 }
 
 static void start_proxy(ws_conn *c)
 {
-    ws_client_route *r = c->cl->route;
+    ws_client_route *r = DIAL(c)->route;
     if (r->proxy_tls && !c->t) {
         /* https:// proxy: TLS with the proxy first, verified against its
          * name; the CONNECT exchange runs inside it. */
@@ -801,12 +802,10 @@ static void start_proxy(ws_conn *c)
             return;
         }
         c->phase = P_PROXY_TLS;
-        c->interest = 0;
         proxy_tls_step(c);
         return;
     }
     c->phase = P_PROXY;
-    c->interest = 0;
     proxy_step(c);
 }
 
@@ -833,7 +832,7 @@ static void proxy_tls_step(ws_conn *c)
  * waiting, -1 after failing. */
 static long proxy_read_answer(ws_conn *c)
 {
-    ws_client_route *r = c->cl->route;
+    ws_client_route *r = DIAL(c)->route;
     if (!r->answer && !(r->answer = malloc(PROXY_HEAD_MAX))) {
         fail(c, "out of memory");
         return -1;
@@ -878,7 +877,7 @@ static long proxy_read_answer(ws_conn *c)
 /* Write the CONNECT request, then read the whole answer head. */
 static void proxy_step(ws_conn *c)
 {
-    ws_client_route *r = c->cl->route;
+    ws_client_route *r = DIAL(c)->route;
     while (r->req_sent < r->req_len) {
         ssize_t w;
         if (c->t) {
@@ -912,7 +911,7 @@ static void proxy_step(ws_conn *c)
  * open and the origin's transport starts. */
 static void proxy_answered(ws_conn *c, char *head, size_t len)
 {
-    ws_client_route *r = c->cl->route;
+    ws_client_route *r = DIAL(c)->route;
     char msg[PROXY_HEAD_MAX + 128];
     ws_http_header hdrs[64];
     ws_http_head h;
@@ -984,13 +983,12 @@ void ws_conn_free(ws_conn *c)
         ws_session_fini(c->s);
     else
         ws_session_free(c->s);
-    if (c->cl) {
-        if (c->cl->tls)
-            ws_tls_ctx_unref(c->cl->tls);
-        free(c->cl->host);
-        route_free(c->cl->route);
+    if (!c->own_session) {
+        if (DIAL(c)->tls)
+            ws_tls_ctx_unref(DIAL(c)->tls);
+        free(DIAL(c)->host);
+        route_free(DIAL(c)->route);
     }
-    free(c->cl);
     if (c->timer) /* armed after the transport closed */
         ws_timer_stop(c->timer);
     free(c->timer);
@@ -1227,7 +1225,7 @@ static void on_flush(ws_loop *loop, ws_defer_node *n)
         return;
     }
     refill(c);
-    if (c->phase == P_RESOLVE && c->cl && !c->cl->started) {
+    if (c->phase == P_RESOLVE && !c->own_session && !DIAL(c)->started) {
         start_resolve(c);
         return;
     }
@@ -1252,7 +1250,7 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events)
     case P_CONNECT: {
         int e = ws_net_connect_error(c->io.fd);
         if (e) {
-            snprintf(c->cl->connect_err, sizeof c->cl->connect_err, "%s",
+            snprintf(DIAL(c)->connect_err, sizeof DIAL(c)->connect_err, "%s",
                      e == ECONNREFUSED ? "connection refused" : strerror(e));
             ws_io_stop(c->loop, &c->io);
             close(c->io.fd);
@@ -1261,11 +1259,11 @@ static void on_io(ws_loop *loop, ws_io *io, unsigned events)
             return;
         }
         ws_io_stop(c->loop, &c->io); /* restarted with the transport's interest */
-        if (c->cl->addrs) {
-            freeaddrinfo(c->cl->addrs);
-            c->cl->addrs = c->cl->next_addr = NULL;
+        if (DIAL(c)->addrs) {
+            freeaddrinfo(DIAL(c)->addrs);
+            DIAL(c)->addrs = DIAL(c)->next_addr = NULL;
         }
-        if (c->cl->route && c->cl->route->proxy_host)
+        if (DIAL(c)->route && DIAL(c)->route->proxy_host)
             start_proxy(c);
         else
             start_transport(c);

@@ -13,18 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__linux__) && !defined(WS_LOOP_USE_POLL)
-#define WS_LOOP_EPOLL 1
+#if WS_LOOP_EPOLL
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #else
-#define WS_LOOP_EPOLL 0
 #include <poll.h>
 #endif
 
 /* Flags of watchers and timers. */
-#define F_ACTIVE     1u
+#define F_ACTIVE     WS_IO_F_ACTIVE /* (timers use the same bit) */
 #define F_UNREF      2u
 #define F_REGISTERED 4u /* io: in the kernel set (interest != 0) */
 #define F_STARTED    8u /* timer: started once (after/repeat are set) */
@@ -612,11 +610,6 @@ void ws_defer_node_init(ws_defer_node *n)
     n->next = n->prev = NULL;
 }
 
-bool ws_defer_node_queued(const ws_defer_node *n)
-{
-    return n->next != NULL;
-}
-
 /* The deferred callback standing for a list: runs the nodes queued before
  * it started (a marker ends them), in order; one queued meanwhile re-queues
  * the list and runs next turn. */
@@ -980,10 +973,6 @@ void ws_io_stop(ws_loop *loop, ws_io *io)
     }
 }
 
-bool ws_io_active(const ws_io *io)
-{
-    return (io->flags & F_ACTIVE) != 0;
-}
 int ws_io_fd(const ws_io *io)
 {
     return io->fd;

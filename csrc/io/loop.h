@@ -33,6 +33,14 @@
 
 #include "core/buf.h"
 
+/* The backend, fixed at build time: epoll on Linux unless
+ * -DWS_LOOP_USE_POLL (every file of a build must agree: ws_io differs). */
+#if defined(__linux__) && !defined(WS_LOOP_USE_POLL)
+#define WS_LOOP_EPOLL 1
+#else
+#define WS_LOOP_EPOLL 0
+#endif
+
 typedef struct ws_loop ws_loop;
 typedef struct ws_io ws_io;
 typedef struct ws_timer ws_timer;
@@ -176,7 +184,7 @@ int ws_io_start(ws_loop *loop, ws_io *io, ws_io_cb cb, unsigned events);
 int ws_io_modify(ws_loop *loop, ws_io *io, unsigned events);
 /* Unregisters; idempotent. */
 void ws_io_stop(ws_loop *loop, ws_io *io);
-bool ws_io_active(const ws_io *io);
+static inline bool ws_io_active(const ws_io *io);
 int ws_io_fd(const ws_io *io);
 unsigned ws_io_events(const ws_io *io); /* the interest */
 /* An unref'd watcher does not keep the loop alive (libuv's uv_unref). */
@@ -237,7 +245,7 @@ void ws_loop_defer_node(ws_loop *loop, ws_defer_node *n, ws_defer_node_cb cb);
 /* Unqueue in O(1) (no loop needed); idempotent.  Required before the
  * owner frees a queued node. */
 void ws_defer_node_cancel(ws_defer_node *n);
-bool ws_defer_node_queued(const ws_defer_node *n);
+static inline bool ws_defer_node_queued(const ws_defer_node *n);
 
 /* ---- the structs (embed them; the fields are private) ------------------ */
 
@@ -247,9 +255,19 @@ struct ws_io {
     int fd;
     uint8_t events; /* interest */
     uint8_t flags;
-    uint8_t cb;     /* index in the loop's callback table */
-    uint32_t index; /* poll backend: position in the watcher array */
+    uint8_t cb; /* index in the loop's callback table */
+#if !WS_LOOP_EPOLL
+    uint32_t index; /* position in the watcher array */
+#endif
 };
+
+#define WS_IO_F_ACTIVE 1u /* ws_io.flags: started */
+
+/* Inline: asked on every read and flush of a connection. */
+static inline bool ws_io_active(const ws_io *io)
+{
+    return (io->flags & WS_IO_F_ACTIVE) != 0;
+}
 
 struct ws_timer {
     ws_loop *loop;
@@ -275,5 +293,10 @@ struct ws_deferred {
 struct ws_defer_node {
     ws_defer_node *next, *prev;
 };
+
+static inline bool ws_defer_node_queued(const ws_defer_node *n)
+{
+    return n->next != NULL;
+}
 
 #endif
