@@ -92,6 +92,34 @@ describe("topics", function()
     assert.are.same({ "still" }, drain(b, sb))
   end)
 
+  it("a connection's topic list goes from one topic to many, to none and back", function()
+    -- the first topic is kept inline, more move to an array, and an empty
+    -- list starts inline again
+    local srv, by_path = topic_server()
+    client(srv, "/grow")
+    local sc = server_side(by_path, "/grow")
+    local function sorted_topics()
+      local got = sc:topics()
+      table.sort(got)
+      return got
+    end
+    for round = 1, 2 do
+      assert.is_true(sc:subscribe("a"))
+      assert.are.same({ "a" }, sorted_topics())
+      for _, t in ipairs { "b", "c", "d", "e" } do assert.is_true(sc:subscribe(t)) end
+      assert.are.same({ "a", "b", "c", "d", "e" }, sorted_topics())
+      -- the inline entry's topic leaves first: the others stay reachable
+      assert.is_true(sc:unsubscribe("a"))
+      assert.are.equal(0, srv:publish("a", "x"))
+      assert.are.equal(1, srv:publish("e", "x" .. round))
+      for _, t in ipairs { "b", "c", "d", "e" } do assert.is_true(sc:unsubscribe(t)) end
+      assert.are.same({}, sorted_topics())
+      assert.are.equal(0, srv:subscribers("b"))
+    end
+    assert.is_true(sc:subscribe("z"))
+    assert.are.equal(1, srv:publish("z", "last"))
+  end)
+
   it("any mix of subscribe and unsubscribe matches a model of who is where", function()
     local srv, by_path = topic_server()
     local conns, model = {}, {}

@@ -128,22 +128,50 @@ static size_t ref_index(const ws_topic_member *m, const ws_topic *t)
     return m->n;
 }
 
+/* Room for one more ref: the inline one first, then an array that
+ * doubles (copied out of the inline slot the first time). */
+static int grow_refs(ws_topic_member *m)
+{
+    if (m->cap == 0) {
+        m->refs = &m->first;
+        m->cap = 1;
+        return 0;
+    }
+    if (m->cap > UINT32_MAX / 2)
+        return -1;
+    uint32_t cap = m->cap * 2;
+    ws_topic_ref *r;
+    if (m->refs == &m->first) {
+        r = malloc(cap * sizeof *r);
+        if (r)
+            r[0] = m->first;
+    } else {
+        r = realloc(m->refs, cap * sizeof *r);
+    }
+    if (!r)
+        return -1;
+    m->refs = r;
+    m->cap = cap;
+    return 0;
+}
+
+/* The member's list is empty: its array (if any) goes. */
+static void release_refs(ws_topic_member *m)
+{
+    if (m->refs != &m->first)
+        free(m->refs);
+    m->refs = NULL;
+    m->n = m->cap = 0;
+}
+
 int ws_topics_subscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len)
 {
     uint32_t h = hash_name(ts->seed, name, len);
     ws_topic *t = find(ts, h, name, len);
     if (t && ref_index(m, t) < m->n)
         return 0;
-    if (m->n == m->cap) {
-        /* Most connections watch one or two topics: start with room for
-         * one (a 32-byte chunk instead of 80 for four). */
-        size_t cap = m->cap ? m->cap * 2 : 1;
-        ws_topic_ref *r = realloc(m->refs, cap * sizeof *r);
-        if (!r)
-            return -1;
-        m->refs = r;
-        m->cap = cap;
-    }
+    if (m->n == m->cap && grow_refs(m) != 0)
+        return -1;
     if (!t && !(t = create(ts, h, name, len)))
         return -1;
     if (t->n == t->cap) {
@@ -198,11 +226,8 @@ static void leave(ws_topics *ts, ws_topic_member *m, size_t i)
             t->cap /= 2;
         }
     }
-    if (m->n == 0) {
-        free(m->refs);
-        m->refs = NULL;
-        m->cap = 0;
-    }
+    if (m->n == 0)
+        release_refs(m);
 }
 
 int ws_topics_unsubscribe(ws_topics *ts, ws_topic_member *m, const char *name, size_t len)
@@ -257,10 +282,7 @@ void ws_topics_free(ws_topics *ts)
         for (ws_topic *t = ts->buckets[i]; t; t = next) {
             next = t->next;
             for (size_t j = 0; j < t->n; j++) {
-                ws_topic_member *m = t->subs[j].member;
-                free(m->refs);
-                m->refs = NULL;
-                m->n = m->cap = 0;
+                release_refs(t->subs[j].member);
             }
             free(t->subs);
             free(t);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest topic name, in bytes. */
 #define WS_TOPIC_MAX 1024
@@ -27,10 +28,13 @@ typedef struct ws_topic_sub {
     size_t ref; /* index in the member's list */
 } ws_topic_sub;
 
-/* Embedded in whatever subscribes (zeroed: no topics). */
+/* Embedded in whatever subscribes (zeroed: no topics).  The first
+ * topic's ref lives inline: most subscribers watch one topic, and the
+ * list then needs no allocation of its own. */
 struct ws_topic_member {
-    ws_topic_ref *refs; /* in no particular order */
-    size_t n, cap;
+    ws_topic_ref *refs; /* in no particular order; &first while cap is 1 */
+    uint32_t n, cap;
+    ws_topic_ref first;
 };
 
 ws_topics *ws_topics_new(void);
