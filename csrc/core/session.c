@@ -1591,10 +1591,67 @@ static int frame_step(ws_session *s, ws_event *ev)
     }
 }
 
+/* Most calls on an open connection: the next input, past the payload
+ * delivered last, starts with a whole unfragmented text or binary frame of
+ * 1..125 bytes, no RSV bit, masked as the peer's role requires.  Decoded,
+ * unmasked, checked and delivered here, with the previous payload dropped
+ * on the way; anything else (and every failure but bad UTF-8) is left to
+ * frame_step.  Returns 1 with an event, 0 when the frame is not such. */
+static int next_small(ws_session *s, ws_part *a, ws_event *ev)
+{
+    ws_buf *b = &a->in;
+    size_t at = b->start + a->discard;
+    if (b->len < at + 3)
+        return 0;
+    const uint8_t *p = b->data + at;
+    unsigned mask = s->role == WS_SERVER ? 0x80u : 0u;
+    unsigned len = p[1] ^ mask; /* the mask bit as required: 1..125 */
+    size_t hl = mask ? 6 : 2;
+    if ((p[0] != 0x81 && p[0] != 0x82) || len - 1 >= 125 || b->len - at < hl + len ||
+        len > s->cfg->max_frame || len > s->cfg->max_message)
+        return 0;
+    uint8_t *payload = b->data + at + hl;
+    if (mask) { /* eight bytes a turn: the key repeats every four */
+        uint32_t k;
+        memcpy(&k, p + 2, 4);
+        uint64_t k8 = (uint64_t)k << 32 | k;
+        unsigned i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t v;
+            memcpy(&v, payload + i, 8);
+            v ^= k8;
+            memcpy(payload + i, &v, 8);
+        }
+        for (; i < len; i++)
+            payload[i] ^= p[2 + (i & 3)];
+    }
+    bool binary = p[0] == 0x82;
+    b->start = at + hl; /* (payload follows: the buffer stays) */
+    if (!binary) {
+        ws_utf8 u;
+        ws_utf8_init(&u);
+        if (ws_utf8_feed(&u, payload, len) == WS_UTF8_INVALID)
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+        if (u.need)
+            return fail(s, ev, WS_CLOSE_INVALID_DATA,
+                        "text message ends inside a UTF-8 sequence");
+    }
+    a->discard = len;
+    ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
+    ev->data = payload;
+    ev->len = len;
+    ev->binary = binary;
+    ev->fin = true;
+    return 1;
+}
+
 int ws_session_next(ws_session *s, ws_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     ws_part *a = part(s); /* (an idle part is only read here) */
+    if (s->state == WS_OPEN && !a->have_header && !a->msg_opcode && !a->pending && !a->msg_done &&
+        !a->free_hs && !a->spare && next_small(s, a, ev))
+        return 1;
     drop_delivered(s);
     if (a->msg_done) {
         msg_free(s);
