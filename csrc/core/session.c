@@ -699,6 +699,18 @@ void ws_session_output_consume(ws_session *s, size_t n)
         settle(s);
 }
 
+void ws_session_output_written(ws_session *s)
+{
+    ws_part *a = part(s);
+    ws_buf *b = &a->out;
+    if (b->cap > WS_PART_OUT_KEEP) { /* (never called idle: nothing queued) */
+        ws_session_output_consume(s, ws_buf_size(b)); /* (storage to the pool) */
+        return;
+    }
+    b->start = b->len = 0; /* (the storage stays with the part) */
+    settle(s);
+}
+
 void ws_session_set_output_pool(ws_session *s, ws_buf_pool *pool)
 {
     /* NULL: this session stops using it (its loop may go first), while

@@ -201,6 +201,10 @@ int ws_session_send_external(ws_session *s);
 /* Output: bytes waiting to be written, and how many were written. */
 const uint8_t *ws_session_output(const ws_session *s, size_t *n);
 void ws_session_output_consume(ws_session *s, size_t n);
+/* All the output was written (ws_session_output_consume of all of it, on
+ * the path most replies take: one write took them whole); only while
+ * there is output. */
+void ws_session_output_written(ws_session *s);
 /* How many bytes wait, read inline: hosts ask this several times per
  * message.  A session's first member points at the output buffer (that of
  * its part for bytes in flight, or an empty one while idle). */

@@ -1186,6 +1186,11 @@ static void do_flush(ws_conn *c)
             fail(c, c->t->ops->error(c->t));
             return;
         }
+        if ((size_t)w == n && !c->sq) { /* most flushes: one write took it all */
+            ws_session_output_written(c->s);
+            n = 0;
+            break;
+        }
         consume(c, (size_t)w);
         n = buffered(c);
     }
