@@ -703,8 +703,10 @@ void ws_session_output_written(ws_session *s)
 {
     ws_part *a = part(s);
     ws_buf *b = &a->out;
-    if (b->cap > WS_PART_OUT_KEEP) { /* (never called idle: nothing queued) */
-        ws_session_output_consume(s, ws_buf_size(b)); /* (storage to the pool) */
+    /* (Never called idle: there is output.)  Larger storage goes to the
+     * pool as ws_session_output_consume gives it. */
+    if (b->cap > WS_PART_OUT_KEEP) {
+        ws_session_output_consume(s, ws_buf_size(b));
         return;
     }
     b->start = b->len = 0; /* (the storage stays with the part) */
@@ -1645,8 +1647,7 @@ static int next_small(ws_session *s, ws_part *a, ws_event *ev)
         if (ws_utf8_feed(&u, payload, len) == WS_UTF8_INVALID)
             return fail(s, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         if (u.need)
-            return fail(s, ev, WS_CLOSE_INVALID_DATA,
-                        "text message ends inside a UTF-8 sequence");
+            return fail(s, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
     }
     a->discard = len;
     ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
