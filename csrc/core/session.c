@@ -829,13 +829,16 @@ static void adopt_spare(ws_session *s, size_t want)
 /* Drop the payload of the frame delivered last (ws_session_next does it at
  * its start; a host that skipped that call per ws_session_drained has it
  * done before more input comes or the lent input is copied). */
-static void drop_delivered(ws_session *s)
+static void drop_discard(ws_session *s)
 {
-    ws_part *a = part(s);
-    if (a->discard) {
-        consume_input(s, a->discard);
-        a->discard = 0;
-    }
+    consume_input(s, part(s)->discard);
+    part(s)->discard = 0;
+}
+
+static inline void drop_delivered(ws_session *s)
+{
+    if (part(s)->discard)
+        drop_discard(s);
 }
 
 bool ws_session_drained(const ws_session *s)
@@ -868,7 +871,11 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
     ws_part *a = take_part(s);
     if (!a)
         return WS_E_NOMEM;
-    ws_buf_lend(&a->in, p, n);
+    ws_buf *b = &a->in; /* (empty: ws_buf_lend, inline) */
+    b->data = n ? p : NULL;
+    b->start = 0;
+    b->len = n;
+    b->cap = 0;
     return WS_OK;
 }
 
@@ -889,6 +896,16 @@ static size_t direct_want(const ws_session *s)
 
 int ws_session_keep_input(ws_session *s)
 {
+    ws_part *a = part(s);
+    ws_buf *b = &a->in;
+    if (ws_buf_lent(b) && b->start + a->discard >= b->len) {
+        /* Most reads: the lent input was all delivered; forget it. */
+        b->data = NULL;
+        b->start = b->len = 0;
+        a->discard = 0;
+        settle(s);
+        return WS_OK;
+    }
     drop_delivered(s);
     /* The start of a large frame's payload in lent memory goes straight
      * into the spare the rest is read into: no fresh storage for it, and
