@@ -445,6 +445,26 @@ static void fit_kept_output(ws_buf *b, size_t n)
         ws_buf_free(b);
 }
 
+/* Most frames a server sends: unmasked, up to 125 bytes, a 2-byte header
+ * written here into room the buffer (or the pool's) already has.  False
+ * when there is no such room. */
+static inline bool put_small(const ws_session *s, ws_buf *b, unsigned byte0, const uint8_t *p,
+                             size_t n)
+{
+    ws_buf_pool *pool = pool_of(s);
+    if (!b->data && pool)
+        ws_buf_from_pool(b, pool, 2 + n);
+    if (!b->data || !b->cap || b->cap - b->len < 2 + n) /* (cap 0: lent memory) */
+        return false;
+    uint8_t *w = b->data + b->len;
+    w[0] = (uint8_t)byte0;
+    w[1] = (uint8_t)n;
+    if (n)
+        memcpy(w + 2, p, n);
+    b->len += 2 + n;
+    return true;
+}
+
 static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rsv, const uint8_t *p,
                            size_t n)
 {
@@ -453,22 +473,9 @@ static int queue_frame_rsv(ws_session *s, unsigned opcode, bool fin, unsigned rs
         return WS_E_NOMEM;
     a->pong_len = 0; /* whatever is queued now follows the automatic pong */
     ws_buf *b = &a->out;
-    if (s->role == WS_SERVER && n <= 125) {
-        /* Most frames a server sends: unmasked, a 2-byte header written
-         * here, into room the buffer (or the pool's) already has. */
-        ws_buf_pool *pool = pool_of(s);
-        if (!b->data && pool)
-            ws_buf_from_pool(b, pool, 2 + n);
-        if (b->data && b->cap && b->cap - b->len >= 2 + n) { /* (cap 0: lent memory) */
-            uint8_t *w = b->data + b->len;
-            w[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0f));
-            w[1] = (uint8_t)n;
-            if (n)
-                memcpy(w + 2, p, n);
-            b->len += 2 + n;
-            return WS_OK;
-        }
-    }
+    if (s->role == WS_SERVER && n <= 125 &&
+        put_small(s, b, (unsigned)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0f)), p, n))
+        return WS_OK;
     ws_frame_header h;
     memset(&h, 0, sizeof h);
     h.fin = fin;
@@ -547,6 +554,15 @@ int ws_session_send_ex(ws_session *s, bool binary, const uint8_t *p, size_t n, i
         return WS_E_BUSY;
     if (!binary && !ws_utf8_valid(p, n))
         return WS_E_ARG;
+    if (s->role == WS_SERVER && n <= 125 && !s->dfl) {
+        /* Most messages a server sends: one small uncompressed frame. */
+        ws_part *a = take_part(s);
+        if (!a)
+            return WS_E_NOMEM;
+        a->pong_len = 0; /* whatever is queued now follows the automatic pong */
+        if (put_small(s, &a->out, binary ? 0x80u | WS_OP_BINARY : 0x80u | WS_OP_TEXT, p, n))
+            return WS_OK;
+    }
     bool z = false;
     if (s->dfl)
         z = compress == WS_SEND_AUTO ? ws_deflate_wants(s->dfl, n)
