@@ -1643,7 +1643,8 @@ static int frame_step(ws_session *s, ws_event *ev)
  * 1..125 bytes, no RSV bit, masked as the peer's role requires.  Decoded,
  * unmasked, checked and delivered here, with the previous payload dropped
  * on the way; anything else (and every failure but bad UTF-8) is left to
- * frame_step.  Returns 1 with an event, 0 when the frame is not such. */
+ * frame_step.  Returns 1 with an event (2: the input ends with it, see
+ * ws_session_next), 0 when the frame is not such. */
 static int next_small(ws_session *s, ws_part *a, ws_event *ev)
 {
     ws_buf *b = &a->in;
@@ -1688,7 +1689,7 @@ static int next_small(ws_session *s, ws_part *a, ws_event *ev)
     ev->len = len;
     ev->binary = binary;
     ev->fin = true;
-    return 1;
+    return b->len == at + hl + len && !s->eof ? 2 : 1; /* 2: drained */
 }
 
 int ws_session_next(ws_session *s, ws_event *ev)
@@ -1696,8 +1697,11 @@ int ws_session_next(ws_session *s, ws_event *ev)
     memset(ev, 0, sizeof *ev);
     ws_part *a = part(s); /* (an idle part is only read here) */
     if (s->state == WS_OPEN && !a->have_header && !a->msg_opcode && !a->pending && !a->msg_done &&
-        !a->free_hs && !a->spare && next_small(s, a, ev))
-        return 1;
+        !a->free_hs && !a->spare) {
+        int r = next_small(s, a, ev);
+        if (r)
+            return r;
+    }
     drop_delivered(s);
     if (a->msg_done) {
         msg_free(s);

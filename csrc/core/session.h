@@ -159,7 +159,9 @@ void ws_session_feed_commit(ws_session *s, size_t n);
 /* The transport ended (EOF, reset) or the host gave up (close timeout). */
 void ws_session_eof(ws_session *s);
 
-/* Next event: 1 with *ev filled, 0 when none is ready. */
+/* Next event: 1 with *ev filled, 0 when none is ready; 2 with *ev filled
+ * when nothing else was received after it (ws_session_drained is true
+ * until the host feeds more input or closes the session). */
 int ws_session_next(ws_session *s, ws_event *ev);
 
 /* Sending.  Text must be valid UTF-8 (checked, WS_E_ARG otherwise). */

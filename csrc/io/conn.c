@@ -422,7 +422,8 @@ static void dispatch_some(ws_conn *c, bool budgeted)
             c->backlog = true;
             break;
         }
-        if (!ws_session_next(c->s, &ev))
+        int got = ws_session_next(c->s, &ev);
+        if (!got)
             break;
         if (budgeted) {
             c->budget_events--;
@@ -444,8 +445,10 @@ static void dispatch_some(ws_conn *c, bool budgeted)
         default: break;
         }
         c->cb->event(c, &ev, c->ud);
-        if (c->phase != P_DONE && ws_session_drained(c->s))
-            break; /* spare the call that would find nothing */
+        /* Spare the call that would find nothing (2: the session knew it
+         * before the callback, which cannot give it more input). */
+        if (c->phase != P_DONE && (got == 2 || ws_session_drained(c->s)))
+            break;
     }
     if (c->phase == P_DONE)
         return;
