@@ -37,16 +37,20 @@ static ssize_t tcp_read(ws_transport *t, uint8_t *buf, size_t n)
 static ssize_t tcp_writev(ws_transport *t, const struct iovec *iov, int iovcnt)
 {
     tcp_transport *tt = (tcp_transport *)t;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = (struct iovec *)iov;
-    msg.msg_iovlen = (size_t)iovcnt;
     for (;;) {
         /* send/sendmsg rather than write/writev: MSG_NOSIGNAL keeps a reset
          * peer from raising SIGPIPE in the host process.  One buffer (the
-         * usual case) skips sendmsg's message header copy. */
-        ssize_t r = iovcnt == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, WS_NET_SEND_FLAGS)
-                                : sendmsg(t->fd, &msg, WS_NET_SEND_FLAGS);
+         * usual case) needs no message header. */
+        ssize_t r;
+        if (iovcnt == 1) {
+            r = send(t->fd, iov[0].iov_base, iov[0].iov_len, WS_NET_SEND_FLAGS);
+        } else {
+            struct msghdr msg;
+            memset(&msg, 0, sizeof msg);
+            msg.msg_iov = (struct iovec *)iov;
+            msg.msg_iovlen = (size_t)iovcnt;
+            r = sendmsg(t->fd, &msg, WS_NET_SEND_FLAGS);
+        }
         if (r >= 0)
             return r;
         if (errno == EINTR)
