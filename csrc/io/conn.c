@@ -1405,7 +1405,10 @@ static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t 
 
 int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress)
 {
-    int r = check_room(c, n);
+    /* Room first: when there is, the session's own state check follows
+     * (the same WS_E_STATE), one call fewer than check_room's. */
+    size_t queued = buffered(c);
+    int r = queued == 0 || queued + n <= c->cfg->max_buffered ? WS_OK : check_room(c, n);
     if (r != WS_OK)
         return r;
     if (compress != WS_SEND_AUTO)
