@@ -70,6 +70,16 @@ for _, role in ipairs { "server", "client" } do
       util.assert_fail(t, util.feed(t, util.in_frame(t, OP.binary, "abc", { rsv2 = true })), 1002)
     end)
 
+    it("delivers the last one before the end of input, then closes with 1006", function()
+      local s = util.session(role)
+      s:feed(util.in_frame(s, OP.text, "x") .. util.in_frame(s, OP.binary, "yz"))
+      s:eof()
+      local evs = util.events(s)
+      assert.are.same({ { "message", "x", "text" }, { "message", "yz", "binary" } }, { evs[1], evs[2] })
+      assert.are.same({ "close", 1006 }, { evs[3][1], evs[3][2] })
+      assert.are.equal(3, #evs)
+    end)
+
     it("delivers them as final fragments in streaming mode", function()
       local s = util.session(role, { stream = true })
       local evs = util.feed(s, util.in_frame(s, OP.binary, "ab") .. util.in_frame(s, OP.text, "cd"))
