@@ -364,13 +364,21 @@ static void refill(ws_conn *c)
     c->budget_bytes = DISPATCH_BYTES;
 }
 
-static void update_interest(ws_conn *c)
+static void set_interest(ws_conn *c);
+
+static inline void update_interest(ws_conn *c)
 {
     /* The common case, after most reads and flushes: open, neither held
-     * nor blocked, and already waiting for reads only. */
+     * nor blocked, and already waiting for reads only (checked in place:
+     * no call). */
     if (c->phase == P_ACTIVE && c->io.events == WS_IO_READ && !c->holds && !c->write_blocked &&
         ws_io_active(&c->io))
         return;
+    set_interest(c);
+}
+
+static void set_interest(ws_conn *c)
+{
     if (c->phase == P_DONE || c->io.fd < 0)
         return;
     unsigned want = 0;
