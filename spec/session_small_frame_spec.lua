@@ -60,6 +60,12 @@ for _, role in ipairs { "server", "client" } do
       local evs = util.feed(t, util.in_frame(t, OP.binary, util.bytes(10, 5))
         .. util.in_frame(t, OP.text, util.ascii(11, 6)))
       util.assert_fail(t, evs, 1009, { before = { "message" } })
+      -- a frame limit above the message limit: the message limit decides
+      local u = util.session(role, { max_message = 10, max_frame = 1000 })
+      evs = util.feed(u, util.in_frame(u, OP.binary, util.bytes(10, 7))
+        .. util.in_frame(u, OP.binary, util.bytes(11, 8)))
+      util.assert_fail(u, evs, 1009, { before = { "message" } })
+      assert.are.equal("message too big", evs[2][2])
     end)
 
     it("fails with 1002 on the wrong masking and on RSV bits", function()
