@@ -210,8 +210,10 @@ local function draw()
   return mask .. " " .. key
 end
 draw() -- the generator is in use before the fork
-local ok = ws.workers(3, function(id) print("KEYS " .. id .. " " .. draw()) end)
-print("PARENT " .. draw())
+-- one write per line: the workers share the pipe, and print's separate
+-- writes of text and newline could interleave between them
+local ok = ws.workers(3, function(id) io.stdout:write("KEYS " .. id .. " " .. draw() .. "\n") end)
+io.stdout:write("PARENT " .. draw() .. "\n")
 os.exit(ok and 0 or 3)
 ]]
     local sup = exit.spawn(src)
