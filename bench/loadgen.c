@@ -10,10 +10,15 @@
  *       handshake   connect + upgrade + close cycles, C at a time
  *
  * Every message carries a sequence number (first and last 8 bytes), checked
- * on the echo: loss, duplication, reordering or truncation make it fail.
+ * on the echo: loss, duplication, reordering or truncation make it fail; the
+ * bytes between must equal what was sent, so a server that corrupts the
+ * middle of a large message fails too.  Binary messages are masked with one
+ * fixed key, so the body is masked once at start: per message the load
+ * generator copies it out and compares the echo, one pass each.
  * --raw accepts masked frames from the server (the raw TCP echo floor sends
- * our own masked bytes back).  --tls speaks wss:// (OpenSSL, no certificate
- * verification, a full handshake for every connection: no session reuse).
+ * our own masked bytes back; they are compared as they were sent).
+ * --tls speaks wss:// (OpenSSL, no certificate verification, a full
+ * handshake for every connection: no session reuse).
  * --json (echo) sends text messages cut from 64 different JSON documents, the
  * sequence number in hex at both ends, and checks every echoed byte.
  * --deflate (echo; implies --json) offers permessage-deflate (RFC 7692, both
@@ -64,7 +69,8 @@ static size_t msize = 32;
 static double seconds = 5.0;
 static int epfd;
 static conn *conns;
-static uint8_t *tmpl;
+static uint8_t *tmpl, *mtmpl; /* binary body: plain, and masked with bin_key */
+static const uint8_t bin_key[4] = {0x9e, 0x37, 0x79, 0xb9}; /* no zero byte: nothing to skip */
 static uint32_t rng = 0x9e3779b9u;
 static int running = 0, n_open = 0, stop_all = 0;
 static uint64_t msgs = 0, bytes = 0, cycles = 0, n_echoed = 0, src_ix = 0;
@@ -220,9 +226,15 @@ static void flush(conn *c)
     set_events(c, c->wlen > 0);
 }
 
-/* Queue one masked frame (opcode may carry RSV bits, 0x40 = RSV1); the
- * caller fills and masks the payload at the pointer returned. */
-static uint8_t *frame(conn *c, int opcode, size_t len, uint8_t key[4])
+static void new_key(uint8_t key[4])
+{
+    uint32_t k = xrand();
+    memcpy(key, &k, 4);
+}
+
+/* Queue one frame masked with key (opcode may carry RSV bits, 0x40 = RSV1);
+ * the caller fills and masks the payload at the pointer returned. */
+static uint8_t *frame(conn *c, int opcode, size_t len, const uint8_t key[4])
 {
     size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10;
     uint8_t *h = wreserve(c, hl + 4 + len);
@@ -237,9 +249,7 @@ static uint8_t *frame(conn *c, int opcode, size_t len, uint8_t key[4])
         h[1] = 0x80 | 127;
         for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
     }
-    uint32_t k = xrand();
-    memcpy(h + hl, &k, 4);
-    memcpy(key, &k, 4);
+    memcpy(h + hl, key, 4);
     return h + hl + 4;
 }
 
@@ -315,22 +325,26 @@ static void send_msg(conn *c)
             n = deflate_msg(c);
             src = packed;
         }
+        new_key(key);
         uint8_t *p = frame(c, deflate_on ? 0x40 | 1 : 1, n, key); /* RSV1: compressed */
         memcpy(p, src, n);
         mask(p, n, key);
         return;
     }
-    uint8_t *p = frame(c, 2, msize, key);
-    memcpy(p, tmpl, msize);
+    uint8_t *p = frame(c, 2, msize, bin_key);
+    memcpy(p, mtmpl, msize);
     uint64_t seq = c->next_send++;
-    memcpy(p, &seq, 8);
-    if (msize >= 16) memcpy(p + msize - 8, &seq, 8);
-    mask(p, msize, key);
+    uint8_t s[8];
+    memcpy(s, &seq, 8);
+    for (size_t i = 0; i < 8; i++) p[i] = s[i] ^ bin_key[i & 3];
+    if (msize >= 16)
+        for (size_t i = msize - 8; i < msize; i++) p[i] = s[i - (msize - 8)] ^ bin_key[i & 3];
 }
 
 static void send_close(conn *c)
 {
     uint8_t key[4];
+    new_key(key);
     uint8_t *p = frame(c, 8, 2, key);
     p[0] = 1000 >> 8;
     p[1] = 1000 & 0xff;
@@ -474,7 +488,15 @@ static void on_json_message(conn *c, uint8_t *p, size_t len, int compressed)
     }
 }
 
-static void on_message(conn *c, uint8_t *p, size_t len)
+/* 1 when the bytes of an echo between its sequence numbers are those sent;
+ * masked: the echo still carries the mask (--raw). */
+static int body_intact(const uint8_t *p, int masked)
+{
+    size_t end = msize >= 16 ? msize - 8 : msize;
+    return end <= 8 || !memcmp(p + 8, (masked ? mtmpl : tmpl) + 8, end - 8);
+}
+
+static void on_message(conn *c, uint8_t *p, size_t len, int masked)
 {
     uint64_t a, b;
     if (len != msize) die("%s", "echoed message has the wrong length");
@@ -484,6 +506,10 @@ static void on_message(conn *c, uint8_t *p, size_t len)
     if (a != c->next_recv || b != a) {
         fprintf(stderr, "loadgen: FAIL: sequence: expected %llu, got %llu/%llu\n",
                 (unsigned long long)c->next_recv, (unsigned long long)a, (unsigned long long)b);
+        exit(1);
+    }
+    if (!body_intact(p, masked)) {
+        fprintf(stderr, "loadgen: FAIL: echo of message %llu differs from what was sent\n", (unsigned long long)a);
         exit(1);
     }
     c->next_recv++;
@@ -537,8 +563,8 @@ static void process(conn *c)
         if (avail < hl + len) break;
         uint8_t *p = h + hl;
         if (masked) {
-            /* raw TCP echo: only the sequence numbers are read, so unmask just
-             * those bytes and keep the floor's client cost down */
+            /* raw TCP echo: unmask just the sequence numbers; the bytes
+             * between are compared masked (body_intact) */
             const uint8_t *k = h + hl - 4;
             for (size_t i = 0; i < 8 && i < len; i++) p[i] ^= k[i & 3];
             for (size_t i = len >= 16 ? (size_t)len - 8 : len; i < len; i++) p[i] ^= k[i & 3];
@@ -561,7 +587,7 @@ static void process(conn *c)
             if (op != 1) die("%s", "the echo of a text message is not text");
             on_json_message(c, p, (size_t)len, rsv1);
         } else {
-            on_message(c, p, (size_t)len);
+            on_message(c, p, (size_t)len, masked);
         }
     }
     if (off) {
@@ -723,7 +749,11 @@ int main(int argc, char **argv)
     if (msize < 8) die("%s", "-s must be at least 8 (sequence number)");
     if (mode == M_IDLE) msize = 32;
     tmpl = malloc(msize);
+    mtmpl = malloc(msize);
+    if (!tmpl || !mtmpl) die("%s", "out of memory");
     for (size_t i = 0; i < msize; i++) tmpl[i] = (uint8_t)('a' + i % 26);
+    memcpy(mtmpl, tmpl, msize);
+    mask(mtmpl, msize, bin_key);
     if (json) {
         if (mode != M_ECHO) die("%s", "--json and --deflate go with echo");
         if (msize < 64) die("%s", "-s must be at least 64 with --json");

@@ -1,7 +1,7 @@
 -- The benchmark harness against lua-ws, briefly: bench/loadgen.c is built
 -- here and drives bench/servers/luaws_callback.lua (a child process, port 0)
--- in every mode `make bench` uses.  The load generator checks every echo
--- (sequence numbers; with --json and --deflate every byte), so these are
+-- in every mode `make bench` uses.  The load generator checks every byte of
+-- every echo (sequence numbers and the bytes between), so these are
 -- correctness runs of lua-ws under concurrent load and a guard against the
 -- harness rotting; nothing here is timed.
 local net = require "spec.helpers.net_util"
@@ -56,6 +56,54 @@ describe("bench harness (load generator against lua-ws)", function()
       assert.are.equal(size, r.size)
     end
   end)
+
+  it("echoes 4 MiB messages on 4 connections, 1 in flight each (throughput mode)", function()
+    local _, port, pid = server("0")
+    local r = assert(run(port, pid, "throughput -c 4 -w 1 -s 4194304 -d 0.5"))
+    assert.is_true(r.msgs >= 4, "messages echoed: " .. tostring(r.msgs))
+    assert.are.equal(4194304, r.size)
+  end)
+
+  -- A raw TCP echo (python3) that flips one bit at stream offset FLIP (-1:
+  -- none), as the raw floor runs with --raw.
+  local raw_echo = [[
+import socket, sys
+flip = int(sys.argv[1])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print("listening on ws://127.0.0.1:%d/" % s.getsockname()[1], flush=True)
+c, _ = s.accept()
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += c.recv(65536)
+c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+data, n = buf.split(b"\r\n\r\n", 1)[1], 0
+while True:
+    b = bytearray(data)
+    if n <= flip < n + len(b):
+        b[flip - n] ^= 1
+    n += len(b)
+    c.sendall(bytes(b))
+    data = c.recv(1 << 20)
+    if not data:
+        break
+]]
+
+  for _, case in ipairs { { flip = -1 }, { flip = 300000, what = "one bit flipped mid-message" } } do
+    it("--raw: " .. (case.what and "fails on an echo with " .. case.what or "passes an intact echo"), function()
+      local p = proc.start("raw echo", { "python3", "-c", raw_echo, tostring(case.flip) })
+      local port = tonumber(p:wait_for("listening on ws://127%.0%.0%.1:(%d+)/"))
+      local r, out = run(port, p.pid, "throughput -c 1 -w 1 -s 1048576 -d 0.3 --raw")
+      if case.what then
+        assert.is_nil(r)
+        assert.matches("echo of message 0 differs from what was sent", out)
+      else
+        assert(r, out)
+        assert.is_true(r.msgs >= 1)
+      end
+    end)
+  end
 
   it("echoes JSON-like text byte for byte, uncompressed", function()
     local _, port, pid = server("0")
