@@ -74,6 +74,7 @@ build = {
         "csrc/lua/lua_error.c",
         "csrc/lua/lua_handshake.c",
         "csrc/lua/lua_input.c",
+        "csrc/lua/lua_lent.c",
         "csrc/lua/lua_loop.c",
         "csrc/lua/lua_optkeys.c",
         "csrc/lua/lua_opts.c",

@@ -302,7 +302,7 @@ static ssize_t write_some(ws_conn *c)
         }
         if (i == q->n || k == WRITE_IOV)
             break;
-        iov[k].iov_base = q->e[i].f->data + off;
+        iov[k].iov_base = (void *)(q->e[i].f->bytes + off);
         iov[k++].iov_len = q->e[i].f->len - off;
         off = 0;
     }
@@ -1392,51 +1392,7 @@ static int check_room(ws_conn *c, size_t n)
 /* Messages this large are written from the caller's memory when the
  * output is empty: the copy into the output buffer would cost more than
  * the write the next flush saves. */
-#define DIRECT_SEND_MIN (16u << 10)
-
-/* Write header + payload now; queue what the transport does not take. */
-static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t *p, size_t n)
-{
-    struct iovec iov[2] = {{(void *)hdr, hl}, {(void *)p, n}};
-    ssize_t w = c->t->ops->writev(c->t, iov, 2);
-    size_t sent = w > 0 ? (size_t)w : 0; /* errors surface at the next flush */
-    if (w == WS_T_AGAIN)
-        c->write_blocked = true;
-    int r = WS_OK;
-    if (sent < hl)
-        r = ws_session_send_raw(c->s, hdr + sent, hl - sent);
-    size_t done = sent > hl ? sent - hl : 0;
-    if (r == WS_OK && done < n)
-        r = ws_session_send_raw(c->s, p + done, n - done);
-    return r;
-}
-
-int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress)
-{
-    /* Room first: when there is, the session's own state check follows
-     * (the same WS_E_STATE), one call fewer than check_room's. */
-    size_t queued = buffered(c);
-    int r = queued == 0 || queued + n <= c->cfg->max_buffered ? WS_OK : check_room(c, n);
-    if (r != WS_OK)
-        return r;
-    if (compress != WS_SEND_AUTO)
-        return after_send(c, ws_session_send_ex(c->s, binary, p, n, compress));
-    if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked && !c->sq) {
-        uint8_t hdr[WS_FRAME_HEADER_MAX];
-        int hl = ws_session_frame_direct(c->s, binary, p, n, hdr);
-        if (hl < 0)
-            return hl;
-        if (hl > 0)
-            return after_send(c, send_direct(c, hdr, (size_t)hl, p, n));
-    }
-    return after_send(c, ws_session_send(c->s, binary, p, n));
-}
-
-int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin)
-{
-    int r = check_room(c, n);
-    return r != WS_OK ? r : after_send(c, ws_session_send_fragment(c->s, binary, p, n, fin));
-}
+#define DIRECT_SEND_MIN WS_CONN_LEND_MIN
 
 /* Room for one more shared frame in c's queue, or NULL. */
 static ws_conn_shared *shared_room(ws_conn *c)
@@ -1457,6 +1413,87 @@ static ws_conn_shared *shared_room(ws_conn *c)
         memset(nq, 0, sizeof *nq);
     nq->cap = cap;
     return c->sq = nq;
+}
+
+/* The unsent part of a message written from the caller's memory, queued by
+ * reference (a lent frame in the shared queue, which is empty: the direct
+ * path runs only then).  False (nothing queued) when out of memory. */
+static bool queue_lent(ws_conn *c, const uint8_t *p, size_t n, ws_lend *lend)
+{
+    if (ws_session_send_external(c->s) != WS_OK)
+        return false;
+    ws_shared_frame *f = ws_shared_frame_lent(p, n, lend->release, lend->ud, lend->token);
+    ws_conn_shared *q = f ? shared_room(c) : NULL;
+    if (!q) {
+        free(f);
+        return false;
+    }
+    size_t out;
+    ws_session_output(c->s, &out);
+    q->e[q->n].f = f;
+    q->e[q->n].at = q->out_pos + out;
+    q->n++;
+    q->bytes += n;
+    lend->kept = true;
+    return true;
+}
+
+/* Write header + payload now; queue what the transport does not take (by
+ * reference when the caller lends its memory). */
+static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t *p, size_t n,
+                       ws_lend *lend)
+{
+    struct iovec iov[2] = {{(void *)hdr, hl}, {(void *)p, n}};
+    ssize_t w = c->t->ops->writev(c->t, iov, 2);
+    size_t sent = w > 0 ? (size_t)w : 0; /* errors surface at the next flush */
+    if (w == WS_T_AGAIN)
+        c->write_blocked = true;
+    int r = WS_OK;
+    if (sent < hl)
+        r = ws_session_send_raw(c->s, hdr + sent, hl - sent);
+    size_t done = sent > hl ? sent - hl : 0;
+    if (r == WS_OK && done < n && !(lend && queue_lent(c, p + done, n - done, lend)))
+        r = ws_session_send_raw(c->s, p + done, n - done);
+    return r;
+}
+
+static int send_message(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress,
+                        ws_lend *lend)
+{
+    /* Room first: when there is, the session's own state check follows
+     * (the same WS_E_STATE), one call fewer than check_room's. */
+    size_t queued = buffered(c);
+    int r = queued == 0 || queued + n <= c->cfg->max_buffered ? WS_OK : check_room(c, n);
+    if (r != WS_OK)
+        return r;
+    if (compress != WS_SEND_AUTO)
+        return after_send(c, ws_session_send_ex(c->s, binary, p, n, compress));
+    if (n >= DIRECT_SEND_MIN && c->phase == P_ACTIVE && c->t && !c->write_blocked && !c->sq) {
+        uint8_t hdr[WS_FRAME_HEADER_MAX];
+        int hl = ws_session_frame_direct(c->s, binary, p, n, hdr);
+        if (hl < 0)
+            return hl;
+        if (hl > 0)
+            return after_send(c, send_direct(c, hdr, (size_t)hl, p, n, lend));
+    }
+    return after_send(c, ws_session_send(c->s, binary, p, n));
+}
+
+int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress)
+{
+    return send_message(c, binary, p, n, compress, NULL);
+}
+
+int ws_conn_send_lent(ws_conn *c, bool binary, const uint8_t *p, size_t n, ws_lend *lend)
+{
+    lend->kept = false;
+    return send_message(c, binary, p, n, WS_SEND_AUTO, lend);
+}
+
+int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin)
+{
+    int r = check_room(c, n);
+    return r != WS_OK ? r : after_send(c, ws_session_send_fragment(c->s, binary, p, n, fin));
 }
 
 int ws_conn_send_shared(ws_conn *c, ws_shared_frame *f)

@@ -100,6 +100,19 @@ ws_session *ws_conn_session(ws_conn *c);
  * with 1013 and WS_E_FULL is returned).  compress: WS_SEND_AUTO,
  * WS_SEND_COMPRESS or WS_SEND_NO_COMPRESS (session.h). */
 int ws_conn_send_ex(ws_conn *c, bool binary, const uint8_t *p, size_t n, int compress);
+/* As ws_conn_send_ex (no compression asked for), except that the unsent
+ * part of a message of WS_CONN_LEND_MIN bytes or more written straight from
+ * p may stay queued by reference: then lend->kept is set, p must stay valid
+ * and unchanged until lend->release(lend->ud, lend->token) is called (once:
+ * when it has been written, or the connection drops it or is freed). */
+#define WS_CONN_LEND_MIN (16u << 10)
+typedef struct ws_lend {
+    ws_shared_release release;
+    void *ud;
+    uintptr_t token;
+    bool kept;
+} ws_lend;
+int ws_conn_send_lent(ws_conn *c, bool binary, const uint8_t *p, size_t n, ws_lend *lend);
 int ws_conn_send_fragment(ws_conn *c, bool binary, const uint8_t *p, size_t n, bool fin);
 /* Queue a reference to a frame many connections send (shared_frame.h):
  * written after what is queued now, released once written or when the

@@ -8,6 +8,7 @@
 
 #include "io/conn.h"
 #include "lua_alloc.h"
+#include "lua_lent.h"
 #include "lua_conn.h"
 #include "lua_error.h"
 #include "lua_core.h"
@@ -1062,6 +1063,19 @@ static inline bool send_kind(lua_State *L)
  * @return `true`, or `nil, err` (`"connection is not open"`, `"send buffer full"`)
  * @raise when a text message is not UTF-8, or `kind` is wrong
  */
+/* A large message: what the socket does not take now may be written later
+ * from the string itself (anchored meanwhile) instead of a copy. */
+static int send_lent(lua_State *L, lconn *lc, bool binary, const char *p, size_t n)
+{
+    ws_lua_lent *lt = ws_lua_loop_lent(ws_lua_conn_loop(lc));
+    ws_lend lend;
+    if (!ws_lua_lent_anchor(L, lt, 2, &lend))
+        return ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, WS_SEND_AUTO);
+    int r = ws_conn_send_lent(lc->c, binary, (const uint8_t *)p, n, &lend);
+    ws_lua_lent_settle(L, lt, &lend);
+    return r;
+}
+
 static int l_send(lua_State *L)
 {
     lconn *lc = check_conn(L);
@@ -1074,7 +1088,9 @@ static int l_send(lua_State *L)
     bool binary = send_kind(L);
     /* Most calls pass no options: no look at argument 4 then. */
     int compress = lua_gettop(L) >= 4 ? ws_lua_send_compress(L, 4) : WS_SEND_AUTO;
-    int r = ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress);
+    int r = n >= WS_CONN_LEND_MIN && compress == WS_SEND_AUTO
+                ? send_lent(L, lc, binary, p, n)
+                : ws_conn_send_ex(lc->c, binary, (const uint8_t *)p, n, compress);
     if (r != WS_OK)
         return send_result(L, r);
     lua_pushboolean(L, 1);

@@ -49,6 +49,7 @@
 #include "lua_compat.h"
 #include "lua_error.h"
 #include "lua_core.h"
+#include "lua_lent.h"
 #include "lua_loop.h"
 
 #define LOOP_MT     "ws.core.loop"
@@ -73,6 +74,7 @@ struct ws_lua_loop {
     const void *event;      /* what ws_lua_loop_set_event passed on */
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
     ws_lua_conn_list conns; /* connections no server holds */
+    ws_lua_lent lent;       /* strings its connections write from */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -104,8 +106,10 @@ typedef struct ldeferred {
 
 static void ctx_unref(lctx *ctx)
 {
-    if (--ctx->refs == 0)
+    if (--ctx->refs == 0) {
+        ws_lua_lent_free(&ctx->lent);
         free(ctx);
+    }
 }
 
 static int absindex(lua_State *L, int idx)
@@ -426,6 +430,11 @@ void ws_lua_loop_unref(ws_lua_loop *ll)
 {
     ctx_unref(ll);
 }
+ws_lua_lent *ws_lua_loop_lent(ws_lua_loop *ll)
+{
+    return &ll->lent;
+}
+
 lua_State *ws_lua_loop_state(ws_lua_loop *ll)
 {
     return ll->L;
@@ -612,6 +621,7 @@ static int drive(lua_State *L, lctx *ctx, bool run, int timeout_ms)
     int r = run ? ws_loop_run(ctx->loop) : ws_loop_step(ctx->loop, timeout_ms);
     int saved = errno;
     unpublish(L, ctx);
+    ws_lua_lent_release(L, &ctx->lent);
     if (ctx->err) {
         take_error(L, ctx, uidx);
         return lua_error(L);
@@ -930,6 +940,7 @@ void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll)
         return;
     close_members(L, ll, 0);
     free_loop(ll);
+    ws_lua_lent_release(L, &ll->lent);
 }
 
 /* loop:close(): its connections close (1001, after their queued output;
@@ -952,6 +963,7 @@ static int l_close(lua_State *L)
     ws_getuservalue(L, 1);
     bool failed = close_members(L, ctx, 2);
     free_loop(ctx);
+    ws_lua_lent_release(L, &ctx->lent);
     lua_newtable(L); /* drop the anchors of its handles */
     ws_setuservalue(L, 1);
     if (failed)
@@ -1008,6 +1020,7 @@ static int l_loop_gc(lua_State *L)
         ws_lua_loop_close_quietly(L, l->ctx);
         if (l->ctx->loop)
             free_loop(l->ctx);
+        ws_lua_lent_release(L, &l->ctx->lent);
         ctx_unref(l->ctx);
         l->ctx = NULL;
     }

@@ -83,6 +83,9 @@ void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll);
  * otherwise. */
 bool ws_lua_loop_push(lua_State *L, ws_lua_loop *ll);
 
+/* The strings its connections write from (lua_lent.h). */
+struct ws_lua_lent *ws_lua_loop_lent(ws_lua_loop *ll);
+
 /* The Lua thread driving the loop right now (inside step/run), or NULL. */
 lua_State *ws_lua_loop_state(ws_lua_loop *ll);
 

@@ -1,0 +1,33 @@
+/* Strings a connection writes from (io/conn.h, ws_lend): the unsent part
+ * of a large message stays in the Lua string instead of being copied, so
+ * the string is anchored in the registry until the connection has written
+ * it.  The C side gives it back without a Lua state at hand; the reference
+ * is released at the next chance that has one (the next large send, the
+ * end of a loop turn, the loop closing). */
+#ifndef WS_LUA_LENT_H
+#define WS_LUA_LENT_H
+
+#include <stdbool.h>
+
+#include "io/conn.h"
+#include "lua_compat.h"
+
+/* One per loop.  held: references taken and not yet released; refs[0..n)
+ * were given back.  cap >= held always, so giving back never allocates. */
+typedef struct ws_lua_lent {
+    int *refs;
+    unsigned n, cap, held;
+} ws_lua_lent;
+
+/* Before ws_conn_send_lent: anchor the string at idx and fill *lend.
+ * False (nothing anchored: send without lending) when out of memory. */
+bool ws_lua_lent_anchor(lua_State *L, ws_lua_lent *lt, int idx, ws_lend *lend);
+/* After it: keep the anchor when the connection kept the string. */
+void ws_lua_lent_settle(lua_State *L, ws_lua_lent *lt, const ws_lend *lend);
+/* Release what was given back. */
+void ws_lua_lent_release(lua_State *L, ws_lua_lent *lt);
+/* The loop's context goes away (the state is closing, or the references
+ * were released). */
+void ws_lua_lent_free(ws_lua_lent *lt);
+
+#endif
