@@ -143,7 +143,8 @@ if LOAD:
       "(other work on the machine shares both CPUs with the pinned server and load generator)")
 w("- Each figure: median of the runs (± half the min–max spread, as % of the median). "
   "Ratios are the median over rounds of the ratio within a round: within a round each test goes over every "
-  "server back to back, so the two runs of a ratio are seconds apart and a slow spell of the host hits both. "
+  "server back to back (in reverse order in even rounds), so the two runs of a ratio are seconds apart and "
+  "a slow spell of the host hits both. "
   "Server CPU = utime+stime of the server process from /proc/PID/stat (all threads, 10 ms ticks) over "
   "the timed window; it is steadier than msgs/s on a shared 2-core machine.")
 
@@ -154,10 +155,11 @@ def n_rounds(server, tests):
 
 N_MAIN = n_rounds("tcp_echo", ("echo32",))
 N_TPUT = n_rounds("tcp_echo", ("tput1m4",))
+SECS = statistics.median([r["seconds"] for r in runs.get(("tcp_echo", "tput1m4"), []) if r] or [3])
 if N_TPUT > N_MAIN > 0:
     w(f"- Throughput tests of raw TCP and the lua-ws callback server ({lua_short} and LuaJIT): {N_TPUT} rounds, "
       f"every other test and server {N_MAIN} (`BENCH_TPUT_RUNS`, default twice `BENCH_RUNS`; rounds "
-      f"{N_MAIN + 1}–{N_TPUT} run those tests alone).  One 3-second throughput run swings by ±10 % or more even on "
+      f"{N_MAIN + 1}–{N_TPUT} run those tests alone).  One {SECS:.0f}-second throughput run swings by ±10 % or more even on "
       "a quiet host, and these ratios sit near the targets of issue 19, so they get more pairs: the median of "
       f"{N_TPUT} pairs moves only when half of them are off.  More rounds rather than longer runs, because a "
       "bad spell then spoils one pair of many, and each round opens fresh connections.  Ratios against the "

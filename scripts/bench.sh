@@ -17,7 +17,8 @@
 #
 # Order: within a round each test goes over every server back to back, so a
 # ratio pairs runs seconds apart (a round over every test takes minutes, and
-# a shared host drifts within that).
+# a shared host drifts within that); even rounds take the servers in reverse
+# order, so neither side of a ratio always runs first.
 #
 # Large messages: 4 MiB and 8 MiB on 4 connections, 1 in flight each, for raw
 # TCP, lua-ws (callback on Lua 5.4 and LuaJIT, coroutine), libwebsockets and
@@ -253,9 +254,12 @@ TIMED="echo32 echo1k tput64k tput1m tput64k4 tput1m4 tput4m4 tput8m4 handshake j
 TPUT="tput64k tput1m tput64k4 tput1m4 tput4m4 tput8m4"
 TPUT_SERVERS="tcp_echo luaws_callback luaws_callback_jit"   # the extra rounds
 round() { # round tests servers...
-  local r=$1 tests=$2 t name; shift 2
+  local r=$1 tests=$2 t name i order=("${@:3}")
+  if [ $((r % 2)) = 0 ]; then  # even rounds go the other way round
+    order=(); for ((i = $#; i > 2; i--)); do order+=("${!i}"); done
+  fi
   for t in $tests; do
-    for name in "$@"; do
+    for name in "${order[@]}"; do
       has_test "$name" "$t" || continue
       # shellcheck disable=SC2046
       run "$name" "$t" "$r" "${PORTS[$name]}" "${PIDS[$name]}" $(test_args "$t") -d "$SECS"
