@@ -76,6 +76,34 @@ print("SERVER_STATE " .. srv_conn.ready_state .. " " .. tostring(srv_closed))
 print("AFTER " .. kib())
 ]==]
 
+-- One string sent to several readers that take nothing: held once, not
+-- copied per connection.  Prints the growth of the process's resident
+-- memory while the messages are queued, then whether all arrived intact.
+local SAME_STRING = [==[
+local ws = require "ws"
+local N, SIZE = 10, 8 * 1024 * 1024
+local function rss_kib() return tonumber(io.open("/proc/self/status"):read("*a"):match("VmRSS:%s*(%d+)")) end
+local msg = string.rep("S", SIZE - 4) .. "tail"
+local conns, clients, got = {}, {}, 0
+local srv = ws.listen { host = "127.0.0.1", port = 0, max_message = 16 * 1024 * 1024,
+  on_message = function(c) conns[#conns + 1] = c end }
+for _ = 1, N do
+  clients[#clients + 1] = ws.connect("ws://127.0.0.1:" .. srv.port .. "/", { max_message = 16 * 1024 * 1024,
+    on_open = function(c) c:pause(); c:send("go") end,
+    on_message = function(_, data) if data == msg then got = got + 1 end end })
+end
+while #conns < N do ws.step(0.05) end
+collectgarbage(); collectgarbage()
+local before = rss_kib()
+local queued = 0
+for _, c in ipairs(conns) do assert(c:send(msg, "binary")); queued = queued + c:buffered_amount() end
+print("QUEUED " .. queued)
+print("GROWTH " .. (rss_kib() - before))
+for _, c in ipairs(clients) do c:resume() end
+while got < N do ws.step(0.05) end
+print("GOT " .. got)
+]==]
+
 -- A client in its own process that sends "go" and never reads.
 local STALLED_CLIENT = [==[
 local ws = require "ws"
@@ -151,5 +179,17 @@ describe("a large message written from its string", function()
     local certs = require("spec.helpers.certs").get()
     local r = run("tls", certs.server_cert, certs.server_key, certs.ca)
     assert.is_truthy(r.out:find("GOT true", 1, true), r.out)
+  end)
+
+  it("one string sent to several readers that take nothing is held once, not copied for each", function()
+    local child = net.spawn_lua(SAME_STRING)
+    assert.is_true(child:wait_exit(60), "child still running: " .. child:output() .. child:errors())
+    local out = child:output() .. child:errors()
+    local queued, growth = tonumber(out:match("QUEUED (%d+)")), tonumber(out:match("GROWTH (%d+)"))
+    assert.is_truthy(growth, out)
+    assert.is_true(queued > 10 * 1024 * 1024, out) -- over 1 MiB left for each of the 10
+    -- a copy of what is left for each would be over 10 MiB
+    assert.is_true(growth < 6 * 1024, "resident memory grew by " .. growth .. " KiB\n" .. out)
+    assert.is_truthy(out:find("GOT 10", 1, true), out)
   end)
 end)

@@ -1452,7 +1452,11 @@ static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t 
     if (sent < hl)
         r = ws_session_send_raw(c->s, hdr + sent, hl - sent);
     size_t done = sent > hl ? sent - hl : 0;
-    if (r == WS_OK && done < n && !(lend && queue_lent(c, p + done, n - done, lend)))
+    /* Lent only when at least half is left: holding the whole message then
+     * costs at most twice what a copy of the rest would.  When the socket
+     * took most of it, the small rest is copied and the message let go. */
+    if (r == WS_OK && done < n &&
+        !(lend && n - done >= n / 2 && queue_lent(c, p + done, n - done, lend)))
         r = ws_session_send_raw(c->s, p + done, n - done);
     return r;
 }
