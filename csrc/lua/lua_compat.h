@@ -65,4 +65,15 @@ static inline void ws_pushcfunction_kept(lua_State *L, lua_CFunction f, const vo
 #endif
 }
 
+/* Push a new table whose keys are weak (its entries go with their keys:
+ * per-object data kept beside userdata or tables). */
+static inline void ws_newweakkeys(lua_State *L)
+{
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+}
+
 #endif

@@ -107,11 +107,7 @@ static void make_fields_registry(lua_State *L)
     lua_pop(L, 1);
     if (made)
         return;
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
+    ws_newweakkeys(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &fields_key);
 }
 #else
@@ -276,11 +272,7 @@ static void make_temp_requests(lua_State *L)
     lua_pop(L, 1);
     if (made)
         return;
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
+    ws_newweakkeys(L);
     lua_setfield(L, LUA_REGISTRYINDEX, TEMP_REQUESTS);
 }
 
