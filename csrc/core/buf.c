@@ -124,6 +124,7 @@ void ws_buf_from_pool(ws_buf *b, ws_buf_pool *pool, size_t n)
         b->cap = pool->large_cap;
         pool->large = NULL;
         pool->large_cap = 0;
+        pool->large_uses++;
     } else {
         if (!pool->data || pool->cap < n)
             return;
@@ -156,6 +157,8 @@ void ws_buf_consume_to_pool(ws_buf *b, size_t n, ws_buf_pool *pool)
     free(*slot); /* the larger one stays: a small one would block the slot */
     *slot = b->data;
     *cap = b->cap;
+    if (large)
+        pool->large_uses++;
     ws_buf_init(b);
 }
 

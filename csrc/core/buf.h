@@ -67,6 +67,7 @@ typedef struct ws_buf_pool {
     size_t cap;
     unsigned char *large;
     size_t large_cap;
+    unsigned long large_uses;        /* the large slot filled or taken so far */
     void *parts;                     /* idle session parts; NULL when none */
     unsigned nparts;                 /* how many */
     void (*free_parts)(void *parts); /* set by whoever fills `parts` */
@@ -74,7 +75,8 @@ typedef struct ws_buf_pool {
 
 /* Buffers up to this size go back to the pool's small slot, larger ones up
  * to WS_BUF_POOL_LARGE_MAX to its large slot (given back when a small one
- * comes back: large messages stopped). */
+ * comes back, or by the pool's owner once large_uses stays the same a
+ * while: large messages stopped). */
 #define WS_BUF_POOL_MAX       4096u
 #define WS_BUF_POOL_LARGE_MAX (16u << 20)
 #define WS_BUF_POOL_PARTS     64u

@@ -71,6 +71,10 @@ struct ws_loop {
     bool running, stop_flag, break_flag;
     uint8_t *read_buf;
     ws_buf_pool out_pool; /* output storage the connections pass on */
+    /* Gives the pool's large buffer back once no large message has used it
+     * for POOL_LARGE_IDLE_NS (an idle loop must not keep up to 16 MiB). */
+    ws_timer pool_timer;
+    unsigned long pool_uses_seen;
 
     /* The wake-up fd: eventfd (wake_r == wake_w) or a self-pipe.  `woken`
      * saves a write when one is already pending (same thread only;
@@ -218,6 +222,31 @@ static void wake_drain(ws_loop *loop)
 
 /* ---- creation --------------------------------------------------------------- */
 
+#define POOL_LARGE_IDLE_NS (2 * WS_NSEC_PER_SEC)
+
+static void pool_idle_cb(ws_loop *loop, ws_timer *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+    ws_buf_pool *p = &loop->out_pool;
+    if (p->large_uses != loop->pool_uses_seen)
+        return; /* used meanwhile: the end of this turn arms it again */
+    free(p->large);
+    p->large = NULL;
+    p->large_cap = 0;
+}
+
+/* At the end of a turn that leaves a large buffer in the pool: watch it. */
+static void watch_pool(ws_loop *loop)
+{
+    loop->pool_uses_seen = loop->out_pool.large_uses;
+    if (ws_timer_start(loop, &loop->pool_timer, POOL_LARGE_IDLE_NS, 0) < 0) {
+        pool_idle_cb(loop, &loop->pool_timer, NULL); /* no timer: give it back now */
+        return;
+    }
+    ws_timer_unref(&loop->pool_timer); /* it keeps no loop running */
+}
+
 ws_loop *ws_loop_new(void)
 {
     ws_loop *loop = calloc(1, sizeof *loop);
@@ -227,6 +256,7 @@ ws_loop *ws_loop_new(void)
     loop->now = monotonic_ns(NULL);
     list_init(&loop->defer_queue);
     list_init(&loop->defer_running);
+    ws_timer_init(&loop->pool_timer, pool_idle_cb, NULL);
     loop->wake_r = loop->wake_w = -1;
 #if WS_LOOP_EPOLL
     loop->tfd = -1;
@@ -1075,6 +1105,8 @@ int ws_loop_step(ws_loop *loop, int timeout_ms)
         count += run_timers(loop);
     if (!loop->break_flag)
         count += run_deferred(loop);
+    if (loop->out_pool.large && !ws_timer_active(&loop->pool_timer))
+        watch_pool(loop);
 #if WS_LOOP_EPOLL
     tfd_sync(loop);
 #endif

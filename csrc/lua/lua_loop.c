@@ -1352,7 +1352,7 @@ static ws_loop *check_open_loop(lua_State *L, int idx)
     return ws_lua_check_loop(L, idx)->loop;
 }
 
-static const ws_lua_loop_hooks hooks = {check_open_loop, ws_loop_set_clock};
+static const ws_lua_loop_hooks hooks = {check_open_loop, ws_loop_set_clock, ws_loop_output_pool};
 
 void ws_lua_open_loop(lua_State *L)
 {

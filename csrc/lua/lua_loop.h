@@ -131,6 +131,7 @@ void ws_lua_push_traceback(lua_State *L);
 typedef struct ws_lua_loop_hooks {
     ws_loop *(*check)(lua_State *L, int idx); /* the open loop at idx, or raise */
     void (*set_clock)(ws_loop *loop, ws_clock_fn fn, void *ud);
+    ws_buf_pool *(*output_pool)(ws_loop *loop);
 } ws_lua_loop_hooks;
 
 #endif

@@ -3,6 +3,7 @@
  * Built by make next to ws/core.so; never installed by the rockspec. */
 #include "core/utf8.h"
 #include "lua/lua_compat.h"
+#include "lua/lua_loop.h"
 #include "lua/lua_tls_cache.h"
 #include "lua/lua_topic.h"
 #include "testing.h"
@@ -80,10 +81,26 @@ static int l_shared_frames(lua_State *L)
     return 1;
 }
 
+/* loop_output_pool(loop) -> bytes of the small and of the large buffer the
+ * loop's connections pass on (0: none held). */
+static int l_loop_output_pool(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_LOOP_HOOKS);
+    const ws_lua_loop_hooks *h = lua_touserdata(L, -1);
+    if (!h)
+        return luaL_error(L, "loop_output_pool: require \"ws.core\" first");
+    lua_pop(L, 1);
+    const ws_buf_pool *p = h->output_pool(h->check(L, 1));
+    lua_pushinteger(L, (lua_Integer)(p->data ? p->cap : 0));
+    lua_pushinteger(L, (lua_Integer)(p->large ? p->large_cap : 0));
+    return 2;
+}
+
 static const luaL_Reg funcs[] = {{"tls_client_contexts", l_tls_client_contexts},
                                  {"tls_client_cache_clear", l_tls_client_cache_clear},
                                  {"utf8_with", l_utf8_with},
                                  {"shared_frames", l_shared_frames},
+                                 {"loop_output_pool", l_loop_output_pool},
                                  {NULL, NULL}};
 
 int luaopen_ws_testing(lua_State *L)
