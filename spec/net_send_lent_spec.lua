@@ -58,7 +58,24 @@ end
 print("BASE " .. base)
 print("QUEUED " .. srv_conn:buffered_amount())
 print("HELD " .. kib())
-if how == "peer_gone" then
+if how == "run" then -- the rest inside one ws.run(): the string goes while it runs
+  local lp = ws.loop()
+  cli:resume()
+  local check
+  check = lp:every(0.05, function()
+    if got == nil or srv_conn:buffered_amount() > 0 then return end
+    check:cancel()
+    lp:timer(0.1, function() -- a later turn
+      print("GOT " .. tostring(got))
+      print("SERVER_STATE " .. srv_conn.ready_state .. " " .. tostring(srv_closed))
+      print("AFTER " .. kib())
+      cli:close()
+      srv:close()
+    end)
+  end)
+  ws.run()
+  return
+elseif how == "peer_gone" then
   while srv_conn.ready_state ~= "CLOSED" do ws.step(0.05) end
 elseif how == "loop_close" then
   ws.loop():close()
@@ -152,6 +169,11 @@ describe("a large message written from its string", function()
     local r = run("plain")
     assert.is_truthy(r.out:find("GOT true", 1, true), r.out)
     assert.is_truthy(r.out:find("SERVER_STATE OPEN nil", 1, true), r.out)
+  end)
+
+  it("inside one ws.run() that goes on: let go once written, while it runs", function()
+    local r = run("run")
+    assert.is_truthy(r.out:find("GOT true", 1, true), r.out)
   end)
 
   it("sent from outside any callback: the same", function()

@@ -8,6 +8,8 @@ static void give_back(void *ud, uintptr_t token)
 {
     ws_lua_lent *lt = ud;
     lt->refs[lt->n++] = (int)token; /* (room: n <= held <= cap) */
+    if (lt->given_back)
+        lt->given_back(lt);
 }
 
 void ws_lua_lent_release(lua_State *L, ws_lua_lent *lt)

@@ -75,6 +75,7 @@ struct ws_lua_loop {
     ws_io stop_io;          /* in a worker: the stop request's self-pipe (io/proc.h) */
     ws_lua_conn_list conns; /* connections no server holds */
     ws_lua_lent lent;       /* strings its connections write from */
+    ws_deferred lent_back;  /* releases what they gave back, at the end of the turn */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -515,6 +516,24 @@ static void stop_cb(ws_loop *loop, ws_io *io, unsigned events)
     ws_loop_break(loop);
 }
 
+/* Lent strings given back during a turn are released at its end (the
+ * deferred phase runs inside step/run, with the thread that drives it). */
+static void lent_back_cb(ws_loop *loop, ws_deferred *d, void *ud)
+{
+    (void)loop;
+    (void)d;
+    lctx *ctx = ud;
+    if (ctx->L)
+        ws_lua_lent_release(ctx->L, &ctx->lent);
+}
+
+static void lent_given_back(ws_lua_lent *lt)
+{
+    lctx *ctx = (lctx *)(void *)((char *)lt - offsetof(lctx, lent));
+    if (ctx->loop)
+        ws_loop_defer(ctx->loop, &ctx->lent_back);
+}
+
 static int l_loop_new(lua_State *L)
 {
     lloop *l = lua_newuserdata(L, sizeof *l);
@@ -526,6 +545,8 @@ static int l_loop_new(lua_State *L)
         return ws_lua_nomem(L, "ws.core.loop");
     ctx->refs = 1;
     ctx->anchor = LUA_NOREF;
+    ctx->lent.given_back = lent_given_back;
+    ws_deferred_init(&ctx->lent_back, lent_back_cb, ctx);
     l->ctx = ctx;
     ctx->loop = ws_loop_new();
     if (!ctx->loop)
@@ -929,9 +950,11 @@ static void free_loop(lctx *ctx)
     /* Still running only when the state closes from inside a callback
      * (os.exit(code, true)): the process ends, and the turn on the C
      * stack must not find its loop freed. */
-    if (!ws_loop_running(ctx->loop))
-        ws_loop_free(ctx->loop);
-    ctx->loop = NULL;
+    ws_deferred_cancel(&ctx->lent_back);
+    ws_loop *loop = ctx->loop;
+    ctx->loop = NULL; /* (nothing is deferred on it any more) */
+    if (!ws_loop_running(loop))
+        ws_loop_free(loop);
 }
 
 void ws_lua_loop_close_quietly(lua_State *L, ws_lua_loop *ll)
