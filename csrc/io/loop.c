@@ -230,15 +230,19 @@ static void pool_idle_cb(ws_loop *loop, ws_timer *t, void *ud)
     (void)ud;
     ws_buf_pool *p = &loop->out_pool;
     if (p->large_uses != loop->pool_uses_seen)
-        return; /* used meanwhile: the end of this turn arms it again */
+        return; /* used in this turn: the end of the turn arms it again */
     free(p->large);
     p->large = NULL;
     p->large_cap = 0;
 }
 
-/* At the end of a turn that leaves a large buffer in the pool: watch it. */
+/* At the end of a turn that leaves a large buffer in the pool: the timer
+ * runs from its last use (re-armed in every turn that used it), so it
+ * fires once, POOL_LARGE_IDLE_NS after large messages stopped. */
 static void watch_pool(ws_loop *loop)
 {
+    if (loop->out_pool.large_uses == loop->pool_uses_seen && ws_timer_active(&loop->pool_timer))
+        return;
     loop->pool_uses_seen = loop->out_pool.large_uses;
     if (ws_timer_start(loop, &loop->pool_timer, POOL_LARGE_IDLE_NS, 0) < 0) {
         pool_idle_cb(loop, &loop->pool_timer, NULL); /* no timer: give it back now */
@@ -1105,7 +1109,7 @@ int ws_loop_step(ws_loop *loop, int timeout_ms)
         count += run_timers(loop);
     if (!loop->break_flag)
         count += run_deferred(loop);
-    if (loop->out_pool.large && !ws_timer_active(&loop->pool_timer))
+    if (loop->out_pool.large)
         watch_pool(loop);
 #if WS_LOOP_EPOLL
     tfd_sync(loop);
