@@ -119,20 +119,13 @@ end
 print("END")
 ]==]
 
-  -- A client that sends "go" and never reads.
-  local STALLED_CLIENT = [==[
-local ws = require "ws"
-ws.connect("ws://127.0.0.1:" .. arg[1] .. "/", { max_message = 16 * 1024 * 1024,
-  on_open = function(c) c:send("go"); c:pause(); print("SENT") end })
-ws.run()
-]==]
 
   local function run_child(how)
     local child = net.spawn_lua(CHILD, how)
     local port = child:wait_output("PORT (%d+)", 10)
     assert.is_truthy(port, child:errors())
     local peer
-    if how == "peer_gone" then peer = net.spawn_lua(STALLED_CLIENT, port) end
+    if how == "peer_gone" then peer = net.spawn_lua(net.STALLED_CLIENT, port) end
     assert.is_truthy(child:wait_output("QUEUED (%d+)", 30), child:errors())
     if peer then
       assert.is_truthy(peer:wait_output("SENT", 10))

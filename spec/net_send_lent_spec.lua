@@ -121,20 +121,13 @@ while got < N do ws.step(0.05) end
 print("GOT " .. got)
 ]==]
 
--- A client in its own process that sends "go" and never reads.
-local STALLED_CLIENT = [==[
-local ws = require "ws"
-ws.connect("ws://127.0.0.1:" .. arg[1] .. "/", { max_message = 16 * 1024 * 1024,
-  on_open = function(c) c:send("go"); c:pause(); print("SENT") end })
-ws.run()
-]==]
 
 local function run(how, ...)
   local child = net.spawn_lua(SERVER, how, ...)
   local port = child:wait_output("PORT (%d+)", 10)
   assert.is_truthy(port, child:errors())
   local peer
-  if how == "peer_gone" then peer = net.spawn_lua(STALLED_CLIENT, port) end
+  if how == "peer_gone" then peer = net.spawn_lua(net.STALLED_CLIENT, port) end
   local held = tonumber(child:wait_output("HELD (%d+)", 30))
   assert.is_truthy(held, child:output() .. child:errors())
   if peer then

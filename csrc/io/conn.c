@@ -1415,6 +1415,17 @@ static ws_conn_shared *shared_room(ws_conn *c)
     return c->sq = nq;
 }
 
+/* f goes into q (with room) after the session output queued now. */
+static void queue_shared(ws_conn *c, ws_conn_shared *q, ws_shared_frame *f)
+{
+    size_t out;
+    ws_session_output(c->s, &out);
+    q->e[q->n].f = f;
+    q->e[q->n].at = q->out_pos + out;
+    q->n++;
+    q->bytes += f->len;
+}
+
 /* The unsent part of a message written from the caller's memory, queued by
  * reference (a lent frame in the shared queue, which is empty: the direct
  * path runs only then).  False (nothing queued) when out of memory. */
@@ -1428,12 +1439,7 @@ static bool queue_lent(ws_conn *c, const uint8_t *p, size_t n, ws_lend *lend)
         free(f);
         return false;
     }
-    size_t out;
-    ws_session_output(c->s, &out);
-    q->e[q->n].f = f;
-    q->e[q->n].at = q->out_pos + out;
-    q->n++;
-    q->bytes += n;
+    queue_shared(c, q, f);
     lend->kept = true;
     return true;
 }
@@ -1510,12 +1516,7 @@ int ws_conn_send_shared(ws_conn *c, ws_shared_frame *f)
     ws_conn_shared *q = shared_room(c);
     if (!q)
         return WS_E_NOMEM;
-    size_t n;
-    ws_session_output(c->s, &n);
-    q->e[q->n].f = f;
-    q->e[q->n].at = q->out_pos + n;
-    q->n++;
-    q->bytes += f->len;
+    queue_shared(c, q, f);
     f->refs++;
     ws_shared_frame_stats_get()->queued++;
     return after_send(c, WS_OK);

@@ -312,6 +312,15 @@ print("PORT " .. srv.port)
 ws.run()
 ]==]
 
+-- A client child that sends "go" to ws://127.0.0.1:<arg[1]>/, prints
+-- "SENT" and never reads (a reader that stops reading).
+M.STALLED_CLIENT = [==[
+local ws = require "ws"
+ws.connect("ws://127.0.0.1:" .. arg[1] .. "/", { max_message = 16 * 1024 * 1024,
+  on_open = function(c) c:send("go"); c:pause(); print("SENT") end })
+ws.run()
+]==]
+
 -- Start the echo server child; returns child, port.
 function M.spawn_echo_server(...)
   local child = M.spawn_lua(M.ECHO_SERVER, ...)
