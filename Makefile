@@ -19,7 +19,7 @@ TEST_OUT = $(dir $(OUT))testing.so
 CC ?= cc
 OPT_dev = -O2 -g
 OPT_sanitize = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-OPT_valgrind = -O1 -g
+OPT_valgrind = -O1 -g -DWS_NO_IN_PLACE_STRINGS
 OPT_poll = -O2 -g -DWS_LOOP_USE_POLL
 OPT_coverage = -O0 -g --coverage
 OPT_coverage-poll = $(OPT_coverage) -DWS_LOOP_USE_POLL

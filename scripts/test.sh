@@ -50,7 +50,8 @@ for lua in "${luas[@]}"; do
     echo "build for $lua ($variant): FAILED"
     failed=$((failed + 1)); status=1; continue
   fi
-  env=(LUA_PATH="./?.lua;lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$lua-$variant/?.so;;")
+  env=(LUA_PATH="./?.lua;lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$lua-$variant/?.so;;"
+       WS_TEST_VARIANT="$variant")
   if [ "$variant" = sanitize ]; then
     env+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
           ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)

@@ -42,9 +42,9 @@ describe("ws.keep_large_blocks", function()
       ws.keep_large_blocks(false)
       print("off " .. table.concat({ ws.keep_large_blocks() }, " "))
     ]]
-    assert.matches("first 0 none 0\n", out)
-    assert.matches("on 0 on 4194304\n", out)
-    assert.matches("off 0 off 0\n", out)
+    assert.matches("first 0 none 0 0\n", out)
+    assert.matches("on 0 on 4194304 0\n", out)
+    assert.matches("off 0 off 0 0\n", out)
   end)
 
   it("holds a freed large string and hands its block to the next one", function()

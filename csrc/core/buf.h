@@ -62,6 +62,19 @@ void ws_buf_clear(ws_buf *b);
  * back when idle (session.c), so that costs no malloc and free per message
  * either: a list at most WS_BUF_POOL_PARTS long (what a burst of busy
  * connections leaves), freed by free_parts. */
+/* Storage for the payload of a large message, from the host, so that its
+ * bytes are received where the host keeps them (the Lua binding: the block
+ * its string is made in, with no copy; lua_alloc.c).  get returns a block
+ * holding n bytes at *payload, or NULL (the session's own buffer serves);
+ * put gives back one the host did not take (the block says where it goes,
+ * so a session may outlive whatever ud is). */
+typedef struct ws_payload_store {
+    void *(*get)(void *ud, size_t n, unsigned char **payload);
+    void (*put)(void *block);
+    void *ud;
+    size_t min; /* smaller payloads use the session's own buffer */
+} ws_payload_store;
+
 typedef struct ws_buf_pool {
     unsigned char *data;
     size_t cap;
@@ -71,6 +84,7 @@ typedef struct ws_buf_pool {
     void *parts;                     /* idle session parts; NULL when none */
     unsigned nparts;                 /* how many */
     void (*free_parts)(void *parts); /* set by whoever fills `parts` */
+    const ws_payload_store *store;   /* NULL: none */
 } ws_buf_pool;
 
 /* Buffers up to this size go back to the pool's small slot, larger ones up

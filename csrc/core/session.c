@@ -55,6 +55,10 @@ typedef struct ws_part {
      * pages per message); freed at the first frame that is not large.  Its
      * capacity is kept in its first bytes (spare_cap), not in every session. */
     uint8_t *spare;
+    /* A block of the pool's store holding `in`: the payload of one large
+     * whole message and nothing else (use_block); NULL when none. */
+    void *block;
+    void (*block_put)(void *block);
     ws_hs *hs;
     const char *close_reason; /* for a pending close event */
     ws_frame_header fh;
@@ -111,6 +115,8 @@ static inline ws_part *part(const ws_session *s)
 {
     return (ws_part *)(void *)s->part;
 }
+
+static void free_input(ws_part *a);
 
 /* The loop's pool this session takes from and gives back to, or NULL. */
 static inline ws_buf_pool *pool_of(const ws_session *s)
@@ -388,7 +394,7 @@ void ws_session_fini(ws_session *s)
     ws_part *a = part(s);
     if (a != IDLE_PART) {
         /* Not to the pool: the loop that owns it may be gone by now. */
-        ws_buf_free(&a->in);
+        free_input(a);
         ws_buf_free(&a->out);
         free(a->spare);
         msg_free(s);
@@ -793,6 +799,31 @@ static void release_deflate(ws_session *s)
 #define WS_DIRECT_MIN     (16u << 10)
 #define WS_DIRECT_RESERVE (4u << 20)
 
+/* `in` empty, its storage gone: the store's block back, or freed. */
+static void free_input(ws_part *a)
+{
+    if (a->block) {
+        a->block_put(a->block);
+        a->block = NULL;
+        ws_buf_init(&a->in);
+    } else {
+        ws_buf_free(&a->in);
+    }
+}
+
+/* `in` in storage of its own again, out of the store's block (input that
+ * does not fit in it). */
+static int leave_block(ws_part *a)
+{
+    ws_buf own;
+    ws_buf_init(&own);
+    if (ws_buf_append(&own, ws_buf_begin(&a->in), ws_buf_size(&a->in)) != WS_OK)
+        return WS_E_NOMEM;
+    free_input(a);
+    a->in = own;
+    return WS_OK;
+}
+
 static void drop_spare(ws_session *s)
 {
     ws_part *a = part(s);
@@ -806,6 +837,10 @@ static void consume_input(ws_session *s, size_t n)
 {
     ws_part *a = part(s);
     ws_buf *b = &a->in;
+    if (a->block && b->start + n >= b->len) { /* the store's block, not taken */
+        free_input(a);
+        return;
+    }
     if (b->start + n >= b->len && !b->cap) { /* lent bytes all read: forget them */
         ws_buf_init(b);
         return;
@@ -873,6 +908,8 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n)
     ws_part *a = take_part(s);
     if (!a)
         return WS_E_NOMEM;
+    if (a->block && a->in.cap - a->in.len < n && leave_block(a) != WS_OK)
+        return settled(s, WS_E_NOMEM);
     adopt_spare(s, n);
     return settled(s, ws_buf_append(&a->in, p, n) == 0 ? WS_OK : WS_E_NOMEM);
 }
@@ -882,7 +919,7 @@ int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n)
     drop_delivered(s);
     /* While the handshake runs the parsed head points into `in` across
      * calls: lend only once OPEN, and only to an empty buffer. */
-    if (s->state != WS_OPEN || s->eof || ws_buf_size(&part(s)->in) != 0)
+    if (s->state != WS_OPEN || s->eof || ws_buf_size(&part(s)->in) != 0 || part(s)->block)
         return ws_session_feed(s, p, n);
     ws_part *a = take_part(s);
     if (!a)
@@ -910,6 +947,44 @@ static size_t direct_want(const ws_session *s)
     return rest < WS_DIRECT_RESERVE ? (size_t)rest : WS_DIRECT_RESERVE;
 }
 
+/* The payload of a large whole message (one FIN text or binary frame, not
+ * compressed, not streamed) is read into a block of the pool's store, so
+ * the host can keep it where it arrived (ws_session_take_block).  Called
+ * while its payload is still arriving (direct_want): `in` holds its start
+ * and nothing else.  Without a store, or when it has no block, `in` stays
+ * as it is. */
+static void use_block(ws_session *s)
+{
+    ws_part *a = part(s);
+    const ws_buf_pool *pool = pool_of(s);
+    const ws_payload_store *st = pool ? pool->store : NULL;
+    const ws_frame_header *h = &a->fh;
+    if (!st || a->block || a->discard || !h->fin || h->rsv || s->cfg->stream ||
+        (h->opcode != WS_OP_TEXT && h->opcode != WS_OP_BINARY) || h->len < st->min)
+        return; /* (h->len is at most max_frame, a size_t) */
+    unsigned char *payload;
+    void *block = st->get(st->ud, (size_t)h->len, &payload);
+    if (!block)
+        return;
+    size_t have = ws_buf_size(&a->in);
+    if (have)
+        memcpy(payload, ws_buf_begin(&a->in), have);
+    ws_buf_free(&a->in);
+    a->in.data = payload;
+    a->in.len = have;
+    a->in.cap = (size_t)h->len;
+    a->block = block;
+    a->block_put = st->put;
+}
+
+void ws_session_take_block(ws_session *s)
+{
+    ws_part *a = part(s);
+    a->block = NULL;
+    ws_buf_init(&a->in);
+    a->discard = 0;
+}
+
 int ws_session_keep_input(ws_session *s)
 {
     ws_part *a = part(s);
@@ -924,8 +999,10 @@ int ws_session_keep_input(ws_session *s)
     }
     drop_delivered(s);
     /* The start of a large frame's payload in lent memory goes straight
-     * into the spare the rest is read into: no fresh storage for it, and
-     * no second copy at the next read. */
+     * into the store's block or the spare the rest is read into: no fresh
+     * storage for it, and no second copy at the next read. */
+    if (ws_buf_lent(&part(s)->in) && direct_want(s))
+        use_block(s);
     size_t want = part(s)->spare && ws_buf_lent(&part(s)->in) ? direct_want(s) : 0;
     if (want)
         adopt_spare(s, want);
@@ -942,6 +1019,7 @@ uint8_t *ws_session_feed_space(ws_session *s, size_t *n)
     size_t want = a->have_header ? direct_want(s) : 0; /* (most reads: no frame begun) */
     if (!want)
         return NULL;
+    use_block(s);
     adopt_spare(s, want);
     uint8_t *p = ws_buf_reserve(&a->in, want);
     if (!p)
@@ -975,7 +1053,7 @@ static void drop_input(ws_session *s)
     ws_part *a = part(s);
     if (a == IDLE_PART)
         return;
-    ws_buf_free(&a->in);
+    free_input(a);
     drop_spare(s);
     msg_free(s);
     a->discard = 0;
@@ -1618,6 +1696,8 @@ static int frame_step(ws_session *s, ws_event *ev)
             ev->type = s->cfg->stream ? WS_EV_FRAGMENT : WS_EV_MESSAGE;
             ev->data = payload;
             ev->len = len;
+            if (a->block && payload == a->in.data && len == a->in.cap)
+                ev->block = a->block;
         } else {
             ws_buf *m = msg_buf(s);
             if (!m || ws_buf_append(m, payload, len) != 0)

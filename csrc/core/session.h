@@ -47,6 +47,9 @@ typedef struct ws_event {
     const ws_server_request *request; /* REQUEST */
     const uint8_t *body;              /* client handshake ERROR: the body bytes received so far */
     size_t body_len;
+    /* MESSAGE: the payload fills a block of the pool's store (ws_payload_store), which the host may
+     * make its own with ws_session_take_block; NULL otherwise. */
+    void *block;
 } ws_event;
 
 /* Close codes used by the engine (RFC 6455 section 7.4.1). */
@@ -156,6 +159,9 @@ bool ws_session_drained(const ws_session *s);
  * use ws_session_feed. */
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n);
 void ws_session_feed_commit(ws_session *s, size_t n);
+/* The block of the message just delivered (ws_event.block) is the host's
+ * now: the session forgets it without giving it back. */
+void ws_session_take_block(ws_session *s);
 /* The transport ended (EOF, reset) or the host gave up (close timeout). */
 void ws_session_eof(ws_session *s);
 

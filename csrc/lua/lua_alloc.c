@@ -31,6 +31,7 @@
  * replaces the automatic mode for good. */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,19 @@ typedef struct block_cache {
     uint64_t window_end; /* loop time: the current window ends */
     ws_lua_loop *ll;     /* the loop the timer runs on (a reference), or NULL */
     ws_timer timer;
+    /* Strings made in place (ws_lua_push_block): where Lua puts a string's
+     * bytes in the block it allocates for it (`head` bytes in; 0: not
+     * learnt, no strings made in place); the block is `head` bytes more
+     * than the string and its NUL rounded up to `align` (block_size). */
+    size_t head, align;
+    unsigned probes;   /* attempts to learn them */
+    void *probe;       /* while learning: the block of the string */
+    size_t probe_size; /* and its size */
+    size_t probe_len;  /* the string's length (0: not learning) */
+    void *armed;       /* the next allocation, when of armed_size, is this block */
+    size_t armed_size;
+    bool served;            /* it was */
+    unsigned long in_place; /* strings made in place so far */
     struct {
         void *p;
         size_t size; /* what Lua last asked for: the block holds at least this */
@@ -113,6 +127,20 @@ static void drop_to(block_cache *c, size_t bytes)
 static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     block_cache *c = ud;
+    if (c->armed && !ptr && nsize) { /* only the next allocation, and only its size */
+        void *p = nsize == c->armed_size ? c->armed : NULL;
+        c->armed = NULL;
+        if (p) {
+            c->served = true;
+            return p;
+        }
+    }
+    if (c->probe_len && !ptr && nsize > c->probe_len && nsize - c->probe_len <= 256) {
+        void *p = c->f(c->ud, ptr, osize, nsize);
+        c->probe = p;
+        c->probe_size = nsize;
+        return p;
+    }
     if (!ptr && nsize >= c->min) { /* osize is a type tag here (5.4) */
         int i = find_fit(c, nsize);
         if (i >= 0) {
@@ -191,6 +219,208 @@ static void install(lua_State *L, block_cache *c)
     }
 }
 
+/* ---- strings made where the payload arrived ----------------------------
+ *
+ * A large message's payload is received into a block of the state's
+ * allocator laid out as Lua lays out a string of that length (the store
+ * below, csrc/core/buf.h ws_payload_store).  To make the string, the
+ * cache is armed with that block: the allocation lua_pushlstring makes
+ * for the string is served with it, so the copy Lua then makes copies the
+ * payload onto itself (glibc's memcpy returns at once when source and
+ * destination are the same).  No Lua API makes a string without a copy;
+ * this removes the copy that costs most at 1 MiB and more (a pass over
+ * memory per message, and the second buffer). */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(WS_NO_IN_PLACE_STRINGS)
+#define IN_PLACE 0 /* ASan and valgrind report the copy onto itself */
+#else
+#define IN_PLACE 1
+#endif
+
+/* What a block of the store keeps in its first bytes (where Lua writes
+ * its string header once the block is the string's): how to give it back
+ * when it is not taken, which needs neither the state nor the cache. */
+typedef struct block_tag {
+    lua_Alloc f;
+    void *ud;
+    size_t size;
+} block_tag;
+
+static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
+                         void *block, size_t size);
+
+/* The size of the block Lua allocates for a string of n bytes, or 0 when
+ * too large. */
+static size_t block_size(const block_cache *c, size_t n)
+{
+    if (n > SIZE_MAX - c->head - 2 * c->align)
+        return 0;
+    return c->head + (n + 1 + c->align - 1) / c->align * c->align;
+}
+
+/* Learn head and align from strings of 8 lengths (unique, so no interned
+ * string is found instead) made through the cache: the header must be the
+ * same size in each and leave room for a block_tag, and one rounding (1,
+ * 2, 4, 8 or 16: LuaJIT rounds to 4, PUC Lua not at all) must give every
+ * block size.  A few tries at most. */
+static void learn_layout(lua_State *L, block_cache *c)
+{
+    char probe[320];
+    size_t head = 0, size[8];
+    if (c->head || c->probes >= 3 || !lua_checkstack(L, 1))
+        return;
+    c->probes++;
+    for (size_t i = 0; i < 8; i++) {
+        size_t len = 300 + i;
+        memset(probe, 'p', len);
+        snprintf(probe, 64, "lua-ws layout %p %u %zu", (void *)c, c->probes, len);
+        c->probe = NULL;
+        c->probe_len = len;
+        lua_pushlstring(L, probe, len);
+        c->probe_len = 0;
+        const char *s = lua_tostring(L, -1);
+        const char *b = c->probe;
+        size_t h = b && s > b && s < b + c->probe_size ? (size_t)(s - b) : 0;
+        lua_pop(L, 1);
+        if (h < sizeof(block_tag) || (head && h != head))
+            return;
+        head = h;
+        size[i] = c->probe_size;
+    }
+    block_cache fit = {.head = head};
+    for (fit.align = 1; fit.align <= 16; fit.align *= 2) {
+        size_t i = 0;
+        while (i < 8 && block_size(&fit, 300 + i) == size[i])
+            i++;
+        if (i == 8)
+            break;
+    }
+    if (fit.align > 16)
+        return;
+    /* A string made in place for each length: same bytes, in the block. */
+    for (size_t len = 300, tries = 0; IN_PLACE && len < 308; len++) {
+        unsigned char *b = c->f(c->ud, NULL, LUA_TSTRING, block_size(&fit, len));
+        if (!b)
+            return;
+        memset(probe, 'q', len);
+        snprintf(probe, 64, "lua-ws in place %p %u %zu %zu", (void *)c, c->probes, len, tries);
+        memcpy(b + head, probe, len);
+        int r = push_in_place(L, c, b + head, len, b, block_size(&fit, len));
+        if (r <= 0) {
+            if (r != -1)
+                c->f(c->ud, b, block_size(&fit, len), 0);
+            lua_pop(L, 1); /* the string (a copy), or the error */
+            /* Not taken: Lua allocated something else first (a call frame
+             * for the protected call); once more. */
+            if (r == 0 && tries++ < 8) {
+                len--;
+                continue;
+            }
+            return;
+        }
+        c->in_place--; /* (not a message) */
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        bool same = n == len && memcmp(s, probe, len) == 0 && s[len] == '\0';
+        lua_pop(L, 1);
+        if (!same)
+            return;
+    }
+    c->align = fit.align;
+    c->head = head;
+}
+
+/* ws_payload_store.get: ud points at the loop's running thread (NULL
+ * outside step and run: no block then). */
+static void *store_get(void *ud, size_t n, unsigned char **payload)
+{
+    lua_State *L = *(lua_State *const *)ud;
+    void *aud;
+    if (!L || lua_getallocf(L, &aud) != cached_alloc)
+        return NULL;
+    block_cache *c = aud;
+    block_tag t = {c->f, c->ud, c->head ? block_size(c, n) : 0};
+    if (!t.size)
+        return NULL;
+    unsigned char *b = cached_alloc(c, NULL, LUA_TSTRING, t.size);
+    if (!b)
+        return NULL;
+    memcpy(b, &t, sizeof t);
+    *payload = b + c->head;
+    return b;
+}
+
+static void store_put(void *block)
+{
+    block_tag t;
+    memcpy(&t, block, sizeof t);
+    t.f(t.ud, block, t.size, 0);
+}
+
+void ws_lua_payload_store_init(ws_payload_store *st, lua_State *const *running)
+{
+    st->get = store_get;
+    st->put = store_put;
+    st->ud = (void *)running;
+    st->min = WS_LUA_LARGE_BLOCK;
+}
+
+/* lua_pushlstring in a protected call: the arming must end however it
+ * returns.  (payload, length) -> the string. */
+static int push_armed(lua_State *L)
+{
+    const char *p = lua_touserdata(L, 1);
+    size_t len = (size_t)lua_tonumber(L, 2);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+/* ws_lua_push_block with the block's size given; -2 (the error on the
+ * stack) when out of memory with the block not taken.  LuaJIT clears the
+ * last word of a string's block before it copies the bytes in, so the
+ * last bytes are kept aside and put back (the string's hash was taken
+ * from the payload before; learn_layout checked the whole result). */
+static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
+                         void *block, size_t size)
+{
+    unsigned char tail[16];
+    size_t nt = len < sizeof tail ? len : sizeof tail;
+    memcpy(tail, payload + len - nt, nt);
+    lua_pushcfunction(L, push_armed);
+    lua_pushlightuserdata(L, (void *)payload);
+    lua_pushnumber(L, (lua_Number)len);
+    c->armed = block;
+    c->armed_size = size;
+    c->served = false;
+    int r = lua_pcall(L, 2, 1, 0);
+    bool taken = c->served;
+    c->armed = NULL;
+    if (r != 0) /* out of memory elsewhere: the error is on the stack */
+        return taken ? -1 : -2;
+    if (!taken)
+        return 0; /* an equal string was there already (LuaJIT, 5.1) */
+    if (lua_tostring(L, -1) != (const char *)payload) {
+        return -1;
+    } /* the collector ran code that allocated first */
+    memcpy((unsigned char *)payload + len - nt, tail, nt);
+    c->in_place++;
+    return 1;
+}
+
+int ws_lua_push_block(lua_State *L, const unsigned char *payload, size_t len, void *block)
+{
+    void *aud;
+    block_cache *c = lua_getallocf(L, &aud) == cached_alloc ? aud : NULL;
+    if (!IN_PLACE || !c || !c->head || payload != (unsigned char *)block + c->head) {
+        lua_pushlstring(L, (const char *)payload, len);
+        return 0;
+    }
+    int r = push_in_place(L, c, payload, len, block, block_size(c, len));
+    if (r == -2)
+        lua_error(L); /* (the block is still the session's) */
+    return r;
+}
+
 /* The userdata holds a pointer: the cache itself is malloc'd, so that if
  * it cannot leave the chain it outlives the state's collection of it. */
 static int cache_gc(lua_State *L)
@@ -252,6 +482,7 @@ void ws_lua_large_message(lua_State *L, ws_lua_loop *ll)
         c->slots = CACHE_SLOTS;
         install(L, c);
     }
+    learn_layout(L, c);
     ws_loop *loop = ll ? ws_lua_loop_get(ll) : NULL;
     if (!loop)
         return;
@@ -294,6 +525,7 @@ void ws_lua_large_message(lua_State *L, ws_lua_loop *ll)
  * @treturn integer the bytes of freed blocks held now
  * @treturn string "auto", "on", "off" or "none"
  * @treturn integer the bytes that may be held now
+ * @treturn integer the message strings made where their payload arrived, so far
  */
 static int l_keep_large_blocks(lua_State *L)
 {
@@ -329,6 +561,7 @@ static int l_keep_large_blocks(lua_State *L)
         c->active = false;
         c->slots = MANUAL_SLOTS;
         install(L, c);
+        learn_layout(L, c);
         c->min = (size_t)m;
         c->limit = limit;
     }
@@ -336,7 +569,8 @@ static int l_keep_large_blocks(lua_State *L)
     ws_pushsize(L, c ? c->kept : 0);
     lua_pushstring(L, c ? names[c->mode] : "none");
     ws_pushsize(L, c ? c->limit : 0);
-    return 3;
+    ws_pushsize(L, c ? c->in_place : 0);
+    return 4;
 }
 
 void ws_lua_open_alloc(lua_State *L)

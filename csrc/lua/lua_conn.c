@@ -317,7 +317,15 @@ static int message_body(lua_State *L)
     const ws_event *ev = ws_lua_loop_event(ll);
     if (ev->len >= WS_LUA_LARGE_BLOCK)
         ws_lua_large_message(L, ll);
-    lua_pushlstring(L, (const char *)ev->data, ev->len);
+    if (!ev->block) {
+        lua_pushlstring(L, (const char *)ev->data, ev->len);
+    } else { /* received into a string block: made in place when it can be */
+        int r = ws_lua_push_block(L, ev->data, ev->len, ev->block);
+        if (r != 0)
+            ws_session_take_block(ws_conn_session(((lconn *)lua_touserdata(L, 2))->c));
+        if (r < 0)
+            return luaL_error(L, "ws: a message's storage was reused before it became a string");
+    }
     lua_pushboolean(L, ev->binary);
     lua_call(L, 3, 0);
     return 0;

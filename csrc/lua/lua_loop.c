@@ -46,6 +46,7 @@
 
 #include "io/loop.h"
 #include "io/proc.h"
+#include "lua_alloc.h"
 #include "lua_compat.h"
 #include "lua_error.h"
 #include "lua_core.h"
@@ -76,6 +77,7 @@ struct ws_lua_loop {
     ws_lua_conn_list conns; /* connections no server holds */
     ws_lua_lent lent;       /* strings its connections write from */
     ws_deferred lent_back;  /* releases what they gave back, at the end of the turn */
+    ws_payload_store store; /* large messages received into string blocks (lua_alloc.c) */
 };
 typedef struct ws_lua_loop lctx;
 
@@ -551,6 +553,8 @@ static int l_loop_new(lua_State *L)
     ctx->loop = ws_loop_new();
     if (!ctx->loop)
         return luaL_error(L, "ws.core.loop: %s", strerror(errno));
+    ws_lua_payload_store_init(&ctx->store, &ctx->L);
+    ws_loop_output_pool(ctx->loop)->store = &ctx->store;
     ctx->gen = ws_proc_generation();
     if (ws_proc_stop_fd() >= 0) {
         /* A worker's stop request ends the running turn; drive() then
