@@ -76,6 +76,8 @@ typedef struct block_cache {
     void *armed;       /* the next allocation, when of armed_size, is this block */
     size_t armed_size;
     bool served;            /* it was */
+    size_t out;             /* blocks of the store neither back nor taken */
+    bool dead;              /* the state let go of it: freed once out is 0 */
     unsigned long in_place; /* strings made in place so far */
     struct {
         void *p;
@@ -238,11 +240,12 @@ static void install(lua_State *L, block_cache *c)
 #endif
 
 /* What a block of the store keeps in its first bytes (where Lua writes
- * its string header once the block is the string's): how to give it back
- * when it is not taken, which needs neither the state nor the cache. */
+ * its string header once the block is the string's): where to give it
+ * back when it is not taken.  The cache counts its blocks out and outlives
+ * the state's collection of it until they are back (a connection's session
+ * may be freed after it while the state closes). */
 typedef struct block_tag {
-    lua_Alloc f;
-    void *ud;
+    block_cache *c;
     size_t size;
 } block_tag;
 
@@ -339,13 +342,14 @@ static void *store_get(void *ud, size_t n, unsigned char **payload)
     if (!L || lua_getallocf(L, &aud) != cached_alloc)
         return NULL;
     block_cache *c = aud;
-    block_tag t = {c->f, c->ud, c->head ? block_size(c, n) : 0};
+    block_tag t = {c, c->head ? block_size(c, n) : 0};
     if (!t.size)
         return NULL;
     unsigned char *b = cached_alloc(c, NULL, LUA_TSTRING, t.size);
     if (!b)
         return NULL;
     memcpy(b, &t, sizeof t);
+    c->out++;
     *payload = b + c->head;
     return b;
 }
@@ -354,7 +358,15 @@ static void store_put(void *block)
 {
     block_tag t;
     memcpy(&t, block, sizeof t);
-    t.f(t.ud, block, t.size, 0);
+    block_cache *c = t.c;
+    c->out--;
+    if (!c->dead) {
+        cached_alloc(c, block, t.size, 0); /* kept for the next one, or freed */
+        return;
+    }
+    c->f(c->ud, block, t.size, 0);
+    if (!c->out)
+        free(c);
 }
 
 void ws_lua_payload_store_init(ws_payload_store *st, lua_State *const *running)
@@ -416,6 +428,8 @@ int ws_lua_push_block(lua_State *L, const unsigned char *payload, size_t len, vo
         return 0;
     }
     int r = push_in_place(L, c, payload, len, block, block_size(c, len));
+    if (r == 1 || r == -1)
+        c->out--; /* Lua's now */
     if (r == -2)
         lua_error(L); /* (the block is still the session's) */
     return r;
@@ -428,7 +442,9 @@ static int cache_gc(lua_State *L)
     block_cache **cp = lua_touserdata(L, 1);
     if (*cp) {
         uninstall(L, *cp);
-        if (!(*cp)->installed)
+        if (!(*cp)->installed && (*cp)->out)
+            (*cp)->dead = true; /* freed when its last block is back */
+        else if (!(*cp)->installed)
             free(*cp);
         *cp = NULL;
     }
