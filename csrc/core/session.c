@@ -941,6 +941,8 @@ static size_t direct_want(const ws_session *s)
     if (s->state == WS_CLOSED || s->eof || !a->have_header || ws_opcode_is_control(a->fh.opcode))
         return 0;
     size_t have = ws_buf_size(&a->in);
+    if (a->block) /* to its end, however little: reads never go past it */
+        return a->fh.len > have ? (size_t)(a->fh.len - have) : 0;
     if (a->fh.len <= have || a->fh.len - have < WS_DIRECT_MIN)
         return 0;
     uint64_t rest = a->fh.len - have;

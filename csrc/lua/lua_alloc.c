@@ -77,6 +77,7 @@ typedef struct block_cache {
     size_t armed_size;
     bool served;            /* it was */
     size_t out;             /* blocks of the store neither back nor taken */
+    bool clobbers;          /* the string's last word is cleared before the copy (LuaJIT) */
     bool dead;              /* the state let go of it: freed once out is 0 */
     unsigned long in_place; /* strings made in place so far */
     struct {
@@ -249,9 +250,6 @@ typedef struct block_tag {
     size_t size;
 } block_tag;
 
-static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
-                         void *block, size_t size);
-
 /* The size of the block Lua allocates for a string of n bytes, or 0 when
  * too large. */
 static size_t block_size(const block_cache *c, size_t n)
@@ -261,29 +259,76 @@ static size_t block_size(const block_cache *c, size_t n)
     return c->head + (n + 1 + c->align - 1) / c->align * c->align;
 }
 
+/* lua_pushlstring in a protected call, so that what is set around it ends
+ * however it returns.  (pointer, length) -> the string. */
+static int push_protected(lua_State *L)
+{
+    const char *p = lua_touserdata(L, 1);
+    size_t len = (size_t)lua_tonumber(L, 2);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+/* Push the string of len bytes at payload, which sits in block (of size
+ * bytes) where Lua would put it, with the next allocation (if of that
+ * size) served by block.  The caller pushed push_protected.  1: made in
+ * place; 0: a copy, the block not taken (Lua allocated something else
+ * first, e.g. a call frame, or LuaJIT and 5.1 found an equal string);
+ * -1: the block went to another allocation (a finalizer run by the
+ * collector allocated first) and the string is a copy of what is there
+ * now; -2: out of memory, the error on the stack, the block not taken. */
+static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
+                         void *block, size_t size)
+{
+    lua_pushlightuserdata(L, (void *)payload);
+    lua_pushnumber(L, (lua_Number)len);
+    c->armed = block;
+    c->armed_size = size;
+    c->served = false;
+    int r = lua_pcall(L, 2, 1, 0);
+    bool taken = c->served;
+    c->armed = NULL;
+    if (r != 0)
+        return taken ? -1 : -2;
+    if (!taken)
+        return 0;
+    if (lua_tostring(L, -1) != (const char *)payload)
+        return -1;
+    c->in_place++;
+    return 1;
+}
+
 /* Learn head and align from strings of 8 lengths (unique, so no interned
  * string is found instead) made through the cache: the header must be the
  * same size in each and leave room for a block_tag, and one rounding (1,
  * 2, 4, 8 or 16: LuaJIT rounds to 4, PUC Lua not at all) must give every
- * block size.  A few tries at most. */
+ * block size.  Then a string made in place for each length must hold the
+ * same bytes; only LuaJIT spoils some: it clears the last word of the
+ * block before it copies the bytes in, which for a length that is not a
+ * multiple of the rounding is the payload's end (`clobbers`: those
+ * lengths are copied).  A few tries at most. */
 static void learn_layout(lua_State *L, block_cache *c)
 {
     char probe[320];
     size_t head = 0, size[8];
-    if (c->head || c->probes >= 3 || !lua_checkstack(L, 1))
+    bool clobbers = false;
+    if (c->head || c->probes >= 3 || !lua_checkstack(L, 4))
         return;
     c->probes++;
     for (size_t i = 0; i < 8; i++) {
         size_t len = 300 + i;
         memset(probe, 'p', len);
         snprintf(probe, 64, "lua-ws layout %p %u %zu", (void *)c, c->probes, len);
+        lua_pushcfunction(L, push_protected);
+        lua_pushlightuserdata(L, probe);
+        lua_pushnumber(L, (lua_Number)len);
         c->probe = NULL;
         c->probe_len = len;
-        lua_pushlstring(L, probe, len);
+        int r = lua_pcall(L, 2, 1, 0);
         c->probe_len = 0;
-        const char *s = lua_tostring(L, -1);
+        const char *s = r == 0 ? lua_tostring(L, -1) : NULL;
         const char *b = c->probe;
-        size_t h = b && s > b && s < b + c->probe_size ? (size_t)(s - b) : 0;
+        size_t h = s && b && s > b && s < b + c->probe_size ? (size_t)(s - b) : 0;
         lua_pop(L, 1);
         if (h < sizeof(block_tag) || (head && h != head))
             return;
@@ -300,11 +345,13 @@ static void learn_layout(lua_State *L, block_cache *c)
     }
     if (fit.align > 16)
         return;
-    /* A string made in place for each length: same bytes, in the block. */
     for (size_t len = 300, tries = 0; IN_PLACE && len < 308; len++) {
+        lua_pushcfunction(L, push_protected); /* (before the block: it may raise) */
         unsigned char *b = c->f(c->ud, NULL, LUA_TSTRING, block_size(&fit, len));
-        if (!b)
+        if (!b) {
+            lua_pop(L, 1);
             return;
+        }
         memset(probe, 'q', len);
         snprintf(probe, 64, "lua-ws in place %p %u %zu %zu", (void *)c, c->probes, len, tries);
         memcpy(b + head, probe, len);
@@ -312,10 +359,8 @@ static void learn_layout(lua_State *L, block_cache *c)
         if (r <= 0) {
             if (r != -1)
                 c->f(c->ud, b, block_size(&fit, len), 0);
-            lua_pop(L, 1); /* the string (a copy), or the error */
-            /* Not taken: Lua allocated something else first (a call frame
-             * for the protected call); once more. */
-            if (r == 0 && tries++ < 8) {
+            lua_pop(L, 1);               /* the string (a copy), or the error */
+            if (r == 0 && tries++ < 8) { /* (a call frame, most likely): again */
                 len--;
                 continue;
             }
@@ -326,9 +371,11 @@ static void learn_layout(lua_State *L, block_cache *c)
         const char *s = lua_tolstring(L, -1, &n);
         bool same = n == len && memcmp(s, probe, len) == 0 && s[len] == '\0';
         lua_pop(L, 1);
-        if (!same)
+        if (!same && len % fit.align == 0)
             return;
+        clobbers |= !same;
     }
+    c->clobbers = clobbers;
     c->align = fit.align;
     c->head = head;
 }
@@ -343,8 +390,8 @@ static void *store_get(void *ud, size_t n, unsigned char **payload)
         return NULL;
     block_cache *c = aud;
     block_tag t = {c, c->head ? block_size(c, n) : 0};
-    if (!t.size)
-        return NULL;
+    if (!t.size || (c->clobbers && n % c->align))
+        return NULL; /* (no string made in place: the copy from `in` costs the same) */
     unsigned char *b = cached_alloc(c, NULL, LUA_TSTRING, t.size);
     if (!b)
         return NULL;
@@ -377,56 +424,16 @@ void ws_lua_payload_store_init(ws_payload_store *st, lua_State *const *running)
     st->min = WS_LUA_LARGE_BLOCK;
 }
 
-/* lua_pushlstring in a protected call: the arming must end however it
- * returns.  (payload, length) -> the string. */
-static int push_armed(lua_State *L)
-{
-    const char *p = lua_touserdata(L, 1);
-    size_t len = (size_t)lua_tonumber(L, 2);
-    lua_pushlstring(L, p, len);
-    return 1;
-}
-
-/* ws_lua_push_block with the block's size given; -2 (the error on the
- * stack) when out of memory with the block not taken.  LuaJIT clears the
- * last word of a string's block before it copies the bytes in, so the
- * last bytes are kept aside and put back (the string's hash was taken
- * from the payload before; learn_layout checked the whole result). */
-static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
-                         void *block, size_t size)
-{
-    unsigned char tail[16];
-    size_t nt = len < sizeof tail ? len : sizeof tail;
-    memcpy(tail, payload + len - nt, nt);
-    lua_pushcfunction(L, push_armed);
-    lua_pushlightuserdata(L, (void *)payload);
-    lua_pushnumber(L, (lua_Number)len);
-    c->armed = block;
-    c->armed_size = size;
-    c->served = false;
-    int r = lua_pcall(L, 2, 1, 0);
-    bool taken = c->served;
-    c->armed = NULL;
-    if (r != 0) /* out of memory elsewhere: the error is on the stack */
-        return taken ? -1 : -2;
-    if (!taken)
-        return 0; /* an equal string was there already (LuaJIT, 5.1) */
-    if (lua_tostring(L, -1) != (const char *)payload) {
-        return -1;
-    } /* the collector ran code that allocated first */
-    memcpy((unsigned char *)payload + len - nt, tail, nt);
-    c->in_place++;
-    return 1;
-}
-
 int ws_lua_push_block(lua_State *L, const unsigned char *payload, size_t len, void *block)
 {
     void *aud;
     block_cache *c = lua_getallocf(L, &aud) == cached_alloc ? aud : NULL;
-    if (!IN_PLACE || !c || !c->head || payload != (unsigned char *)block + c->head) {
+    if (!IN_PLACE || !c || !c->head || payload != (unsigned char *)block + c->head ||
+        (c->clobbers && len % c->align)) {
         lua_pushlstring(L, (const char *)payload, len);
         return 0;
     }
+    lua_pushcfunction(L, push_protected); /* (may raise: nothing armed yet) */
     int r = push_in_place(L, c, payload, len, block, block_size(c, len));
     if (r == 1 || r == -1)
         c->out--; /* Lua's now */

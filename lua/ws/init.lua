@@ -184,6 +184,7 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 -- @treturn string the mode: "auto" (turned on by lua-ws), "on" (`bytes` given), "off"
 -- (`false` or 0 given), "none" (not in use: no large message yet)
 -- @treturn integer the bytes that may be held now
+-- @treturn integer how many message strings were made where their payload arrived (in place), so far
 ws.keep_large_blocks = core.keep_large_blocks
 
 -- Straight-line state of a connection: received messages in order (data
