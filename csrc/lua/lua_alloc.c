@@ -280,6 +280,17 @@ static int push_protected(lua_State *L)
 static int push_in_place(lua_State *L, block_cache *c, const unsigned char *payload, size_t len,
                          void *block, size_t size)
 {
+    /* The same call first, unarmed, for an empty string: it takes the call
+     * frame the armed call then reuses (the collector gives unused frames
+     * back, and taking one while armed would spend the arming). */
+    lua_pushvalue(L, -1);
+    lua_pushlightuserdata(L, (void *)"");
+    lua_pushnumber(L, 0);
+    if (lua_pcall(L, 2, 1, 0) != 0) {
+        lua_remove(L, -2);
+        return -2;
+    }
+    lua_pop(L, 1);
     lua_pushlightuserdata(L, (void *)payload);
     lua_pushnumber(L, (lua_Number)len);
     c->armed = block;
