@@ -52,16 +52,6 @@ static inline int ws_buf_lent(const ws_buf *b)
 void ws_buf_consume(ws_buf *b, size_t n);
 void ws_buf_clear(ws_buf *b);
 
-/* One drained buffer kept for whoever needs one next: the connections of a
- * loop share a pool, so queueing and writing a reply per message costs no
- * malloc and free while idle connections still hold no buffer.  A second
- * slot keeps one large buffer (the unsent part of a large message) while
- * large messages keep coming: growing the C heap for it and trimming it
- * again cost page faults per message (bench/PROFILE.md, 4 MiB messages).
- * It also keeps the parts sessions take while bytes are in flight and give
- * back when idle (session.c), so that costs no malloc and free per message
- * either: a list at most WS_BUF_POOL_PARTS long (what a burst of busy
- * connections leaves), freed by free_parts. */
 /* Storage for the payload of a large message, from the host, so that its
  * bytes are received where the host keeps them (the Lua binding: the block
  * its string is made in, with no copy; lua_alloc.c).  get returns a block
@@ -75,6 +65,16 @@ typedef struct ws_payload_store {
     size_t min; /* smaller payloads use the session's own buffer */
 } ws_payload_store;
 
+/* One drained buffer kept for whoever needs one next: the connections of a
+ * loop share a pool, so queueing and writing a reply per message costs no
+ * malloc and free while idle connections still hold no buffer.  A second
+ * slot keeps one large buffer (the unsent part of a large message) while
+ * large messages keep coming: growing the C heap for it and trimming it
+ * again cost page faults per message (bench/PROFILE.md, 4 MiB messages).
+ * It also keeps the parts sessions take while bytes are in flight and give
+ * back when idle (session.c), so that costs no malloc and free per message
+ * either: a list at most WS_BUF_POOL_PARTS long (what a burst of busy
+ * connections leaves), freed by free_parts. */
 typedef struct ws_buf_pool {
     unsigned char *data;
     size_t cap;
