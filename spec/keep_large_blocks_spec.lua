@@ -110,6 +110,7 @@ describe("ws.keep_large_blocks", function()
         if got == msg then ok = ok + 1 end
       end
       c:close(); srv:close()
+      collectgarbage(); collectgarbage() -- (when the strings are freed is the collector's choice)
       print("echoed " .. ok)
       print("held " .. ws.keep_large_blocks(32 * 1048576))
     ]]
