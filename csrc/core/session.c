@@ -979,6 +979,15 @@ static void use_block(ws_session *s)
     a->block_put = st->put;
 }
 
+size_t ws_session_payload_rest(const ws_session *s)
+{
+    const ws_part *a = part(s);
+    if (s->cfg->stream || !direct_want(s)) /* streamed: pieces go out as they come */
+        return 0;
+    uint64_t rest = a->fh.len - ws_buf_size(&a->in);
+    return rest > SIZE_MAX ? SIZE_MAX : (size_t)rest;
+}
+
 void ws_session_take_block(ws_session *s)
 {
     ws_part *a = part(s);

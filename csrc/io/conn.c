@@ -124,7 +124,8 @@ struct ws_conn {
     bool in_read : 1;       /* do_read runs: it flushes what its callbacks queue */
     bool own_session : 1;   /* s lives in this allocation (a server's connection) */
     bool got_eof : 1;
-    bool ending : 1; /* failed or got EOF: the last events go out, held or not */
+    bool ending : 1;   /* failed or got EOF: the last events go out, held or not */
+    bool rcvlowat : 1; /* the socket's SO_RCVLOWAT is raised (pace_reads) */
 };
 
 /* Where a session made inside the connection's allocation starts. */
@@ -1092,6 +1093,34 @@ static void do_read(ws_conn *c)
         c->in_read = false;
 }
 
+/* While a large frame's payload arrives, the socket is asked to signal
+ * readable only once a good part of the rest is there (SO_RCVLOWAT): a
+ * fast reader otherwise wakes for every few dozen KiB the sender gets
+ * through, and each wake-up and read costs both sides (bench/PROFILE.md,
+ * SO_RCVLOWAT).  Only the payload's own bytes are waited for: nothing
+ * else can be read before them.  Plain TCP only (TLS may hold decrypted
+ * bytes the socket no longer counts); not while a pong is awaited (any
+ * byte shows the peer is alive). */
+#define PACE_FROM ((size_t)256 << 10) /* a rest smaller than this is read as it comes */
+#define PACE_MAX  ((size_t)1 << 20)   /* at most this much waited for at once */
+
+static void set_rcvlowat(ws_conn *c, size_t bytes)
+{
+    ws_net_set_rcvlowat(c->t->fd, (int)bytes);
+    c->rcvlowat = bytes > 1;
+}
+
+static void pace_reads(ws_conn *c)
+{
+    size_t rest = 0;
+    if (c->phase == P_ACTIVE && !c->secure && c->timer_kind != T_PONG)
+        rest = ws_session_payload_rest(c->s);
+    if (rest >= PACE_FROM)
+        set_rcvlowat(c, rest < PACE_MAX ? rest : PACE_MAX);
+    else if (c->rcvlowat)
+        set_rcvlowat(c, 1);
+}
+
 static void read_and_dispatch(ws_conn *c)
 {
     if (c->backlog && c->phase == P_ACTIVE) {
@@ -1144,6 +1173,7 @@ static void read_and_dispatch(ws_conn *c)
     }
     if (c->phase == P_DONE)
         return;
+    pace_reads(c);
     if (turn == READ_TURNS) {
         /* Budget spent: let other connections run, and come back on this
          * turn's deferred pass (TLS may hold decrypted bytes the fd no
@@ -1345,9 +1375,12 @@ static void on_keepalive(ws_loop *loop, ws_timer *t, void *ud)
         return;
     if (ws_session_ping(c->s, NULL, 0) == WS_OK)
         schedule_flush(c);
-    if (c->timer_kind == T_NONE && !holding(c)) /* held: the pong is not read */
+    if (c->timer_kind == T_NONE && !holding(c)) { /* held: the pong is not read */
         arm(c, T_PONG,
             c->cfg->ping_timeout_ns ? c->cfg->ping_timeout_ns : c->cfg->ping_interval_ns);
+        if (c->rcvlowat)
+            set_rcvlowat(c, 1); /* every byte counts as an answer again */
+    }
 }
 
 static void on_idle(ws_loop *loop, ws_timer *t, void *ud)

@@ -49,6 +49,16 @@ static int set_reuseport(int fd, bool reuseport)
 #endif
 }
 
+void ws_net_set_rcvlowat(int fd, int bytes)
+{
+#ifdef SO_RCVLOWAT
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
+#else
+    (void)fd;
+    (void)bytes;
+#endif
+}
+
 static void set_nodelay(int fd)
 {
     int one = 1;

@@ -40,6 +40,12 @@ void ws_net_unlink_unix(const char *path, unsigned long dev, unsigned long ino);
 /* Port a socket is bound to, or -1. */
 int ws_net_local_port(int fd);
 
+/* Have the socket signal readable only once `bytes` bytes are queued
+ * (SO_RCVLOWAT; 1 is the default).  The kernel still signals end of
+ * stream, errors and a receive window about to close.  Best effort: a
+ * no-op where the option is missing. */
+void ws_net_set_rcvlowat(int fd, int bytes);
+
 /* Accept one connection: non-blocking, close-on-exec, TCP_NODELAY.  Returns
  * the fd, or -1 with errno (EAGAIN when none is waiting). */
 int ws_net_accept(int listen_fd, struct sockaddr_storage *peer, socklen_t *peer_len);

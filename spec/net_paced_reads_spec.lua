@@ -1,0 +1,140 @@
+-- Paced reads: while the payload of a large frame arrives over plain TCP,
+-- the server's socket signals readable only once a good part of the rest
+-- is there (SO_RCVLOWAT), so it wakes a few times per message instead of
+-- once per few dozen KiB.  What these specs hold it to: the bytes wait in
+-- the kernel (seen in /proc/net/tcp), the message is whole and intact, the
+-- next small frame is read at once, a peer that ends or resets mid-payload
+-- is seen at once, and a keepalive awaiting its answer reads every byte.
+-- Linux only (the kernel's queue is read from /proc/net/tcp).
+-- Lua 5.1 compatible.
+
+local net = require "spec.helpers.net_util"
+
+local KiB, MiB = 1024, 1024 * 1024
+local HEAD = 14 -- a masked client frame header with a 64-bit length
+
+-- Bytes the kernel holds unread for the established socket whose local
+-- port is `port` (the server's side), or nil when there is none.
+local function server_rx_queue(port)
+  local f = io.open("/proc/net/tcp")
+  if not f then return nil end
+  for line in f:lines() do
+    local lport, state, rxq = line:match("^%s*%d+: %x+:(%x+) %x+:%x+ (%x+) %x+:(%x+)")
+    if lport and tonumber(lport, 16) == port and state == "01" then
+      f:close()
+      return tonumber(rxq, 16)
+    end
+  end
+  f:close()
+  return nil
+end
+
+local linux = io.open("/proc/net/tcp") ~= nil
+local it_linux = linux and it or pending
+
+-- A raw client upgraded on srv; returns it.
+local function upgraded(srv)
+  local raw = assert(net.raw_connect(srv.port))
+  assert(raw:send(net.upgrade_request(srv.port, "/")))
+  assert.is_true(raw:wait(function(d) return d:find("\r\n\r\n", 1, true) ~= nil end, 5), "no 101")
+  assert.truthy(raw:data():find("^HTTP/1.1 101"))
+  raw:consume(raw:available())
+  return raw
+end
+
+describe("paced reads of large frames", function()
+  after_each(function()
+    net.cleanup()
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it_linux("leaves a large frame's bytes in the kernel until a good part of the rest is there", function()
+    local got = {}
+    local srv = net.listen { max_message = 8 * MiB,
+      on_message = function(_, data) got[#got + 1] = data end }
+    local raw = upgraded(srv)
+    local payload = net.payload(2 * MiB, "binary")
+    local frame = net.client_frame(2, payload)
+    local at = HEAD + 16 * KiB
+    assert(raw:send(frame:sub(1, at))) -- the server reads it: the rest is 2 MiB - 16 KiB
+    net.run_for(0.3)
+    assert(raw:send(frame:sub(at + 1, at + 300 * KiB)))
+    at = at + 300 * KiB
+    net.run_for(0.3)
+    local held = server_rx_queue(srv.port)
+    assert.is_true(held ~= nil and held >= 200 * KiB,
+      "the server read what came (" .. tostring(held) .. " bytes left in the kernel)")
+    assert.are.equal(0, #got)
+    assert(raw:send(frame:sub(at + 1)))
+    assert.is_true(net.wait_until(function() return #got == 1 end, 5), "the message never came")
+    assert.is_true(got[1] == payload, "the message was changed")
+    -- Paced no more: a small frame right after is read at once.
+    assert(raw:send_frame(1, "after"))
+    assert.is_true(net.wait_until(function() return #got == 2 end, 2), "the small frame after it waited")
+    assert.are.equal("after", got[2])
+    assert.are.equal(0, server_rx_queue(srv.port))
+  end)
+
+  it_linux("delivers large frames that arrive in many small pieces, one after the other", function()
+    local got = {}
+    local srv = net.listen { max_message = 8 * MiB,
+      on_message = function(_, data) got[#got + 1] = data end }
+    local raw = upgraded(srv)
+    local sizes = { 3 * MiB + 1, 300 * KiB, 1 * MiB - 3, 5 * MiB }
+    local sent = {}
+    for i, n in ipairs(sizes) do
+      sent[i] = net.payload(n, i % 2 == 0 and "text" or "binary")
+      local frame = net.client_frame(i % 2 == 0 and 1 or 2, sent[i])
+      local step = 37 * KiB + i -- pieces that never line up with the pacing
+      for p = 1, #frame, step do
+        assert(raw:send(frame:sub(p, p + step - 1)))
+        if p % (8 * step) == 1 then net.run_for(0.002) end
+      end
+    end
+    assert.is_true(net.wait_until(function() return #got == #sizes end, 10),
+      "only " .. #got .. " of " .. #sizes .. " messages came")
+    for i = 1, #sizes do assert.is_true(got[i] == sent[i], "message " .. i .. " was changed") end
+  end)
+
+  for _, how in ipairs { "closes", "resets" } do
+    it_linux("sees a peer that " .. how .. " its connection in the middle of a paced payload at once", function()
+      local got, closed = {}, nil
+      local srv = net.listen { max_message = 8 * MiB,
+        on_message = function(_, data) got[#got + 1] = data end,
+        on_close = function(_, code) closed = code end }
+      local raw = upgraded(srv)
+      local frame = net.client_frame(2, net.payload(4 * MiB, "binary"))
+      assert(raw:send(frame:sub(1, HEAD + 16 * KiB)))
+      net.run_for(0.3)
+      assert(raw:send(frame:sub(HEAD + 16 * KiB + 1, HEAD + 400 * KiB)))
+      net.run_for(0.3)
+      local t0 = net.now()
+      if how == "closes" then raw:close() else raw:reset() end
+      assert.is_true(net.wait_until(function() return closed ~= nil end, 3), "the end was not seen")
+      assert.is_true(net.now() - t0 < 1.5, "the end was seen late")
+      assert.are.equal(1006, closed)
+      assert.are.equal(0, #got)
+    end)
+  end
+
+  it_linux("reads every byte while a keepalive ping awaits its answer (any byte counts as one)", function()
+    local got, err = {}, nil
+    local srv = net.listen { max_message = 8 * MiB, ping_interval = 0.2, ping_timeout = 0.3,
+      on_message = function(_, data) got[#got + 1] = data end,
+      on_error = function(_, e) err = e end }
+    local raw = upgraded(srv)
+    -- 1.5 MiB at 96 KiB per 100 ms: waiting for 1 MiB at a time would leave
+    -- the server without a byte for a second, past the ping's timeout.
+    local payload = net.payload(3 * MiB / 2, "binary")
+    local frame = net.client_frame(2, payload)
+    local step = 96 * KiB
+    for p = 1, #frame, step do
+      assert(raw:send(frame:sub(p, p + step - 1)))
+      net.run_for(0.1)
+      assert.is_nil(err)
+    end
+    assert.is_true(net.wait_until(function() return #got == 1 end, 3), "the message never came: " .. tostring(err))
+    assert.is_true(got[1] == payload, "the message was changed")
+  end)
+end)
