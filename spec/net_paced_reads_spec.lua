@@ -4,11 +4,14 @@
 -- once per few dozen KiB.  What these specs hold it to: the bytes wait in
 -- the kernel (seen in /proc/net/tcp), the message is whole and intact, the
 -- next small frame is read at once, a peer that ends or resets mid-payload
--- is seen at once, and a keepalive awaiting its answer reads every byte.
+-- is seen at once, a keepalive awaiting its answer reads every byte, and
+-- what is not paced (compressed messages, TLS to an https:// proxy) does
+-- not stall.
 -- Linux only (the kernel's queue is read from /proc/net/tcp).
 -- Lua 5.1 compatible.
 
 local net = require "spec.helpers.net_util"
+local proc = require "spec.helpers.proc"
 
 local KiB, MiB = 1024, 1024 * 1024
 local HEAD = 14 -- a masked client frame header with a 64-bit length
@@ -40,6 +43,15 @@ local function upgraded(srv)
   assert.truthy(raw:data():find("^HTTP/1.1 101"))
   raw:consume(raw:available())
   return raw
+end
+
+-- n bytes deflate cannot shrink: a 64 KiB random block repeated (farther
+-- apart than deflate's 32 KiB window).
+local function incompressible(n)
+  local t = {}
+  for i = 1, 64 * KiB do t[i] = string.char(math.random(0, 255)) end
+  local block = table.concat(t)
+  return (block:rep(math.ceil(n / #block))):sub(1, n)
 end
 
 describe("paced reads of large frames", function()
@@ -136,5 +148,43 @@ describe("paced reads of large frames", function()
     end
     assert.is_true(net.wait_until(function() return #got == 1 end, 3), "the message never came: " .. tostring(err))
     assert.is_true(got[1] == payload, "the message was changed")
+  end)
+
+  it("leaves compressed messages unpaced: large ones arrive whole both ways", function()
+    math.randomseed(19)
+    local got = {}
+    local srv = net.listen { max_message = 8 * MiB, compress = true,
+      on_message = function(c, data, binary) c:send(data, binary and "binary" or "text") end }
+    local c = assert(net.connect(net.url(srv), { compress = true, max_message = 8 * MiB,
+      on_message = function(_, data) got[#got + 1] = data end }))
+    assert.is_true(net.wait_until(function() return c.ready_state == "OPEN" end, 5), "no open")
+    assert.truthy(c.extensions and c.extensions:find("permessage%-deflate"))
+    local sent = { incompressible(300 * KiB), incompressible(2 * MiB + 3) }
+    for i = 1, #sent do
+      assert(c:send(sent[i], "binary"))
+      assert.is_true(net.wait_until(function() return #got == i end, 5), "echo " .. i .. " never came")
+      assert.is_true(got[i] == sent[i], "echo " .. i .. " was changed")
+    end
+  end)
+
+  it_linux("leaves ws:// through an https:// proxy unpaced: a TLS record cut by a pause does not stall it", function()
+    local certs = require("spec.helpers.certs").get()
+    -- The proxy is also the origin; 8 warm-up messages of 4 MiB let the
+    -- client's receive buffer grow, so the kernel no longer wakes a reader
+    -- waiting for more than will come.
+    local p = proc.start("split TLS origin", { "python3", "spec/helpers/split_tls_origin.py",
+      certs.self_cert, certs.self_key, 8, 1.0 })
+    local port = p:wait_for("listening (%d+)")
+    local got, err = {}, nil
+    assert(net.connect("ws://127.0.0.1:9/", { proxy = "https://127.0.0.1:" .. port,
+      proxy_tls = { cafile = certs.self_cert }, max_message = 8 * MiB, timeout = 5,
+      on_message = function(_, data) got[#got + 1] = data end,
+      on_error = function(_, e) err = e end }))
+    assert.is_true(net.wait_until(function() return #got == 9 or err ~= nil end, 10),
+      "only " .. #got .. " of 9 messages came: " .. tostring(err))
+    assert.is_nil(err)
+    local want = {}
+    for i = 0, 600 * KiB - 1 do want[#want + 1] = string.char((i * 7 + 3) % 256) end
+    assert.is_true(got[9] == table.concat(want), "the last message was changed")
   end)
 end)

@@ -982,7 +982,9 @@ static void use_block(ws_session *s)
 size_t ws_session_payload_rest(const ws_session *s)
 {
     const ws_part *a = part(s);
-    if (s->cfg->stream || !direct_want(s)) /* streamed: pieces go out as they come */
+    /* Not when pieces go out as they come (streamed), nor for a compressed
+     * message, whose bytes leave `in` as they are inflated. */
+    if (s->cfg->stream || a->msg_compressed || !direct_want(s))
         return 0;
     uint64_t rest = a->fh.len - ws_buf_size(&a->in);
     return rest > SIZE_MAX ? SIZE_MAX : (size_t)rest;

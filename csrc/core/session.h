@@ -160,8 +160,9 @@ bool ws_session_drained(const ws_session *s);
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n);
 void ws_session_feed_commit(ws_session *s, size_t n);
 /* How many bytes of a large frame's payload are still to arrive: nothing
- * else can be taken from the input before them.  0 when none is arriving
- * (or the session streams payloads as they come). */
+ * else can be taken from the input before them.  0 when none is arriving,
+ * when the session streams payloads as they come, and for a compressed
+ * message. */
 size_t ws_session_payload_rest(const ws_session *s);
 /* The block of the message just delivered (ws_event.block) is the host's
  * now: the session forgets it without giving it back. */

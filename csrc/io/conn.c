@@ -1098,9 +1098,10 @@ static void do_read(ws_conn *c)
  * fast reader otherwise wakes for every few dozen KiB the sender gets
  * through, and each wake-up and read costs both sides (bench/PROFILE.md,
  * SO_RCVLOWAT).  Only the payload's own bytes are waited for: nothing
- * else can be read before them.  Plain TCP only (TLS may hold decrypted
- * bytes the socket no longer counts); not while a pong is awaited (any
- * byte shows the peer is alive). */
+ * else can be read before them.  Only where the socket's bytes are the
+ * stream's (plain TCP: not TLS, to the origin or to an https:// proxy,
+ * which may hold part of a record the socket no longer counts); not while
+ * a pong is awaited (any byte shows the peer is alive). */
 #define PACE_FROM ((size_t)256 << 10) /* a rest smaller than this is read as it comes */
 #define PACE_MAX  ((size_t)1 << 20)   /* at most this much waited for at once */
 
@@ -1113,7 +1114,7 @@ static void set_rcvlowat(ws_conn *c, size_t bytes)
 static void pace_reads(ws_conn *c)
 {
     size_t rest = 0;
-    if (c->phase == P_ACTIVE && !c->secure && c->timer_kind != T_PONG)
+    if (c->phase == P_ACTIVE && c->t->ops->short_read_drains && c->timer_kind != T_PONG)
         rest = ws_session_payload_rest(c->s);
     if (rest >= PACE_FROM)
         set_rcvlowat(c, rest < PACE_MAX ? rest : PACE_MAX);

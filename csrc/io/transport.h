@@ -40,8 +40,10 @@ typedef struct ws_transport_ops {
     /* Release buffers while idle (TLS); may be NULL. */
     void (*idle)(ws_transport *t);
     /* A read that returns fewer bytes than asked left nothing behind, so
-     * the caller may wait for readiness instead of reading again (plain
-     * TCP; TLS may hold a failure or decrypted bytes the fd never signals). */
+     * the caller may wait for readiness instead of reading again, and the
+     * bytes on the socket are the stream's, so it may pace reads with
+     * SO_RCVLOWAT (plain TCP; TLS may hold a failure or decrypted bytes the
+     * fd never signals). */
     bool short_read_drains;
 } ws_transport_ops;
 
