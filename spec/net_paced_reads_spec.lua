@@ -56,6 +56,7 @@ end
 
 describe("paced reads of large frames", function()
   after_each(function()
+    proc.stop_all()
     net.cleanup()
     collectgarbage()
     collectgarbage()
