@@ -45,6 +45,32 @@ local function upgraded(srv)
   return raw
 end
 
+-- A server that collects what it receives, and a raw client upgraded on
+-- it: srv, raw, and ev = {got = messages, closed = close code, err = error,
+-- conn = the server's connection}.  extra: more listen options.
+local function paced_pair(extra)
+  local ev = { got = {} }
+  local opts = { max_message = 8 * MiB,
+    on_open = function(c) ev.conn = c end,
+    on_message = function(_, data) ev.got[#ev.got + 1] = data end,
+    on_close = function(_, code, _, clean) ev.closed, ev.clean = code, clean end,
+    on_error = function(_, e) ev.err = e end }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local srv = net.listen(opts)
+  return srv, upgraded(srv), ev
+end
+
+-- Send the first `upto` bytes of frame in two steps (the server's first
+-- read of it, then more that a paced socket holds), letting the loop run
+-- after each; returns upto.
+local function start_frame(raw, frame, upto)
+  assert(raw:send(frame:sub(1, HEAD + 16 * KiB))) -- the server reads it and paces the rest
+  net.run_for(0.3)
+  assert(raw:send(frame:sub(HEAD + 16 * KiB + 1, upto)))
+  net.run_for(0.3)
+  return upto
+end
+
 -- n bytes deflate cannot shrink: a 64 KiB random block repeated (farther
 -- apart than deflate's 32 KiB window).
 local function incompressible(n)
@@ -63,18 +89,11 @@ describe("paced reads of large frames", function()
   end)
 
   it_linux("leaves a large frame's bytes in the kernel until a good part of the rest is there", function()
-    local got = {}
-    local srv = net.listen { max_message = 8 * MiB,
-      on_message = function(_, data) got[#got + 1] = data end }
-    local raw = upgraded(srv)
+    local srv, raw, ev = paced_pair()
+    local got = ev.got
     local payload = net.payload(2 * MiB, "binary")
     local frame = net.client_frame(2, payload)
-    local at = HEAD + 16 * KiB
-    assert(raw:send(frame:sub(1, at))) -- the server reads it: the rest is 2 MiB - 16 KiB
-    net.run_for(0.3)
-    assert(raw:send(frame:sub(at + 1, at + 300 * KiB)))
-    at = at + 300 * KiB
-    net.run_for(0.3)
+    local at = start_frame(raw, frame, HEAD + 316 * KiB)
     local held = server_rx_queue(srv.port)
     assert.is_true(held ~= nil and held >= 200 * KiB,
       "the server read what came (" .. tostring(held) .. " bytes left in the kernel)")
@@ -90,10 +109,8 @@ describe("paced reads of large frames", function()
   end)
 
   it_linux("delivers large frames that arrive in many small pieces, one after the other", function()
-    local got = {}
-    local srv = net.listen { max_message = 8 * MiB,
-      on_message = function(_, data) got[#got + 1] = data end }
-    local raw = upgraded(srv)
+    local _, raw, ev = paced_pair()
+    local got = ev.got
     local sizes = { 3 * MiB + 1, 300 * KiB, 1 * MiB - 3, 5 * MiB }
     local sent = {}
     for i, n in ipairs(sizes) do
@@ -112,31 +129,62 @@ describe("paced reads of large frames", function()
 
   for _, how in ipairs { "closes", "resets" } do
     it_linux("sees a peer that " .. how .. " its connection in the middle of a paced payload at once", function()
-      local got, closed = {}, nil
-      local srv = net.listen { max_message = 8 * MiB,
-        on_message = function(_, data) got[#got + 1] = data end,
-        on_close = function(_, code) closed = code end }
-      local raw = upgraded(srv)
-      local frame = net.client_frame(2, net.payload(4 * MiB, "binary"))
-      assert(raw:send(frame:sub(1, HEAD + 16 * KiB)))
-      net.run_for(0.3)
-      assert(raw:send(frame:sub(HEAD + 16 * KiB + 1, HEAD + 400 * KiB)))
-      net.run_for(0.3)
+      local _, raw, ev = paced_pair()
+      start_frame(raw, net.client_frame(2, net.payload(4 * MiB, "binary")), HEAD + 400 * KiB)
       local t0 = net.now()
       if how == "closes" then raw:close() else raw:reset() end
-      assert.is_true(net.wait_until(function() return closed ~= nil end, 3), "the end was not seen")
+      assert.is_true(net.wait_until(function() return ev.closed ~= nil end, 3), "the end was not seen")
       assert.is_true(net.now() - t0 < 1.5, "the end was seen late")
-      assert.are.equal(1006, closed)
-      assert.are.equal(0, #got)
+      assert.are.equal(1006, ev.closed)
+      assert.are.equal(0, #ev.got)
+    end)
+  end
+
+  it_linux("finishes a close it starts in the middle of a paced payload", function()
+    local srv, raw, ev = paced_pair()
+    local frame = net.client_frame(2, net.payload(2 * MiB, "binary"))
+    local at = start_frame(raw, frame, HEAD + 400 * KiB)
+    -- In a coroutine: close returns at once there (outside one it waits for
+    -- the answer, which this process gives below).
+    net.ws.spawn(function() ev.conn:close(1000, "enough") end)
+    net.run_for(0.2)
+    assert.is_nil(ev.closed)
+    -- The peer finishes its frame, then answers the close.
+    assert(raw:send(frame:sub(at + 1)))
+    assert(raw:send_close(1000))
+    assert.is_true(net.wait_until(function() return ev.closed ~= nil end, 3), "the close never completed")
+    assert.are.equal(1000, ev.closed)
+    assert.is_true(ev.clean)
+    local f = net.parse_frame(raw:data())
+    assert.are.equal(8, f and f.opcode)
+    assert.are.equal(1000, f.code)
+    assert.are.equal(0, #srv:clients())
+  end)
+
+  for _, where in ipairs { "outside", "inside" } do
+    it_linux("resumes a connection paused " .. where .. " a callback in the middle of a paced payload", function()
+      local _, raw, ev = paced_pair()
+      local frame = net.client_frame(2, net.payload(2 * MiB, "binary"))
+      local at = start_frame(raw, frame, HEAD + 400 * KiB)
+      if where == "outside" then
+        ev.conn:pause()
+      else
+        local paused = false
+        net.track_timer(net.ws.timer(0, function() ev.conn:pause(); paused = true end))
+        assert.is_true(net.wait_until(function() return paused end, 2))
+      end
+      assert(raw:send(frame:sub(at + 1)))
+      net.run_for(0.3)
+      assert.are.equal(0, #ev.got) -- paused: not delivered
+      ev.conn:resume()
+      assert.is_true(net.wait_until(function() return #ev.got == 1 end, 5), "the message never came")
+      assert.are.equal(#frame - HEAD, #ev.got[1])
     end)
   end
 
   it_linux("reads every byte while a keepalive ping awaits its answer (any byte counts as one)", function()
-    local got, err = {}, nil
-    local srv = net.listen { max_message = 8 * MiB, ping_interval = 0.2, ping_timeout = 0.3,
-      on_message = function(_, data) got[#got + 1] = data end,
-      on_error = function(_, e) err = e end }
-    local raw = upgraded(srv)
+    local _, raw, ev = paced_pair { ping_interval = 0.2, ping_timeout = 0.3 }
+    local got = ev.got
     -- 1.5 MiB at 96 KiB per 100 ms: waiting for 1 MiB at a time would leave
     -- the server without a byte for a second, past the ping's timeout.
     local payload = net.payload(3 * MiB / 2, "binary")
@@ -145,9 +193,9 @@ describe("paced reads of large frames", function()
     for p = 1, #frame, step do
       assert(raw:send(frame:sub(p, p + step - 1)))
       net.run_for(0.1)
-      assert.is_nil(err)
+      assert.is_nil(ev.err)
     end
-    assert.is_true(net.wait_until(function() return #got == 1 end, 3), "the message never came: " .. tostring(err))
+    assert.is_true(net.wait_until(function() return #got == 1 end, 3), "the message never came: " .. tostring(ev.err))
     assert.is_true(got[1] == payload, "the message was changed")
   end)
 

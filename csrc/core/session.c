@@ -1022,7 +1022,7 @@ int ws_session_keep_input(ws_session *s)
     if (ws_buf_own(&part(s)->in) != 0)
         return WS_E_NOMEM;
     settle(s); /* the read is over: idle unless something is in flight */
-    return WS_OK;
+    return direct_want(s) ? 1 : WS_OK;
 }
 
 uint8_t *ws_session_feed_space(ws_session *s, size_t *n)

@@ -143,6 +143,8 @@ int ws_session_feed(ws_session *s, const uint8_t *p, size_t n);
  * ones are still held, or during the handshake, are copied at once.
  * Returns 0 or WS_E_NOMEM. */
 int ws_session_feed_lent(ws_session *s, uint8_t *p, size_t n);
+/* Returns 0, 1 when a large frame's payload is still arriving (see
+ * ws_session_payload_rest), or WS_E_NOMEM. */
 int ws_session_keep_input(ws_session *s);
 
 /* True when ws_session_next would deliver nothing now: no event pending,

@@ -1130,6 +1130,7 @@ static void read_and_dispatch(ws_conn *c)
         if (c->phase == P_DONE)
             return;
     }
+    bool large = c->rcvlowat; /* a large frame's payload is (or was) arriving */
     int turn;
     for (turn = 0; turn < READ_TURNS && c->phase >= P_ACTIVE && c->phase != P_DONE && !holding(c) &&
                    !c->backlog;
@@ -1165,16 +1166,20 @@ static void read_and_dispatch(ws_conn *c)
             return;
         }
         dispatch(c);
-        if (ws_session_keep_input(c->s) != WS_OK) {
+        int kept = ws_session_keep_input(c->s);
+        if (kept < 0) {
             fail(c, "out of memory");
             return;
         }
+        if (kept > 0)
+            large = true;
         if (c->phase != P_DONE && (size_t)r < size && c->t->ops->short_read_drains)
             break; /* the socket is empty: a further read would only fail */
     }
     if (c->phase == P_DONE)
         return;
-    pace_reads(c);
+    if (large) /* (small messages: no call) */
+        pace_reads(c);
     if (turn == READ_TURNS) {
         /* Budget spent: let other connections run, and come back on this
          * turn's deferred pass (TLS may hold decrypted bytes the fd no
