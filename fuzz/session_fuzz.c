@@ -431,8 +431,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int r = ws_session_feed_lent(h.s, lent, k);
             FUZZ_CHECK(r == WS_OK, "feed_lent %d", r);
             drain_events(&h);
+            /* 1 reports a large frame's payload still arriving. */
             r = ws_session_keep_input(h.s);
-            FUZZ_CHECK(r == WS_OK, "keep_input %d", r);
+            FUZZ_CHECK(r == WS_OK || r == 1, "keep_input %d", r);
             memset(lent, 0xAA, k);
             free(lent);
         } else {
