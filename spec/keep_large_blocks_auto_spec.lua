@@ -165,6 +165,45 @@ describe("the automatic large-block cache", function()
     assert.are.same({ 0, "off", 0 }, { status(out, "off_again") })
   end)
 
+  -- Mappings of this process that carry the huge-page advice ("hg" in
+  -- their VmFlags), counted before and after 8 MiB echoes.
+  local ADVISED = [[
+      local function advised()
+        local n = 0
+        for l in io.lines("/proc/self/smaps") do
+          if l:match("^VmFlags:") and (l .. " "):match(" hg ") then n = n + 1 end
+        end
+        return n
+      end
+  ]]
+
+  it("advises huge pages over the blocks of messages of 2 MiB or more, and not when off", function()
+    if not io.open("/sys/kernel/mm/transparent_hugepage/enabled") then
+      pending("this kernel has no transparent huge pages")
+      return
+    end
+    local out = run(ADVISED .. [[
+      print("before " .. advised())
+      for i = 1, 3 do echo(8 * MIB, string.char(96 + i)) end
+      print("after " .. advised())
+      c:close(); srv:close()
+    ]])
+    local before, after = out:match("before (%d+)\nafter (%d+)\n")
+    assert.is_truthy(before, out)
+    assert.is_true(tonumber(after) > tonumber(before), out)
+
+    out = run(ADVISED .. [[
+      ws.keep_large_blocks(false)
+      print("before " .. advised())
+      for i = 1, 3 do echo(8 * MIB, string.char(96 + i)) end
+      print("after " .. advised())
+      c:close(); srv:close()
+    ]])
+    before, after = out:match("before (%d+)\nafter (%d+)\n")
+    assert.is_truthy(before, out)
+    assert.are.equal(before, after, out)
+  end)
+
   it("turned off while on: gives its blocks back at once", function()
     local out = run([[
       for i = 1, 6 do echo(MIB) end

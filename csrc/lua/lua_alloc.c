@@ -29,11 +29,16 @@
  * (passing everything through) until the next one: an idle loop wakes
  * once for it.  An explicit ws.keep_large_blocks(bytes) or (false)
  * replaces the automatic mode for good. */
+/* glibc declares madvise only outside strict POSIX. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE
+#endif
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "io/loop.h"
 #include "lua_alloc.h"
@@ -127,6 +132,28 @@ static void drop_to(block_cache *c, size_t bytes)
     }
 }
 
+/* Blocks Lua gets fresh from the allocator underneath are advised to use
+ * huge pages over every whole 2 MiB (x86-64's and arm64's usual huge page)
+ * they span: a multi-MiB message then faults in a few huge pages instead
+ * of hundreds of small ones, and copying it in and out of the kernel walks
+ * a few TLB entries.  Advice only, on memory Lua asked for: nothing else
+ * in the process changes, and a kernel without it just says no.  Such a
+ * block's pages fill in 2 MiB at a time as the payload arrives. */
+#define HUGE_PAGE ((uintptr_t)2 * 1024 * 1024)
+
+static void advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t from = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uintptr_t to = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     block_cache *c = ud;
@@ -163,6 +190,8 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         c->low = 0;
         p = c->f(c->ud, ptr, osize, nsize);
     }
+    if (p && !ptr && nsize >= HUGE_PAGE)
+        advise_huge(p, nsize);
     return p;
 }
 
