@@ -166,7 +166,8 @@ describe("the automatic large-block cache", function()
   end)
 
   -- Mappings of this process that carry the huge-page advice ("hg" in
-  -- their VmFlags), counted before and after 8 MiB echoes.
+  -- their VmFlags; set by the advice whatever the system's THP mode), counted
+  -- before and after three 8 MiB echoes.
   local ADVISED = [[
       local function advised()
         local n = 0
@@ -175,33 +176,63 @@ describe("the automatic large-block cache", function()
         end
         return n
       end
+      local function echoes()
+        print("before " .. advised())
+        for i = 1, 3 do echo(8 * MIB, string.char(96 + i)) end
+        print("after " .. advised())
+        c:close(); srv:close()
+      end
   ]]
 
-  it("advises huge pages over the blocks of messages of 2 MiB or more, and not when off", function()
-    if not io.open("/sys/kernel/mm/transparent_hugepage/enabled") then
-      pending("this kernel has no transparent huge pages")
-      return
-    end
-    local out = run(ADVISED .. [[
-      print("before " .. advised())
-      for i = 1, 3 do echo(8 * MIB, string.char(96 + i)) end
-      print("after " .. advised())
-      c:close(); srv:close()
-    ]])
+  local function counts(out)
     local before, after = out:match("before (%d+)\nafter (%d+)\n")
     assert.is_truthy(before, out)
-    assert.is_true(tonumber(after) > tonumber(before), out)
+    return tonumber(before), tonumber(after)
+  end
 
-    out = run(ADVISED .. [[
+  it("advises huge pages over blocks of 2 MiB or more only when asked (ws.advise_huge_pages)", function()
+    local thp = io.open("/sys/kernel/mm/transparent_hugepage/enabled")
+    local smaps = io.open("/proc/self/smaps")
+    local flags = smaps and smaps:read("*a"):match("\nVmFlags:")
+    if thp then thp:close() end
+    if smaps then smaps:close() end
+    if not thp or not flags then
+      pending("this kernel has no transparent huge pages, or its smaps no VmFlags")
+      return
+    end
+    local before, after = counts(run(ADVISED .. [[
+      print("default " .. tostring(ws.advise_huge_pages()))
+      echoes()
+    ]]))
+    assert.are.equal(before, after)
+
+    local out = run(ADVISED .. [[
+      print("now " .. tostring(ws.advise_huge_pages(true)))
+      echoes()
+    ]])
+    assert.matches("now true\n", out)
+    before, after = counts(out)
+    assert.is_true(after > before, out)
+
+    -- asked, but the cache turned off: nothing is advised
+    before, after = counts(run(ADVISED .. [[
+      ws.advise_huge_pages(true)
       ws.keep_large_blocks(false)
-      print("before " .. advised())
-      for i = 1, 3 do echo(8 * MIB, string.char(96 + i)) end
-      print("after " .. advised())
+      echoes()
+    ]]))
+    assert.are.equal(before, after)
+  end)
+
+  it("ws.advise_huge_pages: reports without an argument, raises naming a bad one", function()
+    local out = run([[
+      print(ws.advise_huge_pages(), ws.advise_huge_pages(true), ws.advise_huge_pages(),
+        ws.advise_huge_pages(false))
+      local ok, err = pcall(ws.advise_huge_pages, "yes")
+      print(ok, err)
       c:close(); srv:close()
     ]])
-    before, after = out:match("before (%d+)\nafter (%d+)\n")
-    assert.is_truthy(before, out)
-    assert.are.equal(before, after, out)
+    assert.matches("^false\ttrue\ttrue\tfalse\n", out)
+    assert.matches("false\t.*bad argument #1 to '.-' %(boolean expected", out)
   end)
 
   it("turned off while on: gives its blocks back at once", function()

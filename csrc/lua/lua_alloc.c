@@ -132,14 +132,18 @@ static void drop_to(block_cache *c, size_t bytes)
     }
 }
 
-/* Blocks Lua gets fresh from the allocator underneath are advised to use
- * huge pages over every whole 2 MiB (x86-64's and arm64's usual huge page)
- * they span: a multi-MiB message then faults in a few huge pages instead
- * of hundreds of small ones, and copying it in and out of the kernel walks
- * a few TLB entries.  Advice only, on memory Lua asked for: nothing else
- * in the process changes, and a kernel without it just says no.  Such a
- * block's pages fill in 2 MiB at a time as the payload arrives. */
+/* With ws.advise_huge_pages(true), blocks Lua gets fresh from the
+ * allocator underneath are advised to use huge pages over every whole
+ * 2 MiB (x86-64's and arm64's usual huge page) inside them: a multi-MiB
+ * message then faults in a few huge pages instead of hundreds of small
+ * ones, and copying it in and out of the kernel walks a few TLB entries.
+ * Off by default: with the kernel's usual `defrag` setting a fault in an
+ * advised range may stall for compaction, and glibc reuses a freed heap
+ * range (advice and all) for anything.  One switch for the process (its
+ * Lua states share the kernel's memory), set before serving. */
 #define HUGE_PAGE ((uintptr_t)2 * 1024 * 1024)
+
+static bool huge_pages;
 
 static void advise_huge(void *p, size_t n)
 {
@@ -190,7 +194,7 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         c->low = 0;
         p = c->f(c->ud, ptr, osize, nsize);
     }
-    if (p && !ptr && nsize >= HUGE_PAGE)
+    if (huge_pages && p && !ptr && nsize >= HUGE_PAGE && c->mode != MODE_OFF)
         advise_huge(p, nsize);
     return p;
 }
@@ -636,8 +640,26 @@ static int l_keep_large_blocks(lua_State *L)
     return 4;
 }
 
+/***
+ * The same as `ws.advise_huge_pages`.
+ * @function advise_huge_pages
+ * @tparam[opt] bool on advise huge pages for large blocks; none: only report
+ * @treturn bool whether they are advised now
+ */
+static int l_advise_huge_pages(lua_State *L)
+{
+    if (!lua_isnone(L, 1)) {
+        luaL_checktype(L, 1, LUA_TBOOLEAN);
+        huge_pages = lua_toboolean(L, 1) != 0;
+    }
+    lua_pushboolean(L, huge_pages);
+    return 1;
+}
+
 void ws_lua_open_alloc(lua_State *L)
 {
+    lua_pushcfunction(L, l_advise_huge_pages);
+    lua_setfield(L, -2, "advise_huge_pages");
     lua_pushcfunction(L, l_keep_large_blocks);
     lua_setfield(L, -2, "keep_large_blocks");
 }

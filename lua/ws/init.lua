@@ -187,6 +187,18 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 -- @treturn integer how many message strings were made where their payload arrived (in place), so far
 ws.keep_large_blocks = core.keep_large_blocks
 
+--- Advise transparent huge pages for the largest blocks of the large-block
+-- cache (Linux): while the cache is on, a block of 2 MiB or more that Lua
+-- takes fresh from its allocator is advised (`madvise(MADV_HUGEPAGE)`) over
+-- the whole 2 MiB pages within it, so a multi-MiB message faults in a few
+-- huge pages instead of hundreds of small ones.  Off by default; one switch
+-- for the whole process, best set before serving.  With no argument
+-- nothing changes.
+-- @function advise_huge_pages
+-- @tparam[opt] bool on `true` to advise, `false` to stop
+-- @treturn bool whether blocks are advised now
+ws.advise_huge_pages = core.advise_huge_pages
+
 -- Straight-line state of a connection: received messages in order (data
 -- and kind in consecutive slots), the close, and the tasks waiting on it.
 -- The callbacks are shared by every such connection and find the state in
