@@ -72,6 +72,7 @@ build = {
         "csrc/lua/lua_conn.c",
         "csrc/lua/lua_core.c",
         "csrc/lua/lua_error.c",
+        "csrc/lua/lua_gc_pace.c",
         "csrc/lua/lua_handshake.c",
         "csrc/lua/lua_input.c",
         "csrc/lua/lua_lent.c",

@@ -8,6 +8,7 @@
 
 #include "io/conn.h"
 #include "lua_alloc.h"
+#include "lua_gc_pace.h"
 #include "lua_lent.h"
 #include "lua_conn.h"
 #include "lua_error.h"
@@ -328,6 +329,8 @@ static int message_body(lua_State *L)
     }
     lua_pushboolean(L, ev->binary);
     lua_call(L, 3, 0);
+    if (ev->len >= WS_LUA_LARGE_BLOCK)
+        ws_lua_gc_pace(L, ev->len);
     return 0;
 }
 
