@@ -7,10 +7,12 @@
 
 #include "lua_compat.h"
 
-/* After the callback of a message of len bytes (WS_LUA_LARGE_BLOCK or
- * more), in a protected call: the collector steps its bytes pay for, when
- * the heap is past its pause.  Nothing on Lua 5.2 and later.  May run
- * finalizers, and raise what they raise. */
+/* After large strings of len bytes in all were made (messages of
+ * WS_LUA_LARGE_BLOCK bytes or more, a session's output): the collector
+ * steps their bytes pay for, when the heap is past its pause.  Nothing on
+ * Lua 5.2 and later.  May run finalizers, and raise what they raise: call
+ * it where a raise loses nothing (after a message's callback, in its
+ * protected call; before a session's next event is taken). */
 void ws_lua_gc_pace(lua_State *L, size_t len);
 
 #endif

@@ -3,7 +3,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lua_alloc.h"
 #include "lua_compat.h"
+#include "lua_gc_pace.h"
 #include "lua_request.h"
 #include "lua_error.h"
 #include "lua_core.h"
@@ -16,6 +18,7 @@
 typedef struct lsession {
     ws_session *s;
     uint8_t mask_key[4]; /* fixed masking key (tests) */
+    size_t unpaced;      /* bytes of large strings made, their collector steps not yet taken */
 } lsession;
 
 static lsession *check_session(lua_State *L)
@@ -153,6 +156,8 @@ static int push_event(lua_State *L, lsession *ls, const ws_event *ev)
         else
             lua_pushliteral(L, "fragment");
         lua_pushlstring(L, (const char *)ev->data, ev->len);
+        if (ev->len >= WS_LUA_LARGE_BLOCK)
+            ls->unpaced += ev->len;
         if (ev->binary)
             lua_pushliteral(L, "binary");
         else
@@ -200,6 +205,11 @@ static int l_next_event(lua_State *L)
 {
     lsession *ls = check_session(L);
     ws_event ev;
+    if (ls->unpaced) { /* before an event is taken: a finalizer's raise loses none */
+        size_t n = ls->unpaced;
+        ls->unpaced = 0;
+        ws_lua_gc_pace(L, n);
+    }
     if (!ws_session_next(ls->s, &ev)) {
         lua_pushnil(L);
         return 1;
@@ -237,6 +247,8 @@ static int l_output(lua_State *L)
     const uint8_t *p = ws_session_output(ls->s, &n);
     lua_pushlstring(L, (const char *)p, n);
     ws_session_output_consume(ls->s, n);
+    if (n >= WS_LUA_LARGE_BLOCK)
+        ls->unpaced += n;
     return 1;
 }
 
