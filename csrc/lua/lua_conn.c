@@ -1066,8 +1066,8 @@ static inline bool send_kind(lua_State *L)
  * @return `true`, or `nil, err` (`"connection is not open"`, `"send buffer full"`)
  * @raise when a text message is not UTF-8, or `kind` is wrong
  * @usage -- a server's message of 16 KiB or more, sent while nothing is queued, is written
- * -- from `data` itself; what the socket does not take (when over half) stays queued by
- * -- reference to `data`, which is kept alive until written
+ * -- from `data` itself; what the socket does not take (when over half of it, or 256 KiB or
+ * -- more) stays queued by reference to `data`, which is kept alive until written
  * c:send(big, "binary")
  */
 /* A large message: what the socket does not take now may be written later
