@@ -134,22 +134,36 @@ static void drop_to(block_cache *c, size_t bytes)
 
 /* With ws.advise_huge_pages(true), blocks Lua gets fresh from the
  * allocator underneath are advised to use huge pages over every whole
- * 2 MiB (x86-64's and arm64's usual huge page) inside them: a multi-MiB
- * message then faults in a few huge pages instead of hundreds of small
- * ones, and copying it in and out of the kernel walks a few TLB entries.
- * Off by default: with the kernel's usual `defrag` setting a fault in an
- * advised range may stall for compaction, and glibc reuses a freed heap
- * range (advice and all) for anything.  One switch for the process (its
- * Lua states share the kernel's memory), set before serving. */
-#define HUGE_PAGE ((uintptr_t)2 * 1024 * 1024)
+ * huge page inside them: a multi-MiB message then faults in a few huge
+ * pages instead of hundreds of small ones, and copying it in and out of
+ * the kernel walks a few TLB entries.  Off by default: with the kernel's
+ * usual `defrag` setting a fault in an advised range may stall for
+ * compaction, and glibc reuses a freed heap range (advice and all) for
+ * anything.  One switch for the process (its Lua states share the
+ * kernel's memory), set before serving. */
+static uintptr_t huge_page; /* its size; 0: the advice is off */
 
-static bool huge_pages;
+/* The kernel's huge page for anonymous memory: 2 MiB on x86-64 and on
+ * arm64 with 4 KiB pages, 32 or 512 MiB with 16 or 64 KiB pages (where
+ * advising 2 MiB would only split mappings).  2 MiB when it does not say. */
+static uintptr_t kernel_huge_page(void)
+{
+    uintptr_t size = (uintptr_t)2 << 20;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
+    if (f) {
+        unsigned long v;
+        if (fscanf(f, "%lu", &v) == 1 && v >= 65536 && (v & (v - 1)) == 0)
+            size = (uintptr_t)v;
+        fclose(f);
+    }
+    return size;
+}
 
 static void advise_huge(void *p, size_t n)
 {
 #ifdef MADV_HUGEPAGE
-    uintptr_t from = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uintptr_t to = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    uintptr_t from = ((uintptr_t)p + huge_page - 1) & ~(huge_page - 1);
+    uintptr_t to = ((uintptr_t)p + n) & ~(huge_page - 1);
     if (to > from)
         (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 #else
@@ -194,7 +208,7 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         c->low = 0;
         p = c->f(c->ud, ptr, osize, nsize);
     }
-    if (huge_pages && p && !ptr && nsize >= HUGE_PAGE && c->mode != MODE_OFF)
+    if (huge_page && p && !ptr && nsize >= huge_page && c->mode != MODE_OFF)
         advise_huge(p, nsize);
     return p;
 }
@@ -650,9 +664,9 @@ static int l_advise_huge_pages(lua_State *L)
 {
     if (!lua_isnone(L, 1)) {
         luaL_checktype(L, 1, LUA_TBOOLEAN);
-        huge_pages = lua_toboolean(L, 1) != 0;
+        huge_page = lua_toboolean(L, 1) ? (huge_page ? huge_page : kernel_huge_page()) : 0;
     }
-    lua_pushboolean(L, huge_pages);
+    lua_pushboolean(L, huge_page != 0);
     return 1;
 }
 

@@ -188,9 +188,10 @@ function ws.step(timeout) return ws.loop():step(timeout) end
 ws.keep_large_blocks = core.keep_large_blocks
 
 --- Advise transparent huge pages for the largest blocks of the large-block
--- cache (Linux): while the cache is on, a block of 2 MiB or more that Lua
--- takes fresh from its allocator is advised (`madvise(MADV_HUGEPAGE)`) over
--- the whole 2 MiB pages within it, so a multi-MiB message faults in a few
+-- cache (Linux): while the cache is on, a block of a huge page or more (the
+-- kernel's `hpage_pmd_size`, 2 MiB on x86-64) that Lua takes fresh from its
+-- allocator is advised (`madvise(MADV_HUGEPAGE)`) over the whole huge pages
+-- within it, so a multi-MiB message faults in a few
 -- huge pages instead of hundreds of small ones.  Off by default; one switch
 -- for the whole process, best set before serving.  With no argument
 -- nothing changes.
