@@ -1,12 +1,12 @@
-/* Byte-paced collector steps for large message strings.
+/* Byte-paced collector steps for large message strings (LuaJIT).
  *
- * The collectors of LuaJIT and Lua 5.1 take one step (about 2 KiB of
+ * LuaJIT's collector (like Lua 5.1's) takes one step (about 2 KiB of
  * work at the default step multiplier) each time an allocation finds the
  * heap past its threshold, however large that allocation is.  A 1 MiB
  * message string moves a cycle along no more than a 30-byte string does,
  * so with large messages the cycle falls behind and the heap grows far
  * past what the pause setting allows: an echo server holding 190 MB of
- * tables reached 1.3-1.8 GB on 1 MiB messages, and every block past the
+ * tables reached 1.2-1.8 GB on 1 MiB messages, and every block past the
  * large-block cache was fresh pages.  Lua 5.2 and later count debt in
  * bytes and pay it all at the next step; nothing to do there.
  *
@@ -14,20 +14,27 @@
  * threshold (the heap after the last cycle these steps finished, times
  * the pause setting), lua-ws runs the steps its bytes pay for under byte
  * pacing: lua_gc(LUA_GCSTEP, KiB), whose work the step multiplier
- * scales.  Below the threshold nothing is done: on these collectors any
+ * scales.  Below the threshold nothing is done: on this collector any
  * step starts a cycle, which a resting collector must not be pushed
  * into.  (The collector's own threshold cannot be read; the one kept
- * here is refreshed each time these steps finish a cycle.) */
+ * here is refreshed each time these steps finish a cycle.)  Nor while
+ * the application stopped the collector: a step would restart it.  PUC
+ * Lua 5.1 has the same pacing but no way to ask whether the collector
+ * was stopped (LUA_GCISRUNNING is LuaJIT's and 5.2's), so nothing is
+ * added there. */
 #include <limits.h>
+#include <stdint.h>
 
 #include "lua_gc_pace.h"
 
-#if LUA_VERSION_NUM == 501
+#if LUA_VERSION_NUM == 501 && defined(LUA_GCISRUNNING) /* LuaJIT */
 
 static const char pace_key = 'g'; /* registry: a userdata, the heap (KiB) after the last cycle */
 
 void ws_lua_gc_pace(lua_State *L, size_t len)
 {
+    if (!lua_gc(L, LUA_GCISRUNNING, 0))
+        return; /* stopped by the application: a step would restart it */
     lua_pushlightuserdata(L, (void *)&pace_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
     size_t *live = lua_touserdata(L, -1);
@@ -43,7 +50,8 @@ void ws_lua_gc_pace(lua_State *L, size_t len)
     int pause = lua_gc(L, LUA_GCSETPAUSE, 200);
     lua_gc(L, LUA_GCSETPAUSE, pause);
     size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
-    if (pause > 0 && heap < *live / 100 * (size_t)pause)
+    size_t per = *live / 100;
+    if (pause > 0 && (per > SIZE_MAX / (size_t)pause || heap < per * (size_t)pause))
         return; /* resting */
     size_t kb = len >> 10;
     if (lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb))
