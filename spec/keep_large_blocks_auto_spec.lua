@@ -190,7 +190,7 @@ describe("the automatic large-block cache", function()
     return tonumber(before), tonumber(after)
   end
 
-  it("advises huge pages over blocks of a huge page (2 MiB here) or more only when asked (ws.advise_huge_pages)", function()
+  it("advises huge pages over blocks of a huge page or more only when asked (ws.advise_huge_pages)", function()
     local thp = io.open("/sys/kernel/mm/transparent_hugepage/enabled")
     local smaps = io.open("/proc/self/smaps")
     local flags = smaps and smaps:read("*a"):match("\nVmFlags:")
