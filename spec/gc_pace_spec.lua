@@ -124,6 +124,37 @@ describe("large message strings and the collector", function()
     assert.are_not.equal("true", running)
   end)
 
+  it("raise, not crash, when a finalizer the steps run frees the session (next_event)", function()
+    if not rawget(_G, "jit") then
+      pending("LuaJIT only: no steps are added elsewhere")
+      return
+    end
+    local child = net.spawn_lua [[
+      local core = require "ws.core"
+      local MIB = 1048576
+      local srv = core.session { role = "server", handshake = false }
+      local cli = core.session { role = "client", handshake = false }
+      assert(cli:send(string.rep("x", MIB), "binary"))
+      srv:feed(cli:output())
+      local kind, d = srv:next_event()
+      assert(kind == "message" and #d == MIB)
+      d = nil -- luacheck: ignore
+      -- garbage whose finalizer frees the session; a pause of 0 makes the
+      -- steps the next next_event takes for that message finish the cycle
+      local p = newproxy(true)
+      getmetatable(p).__gc = function() getmetatable(srv).__gc(srv) end
+      p = nil -- luacheck: ignore
+      collectgarbage("setpause", 0)
+      print("first", pcall(srv.next_event, srv))
+      print("again", pcall(srv.next_event, srv))
+    ]]
+    assert.is_true(child:wait_exit(60), "child did not exit")
+    assert.are.equal("", child:errors())
+    local out = child:output()
+    assert.matches("first\tfalse\t[^\n]*session is freed", out)
+    assert.matches("again\tfalse\t[^\n]*session is freed", out)
+  end)
+
   -- The same over a pair of sessions (ws.core.session) in one state: the
   -- steps for a message or output string are taken at the session's next
   -- next_event, before an event is taken.

@@ -1432,8 +1432,8 @@ static int check_room(ws_conn *c, size_t n)
  * output is empty: the copy into the output buffer would cost more than
  * the write the next flush saves. */
 #define DIRECT_SEND_MIN WS_CONN_LEND_MIN
-/* A rest of a directly written message this large is lent, however much
- * the socket took. */
+/* A rest of a directly written message this large is lent when it is at
+ * least an eighth of the message, however much the socket took. */
 #define LEND_REST_MIN ((size_t)256 << 10)
 
 /* Room for one more shared frame in c's queue, or NULL. */
@@ -1502,12 +1502,14 @@ static int send_direct(ws_conn *c, const uint8_t *hdr, size_t hl, const uint8_t 
     size_t done = sent > hl ? sent - hl : 0;
     /* Lent when at least half is left (holding the whole message then
      * costs at most twice what a copy of the rest would) or when the rest
-     * alone is large: its copy would take a buffer as large, often fresh
-     * pages, and a pass over it, while the string is held only until the
-     * socket drains.  A small rest is copied and the message let go. */
+     * is large and at least an eighth of it: its copy would take a buffer
+     * as large, often fresh pages, and a pass over it, while the string
+     * is held (at most eight times the rest) only until the socket
+     * drains.  A small rest is copied and the message let go. */
+    size_t rest = n - done;
     if (r == WS_OK && done < n &&
-        !(lend && (n - done >= n / 2 || n - done >= LEND_REST_MIN) &&
-          queue_lent(c, p + done, n - done, lend)))
+        !(lend && (rest >= n / 2 || (rest >= LEND_REST_MIN && rest >= n / 8)) &&
+          queue_lent(c, p + done, rest, lend)))
         r = ws_session_send_raw(c->s, p + done, n - done);
     return r;
 }

@@ -159,16 +159,17 @@ static uintptr_t kernel_huge_page(void)
     return size;
 }
 
-static void advise_huge(void *p, size_t n)
+static void advise_huge(void *p, size_t n, uintptr_t page)
 {
 #ifdef MADV_HUGEPAGE
-    uintptr_t from = ((uintptr_t)p + huge_page - 1) & ~(huge_page - 1);
-    uintptr_t to = ((uintptr_t)p + n) & ~(huge_page - 1);
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + n) & ~(page - 1);
     if (to > from)
         (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)n;
+    (void)page;
 #endif
 }
 
@@ -208,8 +209,9 @@ static void *cached_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         c->low = 0;
         p = c->f(c->ud, ptr, osize, nsize);
     }
-    if (huge_page && p && !ptr && nsize >= huge_page && c->mode != MODE_OFF)
-        advise_huge(p, nsize);
+    uintptr_t page = huge_page; /* (read once) */
+    if (page && p && !ptr && nsize >= page && c->mode != MODE_OFF)
+        advise_huge(p, nsize, page);
     return p;
 }
 

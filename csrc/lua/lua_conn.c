@@ -1067,7 +1067,7 @@ static inline bool send_kind(lua_State *L)
  * @raise when a text message is not UTF-8, or `kind` is wrong
  * @usage -- a server's message of 16 KiB or more, sent while nothing is queued, is written
  * -- from `data` itself; what the socket does not take (when over half of it, or 256 KiB or
- * -- more) stays queued by reference to `data`, which is kept alive until written
+ * -- more and over an eighth) stays queued by reference to `data`, kept alive until written
  * c:send(big, "binary")
  */
 /* A large message: what the socket does not take now may be written later

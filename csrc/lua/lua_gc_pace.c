@@ -14,14 +14,17 @@
  * threshold (the heap after the last cycle these steps finished, times
  * the pause setting), lua-ws runs the steps its bytes pay for under byte
  * pacing: lua_gc(LUA_GCSTEP, KiB), whose work the step multiplier
- * scales.  Below the threshold nothing is done: on this collector any
- * step starts a cycle, which a resting collector must not be pushed
- * into.  (The collector's own threshold cannot be read; the one kept
- * here is refreshed each time these steps finish a cycle.)  Nor while
+ * scales.  (The call also pays the collector's own debt, which may
+ * already count the string: up to twice its bytes.)  Below the
+ * threshold nothing is done: on this collector any step starts a cycle,
+ * which a resting collector must not be pushed into.  (The collector's
+ * own threshold cannot be read; the heap kept here is set at the first
+ * large message, refreshed each time these steps finish a cycle and
+ * lowered whenever the heap is smaller.)  Nor while
  * the application stopped the collector: a step would restart it.  PUC
  * Lua 5.1 has the same pacing but no way to ask whether the collector
- * was stopped (LUA_GCISRUNNING is LuaJIT's and 5.2's), so nothing is
- * added there. */
+ * was stopped (LUA_GCISRUNNING is LuaJIT 2.1's and 5.2's), so nothing is
+ * added there, nor on LuaJIT 2.0. */
 #include <limits.h>
 #include <stdint.h>
 
@@ -39,19 +42,22 @@ void ws_lua_gc_pace(lua_State *L, size_t len)
     lua_rawget(L, LUA_REGISTRYINDEX);
     size_t *live = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!live) {
+    size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
+    if (!live) { /* the heap now stands for what the last cycle kept */
         live = lua_newuserdata(L, sizeof *live);
-        *live = 0; /* unknown: step, and learn it when a cycle ends */
+        *live = heap;
         lua_pushlightuserdata(L, (void *)&pace_key);
         lua_insert(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
-    /* The pause is read by setting it back as it was: 5.1 has no getter. */
+    if (heap < *live)
+        *live = heap; /* cycles of the collector's own freed more */
+    /* The pause is read by setting it back as it was: 5.1 has no getter.
+     * (LuaJIT's is unsigned: one read back below 0 is huge.) */
     int pause = lua_gc(L, LUA_GCSETPAUSE, 200);
     lua_gc(L, LUA_GCSETPAUSE, pause);
-    size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
     size_t per = *live / 100;
-    if (pause > 0 && (per > SIZE_MAX / (size_t)pause || heap < per * (size_t)pause))
+    if (pause < 0 || (pause > 0 && (per > SIZE_MAX / (size_t)pause || heap < per * (size_t)pause)))
         return; /* resting */
     size_t kb = len >> 10;
     if (lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb))

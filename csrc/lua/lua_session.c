@@ -209,6 +209,8 @@ static int l_next_event(lua_State *L)
         size_t n = ls->unpaced;
         ls->unpaced = 0;
         ws_lua_gc_pace(L, n);
+        if (!ls->s) /* a finalizer the steps ran freed it */
+            return luaL_argerror(L, 1, "session is freed");
     }
     if (!ws_session_next(ls->s, &ev)) {
         lua_pushnil(L);
