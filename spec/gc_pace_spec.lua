@@ -20,21 +20,27 @@ local function bounded_here()
   return not PUC51
 end
 
-local SCENARIO = [[
-local ws = require "ws"
-local MIB = 1048576
-local pause = tonumber(arg[1])
-local close_in_callback = arg[2] == "close"
+-- About 10 MB of small tables kept, then live (the heap after setup, KiB)
+-- and sample(), which keeps its peak in peak.
+local HEAP = [[
 KEEP = {}
 for i = 1, 100000 do KEEP[i] = { i, i + 1 } end
 collectgarbage(); collectgarbage()
-if pause then collectgarbage("setpause", pause) end
 local live = collectgarbage("count")
 local peak = live
 local function sample()
   local k = collectgarbage("count")
   if k > peak then peak = k end
 end
+]]
+
+local SCENARIO = [[
+local ws = require "ws"
+local MIB = 1048576
+local pause = tonumber(arg[1])
+local close_in_callback = arg[2] == "close"
+]] .. HEAP .. [[
+if pause then collectgarbage("setpause", pause) end
 local srv = ws.listen { host = "127.0.0.1", port = 0,
   on_message = function(c, d, bin)
     sample()
@@ -161,15 +167,7 @@ describe("large message strings and the collector", function()
   local SESSIONS = [[
     local core = require "ws.core"
     local MIB = 1048576
-    KEEP = {}
-    for i = 1, 100000 do KEEP[i] = { i, i + 1 } end
-    collectgarbage(); collectgarbage()
-    local live = collectgarbage("count")
-    local peak = live
-    local function sample()
-      local k = collectgarbage("count")
-      if k > peak then peak = k end
-    end
+  ]] .. HEAP .. [[
     local srv = core.session { role = "server", handshake = false }
     local cli = core.session { role = "client", handshake = false }
     local function events(s)
