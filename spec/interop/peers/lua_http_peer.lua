@@ -43,6 +43,30 @@ local function send_fragments(ws, data, kind, parts)
   end
 end
 
+-- lua-http 0.4 reads the payload of a frame with a 16-bit length (126 to
+-- 65535 bytes) without waiting for it, and fails with ETIMEDOUT when the
+-- frame came in more than one TCP segment (lua-http issue #140; on loopback
+-- a 65535-byte frame is two segments).  Before each receive, wait until the
+-- next frame is all in the socket's buffer when it has such a length; any
+-- failure here is left for `receive` to report.
+local function await_whole_frame(ws, timeout)
+  local sock = ws.socket
+  local function peek(n)
+    local ok, filled = pcall(sock.fill, sock, n, timeout)
+    if not ok or not filled then return nil end
+    local read, head = pcall(sock.xread, sock, n, "b", 0)
+    if not read or type(head) ~= "string" or #head < n then return nil end
+    sock:unget(head)
+    return head
+  end
+  local head = peek(2)
+  if not head or head:byte(2) % 128 ~= 126 then return end
+  head = peek(4)
+  if not head then return end
+  local mask = head:byte(2) >= 128 and 4 or 0
+  pcall(sock.fill, sock, 4 + mask + head:byte(3) * 256 + head:byte(4), timeout)
+end
+
 ---------------------------------------------------------------------------
 local function onstream(_, stream)
   local headers = assert(stream:get_headers())
@@ -59,6 +83,7 @@ local function onstream(_, stream)
   assert(ws:accept({ protocols = { "chat.v1" } }))
   ws.close_timeout = 5
   while true do
+    await_whole_frame(ws)
     local data, kind, code = ws:receive()
     if data == nil then
       out(("CLOSE %s %s %s"):format(path, tostring(ws.got_close_code or code), tostring(ws.got_close_message or "")))
@@ -114,6 +139,7 @@ end
 local function check(cond, msg) if not cond then error(msg, 2) end end
 
 local function recv(ws, want_kind)
+  await_whole_frame(ws, 30)
   local data, kind, code = ws:receive(30)
   check(data ~= nil, "no message: " .. tostring(kind) .. " " .. tostring(code))
   if want_kind then check(kind == want_kind, "kind " .. tostring(kind)) end
