@@ -20,11 +20,11 @@
  * which a resting collector must not be pushed into.  (The collector's
  * own threshold cannot be read; the heap kept here is set at the first
  * large message, refreshed each time these steps finish a cycle and
- * lowered whenever the heap is smaller.)  Nor while
- * the application stopped the collector: a step would restart it.  PUC
- * Lua 5.1 has the same pacing but no way to ask whether the collector
- * was stopped (LUA_GCISRUNNING is LuaJIT 2.1's and 5.2's), so nothing is
- * added there, nor on LuaJIT 2.0. */
+ * lowered whenever the heap is smaller.)  Nor while the application
+ * stopped the collector: a step would restart it.  PUC Lua 5.1 has the
+ * same pacing but no way to ask whether the collector was stopped
+ * (LUA_GCISRUNNING is LuaJIT 2.1's and 5.2's), so nothing is added
+ * there, nor on LuaJIT 2.0. */
 #include <limits.h>
 #include <stdint.h>
 

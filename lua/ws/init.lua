@@ -191,10 +191,9 @@ ws.keep_large_blocks = core.keep_large_blocks
 -- cache (Linux): while the cache is on, a block of a huge page or more (the
 -- kernel's `hpage_pmd_size`, 2 MiB on x86-64) that Lua takes fresh from its
 -- allocator is advised (`madvise(MADV_HUGEPAGE)`) over the whole huge pages
--- within it, so a multi-MiB message faults in a few
--- huge pages instead of hundreds of small ones.  Off by default; one switch
--- for the whole process, best set before serving.  With no argument
--- nothing changes.
+-- within it, so a multi-MiB message faults in a few huge pages instead of
+-- hundreds of small ones.  Off by default; one switch for the whole
+-- process, best set before serving.  With no argument nothing changes.
 -- @function advise_huge_pages
 -- @tparam[opt] bool on `true` to advise, `false` to stop
 -- @treturn bool whether blocks are advised now
