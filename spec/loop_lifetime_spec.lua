@@ -11,7 +11,10 @@ local exit = require "spec.helpers.exit_util"
 local ws = net.ws
 local core = ws.core
 
+-- LuaJIT's compiled traces hold the closures they were recorded with (and
+-- what those capture, a loop among them) as constants: flush them first.
 local function full_gc()
+  if rawget(_G, "jit") then jit.flush() end
   collectgarbage()
   collectgarbage()
 end
